@@ -1,0 +1,1 @@
+"""pyqemu's device tree: one package per device, grouped as QEMU's ``hw/`` is."""

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Run one quality gate over a package's files.
+
+Usage: gate.py --name PKG --cache DIR --ruff RUFF [--stamp FILE] GATE -- FILES...
+
+GATE is ``clippy`` (ruff check), ``pyfmt`` (ruff format --check), ``pyfmt-fix``
+(ruff format) or ``mypy`` (mypy --strict, settings from pyproject.toml). The tools'
+caches live under DIR in the build tree. On success the stamp file, if given, is
+touched (the strict_gates build depends on it); on failure the package is named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+
+def command(gate: str, ruff: str, cache: Path, files: list[str]) -> list[str]:
+    if gate == "clippy":
+        return [ruff, "check", "--quiet", "--cache-dir", str(cache / "ruff"), *files]
+    if gate == "pyfmt":
+        return [ruff, "format", "--check", "--quiet", "--cache-dir",
+                str(cache / "ruff"), *files]
+    if gate == "pyfmt-fix":
+        return [ruff, "format", "--cache-dir", str(cache / "ruff"), *files]
+    if gate == "mypy":
+        return [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
+                "--cache-dir", str(cache / "mypy"), *files]
+    raise SystemExit(f"gate.py: unknown gate {gate!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--cache", required=True, type=Path)
+    parser.add_argument("--ruff", required=True)
+    parser.add_argument("--stamp", type=Path)
+    parser.add_argument("gate", choices=["clippy", "pyfmt", "pyfmt-fix", "mypy"])
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args()
+    files = [f for f in args.files if f != "--"]
+    if not files:
+        print(f"{args.name}-{args.gate}: no files", file=sys.stderr)
+        return 1
+    args.cache.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(command(args.gate, args.ruff, args.cache, files),
+                            check=False)
+    if result.returncode != 0:
+        print(f"{args.name}-{args.gate}: FAILED for package '{args.name}'",
+              file=sys.stderr)
+        return 1
+    if args.stamp is not None:
+        args.stamp.write_text("ok\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
