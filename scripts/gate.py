@@ -17,17 +17,38 @@ import sys
 from pathlib import Path
 
 
+CONFIG = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
 def command(gate: str, ruff: str, cache: Path, files: list[str]) -> list[str]:
+    """Return the tool command line of *gate*; settings come from pyproject.toml."""
+    rcache = ["--config", str(CONFIG), "--cache-dir", str(cache / "ruff")]
     if gate == "clippy":
-        return [ruff, "check", "--quiet", "--cache-dir", str(cache / "ruff"), *files]
+        return [ruff, "check", "--quiet", *rcache, *files]
     if gate == "pyfmt":
-        return [ruff, "format", "--check", "--quiet", "--cache-dir",
-                str(cache / "ruff"), *files]
+        return [
+            ruff,
+            "format",
+            "--check",
+            "--quiet",
+            *rcache,
+            *files,
+        ]
     if gate == "pyfmt-fix":
-        return [ruff, "format", "--cache-dir", str(cache / "ruff"), *files]
+        return [ruff, "format", *rcache, *files]
     if gate == "mypy":
-        return [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
-                "--cache-dir", str(cache / "mypy"), *files]
+        return [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-error-summary",
+            "--config-file",
+            str(CONFIG),
+            "--cache-dir",
+            str(cache / "mypy"),
+            *files,
+        ]
     raise SystemExit(f"gate.py: unknown gate {gate!r}")
 
 
@@ -45,11 +66,14 @@ def main() -> int:
         print(f"{args.name}-{args.gate}: no files", file=sys.stderr)
         return 1
     args.cache.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(command(args.gate, args.ruff, args.cache, files),
-                            check=False)
+    result = subprocess.run(
+        command(args.gate, args.ruff, args.cache, files), check=False
+    )
     if result.returncode != 0:
-        print(f"{args.name}-{args.gate}: FAILED for package '{args.name}'",
-              file=sys.stderr)
+        print(
+            f"{args.name}-{args.gate}: FAILED for package '{args.name}'",
+            file=sys.stderr,
+        )
         return 1
     if args.stamp is not None:
         args.stamp.write_text("ok\n")

@@ -64,8 +64,9 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.disabled:
-        text = DISABLED.format(python=args.python, target=args.target,
-                               version=args.version)
+        text = DISABLED.format(
+            python=args.python, target=args.target, version=args.version
+        )
     else:
         lines = []
         if args.pycache:
@@ -77,8 +78,9 @@ def main() -> int:
             )
         else:
             lines.append(f"sys.path[0:0] = {args.path!r}")
-        text = TEMPLATE.format(python=args.python, target=args.target,
-                               setup="\n".join(lines))
+        text = TEMPLATE.format(
+            python=args.python, target=args.target, setup="\n".join(lines)
+        )
     args.output.write_text(text)
     os.chmod(args.output, 0o755)
     return 0

@@ -56,8 +56,10 @@ def main(argv: list[str]) -> int:
         cmd += ["-r", str(subprojects / f"{group}.txt")]
     result = subprocess.run(cmd, check=False)
     if result.returncode != 0:
-        print("ERROR: installing the pinned packages failed (see pip's output above)",
-              file=sys.stderr)
+        print(
+            "ERROR: installing the pinned packages failed (see pip's output above)",
+            file=sys.stderr,
+        )
         return 1
     stamp.write_text(digest + "\n")
     return 0
