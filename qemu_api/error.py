@@ -132,27 +132,27 @@ class Error(Exception):
         return self
 
     def append_hint(self, text: str) -> Error:
-        """Add lines to the hint, as QEMU's ``error_append_hint``.
+        r"""Add lines to the hint, as QEMU's ``error_append_hint``.
 
         Args:
-            text: the text to add; QEMU callers end each line with ``"\\n"``.
+            text: the text to add; QEMU callers end each line with ``"\n"``.
 
         Returns:
             This error.
 
-        >>> e = Error("bad size").append_hint("Valid sizes: 1, 2, 4\\n")
+        >>> e = Error("bad size").append_hint("Valid sizes: 1, 2, 4\n")
         >>> e.hint
-        'Valid sizes: 1, 2, 4\\n'
+        'Valid sizes: 1, 2, 4\n'
         """
         self.hint = (self.hint or "") + text
         return self
 
     def pretty(self) -> str:
-        """Return the message and the hint as ``error_report_err`` prints them.
+        r"""Return the message and the hint as ``error_report_err`` prints them.
 
         The result has no program-name prefix and no trailing newline.
 
-        >>> print(Error("no such backend", hint="Try 'null'\\n").pretty())
+        >>> print(Error("no such backend", hint="Try 'null'\n").pretty())
         no such backend
         Try 'null'
         """

@@ -1,15 +1,15 @@
-"""QEMU's debug log: ``qemu_log_mask`` and the ``-d`` log items.
+r"""QEMU's debug log: ``qemu_log_mask`` and the ``-d`` log items.
 
 This module models ``include/qemu/log.h``, ``include/qemu/log-for-trace.h``
 and ``util/log.c``, plus the ``log_mask_ln!`` macro of QEMU's Rust ``log``
 module.  A device reports a guest mistake with::
 
-    qemu_log_mask(LOG_GUEST_ERROR, f"pl011_read: Bad offset {offset:#x}\\n")
+    qemu_log_mask(LOG_GUEST_ERROR, f"pl011_read: Bad offset {offset:#x}\n")
 
 The message is written only if one of the mask bits is enabled (``-d
 guest_errors`` on the command line, :func:`qemu_set_log` in code); a disabled
 call costs one integer test.  Messages are written as is, like C's
-``qemu_log``: C callers end them with ``"\\n"``; :func:`log_mask_ln` adds the
+``qemu_log``: C callers end them with ``"\n"``; :func:`log_mask_ln` adds the
 newline for you.
 
 The log goes to standard error (looked up at write time, so pytest's
@@ -22,13 +22,14 @@ file was ever opened.
 >>> sys.stderr = sys.stdout  # doctest output shows stdout only
 >>> log_mask_ln(LOG_GUEST_ERROR, "pl011: bad offset 0xfe8")
 pl011: bad offset 0xfe8
->>> qemu_log_mask(LOG_UNIMP, "not shown: unimp is disabled\\n")
+>>> qemu_log_mask(LOG_UNIMP, "not shown: unimp is disabled\n")
 >>> sys.stderr = sys.__stderr__
 >>> qemu_set_log(0)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -76,6 +77,7 @@ __all__ = [
     "qemu_loglevel_mask",
     "qemu_set_log",
     "qemu_set_log_filename",
+    "qemu_set_log_filename_flags",
     "qemu_str_to_log_mask",
 ]
 
@@ -148,9 +150,7 @@ QEMU_LOG_ITEMS: tuple[QEMULogItem, ...] = (
     ),
     QEMULogItem(CPU_LOG_TB_OP, "op", "show micro ops for each compiled TB"),
     QEMULogItem(CPU_LOG_TB_OP_OPT, "op_opt", "show micro ops after optimization"),
-    QEMULogItem(
-        CPU_LOG_TB_OP_IND, "op_ind", "show micro ops before indirect lowering"
-    ),
+    QEMULogItem(CPU_LOG_TB_OP_IND, "op_ind", "show micro ops before indirect lowering"),
     QEMULogItem(
         LOG_TB_OP_PLUGIN, "op_plugin", "show micro ops before plugin injection"
     ),
@@ -178,9 +178,7 @@ QEMU_LOG_ITEMS: tuple[QEMULogItem, ...] = (
         "log when the guest OS does something invalid (eg accessing a\n"
         "non-existent register)",
     ),
-    QEMULogItem(
-        CPU_LOG_PAGE, "page", "dump pages at beginning of user mode emulation"
-    ),
+    QEMULogItem(CPU_LOG_PAGE, "page", "dump pages at beginning of user mode emulation"),
     QEMULogItem(
         CPU_LOG_TB_NOCHAIN,
         "nochain",
@@ -214,6 +212,12 @@ _filename: str | None = None
 # Whether a log destination is open (QEMU's global_file != NULL).
 _log_open = False
 _file: IO[str] | None = None
+# Owns every file the log opened (the -D file and the per-thread files).
+_files = contextlib.ExitStack()
+# Owns every file the log opened (the -D file and the per-thread files).
+_files = contextlib.ExitStack()
+# Bumped when the files are closed, so per-thread streams know to reopen.
+_generation = 0
 _per_thread = False
 _thread_files = threading.local()
 _lock = threading.Lock()
@@ -256,15 +260,26 @@ def qemu_log_separate() -> bool:
     return _per_thread or (_log_open and _filename is not None)
 
 
+def _open_log(name: str) -> IO[str]:
+    """Open (and truncate) a log file, as QEMU's ``fopen(filename, "w")``."""
+    return open(name, "w", encoding="utf-8")
+
+
 def _thread_stream() -> IO[str] | None:
+    """Return the current thread's log file with ``-d tid``, opening it."""
     stream: IO[str] | None = getattr(_thread_files, "stream", None)
-    if stream is None and _filename is not None:
-        name = _filename.replace("%d", str(threading.get_native_id()), 1)
+    if stream is not None and getattr(_thread_files, "generation", -1) == _generation:
+        return stream
+    if _filename is None:
+        return None
+    name = _filename.replace("%d", str(threading.get_native_id()), 1)
+    with _lock:
         try:
-            stream = open(name, "w", encoding="utf-8")  # noqa: SIM115
+            stream = _files.enter_context(_open_log(name))
         except OSError:
             return None
-        _thread_files.stream = stream
+    _thread_files.stream = stream
+    _thread_files.generation = _generation
     return stream
 
 
@@ -295,11 +310,11 @@ def qemu_log(msg: str) -> None:
 
 
 def qemu_log_mask(mask: int, msg: str) -> None:
-    """Write ``msg`` as is if any bit of ``mask`` is enabled.
+    r"""Write ``msg`` as is if any bit of ``mask`` is enabled.
 
     Args:
         mask: the ``LOG_*``/``CPU_LOG_*`` bits this message belongs to.
-        msg: the text, ending with ``"\\n"`` as in C.
+        msg: the text, ending with ``"\n"`` as in C.
     """
     if _loglevel & mask:
         _write(msg)
@@ -318,11 +333,13 @@ def log_mask_ln(mask: int, msg: str) -> None:
         _write(msg + "\n")
 
 
-def _close_file() -> None:
-    global _file
-    if _file is not None:
-        _file.close()
-        _file = None
+def _close_files() -> None:
+    """Close every log file (called with _lock held)."""
+    global _file, _files, _generation
+    _files.close()
+    _files = contextlib.ExitStack()
+    _file = None
+    _generation += 1
 
 
 def _valid_template(filename: str | None, per_thread: bool) -> str | None:
@@ -362,27 +379,30 @@ def _set_log_internal(filename: str | None, changed_name: bool, flags: int) -> N
         if per_thread:
             _valid_template(newname, True)
 
-    new_file: IO[str] | None = None
     need_to_open = bool(flags & ~LOG_PER_THREAD) and not per_thread
-    if need_to_open and newname is not None and (changed_name or not _log_open):
+    reopen = need_to_open and (changed_name or not _log_open)
+    # Open the new file before changing any state, so that a failure leaves
+    # the log as it was.
+    new_files = contextlib.ExitStack()
+    new_file: IO[str] | None = None
+    if reopen and newname is not None:
         try:
-            new_file = open(newname, "w", encoding="utf-8")  # noqa: SIM115
+            new_file = new_files.enter_context(_open_log(newname))
         except OSError as exc:
             raise Error.from_os_error(f"Error opening logfile {newname}", exc) from None
 
     with _lock:
         if changed_name:
-            _close_file()
+            _close_files()
             _log_open = False
             _filename = newname
         if per_thread:
             _per_thread = True
         _loglevel = flags & ~LOG_PER_THREAD
-        if not _log_open and need_to_open:
+        if reopen:
+            _files.enter_context(new_files)
             _file = new_file
             _log_open = True
-        elif new_file is not None:
-            new_file.close()
 
 
 def qemu_set_log(mask: int) -> None:
@@ -422,6 +442,24 @@ def qemu_set_log_filename(path: str | None) -> None:
             file cannot be opened.
     """
     _set_log_internal(path, True, _loglevel | (LOG_PER_THREAD if _per_thread else 0))
+
+
+def qemu_set_log_filename_flags(path: str | None, mask: int) -> None:
+    """Set the log file and the mask in one step (QEMU's ``-D`` with ``-d``).
+
+    This is the only way to turn on ``-d tid``: a ``%d`` in ``path`` is then
+    kept and replaced by each thread's id.  (Once a file name is set,
+    :func:`qemu_set_log` ignores :data:`LOG_PER_THREAD`, as QEMU does.)
+
+    Args:
+        path: the file name template, or None for standard error.
+        mask: ``LOG_*``/``CPU_LOG_*`` bits.
+
+    Raises:
+        Error: the template is invalid (``-d tid`` needs a ``%d``), ``-d tid``
+            is already active, or the file cannot be opened.
+    """
+    _set_log_internal(path, True, mask)
 
 
 def qemu_log_set_trace_hook(hook: Callable[[str], None] | None) -> None:
@@ -508,11 +546,7 @@ def qemu_log_reset() -> None:
     """
     global _loglevel, _filename, _log_open, _per_thread
     with _lock:
-        _close_file()
-        stream: IO[str] | None = getattr(_thread_files, "stream", None)
-        if stream is not None:
-            stream.close()
-            _thread_files.stream = None
+        _close_files()
         _loglevel = 0
         _filename = None
         _log_open = False
