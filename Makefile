@@ -10,7 +10,7 @@ MESON := $(PYVENV)/meson
 MTEST := $(MESON) test -C $(BUILD_DIR) --print-errorlogs --num-processes 2
 SUMMARY := $(PYVENV)/python3 $(SRC_PATH)/scripts/test-summary.py $(BUILD_DIR)
 
-.PHONY: all check check-unit check-lint check-doc check-build bench install clean \
+.PHONY: all check bench install clean \
         update-buildoptions clippy pyfmt pyfmt-fix mypy doc help
 
 all: $(BUILD_DIR)/build.ninja

@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 CONFIG = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 

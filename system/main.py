@@ -66,8 +66,10 @@ def launch(
     prog = f"pyqemu-system-{target}"
     args = argv[1:]
     if not args:
-        print(f"{prog}: no machine given (the emulator is not built yet); "
-              "see -help", file=err)
+        print(
+            f"{prog}: no machine given (the emulator is not built yet); see -help",
+            file=err,
+        )
         return 1
     opt = args[0]
     if opt in ("-version", "--version"):

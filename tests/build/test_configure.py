@@ -63,7 +63,7 @@ def test_old_interpreter(srcroot: Path, tmp_path: Path) -> None:
         "#!/bin/sh\n"
         'if [ "$1" = "-c" ]; then\n'
         f'  exec {sys.executable} -c "import sys; sys.version_info = (3, 9, 18, '
-        "'final', 0); exec(sys.argv[1])\" \"$2\"\n"
+        '\'final\', 0); exec(sys.argv[1])" "$2"\n'
         "fi\n"
         f'exec {sys.executable} "$@"\n'
     )

@@ -32,15 +32,17 @@ def gate(srcroot: Path, venv_bin: Path, tmp: Path, kind: str, *files: Path):
     )
 
 
-GOOD = '"""A module."""\n\n\ndef double(x: int) -> int:\n    """Double x."""\n    return 2 * x\n'
+GOOD = (
+    '"""A module."""\n\n\ndef double(x: int) -> int:\n'
+    '    """Double x."""\n    return 2 * x\n'
+)
 
 BROKEN = {
     # an unused import and a mutable default argument
     "clippy": '"""A module."""\n\nimport os\n\n\ndef f(x: list[int] = []) -> int:\n'
     '    """F."""\n    return len(x)\n',
     # valid code, unformatted
-    "pyfmt": '"""A module."""\n\n\ndef f( x:int )->int :\n    """F."""\n'
-    "    return x\n",
+    "pyfmt": '"""A module."""\n\n\ndef f( x:int )->int :\n    """F."""\n    return x\n',
     # a type error under --strict
     "mypy": '"""A module."""\n\n\ndef f(x: int) -> str:\n    """F."""\n    return x\n',
 }
