@@ -59,8 +59,12 @@ if TYPE_CHECKING:
     from typing_extensions import override
 else:
 
-    def override(func: T) -> T:
-        """Mark a method as overriding (``typing.override`` from Python 3.12)."""
+    def override(func):
+        """Mark a method as overriding one of its base class.
+
+        This is ``typing.override`` (Python 3.12) for Python 3.11: device
+        classes import it from here to satisfy mypy's ``explicit-override``.
+        """
         return func
 
 
@@ -98,6 +102,7 @@ __all__ = [
     "object_resolve_path_type",
     "object_tree_reset",
     "object_unparent",
+    "override",
     "qom_get",
     "qom_list",
     "qom_set",

@@ -1,0 +1,215 @@
+"""Interrupt lines: ``qemu_irq`` and the device-side :class:`InterruptSource`.
+
+This module mirrors QEMU's ``include/hw/irq.h`` and ``hw/core/irq.c``, shaped
+like QEMU Rust's ``irq.rs``:
+
+- :class:`IRQState` is the *input* end of a line (QEMU's ``qemu_irq``): a QOM
+  object (``TYPE_IRQ``) holding a handler and the line number ``n`` passed to
+  it. Whoever owns the input (an interrupt controller, a GPIO input of a
+  device) creates it with :func:`qemu_allocate_irq`.
+- :class:`InterruptSource` is the *output* end that a device drives. It holds
+  the connected :class:`IRQState` (or None) in a
+  :class:`~qemu_api.bql.BqlCell`; the board connects it, through
+  ``SysBusDevice.connect_irq`` or ``DeviceState.connect_gpio_out``. Driving an
+  unconnected source does nothing, as ``qemu_set_irq(NULL, level)``.
+
+``raise`` is a Python keyword, so the "set the line to 1" method is spelled
+:meth:`IRQState.raise_` / :meth:`InterruptSource.raise_` (PEP 8's trailing
+underscore); the C-style :func:`qemu_irq_raise` exists as well.
+
+Changing a level is the hot path of a device model: it is one cell read and
+one call, with nothing allocated.
+
+>>> seen = []
+>>> line = qemu_allocate_irq(lambda n, level: seen.append((n, level)), 3)
+>>> out = InterruptSource()
+>>> out.raise_()  # not connected: nothing happens
+>>> out.connect(line)
+>>> out.raise_()
+>>> out.pulse()
+>>> seen
+[(3, 1), (3, 1), (3, 0)]
+
+The IRQ splitter and OR gate (``TYPE_SPLIT_IRQ``, ``TYPE_OR_IRQ``) are
+devices, so they live in :mod:`qemu_api.qdev` (``SplitIRQ``, ``OrIRQ``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, TypeAlias, final
+
+from qemu_api.bql import BqlCell
+from qemu_api.qom import Object, override
+
+__all__ = [
+    "TYPE_IRQ",
+    "IRQHandler",
+    "IRQState",
+    "InterruptSource",
+    "qemu_allocate_irq",
+    "qemu_allocate_irqs",
+    "qemu_irq_lower",
+    "qemu_irq_pulse",
+    "qemu_irq_raise",
+    "qemu_set_irq",
+]
+
+TYPE_IRQ: Final = "irq"
+"""QOM type name of :class:`IRQState`."""
+
+IRQHandler: TypeAlias = Callable[[int, int], None]
+"""An interrupt input handler: ``handler(n, level)``.
+
+``n`` is the line number given to :func:`qemu_allocate_irq`; ``level`` is
+the new level (0 or 1 for ordinary lines).
+"""
+
+
+def _no_handler(n: int, level: int) -> None:
+    """Handler of a line that nobody listens to."""
+
+
+@final
+class IRQState(Object, type_name=TYPE_IRQ):
+    """The input end of an interrupt line (QEMU ``qemu_irq``).
+
+    Create it with :func:`qemu_allocate_irq`; a bare ``IRQState()`` ignores
+    every level change.
+    """
+
+    @override
+    def instance_init(self) -> None:
+        """Start as a line that ignores every level change."""
+        self._handler: IRQHandler = _no_handler
+        self._n = 0
+
+    @property
+    def n(self) -> int:
+        """The line number passed to the handler."""
+        return self._n
+
+    def set(self, level: int) -> None:
+        """Set the line to ``level`` (``qemu_set_irq``)."""
+        self._handler(self._n, level)
+
+    def raise_(self) -> None:
+        """Set the line to 1 (``qemu_irq_raise``)."""
+        self._handler(self._n, 1)
+
+    def lower(self) -> None:
+        """Set the line to 0 (``qemu_irq_lower``)."""
+        self._handler(self._n, 0)
+
+    def pulse(self) -> None:
+        """Set the line to 1 then to 0 (``qemu_irq_pulse``)."""
+        self._handler(self._n, 1)
+        self._handler(self._n, 0)
+
+
+def qemu_allocate_irq(handler: IRQHandler, n: int) -> IRQState:
+    """Create the input end of a line, calling ``handler(n, level)``.
+
+    >>> qemu_allocate_irq(lambda n, level: None, 5).n
+    5
+    """
+    irq = IRQState()
+    irq._handler = handler
+    irq._n = n
+    return irq
+
+
+def qemu_allocate_irqs(handler: IRQHandler, count: int) -> list[IRQState]:
+    """Create ``count`` lines numbered 0 to ``count - 1`` sharing ``handler``.
+
+    >>> [irq.n for irq in qemu_allocate_irqs(lambda n, level: None, 3)]
+    [0, 1, 2]
+    """
+    return [qemu_allocate_irq(handler, i) for i in range(count)]
+
+
+def qemu_set_irq(irq: IRQState | None, level: int) -> None:
+    """Set ``irq`` to ``level``; nothing happens if ``irq`` is None."""
+    if irq is not None:
+        irq._handler(irq._n, level)
+
+
+def qemu_irq_raise(irq: IRQState | None) -> None:
+    """Set ``irq`` to 1; nothing happens if ``irq`` is None."""
+    qemu_set_irq(irq, 1)
+
+
+def qemu_irq_lower(irq: IRQState | None) -> None:
+    """Set ``irq`` to 0; nothing happens if ``irq`` is None."""
+    qemu_set_irq(irq, 0)
+
+
+def qemu_irq_pulse(irq: IRQState | None) -> None:
+    """Set ``irq`` to 1 then 0; nothing happens if ``irq`` is None."""
+    qemu_set_irq(irq, 1)
+    qemu_set_irq(irq, 0)
+
+
+@final
+class InterruptSource:
+    """The output end of an interrupt line, owned by the device that drives it.
+
+    A device declares one per output line and registers it in
+    ``instance_init`` (``SysBusDevice.init_irq`` or
+    ``DeviceState.init_gpio_out``); the board connects it later. Level changes
+    on an unconnected source are ignored.
+
+    Every access checks that the current thread holds the BQL.
+    """
+
+    __slots__ = ("_cell",)
+
+    def __init__(self) -> None:
+        self._cell: BqlCell[IRQState | None] = BqlCell(None)
+
+    @property
+    def irq(self) -> IRQState | None:
+        """The connected input, or None."""
+        return self._cell.get()
+
+    def connect(self, irq: IRQState | None) -> None:
+        """Connect this output to ``irq`` (None disconnects).
+
+        Boards normally connect through the device's GPIO or sysbus IRQ
+        properties instead, which also record the link in the QOM tree.
+        """
+        self._cell.set(irq)
+
+    def is_connected(self) -> bool:
+        """Whether an input is connected."""
+        return self._cell.get() is not None
+
+    def set(self, level: int) -> None:
+        """Drive the line to ``level`` (a ``bool`` counts as 1 or 0)."""
+        irq = self._cell.get()
+        if irq is not None:
+            irq._handler(irq._n, level)
+
+    def raise_(self) -> None:
+        """Drive the line to 1."""
+        irq = self._cell.get()
+        if irq is not None:
+            irq._handler(irq._n, 1)
+
+    def lower(self) -> None:
+        """Drive the line to 0."""
+        irq = self._cell.get()
+        if irq is not None:
+            irq._handler(irq._n, 0)
+
+    def pulse(self) -> None:
+        """Drive the line to 1, then to 0."""
+        irq = self._cell.get()
+        if irq is not None:
+            irq._handler(irq._n, 1)
+            irq._handler(irq._n, 0)
+
+    @override
+    def __repr__(self) -> str:
+        irq = self._cell.get()
+        return f"<InterruptSource -> {irq!r}>"
