@@ -60,13 +60,16 @@ def main() -> int:
     parser.add_argument("gate", choices=["clippy", "pyfmt", "pyfmt-fix", "mypy"])
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
-    files = [f for f in args.files if f != "--"]
+    # Tools run from the source root, where pyproject.toml's relative patterns apply.
+    files = [str(Path(f).resolve()) for f in args.files if f != "--"]
     if not files:
         print(f"{args.name}-{args.gate}: no files", file=sys.stderr)
         return 1
     args.cache.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        command(args.gate, args.ruff, args.cache, files), check=False
+        command(args.gate, args.ruff, args.cache.resolve(), files),
+        cwd=CONFIG.parent,
+        check=False,
     )
     if result.returncode != 0:
         print(
