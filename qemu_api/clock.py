@@ -172,7 +172,7 @@ class Clock(Object, type_name=TYPE_CLOCK):
     """
 
     @override
-    def instance_init(self) -> None:
+    def _qom_instance_init(self) -> None:
         """Set up a stopped clock with no source and a 1:1 ratio."""
         self._period = 0
         self._callback: ClockCallback | None = None

@@ -79,7 +79,7 @@ class IRQState(Object, type_name=TYPE_IRQ):
     """
 
     @override
-    def instance_init(self) -> None:
+    def _qom_instance_init(self) -> None:
         """Start as a line that ignores every level change."""
         self._handler: IRQHandler = _no_handler
         self._n = 0

@@ -466,7 +466,8 @@ class Object:
     Subclass with a type name; define ``instance_init`` (and optionally
     ``instance_post_init``, ``instance_finalize``, ``class_init``) instead of
     ``__init__``. Each class's hooks run in order from the base type down; do
-    not call ``super()`` from them, the framework chains them as QEMU does.
+    not call ``super()`` from them: the framework chains them as QEMU does,
+    and a ``super()`` call would run the parent's hook twice.
 
     >>> class Dummy(Object, type_name="doc-dummy"):
     ...     def instance_init(self) -> None:
@@ -529,9 +530,10 @@ class Object:
         init_hooks: list[Callable[[Object], None]] = []
         post_hooks: list[Callable[[Object], None]] = []
         for klass in reversed(cls.__mro__):
-            hook = klass.__dict__.get("instance_init")
-            if hook is not None:
-                init_hooks.append(hook)
+            for hook_name in ("_qom_instance_init", "instance_init"):
+                hook = klass.__dict__.get(hook_name)
+                if hook is not None:
+                    init_hooks.append(hook)
             hook = klass.__dict__.get("instance_post_init")
             if hook is not None:
                 post_hooks.append(hook)
@@ -571,6 +573,9 @@ class Object:
     @classmethod
     def class_init(cls) -> None:
         """Class initialisation hook, run once when the class is defined."""
+
+    def _qom_instance_init(self) -> None:
+        """Framework part of instance initialisation, before ``instance_init``."""
 
     def instance_init(self) -> None:
         """Instance initialisation hook (QEMU ``instance_init``)."""
@@ -793,6 +798,14 @@ class Object:
             self._find_err(name)
             raise Error(f"Property '{self.typename()}.{name}' is not a link")
         assign(target)
+
+    def _detach(self) -> None:
+        """Remove the object from its parent without tearing it down."""
+        parent = self._parent
+        if parent is not None and self._name is not None:
+            parent._properties.pop(self._name, None)
+        self._parent = None
+        self._name = None
 
     def unparent(self) -> None:
         """Detach from the parent and tear down this subtree (``object_unparent``).
