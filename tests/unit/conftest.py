@@ -1,15 +1,28 @@
 """Shared fixtures of the unit tests.
 
 Every test runs with the BQL held by the test's thread, as QEMU's
-``bql_start_test()`` arranges for its Rust tests, and starts from a clean
-runtime: log mask 0 on standard error, no open log file.
+``bql_start_test()`` arranges for its Rust tests, with borrow locations
+recorded (``debug_cell``), and starts from a fresh runtime:
+
+- log: mask 0, standard error, no trace hook (:func:`qemu_api.log.qemu_log_reset`);
+- timers: virtual clock at 0, no timer armed on any clock, no notifier;
+- chardevs: an empty registry (every chardev closed and deleted).
+
+The state is reset after each test, so a test may leave it changed.
 """
 
 from collections.abc import Iterator
 
 import pytest
 
-from qemu_api import bql, log
+from qemu_api import bql, log, timer
+
+
+def _reset_runtime() -> None:
+    timer.virtual_clock_reset()
+    timer.qemu_clock_set_notify(None)
+    log.qemu_log_reset()
+    log.qemu_log_set_trace_hook(None)
 
 
 @pytest.fixture(autouse=True)
@@ -18,9 +31,13 @@ def _qemu_runtime() -> Iterator[None]:
     bql.bql_set_debug_cell(True)
     if not bql.bql_locked():
         bql.bql_lock()
+    _reset_runtime()
     try:
         yield
     finally:
-        log.qemu_log_reset()
-        if bql.bql_locked():
+        if not bql.bql_locked():
+            bql.bql_lock()
+        try:
+            _reset_runtime()
+        finally:
             bql.bql_unlock()

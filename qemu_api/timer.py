@@ -1,0 +1,537 @@
+"""QEMU clocks and timers, and the machine's virtual time.
+
+This module models ``include/qemu/timer.h`` and ``util/qemu-timer.c`` (the
+``QEMUClockType`` clocks, ``QEMUTimer`` and its ``timer_mod``/``timer_del``
+family) together with the virtual-time control of QEMU's qtest accelerator
+(``clock_step`` and ``clock_set`` in ``system/qtest.c``).
+
+Clocks:
+
+- :data:`CLOCK_VIRTUAL` is the machine's time.  It is owned by the machine and
+  moves only when the accelerator moves it (:func:`clock_step`,
+  :func:`clock_set`), so device tests are deterministic.
+- :data:`CLOCK_VIRTUAL_RT` reads the same virtual time and shares its timer
+  list (QEMU without ``icount``, where both follow the CPU clock).
+- :data:`CLOCK_REALTIME` is the host's monotonic clock and :data:`CLOCK_HOST`
+  its wall clock; their timers run when the main loop calls
+  :func:`qemu_clock_run_timers`.
+
+A device arms a :class:`Timer` in the timer's scale (ns, µs or ms); the
+callback runs with the BQL held when the clock reaches the expiry:
+
+>>> virtual_clock_reset()
+>>> fired = []
+>>> t = Timer(
+...     CLOCK_VIRTUAL, SCALE_US, lambda: fired.append(qemu_clock_get_ns(CLOCK_VIRTUAL))
+... )
+>>> t.mod(qemu_clock_get_us(CLOCK_VIRTUAL) + 5)
+>>> t.expire_time()
+5000
+>>> clock_step(10_000)
+10000
+>>> fired
+[5000]
+>>> t.pending()
+False
+
+Due timers run in expiry order; timers with the same expiry run in the order
+they were armed.  A callback may re-arm or delete any timer, including its
+own; a timer armed at or before the current time runs at the next
+:func:`clock_step`, :func:`clock_set` or :func:`qemu_clock_run_timers`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, final
+
+from qemu_api.bql import bql_assert_locked
+from qemu_api.error import Error
+
+if TYPE_CHECKING:
+    from typing_extensions import override
+else:
+    # typing.override arrives in Python 3.12; the runtime needs only the stdlib.
+    def override(method):
+        return method
+
+
+__all__ = [
+    "CLOCK_HOST",
+    "CLOCK_REALTIME",
+    "CLOCK_VIRTUAL",
+    "CLOCK_VIRTUAL_RT",
+    "NANOSECONDS_PER_SECOND",
+    "SCALE_MS",
+    "SCALE_NS",
+    "SCALE_US",
+    "QEMUClockType",
+    "Timer",
+    "clock_set",
+    "clock_step",
+    "qemu_clock_deadline_ns",
+    "qemu_clock_expired",
+    "qemu_clock_get_ms",
+    "qemu_clock_get_ns",
+    "qemu_clock_get_us",
+    "qemu_clock_run_all_timers",
+    "qemu_clock_run_timers",
+    "qemu_clock_set_notify",
+    "timer_new_ms",
+    "timer_new_ns",
+    "timer_new_us",
+    "virtual_clock_reset",
+]
+
+
+@final
+class QEMUClockType(enum.IntEnum):
+    """The clocks a timer can follow, with QEMU's numbering."""
+
+    REALTIME = 0
+    """The host's monotonic clock; runs while the VM is stopped."""
+    VIRTUAL = 1
+    """The machine's time; moves only when the accelerator moves it."""
+    HOST = 2
+    """The host's wall clock (it can jump when the host time is set)."""
+    VIRTUAL_RT = 3
+    """The virtual time, read outside the CPU (same as VIRTUAL here)."""
+
+
+CLOCK_REALTIME = QEMUClockType.REALTIME
+"""``QEMU_CLOCK_REALTIME``."""
+CLOCK_VIRTUAL = QEMUClockType.VIRTUAL
+"""``QEMU_CLOCK_VIRTUAL``."""
+CLOCK_HOST = QEMUClockType.HOST
+"""``QEMU_CLOCK_HOST``."""
+CLOCK_VIRTUAL_RT = QEMUClockType.VIRTUAL_RT
+"""``QEMU_CLOCK_VIRTUAL_RT``."""
+
+SCALE_NS = 1
+"""Timer scale: nanoseconds."""
+SCALE_US = 1000
+"""Timer scale: microseconds."""
+SCALE_MS = 1000000
+"""Timer scale: milliseconds."""
+NANOSECONDS_PER_SECOND = 1000000000
+"""Nanoseconds in a second."""
+
+
+class _TimerList:
+    """The active timers of one clock, sorted by (expiry, arming order)."""
+
+    __slots__ = ("active", "clock")
+
+    def __init__(self, clock: QEMUClockType) -> None:
+        self.clock = clock
+        # (expire_ns, seq, timer); (expire_ns, seq) is unique, so the timers
+        # themselves are never compared.
+        self.active: list[tuple[int, int, Timer]] = []
+
+
+_virtual_ns = 0
+_seq = 0
+_stepping = False
+_notify: Callable[[QEMUClockType], None] | None = None
+_realtime_list = _TimerList(CLOCK_REALTIME)
+_virtual_list = _TimerList(CLOCK_VIRTUAL)
+_host_list = _TimerList(CLOCK_HOST)
+# Indexed by QEMUClockType; VIRTUAL_RT shares the VIRTUAL list.
+_LISTS = (_realtime_list, _virtual_list, _host_list, _virtual_list)
+
+
+def _clock_type(clock: QEMUClockType) -> QEMUClockType:
+    if not isinstance(clock, QEMUClockType):
+        raise TypeError(
+            f"{clock!r} is not a QEMUClockType; use CLOCK_VIRTUAL, "
+            "CLOCK_VIRTUAL_RT, CLOCK_REALTIME or CLOCK_HOST"
+        )
+    return clock
+
+
+def qemu_clock_get_ns(clock: QEMUClockType) -> int:
+    """Return the current time of ``clock`` in nanoseconds.
+
+    >>> virtual_clock_reset(42)
+    >>> qemu_clock_get_ns(CLOCK_VIRTUAL)
+    42
+    """
+    if clock is CLOCK_VIRTUAL or clock is CLOCK_VIRTUAL_RT:
+        return _virtual_ns
+    if clock is CLOCK_REALTIME:
+        return time.monotonic_ns()
+    if clock is CLOCK_HOST:
+        return time.time_ns()
+    return qemu_clock_get_ns(_clock_type(QEMUClockType(clock)))
+
+
+def qemu_clock_get_us(clock: QEMUClockType) -> int:
+    """Return the current time of ``clock`` in microseconds (truncated)."""
+    return qemu_clock_get_ns(clock) // SCALE_US
+
+
+def qemu_clock_get_ms(clock: QEMUClockType) -> int:
+    """Return the current time of ``clock`` in milliseconds (truncated)."""
+    return qemu_clock_get_ns(clock) // SCALE_MS
+
+
+def qemu_clock_set_notify(callback: Callable[[QEMUClockType], None] | None) -> None:
+    """Install the function told when a clock's next deadline moves earlier.
+
+    QEMU's timer-list notifier: when a timer becomes the first to expire on
+    its clock, the main loop must recompute how long it may sleep.  The
+    callback gets the clock; it runs in the thread that armed the timer.
+
+    Args:
+        callback: the notifier, or None to remove it.
+    """
+    global _notify
+    _notify = callback
+
+
+@final
+class Timer:
+    """A callback that runs when a clock reaches a given time (``QEMUTimer``).
+
+    A timer is created inactive; :meth:`mod` arms it, :meth:`delete` disarms
+    it.  Arming an armed timer moves it.  The callback runs once per arming,
+    with the BQL held; it may re-arm the timer for periodic behaviour.
+
+    Timers on the virtual clock belong to the machine: a device deletes its
+    timers when it is unrealized (QEMU's ``timer_del``), and
+    :func:`virtual_clock_reset` deletes them all.
+
+    Args:
+        clock: the clock the expiry times refer to.
+        scale: the unit of :meth:`mod` and :meth:`expired` in nanoseconds
+            (:data:`SCALE_NS`, :data:`SCALE_US`, :data:`SCALE_MS`, or any
+            positive integer).
+        callback: called with no arguments when the timer expires.
+
+    Raises:
+        TypeError: ``clock`` is not a :class:`QEMUClockType`.
+        ValueError: ``scale`` is not a positive integer.
+    """
+
+    __slots__ = ("_callback", "_expire_ns", "_list", "clock", "scale")
+
+    def __init__(
+        self, clock: QEMUClockType, scale: int, callback: Callable[[], None]
+    ) -> None:
+        self.clock = _clock_type(clock)
+        if scale <= 0:
+            raise ValueError(
+                f"Timer scale must be a positive number of ns per unit, not "
+                f"{scale!r}; use SCALE_NS, SCALE_US or SCALE_MS"
+            )
+        self.scale = scale
+        self._callback = callback
+        self._list = _LISTS[clock]
+        # -1 when not pending, as QEMUTimer.expire_time.
+        self._expire_ns = -1
+
+    def _unlink(self) -> None:
+        active = self._list.active
+        i = bisect.bisect_left(active, (self._expire_ns,))
+        while active[i][2] is not self:
+            i += 1
+        del active[i]
+        self._expire_ns = -1
+
+    def mod_ns(self, expire_ns: int) -> None:
+        """Arm the timer to expire at ``expire_ns`` on its clock (``timer_mod_ns``).
+
+        A negative time is treated as 0, as in QEMU.  A time at or before
+        the current time makes the timer run at the next opportunity.
+
+        Raises:
+            BqlNotHeldError: the current thread does not hold the BQL.
+        """
+        global _seq
+        bql_assert_locked("Timer.mod()")
+        if self._expire_ns >= 0:
+            self._unlink()
+        expire = expire_ns if expire_ns > 0 else 0
+        _seq += 1
+        active = self._list.active
+        entry = (expire, _seq, self)
+        bisect.insort(active, entry)
+        self._expire_ns = expire
+        if _notify is not None and active[0] is entry:
+            _notify(self.clock)
+
+    def mod(self, expire_time: int) -> None:
+        """Arm the timer to expire at ``expire_time``, in the timer's scale.
+
+        QEMU's ``timer_mod``: the expiry is ``expire_time * scale`` ns.
+
+        Raises:
+            BqlNotHeldError: the current thread does not hold the BQL.
+        """
+        self.mod_ns(expire_time * self.scale)
+
+    def mod_anticipate_ns(self, expire_ns: int) -> None:
+        """Arm the timer for ``expire_ns`` unless it already expires earlier.
+
+        QEMU's ``timer_mod_anticipate_ns``: the timer only ever moves
+        earlier.
+
+        Raises:
+            BqlNotHeldError: the current thread does not hold the BQL.
+        """
+        if self._expire_ns < 0 or self._expire_ns > max(expire_ns, 0):
+            self.mod_ns(expire_ns)
+        else:
+            bql_assert_locked("Timer.mod_anticipate()")
+
+    def mod_anticipate(self, expire_time: int) -> None:
+        """:meth:`mod_anticipate_ns` with the time in the timer's scale.
+
+        Raises:
+            BqlNotHeldError: the current thread does not hold the BQL.
+        """
+        self.mod_anticipate_ns(expire_time * self.scale)
+
+    def delete(self) -> None:
+        """Disarm the timer if it is pending (QEMU's ``timer_del``).
+
+        Raises:
+            BqlNotHeldError: the current thread does not hold the BQL.
+        """
+        bql_assert_locked("Timer.delete()")
+        if self._expire_ns >= 0:
+            self._unlink()
+
+    def pending(self) -> bool:
+        """Return True if the timer is armed (QEMU's ``timer_pending``)."""
+        return self._expire_ns >= 0
+
+    def expire_time(self) -> int:
+        """Return the expiry in ns, or -1 if not pending (``timer_expire_time_ns``)."""
+        return self._expire_ns
+
+    def expired(self, current_time: int) -> bool:
+        """Return True if the timer is pending and due at ``current_time``.
+
+        QEMU's ``timer_expired``; ``current_time`` is in the timer's scale.
+        """
+        return 0 <= self._expire_ns <= current_time * self.scale
+
+    @override
+    def __repr__(self) -> str:
+        state = f"expire={self._expire_ns} ns" if self._expire_ns >= 0 else "idle"
+        return f"Timer({self.clock.name}, scale={self.scale}, {state})"
+
+
+def timer_new_ns(clock: QEMUClockType, callback: Callable[[], None]) -> Timer:
+    """Return a new timer in nanoseconds (QEMU's ``timer_new_ns``)."""
+    return Timer(clock, SCALE_NS, callback)
+
+
+def timer_new_us(clock: QEMUClockType, callback: Callable[[], None]) -> Timer:
+    """Return a new timer in microseconds (QEMU's ``timer_new_us``)."""
+    return Timer(clock, SCALE_US, callback)
+
+
+def timer_new_ms(clock: QEMUClockType, callback: Callable[[], None]) -> Timer:
+    """Return a new timer in milliseconds (QEMU's ``timer_new_ms``)."""
+    return Timer(clock, SCALE_MS, callback)
+
+
+def _run_list(timer_list: _TimerList, current_time: int) -> bool:
+    """Run the timers due at ``current_time`` (``timerlist_run_timers``)."""
+    active = timer_list.active
+    progress = False
+    while active and active[0][0] <= current_time:
+        timer = active.pop(0)[2]
+        timer._expire_ns = -1
+        timer._callback()
+        progress = True
+    return progress
+
+
+def qemu_clock_deadline_ns(clock: QEMUClockType) -> int:
+    """Return the ns until the clock's next timer expires, or -1 if none.
+
+    QEMU's ``qemu_clock_deadline_ns_all``: 0 when a timer is already due.
+    The main loop sleeps at most this long.
+
+    >>> virtual_clock_reset(100)
+    >>> qemu_clock_deadline_ns(CLOCK_VIRTUAL)
+    -1
+    >>> t = Timer(CLOCK_VIRTUAL, SCALE_NS, lambda: None)
+    >>> t.mod_ns(250)
+    >>> qemu_clock_deadline_ns(CLOCK_VIRTUAL)
+    150
+    """
+    active = _LISTS[_clock_type(clock)].active
+    if not active:
+        return -1
+    delta = active[0][0] - qemu_clock_get_ns(clock)
+    return delta if delta > 0 else 0
+
+
+def qemu_clock_expired(clock: QEMUClockType) -> bool:
+    """Return True if a timer of ``clock`` is due (``qemu_clock_expired``)."""
+    return qemu_clock_deadline_ns(clock) == 0
+
+
+def qemu_clock_run_timers(clock: QEMUClockType) -> bool:
+    """Run the timers of ``clock`` that are due now (``qemu_clock_run_timers``).
+
+    The main loop calls this for the real-time clocks; for the virtual clock
+    it runs only timers armed at or before the current virtual time (it does
+    not move the clock).
+
+    Returns:
+        True if any timer ran.
+
+    Raises:
+        BqlNotHeldError: the current thread does not hold the BQL.
+    """
+    bql_assert_locked("qemu_clock_run_timers()")
+    timer_list = _LISTS[_clock_type(clock)]
+    return _run_list(timer_list, qemu_clock_get_ns(clock))
+
+
+def qemu_clock_run_all_timers() -> bool:
+    """Run the due timers of every clock (``qemu_clock_run_all_timers``).
+
+    Returns:
+        True if any timer ran.
+
+    Raises:
+        BqlNotHeldError: the current thread does not hold the BQL.
+    """
+    bql_assert_locked("qemu_clock_run_all_timers()")
+    progress = _run_list(_realtime_list, time.monotonic_ns())
+    progress = _run_list(_virtual_list, _virtual_ns) or progress
+    return _run_list(_host_list, time.time_ns()) or progress
+
+
+def _advance_virtual_time(dest: int, what: str) -> int:
+    """Move the virtual clock to ``dest`` (``qemu_clock_advance_virtual_time``).
+
+    Stops at every deadline on the way and runs the timers due there, so a
+    callback reads its own expiry as the current time.  Timers already due
+    run first, even when ``dest`` is the current time.
+    """
+    global _virtual_ns, _stepping
+    bql_assert_locked(what)
+    if _stepping:
+        raise Error(
+            f"{what} called from a timer callback; a callback cannot move the "
+            "virtual clock: arm a timer instead"
+        )
+    _stepping = True
+    try:
+        active = _virtual_list.active
+        _run_list(_virtual_list, _virtual_ns)
+        while _virtual_ns < dest:
+            # Stop at the next deadline, or at dest.
+            _virtual_ns = active[0][0] if active and active[0][0] < dest else dest
+            _run_list(_virtual_list, _virtual_ns)
+    finally:
+        _stepping = False
+    return _virtual_ns
+
+
+def clock_step(ns: int | None = None) -> int:
+    """Advance the virtual clock by ``ns``, running the timers due on the way.
+
+    The qtest ``clock_step`` command.  Each timer runs at its own deadline:
+    inside its callback ``qemu_clock_get_ns(CLOCK_VIRTUAL)`` is its expiry.
+    Timers already due run first, so ``clock_step(0)`` runs them.
+
+    Args:
+        ns: the step in nanoseconds; None steps to the next timer deadline.
+
+    Returns:
+        The new virtual time in ns.
+
+    Raises:
+        Error: ``ns`` is negative, or None while no timer is pending, or the
+            call comes from a timer callback.
+        BqlNotHeldError: the current thread does not hold the BQL.
+
+    >>> virtual_clock_reset()
+    >>> t = Timer(CLOCK_VIRTUAL, SCALE_MS, lambda: None)
+    >>> t.mod(3)
+    >>> clock_step()
+    3000000
+    """
+    if ns is None:
+        deadline = qemu_clock_deadline_ns(CLOCK_VIRTUAL)
+        if deadline < 0:
+            raise Error(
+                "cannot advance clock to the next deadline because there is no "
+                "pending deadline",
+                hint="Arm a virtual-clock timer first, or pass the step in ns.\n",
+            )
+        ns = deadline
+    elif ns < 0:
+        raise Error(
+            f"clock_step({ns}): the step must be 0 or more ns; the virtual "
+            "clock never goes backwards"
+        )
+    return _advance_virtual_time(_virtual_ns + ns, "clock_step()")
+
+
+def clock_set(ns: int) -> int:
+    """Advance the virtual clock to ``ns``, running the timers due on the way.
+
+    The qtest ``clock_set`` command; see :func:`clock_step`.
+
+    Args:
+        ns: the new virtual time in nanoseconds, at least the current one.
+
+    Returns:
+        The new virtual time in ns.
+
+    Raises:
+        Error: ``ns`` is before the current virtual time, or the call comes
+            from a timer callback.
+        BqlNotHeldError: the current thread does not hold the BQL.
+    """
+    if ns < _virtual_ns:
+        raise Error(
+            f"clock_set({ns}): the virtual clock is at {_virtual_ns} ns and "
+            "cannot go backwards",
+            hint="Use virtual_clock_reset() to start a new machine at an "
+            "earlier time.\n",
+        )
+    return _advance_virtual_time(ns, "clock_set()")
+
+
+def virtual_clock_reset(ns: int = 0) -> None:
+    """Start a new machine's time: delete every timer, set the virtual clock.
+
+    All timers of every clock are disarmed (they belong to the previous
+    machine's devices); the timer objects stay usable.  The notifier set by
+    :func:`qemu_clock_set_notify` stays installed.
+
+    Args:
+        ns: the initial virtual time, 0 or more.
+
+    Raises:
+        ValueError: ``ns`` is negative.
+        Error: called from a timer callback.
+        BqlNotHeldError: the current thread does not hold the BQL.
+    """
+    global _virtual_ns
+    bql_assert_locked("virtual_clock_reset()")
+    if ns < 0:
+        raise ValueError(f"virtual_clock_reset({ns}): the time must be 0 or more")
+    if _stepping:
+        raise Error(
+            "virtual_clock_reset() called from a timer callback; reset the "
+            "clock between machine runs"
+        )
+    for timer_list in (_realtime_list, _virtual_list, _host_list):
+        for entry in timer_list.active:
+            entry[2]._expire_ns = -1
+        timer_list.active.clear()
+    _virtual_ns = ns
