@@ -395,8 +395,11 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
 
     def __set__(self, obj: DeviceState, value: S) -> None:
         """Set the property of ``obj``, before realize."""
-        obj._check_settable(self.name)
+        self._check_settable(obj)
         self._store(obj, value)
+
+    def _check_settable(self, dev: DeviceState) -> None:
+        dev._check_settable(self.name)
 
     def _initial(self, dev: DeviceState) -> G:
         raise NotImplementedError
@@ -580,6 +583,10 @@ class _LinkProperty(QdevProperty[ObjT | None, ObjT | None]):
     @override
     def _initial(self, dev: DeviceState) -> ObjT | None:
         return None
+
+    @override
+    def _check_settable(self, dev: DeviceState) -> None:
+        _allow_set_link_before_realize(dev, self.name, None)
 
     @override
     def _store(self, dev: DeviceState, value: ObjT | None) -> None:

@@ -150,13 +150,13 @@ def test_split_irq_line_count_errors() -> None:
     msg = f"IRQ splitter number of lines 0 is not between 1 and {MAX_SPLIT_LINES}"
     with pytest.raises(Error, match=re.escape(msg)):
         qdev_realize(split)
-    assert not split.realized
+    assert not split.property_get("realized")
     split.num_lines = MAX_SPLIT_LINES + 1
     with pytest.raises(Error, match="is not between 1 and"):
         qdev_realize(split)
     split.num_lines = 2
     qdev_realize(split)
-    assert split.realized
+    assert split.property_get("realized")
     assert len(split.out_irq) == 2
 
 
@@ -195,4 +195,4 @@ def test_or_irq_line_count_errors() -> None:
     )
     with pytest.raises(Error, match=re.escape(msg)):
         qdev_realize(gate)
-    assert not gate.realized
+    assert not gate.property_get("realized")
