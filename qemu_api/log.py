@@ -69,6 +69,7 @@ __all__ = [
     "qemu_get_log_mask",
     "qemu_log",
     "qemu_log_enabled",
+    "qemu_log_force_flags",
     "qemu_log_help",
     "qemu_log_mask",
     "qemu_log_reset",
@@ -222,6 +223,7 @@ _per_thread = False
 _thread_files = threading.local()
 _lock = threading.Lock()
 _trace_hook: Callable[[str], None] | None = None
+_forced_flags = 0
 
 
 def qemu_loglevel_mask(mask: int) -> bool:
@@ -364,6 +366,7 @@ def _valid_template(filename: str | None, per_thread: bool) -> str | None:
 def _set_log_internal(filename: str | None, changed_name: bool, flags: int) -> None:
     """Apply a new mask and possibly a new file (``qemu_set_log_internal``)."""
     global _loglevel, _filename, _log_open, _file, _per_thread
+    flags |= _forced_flags
     if _per_thread:
         flags |= LOG_PER_THREAD
     elif _filename is not None:
@@ -462,6 +465,21 @@ def qemu_set_log_filename_flags(path: str | None, mask: int) -> None:
     _set_log_internal(path, True, mask)
 
 
+def qemu_log_force_flags(mask: int) -> None:
+    """Keep the bits of ``mask`` enabled whatever mask is set later.
+
+    QEMU built with the ``log`` trace backend always sets :data:`LOG_TRACE`, so
+    that enabled trace events reach the log; :mod:`qemu_api.trace` calls this
+    when the build has that backend.
+
+    Args:
+        mask: ``LOG_*`` bits to keep enabled (0 stops forcing any).
+    """
+    global _forced_flags
+    _forced_flags = mask
+    qemu_set_log(_loglevel)
+
+
 def qemu_log_set_trace_hook(hook: Callable[[str], None] | None) -> None:
     """Install the handler of ``-d trace:PATTERN`` items.
 
@@ -542,7 +560,7 @@ def qemu_log_reset() -> None:
     """Return the log to its startup state: mask 0, standard error, no ``tid``.
 
     Closes the log file.  For tests and for a new machine in the same process.
-    The trace hook stays installed.
+    The trace hook and the flags of :func:`qemu_log_force_flags` stay.
     """
     global _loglevel, _filename, _log_open, _per_thread
     with _lock:
@@ -551,3 +569,5 @@ def qemu_log_reset() -> None:
         _filename = None
         _log_open = False
         _per_thread = False
+    if _forced_flags:
+        qemu_set_log(0)

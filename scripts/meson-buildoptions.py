@@ -69,6 +69,12 @@ def generate(options: list[MesonOption]) -> str:
         if o["type"] == "boolean":
             left = f"--enable-{cli_name(o['name'])}"
             out.append(help_line(left, f"{o['description']} [default: {default}]"))
+        elif o["type"] == "array":
+            left = f"--enable-{cli_name(o['name'])}=CHOICES"
+            text = o["description"]
+            if "choices" in o:
+                text += f" (choices: {'/'.join(o['choices'])})"
+            out.append(help_line(left, f"{text} [{default}]"))
         else:
             left = f"--{cli_name(o['name'])}=VALUE"
             text = o["description"]
@@ -101,8 +107,11 @@ def generate(options: list[MesonOption]) -> str:
         elif o["type"] == "boolean":
             out.append(f"    --enable-{name}) printf '%s' -D{opt}=true ;;")
             out.append(f"    --disable-{name}) printf '%s' -D{opt}=false ;;")
+        elif o["type"] == "array":
+            out.append(f'    --enable-{name}=*) quote_sh "-D{opt}=$2" ;;')
         else:
             out.append(f'    --{name}=*) quote_sh "-D{opt}=$2" ;;')
+
     out.append("    *) return 1 ;;")
     out.append("  esac")
     out.append("}")

@@ -2,6 +2,8 @@
 # Regenerate it with 'make update-buildoptions'.
 meson_options_help() {
   printf '%s\n' '  --enable-strict-gates        make each package build depend on its clippy, pyfmt and mypy gates passing [default: false]'
+  printf '%s\n' '  --enable-trace-backends=CHOICES
+                               Set available tracing backends (choices: log/simple/nop) [log]'
   printf '%s\n' ''
   printf '%s\n' 'Optional features, enabled with --enable-FEATURE and'
   printf '%s\n' 'disabled with --disable-FEATURE (default: as shown):'
@@ -10,7 +12,7 @@ meson_options_help() {
   printf '%s\n' '  python-devices               every device written in Python, including devices no board selects (auto: only those boards select) [auto]'
 }
 meson_options_defaults() {
-  printf '%s' '-Ddocs=auto -Dpython=auto -Dpython_devices=auto -Dstrict_gates=false'
+  printf '%s' '-Ddocs=auto -Dpython=auto -Dpython_devices=auto -Dstrict_gates=false -Dtrace_backends=log'
 }
 _meson_option_parse() {
   case "$1" in
@@ -22,6 +24,7 @@ _meson_option_parse() {
     --disable-python-devices) printf '%s' -Dpython_devices=disabled ;;
     --enable-strict-gates) printf '%s' -Dstrict_gates=true ;;
     --disable-strict-gates) printf '%s' -Dstrict_gates=false ;;
+    --enable-trace-backends=*) quote_sh "-Dtrace_backends=$2" ;;
     *) return 1 ;;
   esac
 }
