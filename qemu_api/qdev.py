@@ -42,8 +42,8 @@ Life cycle, as in QEMU:
 period must not be 0
 >>> dev.period = 5
 >>> qdev_realize(dev)
->>> dev.realized, dev.canonical_path()
-(True, '/machine/unattached/device[0]')
+>>> dev.realized, dev.canonical_path()  # doctest: +ELLIPSIS
+(True, '/machine/unattached/device[...]')
 >>> dev.period = 6  # doctest: +ELLIPSIS
 Traceback (most recent call last):
     ...

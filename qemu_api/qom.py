@@ -316,12 +316,10 @@ class ObjectProperty:
     does not fit. ``resolve()`` (only for ``child<>`` and ``link<>``) returns
     the object the property points at, for path resolution.
 
-    Attributes:
-        name: the property name.
-        type: QEMU's type string, e.g. ``"uint32"`` or ``"link<irq>"``.
-        description: the help text, or None.
-        default_value: the default, when the property declares one.
-        has_default: whether ``default_value`` is meaningful.
+    Its public fields are ``name``; ``type``, QEMU's type string such as
+    ``"uint32"`` or ``"link<irq>"``; ``description``, the help text or None;
+    ``default_value``, the default when the property declares one; and
+    ``has_default``, whether ``default_value`` is meaningful.
     """
 
     __slots__ = (
@@ -387,11 +385,9 @@ class ObjectProperty:
 class ObjectPropertyInfo:
     """One row of ``qom-list`` / ``device-list-properties``.
 
-    Attributes:
-        name: the property name.
-        type: QEMU's type string.
-        description: the help text, or None.
-        default_value: the default value, or None when there is none.
+    Its fields are ``name``; ``type``, QEMU's type string; ``description``,
+    the help text or None; and ``default_value``, the default value or None
+    when there is none.
     """
 
     name: str
@@ -403,9 +399,8 @@ class ObjectPropertyInfo:
 class PathResolution(NamedTuple):
     """Result of :func:`object_resolve_path_full`.
 
-    Attributes:
-        obj: the object found, or None.
-        ambiguous: True when a partial path matched more than one object.
+    ``obj`` is the object found, or None; ``ambiguous`` is True when a
+    partial path matched more than one object.
     """
 
     obj: Object | None

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
-from qemu_api.chardev import Chardev, qemu_chr_find
 
+from qemu_api.chardev import Chardev, qemu_chr_find
 from qemu_api.clock import Clock, ClockEvent
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource, qemu_allocate_irq
