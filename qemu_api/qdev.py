@@ -413,6 +413,9 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
     def _dump(self, value: G) -> JSONValue:
         raise NotImplementedError
 
+    def _release(self, dev: DeviceState) -> None:
+        """Undo the property's effects when the device is torn down."""
+
     @override
     def _install(self, dev: DeviceState) -> None:
         self._values[dev] = self._initial(dev)
@@ -433,6 +436,7 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
                 description=self.description,
                 default_value=self.default_value,
                 has_default=self.has_default,
+                release=lambda: self._release(dev),
             )
         )
 
@@ -572,6 +576,12 @@ class _ChrProperty(QdevProperty[CharBackend, Chardev | None]):
     @override
     def _dump(self, value: CharBackend) -> JSONValue:
         return value.chr.label if value.chr is not None else ""
+
+    @override
+    def _release(self, dev: DeviceState) -> None:
+        backend = self._values.get(dev)
+        if backend is not None:
+            backend.disconnect()
 
 
 @final

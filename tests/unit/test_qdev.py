@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import pytest
 
-from qemu_api.chardev import Chardev, qemu_chr_find
+from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new, qemu_chr_reset
 from qemu_api.clock import Clock, ClockEvent
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource, qemu_allocate_irq
@@ -75,13 +75,15 @@ def chr_of(dev: "Widget") -> Chardev | None:
 @pytest.fixture(autouse=True)
 def _fresh_tree() -> Iterator[None]:
     object_tree_reset()
+    qemu_chr_reset()
     yield
     object_tree_reset()
+    qemu_chr_reset()
 
 
 def _chardev(label: str) -> Chardev:
     chr_ = qemu_chr_find(label)
-    return chr_ if chr_ is not None else Chardev(label)
+    return chr_ if chr_ is not None else qemu_chr_new(label, "null")
 
 
 class Widget(DeviceState, type_name="test-qdev-widget"):
@@ -256,6 +258,25 @@ def test_chardev_property() -> None:
     assert str(e.value) == "Property 'test-qdev-widget.chardev' can't find value 'foo'"
     assert e.value.hint is not None
     assert "-chardev" in e.value.hint
+
+
+def test_chardev_in_use_and_release() -> None:
+    serial = _chardev("test-qdev-serial1")
+    first = Widget()
+    object_get_root().property_add_child("first", first)
+    first.chardev = serial
+    second = Widget()
+    with pytest.raises(Error) as e:
+        second.property_set("chardev", "test-qdev-serial1")
+    assert str(e.value) == (
+        "Property 'test-qdev-widget.chardev' can't take value 'test-qdev-serial1': "
+        "Device 'test-qdev-serial1' is in use"
+    )
+    assert chr_of(second) is None
+    first.unparent()  # tearing the device down frees its chardev
+    assert chr_of(first) is None
+    second.chardev = serial
+    assert chr_of(second) is serial
 
 
 def test_link_property() -> None:
