@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -748,3 +749,80 @@ def test_clock_errors() -> None:
         Error, match="added to device 'test-qdev-clocked' after realize"
     ):
         qdev_init_clock_out(d, "late")
+
+
+# -- static typing ---------------------------------------------------------------
+
+MISUSE = """
+from qemu_api.clock import ClockEvent
+from qemu_api.qdev import DeviceState, prop_bool, prop_chr, prop_link, prop_u8
+from qemu_api.qom import Container, override
+
+
+class Bad(DeviceState, type_name="misuse"):
+    flag = prop_bool("flag")
+    level = prop_u8("level")
+    chardev = prop_chr()
+    peer = prop_link("peer", Container)
+
+    @override
+    def instance_init(self) -> None:
+        self.init_clock_in("clk", self.clock_cb, ClockEvent.UPDATE)
+        self.init_gpio_in(self.gpio_cb, 2)
+
+    def clock_cb(self) -> None:
+        pass
+
+    def gpio_cb(self, n: str, level: int) -> None:
+        pass
+
+    def use(self) -> None:
+        self.flag = "yes"
+        self.level = 1.5
+        self.chardev = "serial0"
+        self.peer = self
+        ok: bool = self.flag
+"""
+
+
+def test_misused_device_fails_mypy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    src = tmp_path / "misuse.py"
+    src.write_text(MISUSE)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out, err, _ = api.run(
+        ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "c"), str(src)]
+    )
+    lines = [
+        line.split(": error: ")[1] for line in out.splitlines() if ": error: " in line
+    ]
+    assert lines == [
+        (
+            'Argument 2 to "init_clock_in" of "DeviceState" has incompatible type '
+            '"Callable[[], None]"; expected "Callable[[ClockEvent], None] | None"  '
+            "[arg-type]"
+        ),
+        (
+            'Argument 1 to "init_gpio_in" of "DeviceState" has incompatible type '
+            '"Callable[[str, int], None]"; expected "Callable[[int, int], None]"  '
+            "[arg-type]"
+        ),
+        (
+            'Incompatible types in assignment (expression has type "str", variable has '
+            'type "bool")  [assignment]'
+        ),
+        (
+            'Incompatible types in assignment (expression has type "float", '
+            'variable has type "int")  [assignment]'
+        ),
+        (
+            'Incompatible types in assignment (expression has type "str", variable has '
+            'type "Chardev | None")  [assignment]'
+        ),
+        (
+            'Incompatible types in assignment (expression has type "Bad", variable has '
+            'type "Container | None")  [assignment]'
+        ),
+    ], err
