@@ -1,0 +1,186 @@
+"""The main loop: one thread multiplexing file descriptors, bottom halves and timers.
+
+This models QEMU's ``util/main-loop.c`` and ``util/async.c`` on Python's
+:mod:`selectors`. Chardev sockets, the QMP monitors and the qtest socket register
+read/write handlers with :meth:`MainLoop.set_fd_handler`; work to do "soon" is a
+bottom half (:meth:`MainLoop.bh_schedule`). Every callback runs with the BQL held;
+the loop drops the lock only while it sleeps in ``select``, as QEMU does.
+
+The virtual clock belongs to the accelerator: under ``-accel qtest`` it moves only
+on ``clock_step``/``clock_set``; otherwise, while the machine runs, the loop moves
+it with host time (:attr:`MainLoop.virtual_follows_host`).
+
+An exception escaping a callback is a bug in a model: it goes to the loop's error
+handler (the machine then stops in ``internal-error``), and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import selectors
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import final
+
+from qemu_api.bql import bql_lock, bql_locked, bql_unlock
+from qemu_api.timer import (
+    CLOCK_HOST,
+    CLOCK_REALTIME,
+    CLOCK_VIRTUAL,
+    clock_set,
+    qemu_clock_deadline_ns,
+    qemu_clock_get_ns,
+    qemu_clock_run_timers,
+)
+
+__all__ = ["ErrorHandler", "FdHandler", "MainLoop"]
+
+FdHandler = Callable[[], None]
+"""A read or write handler: called when the descriptor is ready."""
+
+ErrorHandler = Callable[[str, BaseException], None]
+"""Receives ``(what was running, the exception)`` for a failed callback."""
+
+_MAX_SLEEP_NS = 1_000_000_000
+
+
+@final
+class MainLoop:
+    """One event loop; the emulator has exactly one.
+
+    >>> from qemu_api.bql import bql_locked
+    >>> loop = MainLoop()
+    >>> ran = []
+    >>> loop.bh_schedule(lambda: ran.append(bql_locked()))
+    >>> loop.wait(0)
+    >>> ran
+    [True]
+    """
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._handlers: dict[int, tuple[FdHandler | None, FdHandler | None, str]] = {}
+        self._bhs: deque[tuple[Callable[[], None], str]] = deque()
+        self._error_handler: ErrorHandler | None = None
+        self.virtual_follows_host = False
+        """Move the virtual clock with host time while the machine runs."""
+        self.machine_running: Callable[[], bool] = lambda: False
+        """Tells whether the machine runs (so that virtual time may move)."""
+        self._host_base: int | None = None
+
+    def set_error_handler(self, handler: ErrorHandler | None) -> None:
+        """Install the receiver of exceptions escaping callbacks."""
+        self._error_handler = handler
+
+    def set_fd_handler(
+        self,
+        fd: int,
+        read: FdHandler | None,
+        write: FdHandler | None = None,
+        name: str = "",
+    ) -> None:
+        """Watch *fd*: *read*/*write* run when it is readable/writable.
+
+        Passing None for both removes the descriptor (``qemu_set_fd_handler``).
+        """
+        events = (selectors.EVENT_READ if read else 0) | (
+            selectors.EVENT_WRITE if write else 0
+        )
+        if fd in self._handlers:
+            if events:
+                self._sel.modify(fd, events)
+            else:
+                self._sel.unregister(fd)
+        elif events:
+            self._sel.register(fd, events)
+        if events:
+            self._handlers[fd] = (read, write, name or f"fd {fd}")
+        else:
+            self._handlers.pop(fd, None)
+
+    def bh_schedule(self, callback: Callable[[], None], name: str = "") -> None:
+        """Run *callback* at the next iteration (a one-shot bottom half)."""
+        self._bhs.append((callback, name or getattr(callback, "__qualname__", "bh")))
+
+    def _call(self, callback: Callable[[], object], what: str) -> None:
+        try:
+            callback()
+        except Exception as exc:
+            if self._error_handler is None:
+                raise
+            self._error_handler(what, exc)
+
+    def _sync_virtual_clock(self) -> None:
+        """Move the virtual clock with host time while the machine runs."""
+        if not (self.virtual_follows_host and self.machine_running()):
+            self._host_base = None
+            return
+        now = time.monotonic_ns()
+        if self._host_base is None:
+            self._host_base = now - qemu_clock_get_ns(CLOCK_VIRTUAL)
+            return
+        target = now - self._host_base
+        if target > qemu_clock_get_ns(CLOCK_VIRTUAL):
+            self._call(lambda: clock_set(target), "virtual clock timers")
+
+    def _timeout_ns(self, limit_ns: int) -> int:
+        timeout = limit_ns if limit_ns >= 0 else _MAX_SLEEP_NS
+        if self._bhs:
+            return 0
+        clocks = [CLOCK_REALTIME, CLOCK_HOST]
+        if self.virtual_follows_host and self.machine_running():
+            clocks.append(CLOCK_VIRTUAL)
+        for clock in clocks:
+            d = qemu_clock_deadline_ns(clock)
+            if d >= 0:
+                timeout = min(timeout, d)
+        return max(timeout, 0)
+
+    def wait(self, limit_ns: int = -1) -> None:
+        """Run one iteration: sleep at most *limit_ns* (-1: until something happens).
+
+        The caller holds the BQL; it is released during the sleep.
+        """
+        held = bql_locked()
+        if not held:
+            bql_lock()
+        try:
+            self._sync_virtual_clock()
+            timeout = self._timeout_ns(limit_ns)
+            bql_unlock()
+            try:
+                ready = self._sel.select(timeout / 1e9) if self._handlers else []
+                if not self._handlers and timeout:
+                    time.sleep(timeout / 1e9)
+            finally:
+                bql_lock()
+            for key, mask in ready:
+                entry = self._handlers.get(key.fd)
+                if entry is None:
+                    continue
+                read, _, name = entry
+                if mask & selectors.EVENT_READ and read is not None:
+                    self._call(read, name)
+                entry = self._handlers.get(key.fd)
+                if entry is not None and mask & selectors.EVENT_WRITE and entry[1]:
+                    self._call(entry[1], name)
+            for _ in range(len(self._bhs)):
+                callback, name = self._bhs.popleft()
+                self._call(callback, name)
+            self._call(lambda: qemu_clock_run_timers(CLOCK_REALTIME), "timers")
+            self._call(lambda: qemu_clock_run_timers(CLOCK_HOST), "timers")
+            self._sync_virtual_clock()
+        finally:
+            if not held:
+                bql_unlock()
+
+    def run(self, until: Callable[[], bool]) -> None:
+        """Iterate until *until()* returns True (checked after each iteration)."""
+        while not until():
+            self.wait()
+
+    def close(self) -> None:
+        """Stop watching every descriptor."""
+        for fd in list(self._handlers):
+            self.set_fd_handler(fd, None, None)
+        self._sel.close()
