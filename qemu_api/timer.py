@@ -366,6 +366,7 @@ def qemu_clock_deadline_ns(clock: QEMUClockType) -> int:
     >>> t.mod_ns(250)
     >>> qemu_clock_deadline_ns(CLOCK_VIRTUAL)
     150
+    >>> t.delete()
     """
     active = _LISTS[_clock_type(clock)].active
     if not active:

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from qemu_api import bql, log, timer
+from qemu_api import bql, chardev, log, timer
 
 
 def _reset_runtime() -> None:
     timer.virtual_clock_reset()
     timer.qemu_clock_set_notify(None)
+    chardev.qemu_chr_reset()
     log.qemu_log_reset()
     log.qemu_log_set_trace_hook(None)
 
