@@ -241,8 +241,10 @@ def qemu_loglevel_mask(mask: int) -> bool:
 def qemu_get_log_mask() -> int:
     """Return the enabled mask (QEMU's ``qemu_loglevel``).
 
-    >>> qemu_get_log_mask()
-    0
+    >>> qemu_set_log(LOG_UNIMP)
+    >>> qemu_get_log_mask() & (LOG_UNIMP | LOG_GUEST_ERROR) == LOG_UNIMP
+    True
+    >>> qemu_set_log(0)
     """
     return _loglevel
 

@@ -4,7 +4,8 @@ Every test runs with the BQL held by the test's thread, as QEMU's
 ``bql_start_test()`` arranges for its Rust tests, with borrow locations
 recorded (``debug_cell``), and starts from a fresh runtime:
 
-- log: mask 0, standard error, no trace hook (:func:`qemu_api.log.qemu_log_reset`);
+- log: mask 0 (plus the flags the trace backend forces), standard error
+  (:func:`qemu_api.log.qemu_log_reset`; the trace hook stays installed);
 - timers: virtual clock at 0, no timer armed on any clock, no notifier;
 - chardevs: an empty registry (every chardev closed and deleted).
 
@@ -23,7 +24,6 @@ def _reset_runtime() -> None:
     timer.qemu_clock_set_notify(None)
     chardev.qemu_chr_reset()
     log.qemu_log_reset()
-    log.qemu_log_set_trace_hook(None)
 
 
 @pytest.fixture(autouse=True)

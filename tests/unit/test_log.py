@@ -34,6 +34,7 @@ from qemu_api.log import (
     qemu_get_log_mask,
     qemu_log,
     qemu_log_enabled,
+    qemu_log_force_flags,
     qemu_log_help,
     qemu_log_mask,
     qemu_log_reset,
@@ -47,12 +48,28 @@ from qemu_api.log import (
 )
 
 
+@pytest.fixture(autouse=True)
+def plain_log():
+    """Test the log as built without the log trace backend.
+
+    qemu_api.trace (when imported) forces LOG_TRACE on and installs the
+    ``-d trace:`` hook, as QEMU's log trace backend does; set both aside.
+    """
+    forced, hook = log._forced_flags, log._trace_hook
+    qemu_log_force_flags(0)
+    qemu_log_set_trace_hook(None)
+    qemu_log_reset()
+    yield
+    qemu_log_reset()
+    qemu_log_set_trace_hook(hook)
+    qemu_log_force_flags(forced)
+
+
 @pytest.fixture
 def trace_hook():
     patterns: list[str] = []
     qemu_log_set_trace_hook(patterns.append)
-    yield patterns
-    qemu_log_set_trace_hook(None)
+    return patterns
 
 
 def test_mask_values_match_qemu():
@@ -333,3 +350,21 @@ def test_disabled_call_is_one_int_test():
     assert log._loglevel == 0
     code = qemu_log_mask.__code__
     assert code.co_names == ("_loglevel", "_write")
+
+
+def test_forced_flags_stay_on(capsys):
+    qemu_log_force_flags(LOG_TRACE)
+    assert qemu_get_log_mask() == LOG_TRACE
+    assert qemu_log_enabled()  # a non-zero mask opens the log
+    qemu_set_log(LOG_UNIMP)
+    assert qemu_get_log_mask() == LOG_UNIMP | LOG_TRACE
+    qemu_set_log(0)
+    assert qemu_get_log_mask() == LOG_TRACE
+    qemu_log_reset()
+    assert qemu_get_log_mask() == LOG_TRACE
+    qemu_log("trace line\n")
+    assert capsys.readouterr().err == "trace line\n"
+    qemu_log_force_flags(0)
+    assert qemu_get_log_mask() == LOG_TRACE  # no longer forced, still set
+    qemu_set_log(0)
+    assert qemu_get_log_mask() == 0
