@@ -213,14 +213,22 @@ MEMTXATTRS_UNSPECIFIED: Final = MemTxAttrs(unspecified=True)
 
 @final
 class MemTxResultSlot:
-    """A preallocated place for the result of an access (``MemTxResult *``).
+    """A preallocated place that collects the results of loads.
 
-    :meth:`AddressSpace.read` and the ``ld*`` loads return the value and, when
-    given a slot, store the result in it: QEMU's ``MemTxResult *result``
-    out-parameter.  A caller keeps one slot and reuses it, so checking results
-    allocates nothing per access.
+    :meth:`AddressSpace.read` and the ``ld*`` loads return the value; given a
+    slot, they or the :class:`MemTxResult` into it, as QEMU code does with
+    ``result |= ...`` over a sequence of accesses.  A successful access
+    leaves the slot unchanged, so the fast path never touches it: check
+    :attr:`value` after one access or a batch, and :meth:`clear` the slot to
+    reuse it.  Nothing is allocated per access.
 
     >>> slot = MemTxResultSlot()
+    >>> slot.value
+    <MemTxResult.MEMTX_OK: 0>
+    >>> slot.value |= MEMTX_DECODE_ERROR
+    >>> bool(slot.value)
+    True
+    >>> slot.clear()
     >>> slot.value
     <MemTxResult.MEMTX_OK: 0>
     """
@@ -229,6 +237,10 @@ class MemTxResultSlot:
 
     def __init__(self) -> None:
         self.value: MemTxResult = MEMTX_OK
+
+    def clear(self) -> None:
+        """Reset the slot to :data:`MEMTX_OK`."""
+        self.value = MEMTX_OK
 
     @override
     def __repr__(self) -> str:
@@ -1279,7 +1291,7 @@ class MemoryRegion:
             Error: ``size`` is not 1, 2, 4 or 8.
         """
         _check_access_size(size)
-        return _dispatch_read(self, addr, size, _op_big(endianness), attrs)
+        return MemTxValue(*_dispatch_read(self, addr, size, _op_big(endianness), attrs))
 
     def dispatch_write(
         self,
@@ -1382,6 +1394,15 @@ def _access_valid(
     return True
 
 
+def _bad_read_value(read: object, value: object) -> Error:
+    func = getattr(read, "__func__", read)
+    name = getattr(func, "__qualname__", repr(func))
+    return Error(
+        f"MMIO read callback {name} returned {value!r}; expected an int "
+        "(the register value; return 0 for registers that read as zero)"
+    )
+
+
 def _adjusted_access_size(ops: _BoundOps, size: int) -> int:
     return max(min(size, ops.impl_max), ops.impl_min)
 
@@ -1407,6 +1428,8 @@ def _read_adjusted(
             assert read_attrs is not None
             r, tmp = read_attrs(a, access_size, attrs)
             result |= r
+        if not isinstance(tmp, int):
+            raise _bad_read_value(read or read_attrs, tmp)
         tmp &= access_mask
         value |= tmp << shift if shift >= 0 else tmp >> -shift
     return result, value
@@ -1436,18 +1459,18 @@ def _write_adjusted(
 
 def _dispatch_read(
     mr: MemoryRegion, addr: int, size: int, op_big: bool, attrs: MemTxAttrs
-) -> MemTxValue:
+) -> tuple[MemTxResult, int]:
     # memory_region_dispatch_read
     while mr._alias is not None:
         addr = (mr._alias_offset + addr) & _HWADDR_MASK
         mr = mr._alias
     if not _access_valid(mr, addr, size, False, attrs):
-        return MemTxValue(MEMTX_DECODE_ERROR, 0)
+        return MEMTX_DECODE_ERROR, 0
     result, value = _read_adjusted(mr, addr, size, attrs)
     value &= _LIMITS[size]
     if size > 1 and op_big != _dev_big(mr._ops):
         value = _bswap(value, size)
-    return MemTxValue(result, value)
+    return result, value
 
 
 def _dispatch_write(
@@ -1598,30 +1621,26 @@ def _flatview_root(mr: MemoryRegion) -> MemoryRegion | None:
 # ---------------------------------------------------------------------------
 # Address spaces (physmem.c)
 
-# Fast-path cache entries: (native read sizes, offset, read, native write sizes,
-# write, LE read sizes, BE read sizes, LE write sizes, BE write sizes), where
-# "sizes" is a bit mask with bit N set when an N-byte access at that address
-# needs no checks, splitting, widening or byte swap.
-_FastEntry = tuple[
-    int,
-    int,
-    Callable[[int, int], int],
-    int,
-    Callable[[int, int, int], None],
-    int,
-    int,
-    int,
-    int,
-]
+# Fast-path cache entries, per access size and address: (offset in the
+# region, the device's bound callback, the largest value of that size).  A
+# fast entry is made for an access that needs no checks, splitting, widening
+# or byte swap, so a hit calls the device at once; RAM accesses that fit get
+# one too.  Other accesses get a slow entry (limit -1) that sends them down
+# QEMU's full path, so a miss costs the lookup only once.
+_ReadEntry = tuple[int, Callable[[int, int], int], int]
+_WriteEntry = tuple[int, Callable[[int, int, int], None], int]
+_ReadCache = dict[int, dict[int, _ReadEntry]]
+_WriteCache = dict[int, dict[int, _WriteEntry]]
+# Entries per address space before the caches are emptied (like a TLB flush).
 _CACHE_MAX: Final = 4096
 
 
-def _read_noop(addr: int, size: int) -> int:
-    return 0
+def _read_caches() -> _ReadCache:
+    return {size: {} for size in _ACCESS_SIZES}
 
 
-def _write_noop(addr: int, value: int, size: int) -> None:
-    return None
+def _write_caches() -> _WriteCache:
+    return {size: {} for size in _ACCESS_SIZES}
 
 
 @final
@@ -1630,18 +1649,21 @@ class _Section:
 
     __slots__ = (
         "delta",
+        "dev_big",
         "end",
-        "fast_be_r",
-        "fast_be_w",
-        "fast_le_r",
-        "fast_le_w",
+        "impl_max",
+        "impl_min",
         "mr",
         "offset_in_region",
+        "plans",
         "ram",
+        "ram_read",
+        "ram_write",
         "read",
         "readonly",
         "start",
         "unaligned_ok",
+        "valid_sizes",
         "write",
     )
 
@@ -1655,46 +1677,179 @@ class _Section:
         self.readonly = readonly
         # Offset in the region = address - delta.
         self.delta = start - offset
-        self.ram = mr._ram
+        self.ram = ram = mr._ram
+        # RAM accessors for each byte order, bound to the bytearray.
+        self.ram_read: tuple[Callable[[int, int], int], ...] = ()
+        self.ram_write: tuple[Callable[[int, int, int], None], ...] = ()
+        if ram is not None:
+            self.ram_read = (
+                types.MethodType(_ram_read_le, ram),
+                types.MethodType(_ram_read_be, ram),
+            )
+            if not mr._readonly:
+                self.ram_write = (
+                    types.MethodType(_ram_write_le, ram),
+                    types.MethodType(_ram_write_be, ram),
+                )
         ops = mr._ops
         self.unaligned_ok = ops.valid.unaligned
-        self.read: Callable[[int, int], int] = ops.read or _read_noop
-        self.write: Callable[[int, int, int], None] = ops.write or _write_noop
-        masks = [0, 0, 0, 0]
-        if mr._ram is None and ops.accepts is None and mr is not _IO_MEM_UNASSIGNED:
-            big = _dev_big(ops)
-            valid = ops.valid
+        self.read = ops.read
+        self.write = ops.write
+        self.dev_big = _dev_big(ops)
+        self.impl_min = ops.impl_min
+        self.impl_max = ops.impl_max
+        # Bit N of valid_sizes is set if ops.valid accepts N-byte accesses;
+        # nothing is cached for regions with an accepts hook (it sees the
+        # attributes), for RAM and for unassigned addresses.
+        valid = ops.valid
+        cacheable = (
+            mr._ram is None and ops.accepts is None and mr is not _IO_MEM_UNASSIGNED
+        )
+        self.valid_sizes = 0
+        if cacheable:
             for size in _ACCESS_SIZES:
-                if valid.max_access_size and not (
+                if not valid.max_access_size or (
                     valid.min_access_size <= size <= valid.max_access_size
                 ):
-                    continue
-                if not ops.impl_min <= size <= ops.impl_max:
-                    continue
-                for k, op_big in ((0, False), (1, True)):
-                    if size > 1 and op_big != big:
-                        continue
-                    if ops.read is not None:
-                        masks[k] |= 1 << size
-                    if ops.write is not None:
-                        masks[2 + k] |= 1 << size
-        self.fast_le_r, self.fast_be_r, self.fast_le_w, self.fast_be_w = masks
+                    self.valid_sizes |= 1 << size
+        self.plans: dict[tuple[int, bool], _AdjustedAccess] = {}
 
-    def fast_entry(self, addr: int) -> _FastEntry:
+    def _offset(self, addr: int, size: int) -> int | None:
+        """Return the region offset if an access passes ``ops.valid``, else None."""
+        if not self.valid_sizes >> size & 1:
+            return None
         off = addr - self.delta
-        aligned = 0
-        for size in _ACCESS_SIZES:
-            if self.unaligned_ok or not off & (size - 1):
-                aligned |= 1 << size
-        le_r = self.fast_le_r & aligned
-        be_r = self.fast_be_r & aligned
-        le_w = self.fast_le_w & aligned
-        be_w = self.fast_be_w & aligned
-        nat_r, nat_w = (be_r, be_w) if _target_big else (le_r, le_w)
-        return (nat_r, off, self.read, nat_w, self.write, le_r, be_r, le_w, be_w)
+        if not self.unaligned_ok and off & (size - 1):
+            return None
+        return off
+
+    def _direct(self, size: int, big: bool) -> bool:
+        """Return True if the callback handles the access as it is."""
+        return self.impl_min <= size <= self.impl_max and (
+            size == 1 or big == self.dev_big
+        )
+
+    def _plan(self, size: int, big: bool) -> _AdjustedAccess:
+        plan = self.plans.get((size, big))
+        if plan is None:
+            plan = _AdjustedAccess(self, size, big)
+            self.plans[size, big] = plan
+        return plan
+
+    def read_entry(self, addr: int, size: int, big: bool) -> _ReadEntry:
+        if self.ram_read:
+            if self.end - addr >= size:
+                return (addr - self.delta, self.ram_read[big], _LIMITS[size])
+            return _SLOW_READ
+        off = self._offset(addr, size)
+        if off is None or self.read is None:
+            return _SLOW_READ
+        if self._direct(size, big):
+            return (off, self.read, _LIMITS[size])
+        return (off, self._plan(size, big).read, _LIMITS[size])
+
+    def write_entry(self, addr: int, size: int, big: bool) -> _WriteEntry:
+        if self.ram_write:
+            if self.end - addr >= size:
+                return (addr - self.delta, self.ram_write[big], _LIMITS[size])
+            return _SLOW_WRITE
+        off = self._offset(addr, size)
+        if off is None or self.write is None:
+            return _SLOW_WRITE
+        if self._direct(size, big):
+            return (off, self.write, _LIMITS[size])
+        return (off, self._plan(size, big).write, _LIMITS[size])
 
 
-_NO_FAST: Final[_FastEntry] = (0, 0, _read_noop, 0, _write_noop, 0, 0, 0, 0)
+@final
+class _AdjustedAccess:
+    """A precomputed ``access_with_adjusted_size`` for one size and byte order.
+
+    The pieces, their shifts and the byte swap of ``adjust_endianness`` are
+    worked out once, when an address first needs them.
+    """
+
+    __slots__ = (
+        "access_size",
+        "dev_read",
+        "dev_write",
+        "limit",
+        "mask",
+        "steps",
+        "swap",
+    )
+
+    def __init__(self, section: _Section, size: int, big: bool) -> None:
+        self.dev_read = section.read
+        self.dev_write = section.write
+        access_size = max(min(size, section.impl_max), section.impl_min)
+        self.access_size = access_size
+        self.mask = _LIMITS[access_size]
+        self.limit = _LIMITS[size]
+        self.steps = tuple(
+            (i, (size - access_size - i) * 8 if section.dev_big else i * 8)
+            for i in range(0, size, access_size)
+        )
+        self.swap = size > 1 and big != section.dev_big
+
+    def read(self, off: int, size: int) -> int:
+        read = self.dev_read
+        assert read is not None
+        access_size = self.access_size
+        mask = self.mask
+        value = 0
+        for i, shift in self.steps:
+            tmp = read(off + i, access_size)
+            try:
+                tmp &= mask
+            except TypeError:
+                raise _bad_read_value(read, tmp) from None
+            value |= tmp << shift if shift >= 0 else tmp >> -shift
+        value &= self.limit
+        if self.swap:
+            value = _bswap(value, size)
+        return value
+
+    def write(self, off: int, value: int, size: int) -> None:
+        write = self.dev_write
+        assert write is not None
+        if self.swap:
+            value = _bswap(value, size)
+        access_size = self.access_size
+        mask = self.mask
+        for i, shift in self.steps:
+            tmp = (value >> shift if shift >= 0 else value << -shift) & mask
+            write(off + i, tmp, access_size)
+
+
+def _ram_read_le(ram: bytearray, off: int, size: int) -> int:
+    return int.from_bytes(ram[off : off + size], "little")
+
+
+def _ram_read_be(ram: bytearray, off: int, size: int) -> int:
+    return int.from_bytes(ram[off : off + size], "big")
+
+
+def _ram_write_le(ram: bytearray, off: int, value: int, size: int) -> None:
+    ram[off : off + size] = value.to_bytes(size, "little")
+
+
+def _ram_write_be(ram: bytearray, off: int, value: int, size: int) -> None:
+    ram[off : off + size] = value.to_bytes(size, "big")
+
+
+def _read_nothing(off: int, size: int) -> int:
+    return 0
+
+
+def _write_nothing(off: int, value: int, size: int) -> None:
+    return None
+
+
+# The entries of accesses that take the full path: a limit of -1 sends the
+# value check to it.
+_SLOW_READ: Final[_ReadEntry] = (0, _read_nothing, -1)
+_SLOW_WRITE: Final[_WriteEntry] = (0, _write_nothing, -1)
 
 
 def _access_allowed(
@@ -1746,7 +1901,18 @@ class AddressSpace:
     (<MemTxResult.MEMTX_OK: 0>, b'\x00\x00\x01\x02')
     """
 
-    __slots__ = ("__weakref__", "_cache", "_name", "_root", "_sections", "_starts")
+    __slots__ = (
+        "__weakref__",
+        "_cached",
+        "_name",
+        "_rc",
+        "_rcx",
+        "_root",
+        "_sections",
+        "_starts",
+        "_wc",
+        "_wcx",
+    )
 
     def __init__(self, root: MemoryRegion, name: str = "anonymous") -> None:
         if not isinstance(root, MemoryRegion):
@@ -1758,7 +1924,11 @@ class AddressSpace:
         self._name = name
         self._starts: list[int] = [0]
         self._sections: list[_Section] = []
-        self._cache: dict[int, _FastEntry] = {}
+        self._rc: _ReadCache = _read_caches()
+        self._wc: _WriteCache = _write_caches()
+        self._rcx: _ReadCache = _read_caches()
+        self._wcx: _WriteCache = _write_caches()
+        self._cached = 0
         _address_spaces.append(weakref.ref(self))
         self._update_topology()
 
@@ -1804,25 +1974,21 @@ class AddressSpace:
         # consistent one (QEMU's RCU).
         self._starts = [s.start for s in sections]
         self._sections = sections
-        self._cache = {}
+        self._flush_caches()
 
-    def _fast(self, addr: int) -> _FastEntry:
-        """Look ``addr`` up and remember its fast-path entry (or _NO_FAST)."""
-        if not 0 <= addr <= UINT64_MAX:
-            return _NO_FAST
-        section = self._sections[bisect_right(self._starts, addr) - 1]
-        if not (
-            section.fast_le_r
-            | section.fast_be_r
-            | section.fast_le_w
-            | section.fast_be_w
-        ):
-            return _NO_FAST
-        cache = self._cache
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        entry = cache[addr] = section.fast_entry(addr)
-        return entry
+    def _cache_slot(self) -> None:
+        """Make room for one more fast-path entry."""
+        self._cached += 1
+        if self._cached > _CACHE_MAX:
+            self._flush_caches()
+            self._cached = 1
+
+    def _flush_caches(self) -> None:
+        self._rc = _read_caches()
+        self._wc = _write_caches()
+        self._rcx = _read_caches()
+        self._wcx = _write_caches()
+        self._cached = 0
 
     def _translate(self, addr: int) -> _Section:
         return self._sections[bisect_right(self._starts, addr) - 1]
@@ -1839,16 +2005,19 @@ class AddressSpace:
         """Load ``size`` bytes at ``addr`` in the target's byte order.
 
         This is the MMIO path of a CPU load (and of qtest's ``readl``): the
-        value comes from one region.  For an I/O region whose ``impl`` sizes
-        cover ``size`` the device's ``read`` is called directly, with nothing
-        allocated and nothing looked up but the address.
+        value comes from one region.  When the region is an I/O region whose
+        ``impl`` sizes cover ``size``, without an ``accepts`` hook, and the
+        access is aligned (or unaligned accesses are valid), the device's
+        ``read`` is called directly after one lookup of the address in a
+        cache: nothing is allocated.  Other accesses take QEMU's full path.
 
         Args:
             addr: the guest physical address, 0 to 2**64 - 1.
             size: 1, 2, 4 or 8.
             attrs: the transaction attributes.
-            result: where to store the :class:`MemTxResult` (QEMU's
-                ``MemTxResult *result``); None to ignore it.
+            result: a slot that collects the :class:`MemTxResult` (QEMU's
+                ``MemTxResult *result``; failures are or-ed in, success
+                leaves it unchanged); None to ignore it.
 
         Returns:
             The value, 0 if the access failed.
@@ -1856,17 +2025,17 @@ class AddressSpace:
         Raises:
             Error: ``size`` is not 1, 2, 4 or 8.
         """
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._fast(addr)
-        if entry[0] >> size & 1:
-            value = entry[2](entry[1], size)
-            if value < 0 or value > _LIMITS[size]:
-                value &= _LIMITS[size]
-            if result is not None:
-                result.value = MEMTX_OK
-            return value
-        return self._load(addr, size, _target_big, attrs, result)
+        try:
+            off, read, limit = self._rc[size][addr]
+        except KeyError:
+            return self._read_miss(addr, size, _target_big, attrs, result)
+        value = read(off, size)
+        try:
+            if value <= limit and value >= 0:
+                return value
+        except TypeError:
+            raise _bad_read_value(read, value) from None
+        return self._read_masked(addr, size, _target_big, attrs, result, value, limit)
 
     def write(
         self,
@@ -1877,7 +2046,7 @@ class AddressSpace:
     ) -> MemTxResult:
         """Store ``size`` bytes at ``addr`` in the target's byte order.
 
-        The store counterpart of :meth:`read`.
+        The store counterpart of :meth:`read`, with the same fast path.
 
         Args:
             addr: the guest physical address.
@@ -1891,15 +2060,44 @@ class AddressSpace:
         Raises:
             Error: ``size`` is not 1, 2, 4 or 8.
         """
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._fast(addr)
-        if entry[3] >> size & 1:
-            if value < 0 or value > _LIMITS[size]:
-                value &= _LIMITS[size]
-            entry[4](entry[1], value, size)
+        try:
+            off, write, limit = self._wc[size][addr]
+        except KeyError:
+            return self._write_miss(addr, value, size, _target_big, attrs)
+        if value <= limit and value >= 0:
+            write(off, value, size)
             return MEMTX_OK
-        return self._store(addr, value, size, _target_big, attrs)
+        if limit < 0:
+            return self._store(addr, value, size, _target_big, attrs)
+        write(off, value & limit, size)
+        return MEMTX_OK
+
+    def _read_miss(
+        self,
+        addr: int,
+        size: int,
+        big: bool,
+        attrs: MemTxAttrs,
+        result: MemTxResultSlot | None,
+    ) -> int:
+        if size in _ACCESS_SIZES and 0 <= addr <= UINT64_MAX:
+            entry = self._translate(addr).read_entry(addr, size, big)
+            self._cache_slot()
+            caches = self._rc if big == _target_big else self._rcx
+            caches[size][addr] = entry
+            return self._ld(addr, size, big, attrs, result)
+        return self._load(addr, size, big, attrs, result)
+
+    def _write_miss(
+        self, addr: int, value: int, size: int, big: bool, attrs: MemTxAttrs
+    ) -> MemTxResult:
+        if size in _ACCESS_SIZES and 0 <= addr <= UINT64_MAX:
+            entry = self._translate(addr).write_entry(addr, size, big)
+            self._cache_slot()
+            caches = self._wc if big == _target_big else self._wcx
+            caches[size][addr] = entry
+            return self._st(addr, value, size, big, attrs)
+        return self._store(addr, value, size, big, attrs)
 
     def _ld(
         self,
@@ -1909,30 +2107,49 @@ class AddressSpace:
         attrs: MemTxAttrs,
         result: MemTxResultSlot | None,
     ) -> int:
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._fast(addr)
-        if (entry[6] if big else entry[5]) >> size & 1:
-            value = entry[2](entry[1], size)
-            if value < 0 or value > _LIMITS[size]:
-                value &= _LIMITS[size]
-            if result is not None:
-                result.value = MEMTX_OK
-            return value
-        return self._load(addr, size, big, attrs, result)
+        caches = self._rc if big == _target_big else self._rcx
+        try:
+            off, read, limit = caches[size][addr]
+        except KeyError:
+            return self._read_miss(addr, size, big, attrs, result)
+        value = read(off, size)
+        try:
+            if value <= limit and value >= 0:
+                return value
+        except TypeError:
+            raise _bad_read_value(read, value) from None
+        return self._read_masked(addr, size, big, attrs, result, value, limit)
+
+    def _read_masked(
+        self,
+        addr: int,
+        size: int,
+        big: bool,
+        attrs: MemTxAttrs,
+        result: MemTxResultSlot | None,
+        value: int,
+        limit: int,
+    ) -> int:
+        """Finish a cached read whose value is out of range, or a slow one."""
+        if limit < 0:
+            return self._load(addr, size, big, attrs, result)
+        return value & limit
 
     def _st(
         self, addr: int, value: int, size: int, big: bool, attrs: MemTxAttrs
     ) -> MemTxResult:
-        entry = self._cache.get(addr)
-        if entry is None:
-            entry = self._fast(addr)
-        if (entry[8] if big else entry[7]) >> size & 1:
-            if value < 0 or value > _LIMITS[size]:
-                value &= _LIMITS[size]
-            entry[4](entry[1], value, size)
+        caches = self._wc if big == _target_big else self._wcx
+        try:
+            off, write, limit = caches[size][addr]
+        except KeyError:
+            return self._write_miss(addr, value, size, big, attrs)
+        if value <= limit and value >= 0:
+            write(off, value, size)
             return MEMTX_OK
-        return self._store(addr, value, size, big, attrs)
+        if limit < 0:
+            return self._store(addr, value, size, big, attrs)
+        write(off, value & limit, size)
+        return MEMTX_OK
 
     def _load(
         self,
@@ -1956,7 +2173,7 @@ class AddressSpace:
         else:
             res, value = _dispatch_read(mr, off, size, big, attrs)
         if result is not None:
-            result.value = res
+            result.value |= res
         return value
 
     def _store(
@@ -1990,7 +2207,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2008,7 +2225,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2026,7 +2243,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2044,7 +2261,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2062,7 +2279,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2080,7 +2297,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2098,7 +2315,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2116,7 +2333,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2134,7 +2351,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
@@ -2152,7 +2369,7 @@ class AddressSpace:
         Args:
             addr: the guest physical address.
             attrs: the transaction attributes.
-            result: where to store the result, or None.
+            result: a slot that collects failures, or None.
 
         Returns:
             The value, 0 if the access failed.
