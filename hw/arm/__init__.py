@@ -1,0 +1,1 @@
+"""ARM boards (QEMU's ``hw/arm``)."""

@@ -1,0 +1,64 @@
+"""The ``virt`` board for aarch64 (QEMU's ``hw/arm/virt.c``), without a CPU yet.
+
+It follows QEMU's memory map for what it models: RAM at 0x40000000 (``-m``,
+128 MiB by default) named ``mach-virt.ram`` as QEMU names it, the PL011 UART0 at
+0x09000000 (0x1000 bytes) on shared peripheral interrupt 1 of the board's
+interrupt controller (``arm_gic``), and the first serial port as its chardev.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hw.core.machine import MachineState
+from hw.intc.latch import ArmGic
+from qemu_api.chardev import Chardev
+from qemu_api.qdev import qdev_get_gpio_in, qdev_new
+from qemu_api.qom import object_class_by_name, object_property_add_child, override
+from qemu_api.sysbus import SysBusDevice, sysbus_realize
+
+__all__ = ["VIRT_MEMMAP", "VirtMachine"]
+
+VIRT_MEMMAP: Final = {
+    "gic-dist": (0x08000000, 0x00010000),
+    "uart": (0x09000000, 0x00001000),
+    "mem": (0x40000000, 0),
+}
+"""QEMU's virt addresses (``base_memmap``) for the parts the board models."""
+
+UART_SPI: Final = 1
+"""QEMU's ``VIRT_UART`` interrupt: SPI 1."""
+
+
+class VirtMachine(MachineState, type_name="virt-machine"):
+    """QEMU's ARM virtual machine."""
+
+    machine_name = "virt"
+    desc = "QEMU 7.2 ARM Virtual Machine"
+    aliases = ("virt-7.2",)
+    targets = ("aarch64",)
+    ram_name = "mach-virt.ram"
+    ram_base = VIRT_MEMMAP["mem"][0]
+
+    serial: Chardev | None = None
+    """The chardev of the first serial port (``-serial``), set before init."""
+
+    @override
+    def machine_init(self) -> None:
+        super().machine_init()
+        gic = ArmGic()
+        object_property_add_child(self, "gic", gic)
+        sysbus_realize(gic)
+        self.gic = gic
+        if object_class_by_name("pl011") is not None:
+            self._create_uart(gic)
+
+    def _create_uart(self, gic: ArmGic) -> None:
+        uart = qdev_new("pl011")
+        object_property_add_child(self, "pl011", uart)
+        if self.serial is not None:
+            uart.property_set("chardev", self.serial.label)
+        sbd = uart.cast(SysBusDevice)
+        sysbus_realize(sbd)
+        sbd.mmio_map(0, VIRT_MEMMAP["uart"][0])
+        sbd.connect_irq(0, qdev_get_gpio_in(gic, UART_SPI))

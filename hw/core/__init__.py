@@ -1,0 +1,1 @@
+"""Machine-independent board infrastructure (QEMU's ``hw/core``)."""

@@ -1,0 +1,1 @@
+"""x86 boards (QEMU's ``hw/i386``)."""

@@ -1,0 +1,82 @@
+"""Minimal interrupt controllers that latch their input lines.
+
+Until a CPU exists, nothing consumes interrupts: the boards' controllers only
+record each input line's level, which tests read back (or intercept with qtest's
+``irq_intercept_in``, as with QEMU's controllers). Each keeps QEMU's type name and
+input numbering: ``arm_gic`` takes shared peripheral interrupt (SPI) *n* on GPIO
+input *n*, as QEMU's virt board wires it; ``ioapic`` has QEMU's 24 pins.
+
+>>> from qemu_api.sysbus import sysbus_realize
+>>> gic = ArmGic()
+>>> sysbus_realize(gic)
+>>> gic.get_gpio_in(1).raise_()
+>>> gic.level(1), gic.level(2)
+(1, 0)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from qemu_api.bql import BqlRefCell
+from qemu_api.error import Error
+from qemu_api.qdev import ResetType, prop_u32
+from qemu_api.qom import override
+from qemu_api.sysbus import SysBusDevice
+
+__all__ = ["ArmGic", "IntcLatch", "Ioapic"]
+
+
+class IntcLatch(SysBusDevice, type_name="intc-latch", abstract=True):
+    """An interrupt controller that records the level of each input line."""
+
+    num_inputs: ClassVar[int] = 0
+
+    @override
+    def instance_init(self) -> None:
+        super().instance_init()
+        self._levels: BqlRefCell[list[int]] = BqlRefCell([])
+
+    def inputs(self) -> int:
+        """Return the number of input lines."""
+        return self.num_inputs
+
+    @override
+    def realize(self) -> None:
+        super().realize()
+        n = self.inputs()
+        if n <= 0:
+            raise Error(f"'{self.typename()}' needs at least one input line")
+        self._levels.replace([0] * n)
+        self.init_gpio_in(self._set_irq, n)
+
+    def _set_irq(self, line: int, level: int) -> None:
+        with self._levels.borrow_mut() as levels:
+            levels[line] = level
+
+    def level(self, line: int) -> int:
+        """Return the latched level of input *line* (0 or the last level set)."""
+        with self._levels.borrow() as levels:
+            return levels[line]
+
+    @override
+    def reset_hold(self, reset_type: ResetType) -> None:
+        super().reset_hold(reset_type)
+        with self._levels.borrow_mut() as levels:
+            levels[:] = [0] * len(levels)
+
+
+class ArmGic(IntcLatch, type_name="arm_gic"):
+    """The virt board's interrupt controller: SPI *n* on input *n*."""
+
+    num_irq = prop_u32("num-irq", default=288, doc="interrupts, 32 private included")
+
+    @override
+    def inputs(self) -> int:
+        return self.num_irq - 32
+
+
+class Ioapic(IntcLatch, type_name="ioapic"):
+    """The pc board's I/O APIC: 24 input pins."""
+
+    num_inputs = 24
