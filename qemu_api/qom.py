@@ -51,7 +51,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Self, TypeAlias, TypeVar, final
+from typing import (
+    TYPE_CHECKING,
+    ClassVar,
+    Final,
+    NamedTuple,
+    Self,
+    TypeAlias,
+    TypeVar,
+    final,
+)
 
 from qemu_api.error import Error, ErrorClass
 
@@ -989,6 +998,31 @@ class Object:
             raise Error(f"Property '{self.typename()}.{name}' is not writable")
         prop._set(value)
 
+    def property_parse(self, name: str, string: str) -> None:
+        """Set a property from its command-line spelling (``object_property_parse``).
+
+        This is how ``-device TYPE,name=value`` sets properties: the string
+        is converted according to the property's type, then set as by
+        :meth:`property_set`. Booleans take ``on``/``off`` (also
+        ``yes``/``no``, ``true``/``false``); integers take decimal, ``0x``
+        hex or ``0`` octal; ``size`` properties also take a ``K``, ``M``,
+        ``G``, ``T``, ``P`` or ``E`` suffix (powers of 1024); strings, links
+        and chardevs take the string as it is.
+
+        Raises:
+            Error: no such property, a malformed value, or the property
+                refused the value.
+
+        >>> c = Container()
+        >>> flag = []
+        >>> _ = c.property_add_bool("on", lambda: True, flag.append)
+        >>> c.property_parse("on", "off")
+        >>> flag
+        [False]
+        """
+        prop = self._find_err(name)
+        self.property_set(name, _parse_value(name, prop.type, string))
+
     def property_get_type(self, name: str) -> str:
         """The type string of property ``name`` (``object_property_get_type``).
 
@@ -1002,6 +1036,52 @@ class Object:
         path = self.canonical_path() if hasattr(self, "_properties") else None
         where = f" at {path}" if path else ""
         return f"<{type(self).__qualname__} {self.TYPE_NAME!r}{where}>"
+
+
+_INT_TYPES: Final = frozenset(
+    {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "usize"}
+)
+_SIZE_SUFFIXES: Final = {"B": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+
+
+def _strtoll(text: str) -> int:
+    """Parse like C ``strtoll(text, NULL, 0)``: ``0x`` hex, leading-``0`` octal."""
+    body = text.lstrip("+-")
+    if len(body) > 1 and body[0] == "0" and body[1] not in "xXbBoO":
+        sign = -1 if text.startswith("-") else 1
+        return sign * int(body, 8)
+    return int(text, 0)
+
+
+def _parse_value(name: str, prop_type: str, string: str) -> JSONValue:
+    if prop_type == "bool":
+        low = string.lower()
+        if low in ("on", "yes", "true", "y"):
+            return True
+        if low in ("off", "no", "false", "n"):
+            return False
+        raise Error(f"Parameter '{name}' expects 'on' or 'off'")
+    if prop_type in _INT_TYPES:
+        try:
+            return _strtoll(string)
+        except ValueError:
+            raise Error(f"Parameter '{name}' expects an integer") from None
+    if prop_type == "size":
+        text = string.strip()
+        shift = 0
+        if text and text[-1].upper() in _SIZE_SUFFIXES:
+            shift = _SIZE_SUFFIXES[text[-1].upper()]
+            text = text[:-1]
+        try:
+            value = float(text) if "." in text else _strtoll(text)
+        except ValueError:
+            raise Error(
+                f"Parameter '{name}' expects a size value",
+                hint="a non-negative number, optionally followed by B, K, M, G, "
+                "T, P or E (powers of 1024)",
+            ) from None
+        return int(value * (1 << shift))
+    return string
 
 
 def _finalize_child(child: Object) -> None:

@@ -826,3 +826,37 @@ def test_misused_device_fails_mypy(
             'type "Container | None")  [assignment]'
         ),
     ], err
+
+
+def test_command_line_parsing() -> None:
+    root = object_get_root()
+    target = root.property_add_child("target", Container())
+    serial = _chardev("test-qdev-serial2")
+    w = root.property_add_child("w", Widget())
+    w.property_parse("migrate-clk", "off")
+    w.property_parse("x", "0x10")
+    w.property_parse("offset", "-5")
+    w.property_parse("mem", "4K")
+    w.property_parse("timers", "010")
+    w.property_parse("label", "hello")
+    w.property_parse("chardev", "test-qdev-serial2")
+    w.property_parse("peer", "/target")
+    assert (w.migrate_clk, w.x, w.offset, w.mem, w.timers) == (False, 16, -5, 4096, 8)
+    assert (w.label, chr_of(w), w.peer) == ("hello", serial, target)
+    w.property_parse("migrate-clk", "yes")
+    w.property_parse("mem", "1.5M")
+    assert (w.migrate_clk, w.mem) == (True, 1536 * 1024)
+
+
+def test_command_line_parsing_errors() -> None:
+    w = Widget()
+    with pytest.raises(Error, match="Parameter 'migrate-clk' expects 'on' or 'off'"):
+        w.property_parse("migrate-clk", "maybe")
+    with pytest.raises(Error, match="Parameter 'x' expects an integer"):
+        w.property_parse("x", "ten")
+    with pytest.raises(Error, match="Parameter 'mem' expects a size value"):
+        w.property_parse("mem", "lots")
+    with pytest.raises(Error, match=re.escape("doesn't take value '256'")):
+        w.property_parse("x", "256")
+    with pytest.raises(Error, match=re.escape("Property 'test-qdev-widget.nope' not")):
+        w.property_parse("nope", "1")
