@@ -70,6 +70,7 @@ from qemu_api.qom import (
     ObjectPropertyInfo,
     container_get,
     object_class_by_name,
+    object_dynamic_cast,
     object_get_root,
     object_property_allow_set_link,
     override,
@@ -89,6 +90,7 @@ __all__ = [
     "TYPE_SPLIT_IRQ",
     "BusState",
     "DeviceState",
+    "GlobalProperty",
     "OrIRQ",
     "QdevProperty",
     "ResetType",
@@ -126,6 +128,8 @@ __all__ = [
     "qdev_init_gpio_out",
     "qdev_init_gpio_out_named",
     "qdev_new",
+    "qdev_prop_register_global",
+    "qdev_prop_reset_globals",
     "qdev_realize",
     "qdev_realize_and_unref",
     "qdev_set_id",
@@ -881,6 +885,7 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
     desc: ClassVar[str | None] = None
     user_creatable: ClassVar[bool] = True
     _qdev_props: ClassVar[tuple[_PropertyBase, ...]] = ()
+    _qdev_names: ClassVar[frozenset[str]] = frozenset()
 
     @override
     def __init_subclass__(
@@ -900,6 +905,7 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
             names.add(p.name)
             props.append(p)
         cls._qdev_props = tuple(props)
+        cls._qdev_names = frozenset(p.name for p in props)
         super().__init_subclass__(type_name=type_name, abstract=abstract, **kwargs)
 
     @override
@@ -917,6 +923,25 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
         )
         for prop in type(self)._qdev_props:
             prop._install(self)
+
+    def instance_post_init(self) -> None:
+        """Apply the global properties that match this device's type.
+
+        QEMU's ``qdev_prop_set_globals``: ``-global TYPE.prop=value`` applies to
+        every device of TYPE or a subtype, in registration order.
+        """
+        for glob in _global_props:
+            if (
+                object_dynamic_cast(self, glob.driver) is not None
+                and glob.prop in self._qdev_names
+            ):
+                glob.used = True
+                try:
+                    self.property_parse(glob.prop, glob.value)
+                except Error as err:
+                    raise err.prepend(
+                        f"-global {glob.driver}.{glob.prop}={glob.value}: "
+                    ) from None
 
     # -- hooks ------------------------------------------------------------
 
@@ -1526,3 +1551,42 @@ class OrIRQ(DeviceState, type_name=TYPE_OR_IRQ):
         """Forget the input levels (QEMU's ``or_irq_reset``)."""
         super().reset_hold(reset_type)
         self.levels = [False] * len(self.levels)
+
+
+@final
+@dataclass
+class GlobalProperty:
+    """One ``-global DRIVER.PROPERTY=VALUE`` (QEMU's ``GlobalProperty``)."""
+
+    driver: str
+    prop: str
+    value: str
+    used: bool = False
+
+
+_global_props: list[GlobalProperty] = []
+
+
+def qdev_prop_register_global(driver: str, prop: str, value: str) -> None:
+    """Register ``-global DRIVER.PROP=VALUE`` for every later device of DRIVER.
+
+    Raises:
+        Error: DRIVER is not a device type, or it has no property PROP.
+
+    >>> qdev_prop_register_global("doc-nothing", "x", "1")
+    Traceback (most recent call last):
+    ...
+    qemu_api.error.Error: -global doc-nothing.x=1: 'doc-nothing' is not a valid ...
+    """
+    where = f"-global {driver}.{prop}={value}"
+    cls = object_class_by_name(driver)
+    if cls is None or not issubclass(cls, DeviceState):
+        raise Error(f"{where}: '{driver}' is not a valid device model name")
+    if prop not in cls._qdev_names:
+        raise Error(f"{where}: property '{prop}' not found in '{driver}'")
+    _global_props.append(GlobalProperty(driver, prop, value))
+
+
+def qdev_prop_reset_globals() -> None:
+    """Forget every global property (for a new machine or a test)."""
+    _global_props.clear()

@@ -7,7 +7,8 @@ recorded (``debug_cell``), and starts from a fresh runtime:
 - log: mask 0 (plus the flags the trace backend forces), standard error
   (:func:`qemu_api.log.qemu_log_reset`; the trace hook stays installed);
 - timers: virtual clock at 0, no timer armed on any clock, no notifier;
-- chardevs: an empty registry (every chardev closed and deleted).
+- chardevs: an empty registry (every chardev closed and deleted);
+- objects: an empty QOM tree, a fresh system memory, no ``-global`` properties.
 
 The state is reset after each test, so a test may leave it changed.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qemu_api import bql, chardev, log, timer
+from qemu_api import bql, chardev, log, memory, qdev, qom, timer
 
 
 def _reset_runtime() -> None:
@@ -24,6 +25,9 @@ def _reset_runtime() -> None:
     timer.qemu_clock_set_notify(None)
     chardev.qemu_chr_reset()
     log.qemu_log_reset()
+    qdev.qdev_prop_reset_globals()
+    qom.object_tree_reset()
+    memory.reset_system_memory()
 
 
 @pytest.fixture(autouse=True)

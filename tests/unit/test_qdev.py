@@ -860,3 +860,31 @@ def test_command_line_parsing_errors() -> None:
         w.property_parse("x", "256")
     with pytest.raises(Error, match=re.escape("Property 'test-qdev-widget.nope' not")):
         w.property_parse("nope", "1")
+
+
+def test_global_properties_apply_to_later_devices() -> None:
+    from qemu_api.qdev import qdev_prop_register_global, qdev_prop_reset_globals
+
+    class GlobDev(DeviceState, type_name="test-glob-dev"):
+        level = prop_u8("level", default=3)
+        flag = prop_bool("flag", default=False)
+
+    class GlobChild(GlobDev, type_name="test-glob-child"):
+        pass
+
+    try:
+        qdev_prop_register_global("test-glob-dev", "level", "7")
+        qdev_prop_register_global("test-glob-child", "flag", "on")
+        base, child = GlobDev(), GlobChild()
+        assert (base.level, base.flag) == (7, False)
+        assert (child.level, child.flag) == (7, True)
+        with pytest.raises(Error, match="property 'nope' not found in 'test-glob-dev'"):
+            qdev_prop_register_global("test-glob-dev", "nope", "1")
+        with pytest.raises(Error, match="'no-such' is not a valid device model name"):
+            qdev_prop_register_global("no-such", "level", "1")
+        qdev_prop_register_global("test-glob-dev", "level", "300")
+        with pytest.raises(Error, match=r"-global test-glob-dev.level=300: "):
+            GlobDev()
+    finally:
+        qdev_prop_reset_globals()
+    assert GlobDev().level == 3
