@@ -2757,10 +2757,10 @@ _address_space_memory: AddressSpace | None = None
 def reset_system_memory(*, big_endian: bool = False) -> None:
     """Start a new machine's memory: a fresh ``system`` root and ``memory`` space.
 
-    QEMU's ``memory_map_init``, for a new machine or a test.  The old
-    ``memory`` address space stops being rendered; regions mapped in the old
-    root stay there (unmap them to reuse them).  Pending transactions are
-    dropped.
+    QEMU's ``memory_map_init``, for a new machine or a test.  Every existing
+    address space stops being rendered (as after ``address_space_destroy``:
+    it keeps its last view); regions mapped in the old root stay there
+    (unmap them to reuse them).  Pending transactions are dropped.
 
     Args:
         big_endian: the target's byte order, used by ``DEVICE_NATIVE_ENDIAN``
@@ -2774,15 +2774,10 @@ def reset_system_memory(*, big_endian: bool = False) -> None:
     global _transaction_depth, _update_pending
     _transaction_depth = 0
     _update_pending = False
-    if _address_space_memory is not None:
-        _address_space_memory.destroy()
-    changed = big_endian != _target_big
+    _address_spaces.clear()
     _target_big = big_endian
     _system_memory = MemoryRegion.container(None, "system", UINT64_MAX)
     _address_space_memory = AddressSpace(_system_memory, "memory")
-    if changed:
-        for space in _live_address_spaces():
-            space._update_topology()
 
 
 def get_system_memory() -> MemoryRegion:
