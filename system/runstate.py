@@ -20,9 +20,12 @@ The run state is one of QEMU's ``RunState`` values. Changing it through
 from __future__ import annotations
 
 import enum
+import sys
 import time
+import traceback
 from collections.abc import Callable
 
+from qemu_api.error import error_report
 from qemu_api.qom import JSONValue
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "qemu_system_reset",
     "qemu_system_reset_handler",
     "qemu_system_shutdown_request",
+    "report_internal_error",
     "runstate_check",
     "runstate_get",
     "runstate_init",
@@ -203,6 +207,19 @@ def qemu_system_shutdown_request(reason: ShutdownCause) -> None:
 def shutdown_requested() -> ShutdownCause | None:
     """Return the pending shutdown's cause, or None."""
     return _shutdown
+
+
+def report_internal_error(what: str, exc: BaseException) -> None:
+    """A model raised out of a callback: log it and stop in ``internal-error``.
+
+    The log line names what was running (the device and the access), then the
+    traceback; the monitor keeps serving, as QEMU's does in that state.
+    """
+    tb = "".join(traceback.format_exception(exc))
+    error_report(f"internal error in {what}: {type(exc).__name__}: {exc}")
+    sys.stderr.write(tb)
+    sys.stderr.flush()
+    vm_stop(RunState.INTERNAL_ERROR)
 
 
 def event_timestamp() -> dict[str, JSONValue]:

@@ -12,7 +12,6 @@ from typing import Final
 
 from hw.core.machine import MachineState
 from hw.intc.latch import ArmGic
-from qemu_api.chardev import Chardev
 from qemu_api.qdev import qdev_get_gpio_in, qdev_new
 from qemu_api.qom import object_class_by_name, object_property_add_child, override
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
@@ -40,9 +39,6 @@ class VirtMachine(MachineState, type_name="virt-machine"):
     ram_name = "mach-virt.ram"
     ram_base = VIRT_MEMMAP["mem"][0]
 
-    serial: Chardev | None = None
-    """The chardev of the first serial port (``-serial``), set before init."""
-
     @override
     def machine_init(self) -> None:
         super().machine_init()
@@ -56,8 +52,9 @@ class VirtMachine(MachineState, type_name="virt-machine"):
     def _create_uart(self, gic: ArmGic) -> None:
         uart = qdev_new("pl011")
         object_property_add_child(self, "pl011", uart)
-        if self.serial is not None:
-            uart.property_set("chardev", self.serial.label)
+        serial = self.serial_hd(0)
+        if serial is not None:
+            uart.property_set("chardev", serial.label)
         sbd = uart.cast(SysBusDevice)
         sysbus_realize(sbd)
         sbd.mmio_map(0, VIRT_MEMMAP["uart"][0])

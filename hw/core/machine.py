@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from qemu_api.chardev import Chardev
 from qemu_api.error import Error
 from qemu_api.memory import MemoryRegion, get_system_memory
 from qemu_api.qdev import ResetType, resettable_reset
@@ -51,10 +52,16 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
     ram_name: ClassVar[str | None] = None
     ram_base: ClassVar[int] = 0
 
-    def __init__(self) -> None:
-        super().__init__()
+    def instance_init(self) -> None:
+        """Start with the default RAM size and no serial ports."""
         self.ram_size = self.default_ram_size
         self.ram: MemoryRegion | None = None
+        self.serial_hds: list[Chardev | None] = []
+        """The chardevs of ``-serial`` (QEMU's ``serial_hd(i)``), set before init."""
+
+    def serial_hd(self, i: int) -> Chardev | None:
+        """Return the chardev of serial port *i*, or None."""
+        return self.serial_hds[i] if i < len(self.serial_hds) else None
 
     def machine_init(self) -> None:
         """Create the board: RAM, devices and their wiring.

@@ -1,0 +1,619 @@
+"""The command line: QEMU's options, machine creation and the run (``system/vl.c``).
+
+:func:`qemu_main` parses ``argv`` the way QEMU does (``-opt ARG`` or ``--opt ARG``),
+reports errors as QEMU does (``prog: -opt: message``, exit status 1, never a
+traceback), builds the machine and runs the main loop until a shutdown request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Final, TextIO, final
+
+import pyqemu_config
+from hw.core.machine import MachineState, find_machine, machine_types
+from qemu_api import log, trace
+from qemu_api.bql import bql_lock, bql_locked
+from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new
+from qemu_api.error import Error, error_set_progname
+from qemu_api.memory import reset_system_memory
+from qemu_api.qdev import (
+    DeviceState,
+    qdev_device_list_properties,
+    qdev_new,
+    qdev_prop_register_global,
+    qdev_prop_reset_globals,
+    qdev_realize,
+    qdev_set_id,
+)
+from qemu_api.qom import object_class_by_name, object_class_get_list, object_tree_reset
+from qemu_api.sysbus import SysBusDevice
+from qemu_api.timer import virtual_clock_reset
+from system import runstate
+from system.main_loop import MainLoop
+from system.monitor import QMPMonitor
+from system.qemu_opts import QemuOpts, parse_size, qemu_opts_parse, split_opts
+from system.qtest import QTestServer
+from system.runstate import RunState, ShutdownCause
+
+__all__ = [
+    "OPTIONS",
+    "CommandLineError",
+    "Emulator",
+    "VMConfig",
+    "chr_new_compat",
+    "parse_command_line",
+    "qemu_main",
+]
+
+OPTIONS: Final[dict[str, bool]] = {
+    # name: takes an argument
+    "h": False,
+    "help": False,
+    "version": False,
+    "M": True,
+    "machine": True,
+    "device": True,
+    "global": True,
+    "chardev": True,
+    "serial": True,
+    "nographic": False,
+    "display": True,
+    "nodefaults": False,
+    "S": False,
+    "accel": True,
+    "qtest": True,
+    "qtest-log": True,
+    "qmp": True,
+    "qmp-pretty": True,
+    "mon": True,
+    "monitor": True,
+    "d": True,
+    "D": True,
+    "trace": True,
+    "m": True,
+    "incoming": True,
+    "dump-vmstate": True,
+    "name": True,
+    "no-shutdown": False,
+    "no-reboot": False,
+    "msg": True,
+    "daemonize": False,
+}
+"""The options pyqemu accepts, with whether each takes an argument."""
+
+
+class CommandLineError(Exception):
+    """A command-line error: printed as ``prog: -opt: message``, exit status 1."""
+
+    def __init__(self, opt: str | None, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.opt = opt
+        self.message = message
+        self.hint = hint
+
+
+@final
+@dataclass
+class VMConfig:
+    """What the command line asked for, in the order given."""
+
+    target: str
+    options: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def all(self, name: str) -> list[str]:
+        """Return every argument given to option *name* (and its aliases)."""
+        names = _ALIASES.get(name, (name,))
+        return [a for o, a in self.options if o in names and a is not None]
+
+    def last(self, name: str) -> str | None:
+        """Return the last argument given to option *name*, or None."""
+        values = self.all(name)
+        return values[-1] if values else None
+
+    def has(self, name: str) -> bool:
+        """Return whether option *name* was given."""
+        names = _ALIASES.get(name, (name,))
+        return any(o in names for o, _ in self.options)
+
+
+_ALIASES: Final = {
+    "M": ("M", "machine"),
+    "machine": ("M", "machine"),
+    "h": ("h", "help"),
+}
+
+
+def parse_command_line(target: str, argv: list[str]) -> VMConfig:
+    """Split *argv* (without the program name) into options and arguments.
+
+    Raises:
+        CommandLineError: an unknown option, a missing argument, or a bare word.
+
+    >>> parse_command_line("aarch64", ["-M", "virt", "--nographic"]).options
+    [('M', 'virt'), ('nographic', None)]
+    """
+    cfg = VMConfig(target)
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if not word.startswith("-") or word == "-":
+            raise CommandLineError(
+                None, f"{word}: disk images are not supported (no block devices)"
+            )
+        name = word[2:] if word.startswith("--") else word[1:]
+        if name not in OPTIONS:
+            raise CommandLineError(word, "invalid option")
+        arg: str | None = None
+        if OPTIONS[name]:
+            if i >= len(argv):
+                raise CommandLineError(word, "requires an argument")
+            arg = argv[i]
+            i += 1
+        cfg.options.append((name, arg))
+    return cfg
+
+
+def _import_boards() -> None:
+    for module in pyqemu_config.BOARD_MODULES:
+        importlib.import_module(module)
+
+
+def _import_devices() -> None:
+    for module in getattr(pyqemu_config, "DEVICE_MODULES", ()):
+        importlib.import_module(module)
+
+
+def machine_help(target: str) -> str:
+    """Return the ``-machine help`` text."""
+    lines = ["Supported machines are:"]
+    for cls in machine_types(target):
+        default = " (default)" if target in cls.default_for else ""
+        for alias in cls.aliases:
+            lines.append(f"{alias:<20} {cls.desc}{default}")
+            default = ""
+        alias_of = f" (alias of {cls.aliases[0]})" if cls.aliases else ""
+        lines.append(f"{cls.machine_name:<20} {cls.desc}{alias_of}")
+    return "\n".join(lines) + "\n"
+
+
+def device_help() -> str:
+    """Return the ``-device help`` text: the user-creatable device types."""
+    lines = []
+    for cls in object_class_get_list("device"):
+        if issubclass(cls, DeviceState) and cls.user_creatable:
+            info = f', desc "{cls.desc}"' if cls.desc else ""
+            lines.append(f'name "{cls.TYPE_NAME}", bus System{info}')
+    return "\n".join(lines) + "\n"
+
+
+def device_props_help(typename: str) -> str:
+    """Return the ``-device TYPE,help`` text: properties with type, default, doc."""
+    props = qdev_device_list_properties(typename)
+    if not props:
+        return "There are no options for " + typename + ".\n"
+    lines = [f"{typename} options:"]
+    for p in props:
+        extra = []
+        if p.description:
+            extra.append(p.description)
+        if p.default_value is not None:
+            extra.append(f"default: {p.default_value}")
+        tail = f" - {' ('.join(extra)}{')' if len(extra) > 1 else ''}" if extra else ""
+        lines.append(f"  {p.name}=<{p.type}>{tail}")
+    return "\n".join(lines) + "\n"
+
+
+def chr_new_compat(label: str, spec: str) -> Chardev | None:
+    """Create a chardev from QEMU's short syntax (``qemu_chr_parse_compat``).
+
+    Used by ``-serial``, ``-qtest`` and ``-qmp``: ``null``, ``stdio``, ``pty``,
+    ``file:PATH``, ``unix:PATH[,opts]``, ``tcp:HOST:PORT[,opts]``, ``chardev:ID``
+    (an existing chardev) and ``none`` (no chardev).
+
+    Raises:
+        Error: an unknown syntax, or the backend failed.
+    """
+    if spec == "none":
+        return None
+    if spec.startswith("chardev:"):
+        found = qemu_chr_find(spec[8:])
+        if found is None:
+            raise Error(f"chardev '{spec[8:]}' not found")
+        return found
+    if spec in ("null", "stdio", "pty", "mon:stdio"):
+        return qemu_chr_new(label, spec.removeprefix("mon:"))
+    if spec.startswith("file:"):
+        return qemu_chr_new(label, "file", {"path": spec[5:]})
+    if spec.startswith("unix:"):
+        path, *rest = split_opts(spec[5:])
+        opts: dict[str, str | int | bool] = {"path": path}
+        opts.update(qemu_opts_parse(",".join(rest)).values if rest else {})
+        return qemu_chr_new(label, "socket", opts)
+    if spec.startswith("tcp:"):
+        hostport, *rest = split_opts(spec[4:])
+        host, _, port = hostport.rpartition(":")
+        opts = {"host": host or "0.0.0.0", "port": port}
+        opts.update(qemu_opts_parse(",".join(rest)).values if rest else {})
+        return qemu_chr_new(label, "socket", opts)
+    raise Error(f"'{spec}' is not a valid char driver")
+
+
+def _chardev_add(arg: str) -> None:
+    """``-chardev BACKEND,id=ID[,...]``."""
+    opts = qemu_opts_parse(arg, implied="backend")
+    backend = opts.take("backend")
+    label = opts.take("id")
+    if backend is None:
+        raise Error("chardev: no backend given", hint="-chardev BACKEND,id=ID,...\n")
+    if label is None:
+        raise Error('chardev: "id" is required')
+    qemu_chr_new(label, backend, dict(opts.values))
+
+
+def _device_add(arg: str) -> None:
+    """``-device TYPE[,prop=val...]`` (QEMU's ``qdev_device_add``)."""
+    opts = qemu_opts_parse(arg, implied="driver")
+    driver = opts.take("driver")
+    if driver is None:
+        raise Error("Parameter 'driver' is missing")
+    cls = object_class_by_name(driver)
+    if cls is None or not issubclass(cls, DeviceState):
+        raise Error(
+            f"'{driver}' is not a valid device model name",
+            hint="Use -device help to list the devices\n",
+        )
+    if not cls.user_creatable:
+        raise Error("Parameter 'driver' expects a pluggable device type")
+    dev = qdev_new(driver)
+    dev_id = opts.take("id")
+    for key, value in opts.values.items():
+        dev.property_parse(key, value)
+    qdev_set_id(dev, dev_id)
+    if isinstance(dev, SysBusDevice):
+        dev.sysbus_realize()
+    else:
+        qdev_realize(dev)
+
+
+def _global_add(arg: str) -> None:
+    """``-global DRIVER.PROP=VALUE`` or ``-global driver=D,property=P,value=V``."""
+    if "=" in arg.split(".", 1)[0] or "." not in arg:
+        opts = qemu_opts_parse(arg, accepted=frozenset({"driver", "property", "value"}))
+        driver, prop, value = (
+            opts.get("driver"),
+            opts.get("property"),
+            opts.get("value"),
+        )
+        if driver is None or prop is None or value is None:
+            raise Error("Invalid -global: driver, property and value are needed")
+    else:
+        driver, _, rest = arg.partition(".")
+        prop, eq, value = rest.partition("=")
+        if not eq:
+            raise Error(f"Invalid -global {arg}: expected DRIVER.PROPERTY=VALUE")
+    qdev_prop_register_global(driver, prop, value)
+
+
+def usage(prog: str) -> str:
+    """Return the ``-help`` text."""
+    return (
+        f"pyqemu emulator version {pyqemu_config.VERSION}\n"
+        f"usage: {prog} [options]\n"
+        "\n"
+        "Standard options:\n"
+        "-h or -help     display this help and exit\n"
+        "-version        display version information and exit\n"
+        "-machine [type=]name[,prop[=value][,...]]\n"
+        "                selects emulated machine ('-machine help' for list)\n"
+        "-M              as -machine\n"
+        "-m [size=]megs  configure guest RAM size (default suffix M)\n"
+        "-device driver[,prop[=value][,...]]\n"
+        "                add device driver ('-device help' for list,\n"
+        "                '-device driver,help' for its properties)\n"
+        "-global driver.prop=value\n"
+        "                set a default value of a driver's property\n"
+        "-name string    set the name of the guest\n"
+        "\n"
+        "Character device options:\n"
+        "-chardev null|ringbuf|file|socket|stdio|pty,id=id[,...]\n"
+        "-serial dev     redirect the serial port to char device 'dev'\n"
+        "                (stdio, null, pty, file:PATH, chardev:ID, unix:PATH[,...],\n"
+        "                tcp:HOST:PORT[,...], none)\n"
+        "\n"
+        "Display options:\n"
+        "-display none   no display\n"
+        "-nographic      no display; the serial port goes to stdio\n"
+        "\n"
+        "Debug/Expert options:\n"
+        "-nodefaults     don't create default devices\n"
+        "-S              freeze the machine at startup (use 'cont' to start)\n"
+        "-accel qtest|tcg\n"
+        "                select the accelerator (qtest: time moves only on\n"
+        "                clock_step/clock_set)\n"
+        "-qtest dev      serve the qtest protocol on char device 'dev'\n"
+        "-qtest-log file log the qtest protocol to 'file'\n"
+        "-qmp dev        serve QMP on char device 'dev'\n"
+        "                (e.g. unix:PATH,server=on,wait=off)\n"
+        "-qmp-pretty dev as -qmp, with pretty-printed JSON\n"
+        "-d item1,...    enable logging of specified items (use '-d help' for a list)\n"
+        "-D logfile      output log to logfile (default stderr)\n"
+        "-trace [[enable=]<pattern>][,events=<file>][,file=<file>]\n"
+        "                specify tracing options ('-trace help' lists events)\n"
+        "-incoming uri   wait for the migration stream at 'uri'\n"
+        "-dump-vmstate file\n"
+        "                write the device state descriptions (JSON) to 'file'\n"
+        "\n"
+        f"Boards: {' '.join(pyqemu_config.BOARDS) or 'none'}\n"
+        f"Devices built: {' '.join(pyqemu_config.DEVICES) or 'none'}\n"
+    )
+
+
+def version_text() -> str:
+    """Return the ``-version`` text, in QEMU's layout."""
+    return (
+        f"pyqemu emulator version {pyqemu_config.VERSION}\n"
+        "Copyright (c) 2026 the pyqemu project developers\n"
+    )
+
+
+ACCELERATORS: Final = ("qtest", "tcg")
+
+
+@final
+class Emulator:
+    """One run of the emulator: the machine, its main loop and its servers."""
+
+    def __init__(self, cfg: VMConfig, out: TextIO) -> None:
+        self.cfg = cfg
+        self.out = out
+        self.loop = MainLoop()
+        self.machine: MachineState | None = None
+        self.servers: list[object] = []
+
+    # Each step raises CommandLineError (or Error, attributed to no option).
+
+    def setup_logging(self) -> None:
+        """``-D`` and ``-d`` (QEMU opens the log before anything else)."""
+        mask = 0
+        for item in self.cfg.all("d"):
+            try:
+                mask |= log.qemu_str_to_log_mask(item)
+            except Error as e:
+                raise CommandLineError("-d", e.msg) from None
+        try:
+            log.qemu_set_log_filename_flags(self.cfg.last("D"), mask)
+        except Error as e:
+            raise CommandLineError("-D", e.msg) from None
+
+    def setup_trace(self) -> None:
+        """``-trace`` options, then the backends and the trace file."""
+        for arg in self.cfg.all("trace"):
+            try:
+                trace.trace_opt_parse(arg)
+            except Error as e:
+                raise CommandLineError("-trace", e.msg) from None
+        trace.trace_init_backends()
+        try:
+            trace.trace_init_file()
+        except Error as e:
+            raise CommandLineError("-trace", e.msg) from None
+
+    def accelerator(self) -> str:
+        """The accelerator: ``-accel``, or qtest when ``-qtest`` is given."""
+        accel = self.cfg.last("accel")
+        if accel is None:
+            return "qtest" if self.cfg.has("qtest") else "tcg"
+        name = qemu_opts_parse(accel, implied="accel").get("accel", "")
+        if name not in ACCELERATORS:
+            raise CommandLineError("-accel", f"invalid accelerator {name}")
+        return name or "tcg"
+
+    def create_machine(self) -> MachineState:
+        """``-machine``/``-M`` and ``-m``: build the board."""
+        target = self.cfg.target
+        arg = self.cfg.last("M")
+        props = qemu_opts_parse(arg, implied="type") if arg is not None else QemuOpts()
+        name = props.take("type")
+        if name is None:
+            defaults = [m for m in machine_types(target) if target in m.default_for]
+            if not defaults:
+                raise CommandLineError(
+                    None,
+                    "No machine specified, and there is no default",
+                    "Use -machine help to list supported machines\n",
+                )
+            cls = defaults[0]
+        else:
+            try:
+                cls = find_machine(name, target)
+            except Error as e:
+                raise CommandLineError("-machine", e.msg, e.hint) from None
+        for key in props.values:
+            raise CommandLineError(
+                "-machine", f"Property '{cls.TYPE_NAME}.{key}' not found"
+            )
+        machine = cls()
+        mem = self.cfg.last("m")
+        if mem is not None:
+            opts = qemu_opts_parse(mem, implied="size")
+            try:
+                machine.ram_size = parse_size("size", opts.get("size", "") or "", "M")
+            except Error as e:
+                raise CommandLineError("-m", e.msg) from None
+            if machine.ram_size == 0 and cls.default_ram_size:
+                raise CommandLineError("-m", "RAM size must not be 0")
+        return machine
+
+    def serial_specs(self) -> list[str]:
+        """The ``-serial`` list, with QEMU's default when none is given."""
+        specs = self.cfg.all("serial")
+        if specs:
+            return specs
+        if self.cfg.has("nodefaults"):
+            return []
+        return ["stdio"] if self.cfg.has("nographic") else ["null"]
+
+    def start(self) -> None:
+        """Build everything the command line describes."""
+        self.setup_logging()
+        self.setup_trace()
+        accel = self.accelerator()
+        for opt in ("display",):
+            for value in self.cfg.all(opt):
+                if value.split(",")[0] != "none":
+                    raise CommandLineError(
+                        "-display", f"Display '{value}' is not available"
+                    )
+        object_tree_reset()
+        reset_system_memory()
+        virtual_clock_reset()
+        qdev_prop_reset_globals()
+        runstate.runstate_init(RunState.PRELAUNCH)
+        machine = self.create_machine()
+        for arg in self.cfg.all("chardev"):
+            try:
+                _chardev_add(arg)
+            except Error as e:
+                raise CommandLineError("-chardev", e.msg, e.hint) from None
+        for i, spec in enumerate(self.serial_specs()):
+            try:
+                machine.serial_hds.append(chr_new_compat(f"serial{i}", spec))
+            except Error as e:
+                raise CommandLineError("-serial", e.msg, e.hint) from None
+        for arg in self.cfg.all("global"):
+            try:
+                _global_add(arg)
+            except Error as e:
+                raise CommandLineError("-global", e.msg, e.hint) from None
+        machine.attach()
+        machine.machine_init()
+        self.machine = machine
+        for arg in self.cfg.all("device"):
+            try:
+                _device_add(arg)
+            except Error as e:
+                raise CommandLineError("-device", e.msg, e.hint) from None
+        runstate.qemu_system_reset_handler(lambda _reason: machine.reset())
+        runstate.qemu_system_reset(ShutdownCause.NONE)
+        self.loop.virtual_follows_host = accel != "qtest"
+        self.loop.machine_running = runstate.runstate_is_running
+        self.loop.set_error_handler(runstate.report_internal_error)
+        self.start_servers()
+        if not self.cfg.has("S"):
+            runstate.vm_start()
+
+    def start_servers(self) -> None:
+        """``-qtest`` and ``-qmp``: the protocol servers on their chardevs."""
+        qtest_spec = self.cfg.last("qtest")
+        if qtest_spec is not None:
+            try:
+                chr_ = chr_new_compat("qtest", qtest_spec)
+            except Error as e:
+                raise CommandLineError("-qtest", e.msg, e.hint) from None
+            if chr_ is not None:
+                self.servers.append(
+                    QTestServer(chr_, self.loop, self.cfg.last("qtest-log"))
+                )
+        for opt in ("qmp", "qmp-pretty"):
+            for i, spec in enumerate(self.cfg.all(opt)):
+                try:
+                    chr_ = chr_new_compat(f"compat_monitor{i}", spec)
+                except Error as e:
+                    raise CommandLineError(f"-{opt}", e.msg, e.hint) from None
+                if chr_ is not None:
+                    self.servers.append(
+                        QMPMonitor(chr_, self.loop, pretty=opt == "qmp-pretty")
+                    )
+
+    def run(self) -> int:
+        """Run the main loop until a shutdown request; return the exit status."""
+        self.loop.run(until=lambda: runstate.shutdown_requested() is not None)
+        return 0
+
+
+def _help_request(cfg: VMConfig, out: TextIO) -> bool:
+    """Answer ``-M help``, ``-device help``, ``-device T,help``, ``-d help``."""
+    if any(a in ("help", "?") for a in cfg.all("d")):
+        out.write(log.qemu_log_help())
+        return True
+    if any(a.split(",")[0] in ("help", "?") for a in cfg.all("M")):
+        out.write(machine_help(cfg.target))
+        return True
+    for arg in cfg.all("device"):
+        opts = qemu_opts_parse(arg, implied="driver")
+        driver = opts.get("driver")
+        if driver in ("help", "?"):
+            out.write(device_help())
+            return True
+        if opts.help and driver is not None:
+            out.write(device_props_help(driver))
+            return True
+    for arg in cfg.all("trace"):
+        if arg in ("help", "enable=help"):
+            out.write("".join(f"{n}\n" for n in trace.trace_list_events()))
+            return True
+    return False
+
+
+def _print_error(err: TextIO, prog: str, e: CommandLineError) -> None:
+    where = f"{e.opt}: " if e.opt else ""
+    err.write(f"{prog}: {where}{e.message}\n")
+    if e.hint:
+        err.write(e.hint)
+
+
+def qemu_main(
+    target: str,
+    argv: list[str],
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    r"""Run the emulator for *target* with the command line *argv*.
+
+    Returns the exit status. Errors are printed as QEMU prints them.
+
+    >>> import io
+    >>> err = io.StringIO()
+    >>> qemu_main("aarch64", ["pyqemu-system-aarch64", "-bogus"], stderr=err)
+    1
+    >>> err.getvalue()
+    'pyqemu-system-aarch64: -bogus: invalid option\\n'
+    """
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    prog = f"pyqemu-system-{target}"
+    error_set_progname(prog)
+    try:
+        cfg = parse_command_line(target, argv[1:])
+    except CommandLineError as e:
+        _print_error(err, prog, e)
+        return 1
+    if cfg.has("version"):
+        out.write(version_text())
+        return 0
+    if cfg.has("h"):
+        out.write(usage(prog))
+        return 0
+    if cfg.has("daemonize"):
+        _print_error(err, prog, CommandLineError("-daemonize", "not supported"))
+        return 1
+    _import_boards()
+    _import_devices()
+    if _help_request(cfg, out):
+        return 0
+    if not bql_locked():
+        bql_lock()
+    emu = Emulator(cfg, out)
+    try:
+        emu.start()
+    except CommandLineError as e:
+        _print_error(err, prog, e)
+        return 1
+    except Error as e:
+        _print_error(err, prog, CommandLineError(None, e.msg, e.hint))
+        return 1
+    return emu.run()
