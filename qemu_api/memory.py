@@ -611,8 +611,13 @@ def memory_region_transaction_begin() -> None:
     Address spaces keep their current view until the matching
     :func:`memory_region_transaction_commit`; then each one is rendered once.
     Calls nest.  Prefer the :func:`memory_region_transaction` context manager.
+
+    Raises:
+        qemu_api.bql.BqlNotHeldError: the current thread does not hold the
+            BQL (memory topology changes need it, as in QEMU).
     """
     global _transaction_depth
+    bql_assert_locked("changing the memory topology")
     _transaction_depth += 1
 
 
@@ -634,8 +639,10 @@ def memory_region_transaction_commit() -> None:
             "memory_region_transaction_begin(); use 'with "
             "memory_region_transaction():' to keep them paired"
         )
-    bql_assert_locked("changing the memory topology")
     _transaction_depth -= 1
+    # Checked after the decrement: begin and commit stay paired, and the
+    # pending changes are rendered by the next commit that holds the lock.
+    bql_assert_locked("changing the memory topology")
     if _transaction_depth == 0 and _update_pending:
         _update_pending = False
         for space in _live_address_spaces():
@@ -1078,6 +1085,7 @@ class MemoryRegion:
                 f"{type(subregion).__name__}"
             )
         offset = _check_hwaddr(f"mapping '{subregion._name}'", offset)
+        bql_assert_locked("changing the memory topology")
         if subregion._container is not None:
             raise Error(
                 f"memory region '{subregion._name}' is already mapped in "
@@ -1228,13 +1236,12 @@ class MemoryRegion:
         addr = _check_hwaddr(f"moving '{self._name}'", addr)
         if addr == self._addr:
             return
-        self._addr = addr
-        container = self._container
-        if container is None:
-            return
         with memory_region_transaction():
-            container.del_subregion(self)
-            container._add_subregion_common(addr, self, self._priority)
+            self._addr = addr
+            container = self._container
+            if container is not None:
+                container.del_subregion(self)
+                container._add_subregion_common(addr, self, self._priority)
 
     def set_alias_offset(self, offset: int) -> None:
         """Move an alias's window (``memory_region_set_alias_offset``).

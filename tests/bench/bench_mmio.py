@@ -11,8 +11,12 @@ Prints nanoseconds per access for
   (d) a 1-byte read of a region that implements only 4-byte accesses
       (QEMU's widening in access_with_adjusted_size: the slow path),
   (e) AddressSpace.write to the device among 64 regions,
+  (f) a call of an empty Python method with the same arguments,
 
-then the ratios to (a).  The target is (c) within 4x of (a).
+then the ratios to (a).  The target is (c) within 4x of (a).  The figures
+exclude the timing loop; the ratio is also shown with the loop counted in
+both, as a caller's own loop sees it.  (a + f) is the floor of any dispatch
+written in Python: one call into the address space plus the device call.
 
 It also checks that the dispatch path allocates nothing per access: for
 tracemalloc running, a million reads and writes must not raise the traced peak
@@ -93,15 +97,33 @@ def make_space(count: int, ops: MemoryRegionOps[Device] = OPS) -> AddressSpace:
     return AddressSpace(root, f"bench{count}")
 
 
-def measure(cases: dict[str, str], env: dict[str, object]) -> dict[str, float]:
-    """Return the best ns per run of each statement, measured interleaved."""
+def measure(
+    cases: dict[str, str], env: dict[str, object]
+) -> tuple[dict[str, float], float]:
+    """Return the best ns per run of each statement and of the timing loop.
+
+    The statements are measured interleaved, so that a change of machine load
+    hits them all alike; the figures exclude the loop.
+    """
+    cases = {**cases, "loop": "pass"}
     timers = {k: timeit.Timer(stmt, globals=env) for k, stmt in cases.items()}
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(REPEAT):
         for key, timer in timers.items():
             best[key] = min(best[key], timer.timeit(NUMBER))
-    loop = min(timeit.repeat("pass", number=NUMBER, repeat=REPEAT))
-    return {k: (v - loop) / NUMBER * 1e9 for k, v in best.items()}
+    loop = best.pop("loop")
+    return {k: (v - loop) / NUMBER * 1e9 for k, v in best.items()}, (
+        loop / NUMBER * 1e9
+    )
+
+
+class Empty:
+    """An object with an empty method, for the cost of any Python call."""
+
+    def method(
+        self, addr: int, size: int, attrs: object = None, result: object = None
+    ) -> int:
+        return 0
 
 
 def allocation_per_access(access: Callable[[], object]) -> tuple[int, int]:
@@ -147,6 +169,7 @@ def main() -> int:
     many = make_space(64)
     middle = BASE + 40 * STRIDE
     env: dict[str, object] = {
+        "empty_method": Empty().method,
         "direct_read": direct.read,
         "one_read": one.read,
         "many_read": many.read,
@@ -155,13 +178,14 @@ def main() -> int:
         "A64": middle,
         "B1": middle + 1,
     }
-    results = measure(
+    results, loop = measure(
         {
             "a": "direct_read(0, 4)",
             "b": "one_read(A1, 4)",
             "c": "many_read(A64, 4)",
             "d": "many_read(B1, 1)",
             "e": "many_write(A64, 7, 4)",
+            "f": "empty_method(A64, 4)",
         },
         env,
     )
@@ -171,16 +195,27 @@ def main() -> int:
         "c": "AddressSpace.read, 64 regions",
         "d": "1-byte read of a 4-byte-impl region (widened)",
         "e": "AddressSpace.write, 64 regions",
+        "f": "call of an empty method with read's arguments",
     }
-    print(f"MMIO dispatch, ns per access (best of {REPEAT} x {NUMBER}):")
+    print(
+        f"MMIO dispatch, ns per access (best of {REPEAT} x {NUMBER}, "
+        f"timing loop of {loop:.1f} ns subtracted):"
+    )
     for key, label in labels.items():
         print(f"  ({key}) {label:48s} {results[key]:8.1f}")
     a = results["a"]
     print("ratios to (a):")
     for key in "bcde":
         print(f"  {key}/a = {results[key] / a:5.2f}")
-    verdict = "within" if results["c"] <= 4 * a else "NOT within"
-    print(f"  target: c/a <= 4 -> {verdict} target")
+    floor = (results["a"] + results["f"]) / a
+    print(f"  (a+f)/a = {floor:5.2f}  (the floor: any dispatch is a call plus (a))")
+    net = results["c"] / a
+    gross = (results["c"] + loop) / (a + loop)
+    print(
+        f"  target c/a <= 4: {net:.2f} net, {gross:.2f} with the timing loop "
+        f"counted in both -> {'met' if net <= 4 else 'not met'} net, "
+        f"{'met' if gross <= 4 else 'not met'} gross"
+    )
 
     noisy = make_space(64, ALLOCATING_OPS)
     noisy_peak, _ = allocation_per_access(lambda: noisy.read(middle, 4))

@@ -652,15 +652,40 @@ def test_commit_without_begin() -> None:
 
 def test_topology_changes_need_the_bql() -> None:
     c = MemoryRegion.container(None, "c", 0x100)
+    space = AddressSpace(c, "locked")
+    ram = MemoryRegion.ram(None, "r", 1)
     bql.bql_unlock()
     try:
         with pytest.raises(bql.BqlNotHeldError, match="changing the memory topology"):
-            c.add_subregion(0, MemoryRegion.ram(None, "r", 1))
+            c.add_subregion(0, ram)
+        with pytest.raises(bql.BqlNotHeldError, match="changing the memory topology"):
+            ram.set_address(0x10)
+        with pytest.raises(bql.BqlNotHeldError):
+            memory_region_transaction_begin()
     finally:
         bql.bql_lock()
-    # The failed commit left the depth as it was: the next change works.
-    memory.memory_region_transaction_commit()
-    c.add_subregion(0x10, MemoryRegion.ram(None, "r2", 1))
+    # Nothing changed and the transactions stayed balanced.
+    assert ram.parent_container is None
+    assert ram.addr == 0
+    c.add_subregion(0x10, ram)
+    assert space.stb(0x10, 1) is MEMTX_OK
+
+
+def test_commit_without_the_bql_keeps_transactions_balanced() -> None:
+    c = MemoryRegion.container(None, "c", 0x100)
+    space = AddressSpace(c, "late")
+    memory_region_transaction_begin()
+    c.add_subregion(0, MemoryRegion.ram(None, "r", 1))
+    bql.bql_unlock()
+    try:
+        with pytest.raises(bql.BqlNotHeldError):
+            memory_region_transaction_commit()
+    finally:
+        bql.bql_lock()
+    assert space.stb(0, 1) is MEMTX_DECODE_ERROR  # not rendered yet
+    with memory_region_transaction():
+        pass
+    assert space.stb(0, 1) is MEMTX_OK
 
 
 def test_address_space_checks_root_and_destroy() -> None:
