@@ -163,7 +163,7 @@ def _import_boards() -> None:
 
 
 def _import_devices() -> None:
-    for module in getattr(pyqemu_config, "DEVICE_MODULES", ()):
+    for module in pyqemu_config.DEVICE_MODULES:
         importlib.import_module(module)
 
 
