@@ -738,7 +738,6 @@ class MemoryRegion:
         "_alias_offset",
         "_container",
         "_enabled",
-        "_kind",
         "_mapped_via_alias",
         "_name",
         "_opaque",
@@ -770,7 +769,6 @@ class MemoryRegion:
         self._ops: _BoundOps = _UNASSIGNED_OPS
         self._opaque: object = None
         self._ram: bytearray | None = None
-        self._kind = "container"
 
     # -- constructors -------------------------------------------------------
 
@@ -831,7 +829,6 @@ class MemoryRegion:
         mr._ops = _bind_ops(ops, opaque)
         mr._opaque = opaque
         mr._terminates = True
-        mr._kind = "i/o"
         return mr
 
     @classmethod
@@ -855,7 +852,6 @@ class MemoryRegion:
         mr = cls(owner, name, size)
         mr._ram = bytearray(mr._size)
         mr._terminates = True
-        mr._kind = "ram"
         return mr
 
     @classmethod
@@ -912,7 +908,6 @@ class MemoryRegion:
         mr = cls(owner, name, size)
         mr._alias = orig
         mr._alias_offset = _check_hwaddr(f"alias '{name}'", offset)
-        mr._kind = "alias"
         return mr
 
     # -- attributes -----------------------------------------------------------
@@ -1341,7 +1336,6 @@ class MemoryRegion:
 # name is NULL and prints as "(null)").
 _IO_MEM_UNASSIGNED: Final = MemoryRegion(None, "(null)", _SIZE_2_64)
 _IO_MEM_UNASSIGNED._terminates = True
-_IO_MEM_UNASSIGNED._kind = "i/o"
 
 
 # ---------------------------------------------------------------------------
