@@ -425,13 +425,15 @@ class MemoryRegionOps(Generic[T]):
     ...     def write(self, offset: int, value: int, size: int) -> None:
     ...         pass
     >>> ops = MemoryRegionOps[Dev](read=Dev.read, write=Dev.write)
-    >>> ops.valid, ops.endianness
-    (OpsValid(min_access_size=0, max_access_size=0, unaligned=False), <Endianness.DEVICE_NATIVE_ENDIAN: 0>)
+    >>> ops.valid
+    OpsValid(min_access_size=0, max_access_size=0, unaligned=False)
+    >>> ops.endianness
+    <Endianness.DEVICE_NATIVE_ENDIAN: 0>
     >>> MemoryRegionOps[Dev](read=Dev.read)
     Traceback (most recent call last):
         ...
     qemu_api.error.Error: MemoryRegionOps: no write callback; ...
-    """  # noqa: E501
+    """
 
     read: Callable[[T, int, int], int] | None = None
     write: Callable[[T, int, int, int], None] | None = None
