@@ -41,6 +41,7 @@ from typing import Final, TypeAlias, final
 
 from qemu_api.bql import BqlCell
 from qemu_api.qom import Object, override
+from qemu_trace.qemu_api import trace_qemu_irq_set
 
 __all__ = [
     "TYPE_IRQ",
@@ -91,20 +92,21 @@ class IRQState(Object, type_name=TYPE_IRQ):
 
     def set(self, level: int) -> None:
         """Set the line to ``level`` (``qemu_set_irq``)."""
+        trace_qemu_irq_set(self, self._n, level)
         self._handler(self._n, level)
 
     def raise_(self) -> None:
         """Set the line to 1 (``qemu_irq_raise``)."""
-        self._handler(self._n, 1)
+        self.set(1)
 
     def lower(self) -> None:
         """Set the line to 0 (``qemu_irq_lower``)."""
-        self._handler(self._n, 0)
+        self.set(0)
 
     def pulse(self) -> None:
         """Set the line to 1 then to 0 (``qemu_irq_pulse``)."""
-        self._handler(self._n, 1)
-        self._handler(self._n, 0)
+        self.set(1)
+        self.set(0)
 
 
 def qemu_allocate_irq(handler: IRQHandler, n: int) -> IRQState:
@@ -188,26 +190,21 @@ class InterruptSource:
         """Drive the line to ``level`` (a ``bool`` counts as 1 or 0)."""
         irq = self._cell.get()
         if irq is not None:
+            trace_qemu_irq_set(irq, irq._n, level)
             irq._handler(irq._n, level)
 
     def raise_(self) -> None:
         """Drive the line to 1."""
-        irq = self._cell.get()
-        if irq is not None:
-            irq._handler(irq._n, 1)
+        self.set(1)
 
     def lower(self) -> None:
         """Drive the line to 0."""
-        irq = self._cell.get()
-        if irq is not None:
-            irq._handler(irq._n, 0)
+        self.set(0)
 
     def pulse(self) -> None:
         """Drive the line to 1, then to 0."""
-        irq = self._cell.get()
-        if irq is not None:
-            irq._handler(irq._n, 1)
-            irq._handler(irq._n, 0)
+        self.set(1)
+        self.set(0)
 
     @override
     def __repr__(self) -> str:

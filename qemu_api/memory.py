@@ -81,6 +81,11 @@ from typing import TYPE_CHECKING, Final, Generic, Literal, NamedTuple, TypeVar, 
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
 from qemu_api.log import LOG_INVALID_MEM, qemu_log_mask
+from qemu_api.trace import add_state_listener, trace_event_name
+from qemu_trace.qemu_api import (
+    trace_memory_region_ops_read,
+    trace_memory_region_ops_write,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import override
@@ -492,6 +497,7 @@ class _BoundOps:
         "impl_min",
         "impl_unaligned",
         "ops",
+        "raw",
         "read",
         "read_attrs",
         "valid",
@@ -525,6 +531,96 @@ class _BoundOps:
         self.read_attrs = read_attrs
         self.write_attrs = write_attrs
         self.accepts = accepts
+        self.raw = (read, write, read_attrs, write_attrs)
+
+    def set_tracing(self, mr: MemoryRegion, on: bool) -> None:
+        """Route the callbacks through the ``memory_region_ops_*`` tracepoints.
+
+        The fast path keeps calling ``read``/``write``; while the events are
+        off these are the device's own bound methods, so a disabled event
+        costs the MMIO path nothing.
+        """
+        read, write, read_attrs, write_attrs = self.raw
+        if not on:
+            self.read, self.write = read, write
+            self.read_attrs, self.write_attrs = read_attrs, write_attrs
+            return
+        self.read = None if read is None else _traced_read(mr, read)
+        self.write = None if write is None else _traced_write(mr, write)
+        self.read_attrs = (
+            None if read_attrs is None else _traced_read_attrs(mr, read_attrs)
+        )
+        self.write_attrs = (
+            None if write_attrs is None else _traced_write_attrs(mr, write_attrs)
+        )
+
+
+# QEMU's get_cpu_index(): -1 when no CPU makes the access (qtest, DMA).
+_NO_CPU: Final = -1
+
+
+def _traced_read(
+    mr: MemoryRegion, read: Callable[[int, int], int]
+) -> Callable[[int, int], int]:
+    def traced(addr: int, size: int) -> int:
+        value = read(addr, size)
+        trace_memory_region_ops_read(_NO_CPU, mr, addr, value, size, mr.name)
+        return value
+
+    return traced
+
+
+def _traced_write(
+    mr: MemoryRegion, write: Callable[[int, int, int], None]
+) -> Callable[[int, int, int], None]:
+    def traced(addr: int, value: int, size: int) -> None:
+        trace_memory_region_ops_write(_NO_CPU, mr, addr, value, size, mr.name)
+        write(addr, value, size)
+
+    return traced
+
+
+def _traced_read_attrs(
+    mr: MemoryRegion,
+    read: Callable[[int, int, MemTxAttrs], tuple[MemTxResult, int]],
+) -> Callable[[int, int, MemTxAttrs], tuple[MemTxResult, int]]:
+    def traced(addr: int, size: int, attrs: MemTxAttrs) -> tuple[MemTxResult, int]:
+        result, value = read(addr, size, attrs)
+        trace_memory_region_ops_read(_NO_CPU, mr, addr, value, size, mr.name)
+        return result, value
+
+    return traced
+
+
+def _traced_write_attrs(
+    mr: MemoryRegion,
+    write: Callable[[int, int, int, MemTxAttrs], MemTxResult],
+) -> Callable[[int, int, int, MemTxAttrs], MemTxResult]:
+    def traced(addr: int, value: int, size: int, attrs: MemTxAttrs) -> MemTxResult:
+        trace_memory_region_ops_write(_NO_CPU, mr, addr, value, size, mr.name)
+        return write(addr, value, size, attrs)
+
+    return traced
+
+
+# I/O regions, so that switching the MMIO tracepoints reaches every one.
+_io_regions: weakref.WeakSet[MemoryRegion] = weakref.WeakSet()
+_mmio_tracing = False
+
+
+def _mmio_trace_changed() -> None:
+    """Switch every I/O region to the traced callbacks or back, then re-render."""
+    global _mmio_tracing
+    read_ev = trace_event_name("memory_region_ops_read")
+    write_ev = trace_event_name("memory_region_ops_write")
+    on = bool((read_ev and read_ev.state) or (write_ev and write_ev.state))
+    if on == _mmio_tracing:
+        return
+    _mmio_tracing = on
+    for mr in list(_io_regions):
+        mr._ops.set_tracing(mr, on)
+    for space in _live_address_spaces():
+        space._update_topology()
 
 
 def _bind(fn: Callable[..., object], opaque: object) -> types.MethodType:
@@ -831,6 +927,9 @@ class MemoryRegion:
         mr._ops = _bind_ops(ops, opaque)
         mr._opaque = opaque
         mr._terminates = True
+        _io_regions.add(mr)
+        if _mmio_tracing:
+            mr._ops.set_tracing(mr, True)
         return mr
 
     @classmethod
@@ -3427,3 +3526,6 @@ def mtree_info(*, flatview: bool = False, disabled: bool = False) -> str:
         out.append("\n")
         i += 1
     return "".join(out)
+
+
+add_state_listener(_mmio_trace_changed)

@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, final
 
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
+from qemu_api.trace import trace_event_name
+from qemu_trace.qemu_api import trace_timer_del, trace_timer_fire, trace_timer_mod
 
 if TYPE_CHECKING:
     from typing_extensions import override
@@ -85,6 +87,10 @@ __all__ = [
     "timer_new_us",
     "virtual_clock_reset",
 ]
+
+
+# Checked before computing the arguments of the timer_mod tracepoint.
+_EV_TIMER_MOD = trace_event_name("timer_mod")
 
 
 @final
@@ -260,6 +266,8 @@ class Timer:
         entry = (expire, _seq, self)
         bisect.insort(active, entry)
         self._expire_ns = expire
+        if _EV_TIMER_MOD is not None and _EV_TIMER_MOD.state:
+            trace_timer_mod(self, expire, qemu_clock_get_ns(self.clock))
         if _notify is not None and active[0] is entry:
             _notify(self.clock)
 
@@ -303,6 +311,7 @@ class Timer:
         """
         bql_assert_locked("Timer.delete()")
         if self._expire_ns >= 0:
+            trace_timer_del(self)
             self._unlink()
 
     def pending(self) -> bool:
@@ -347,6 +356,7 @@ def _run_list(timer_list: _TimerList, current_time: int) -> bool:
     progress = False
     while active and active[0][0] <= current_time:
         timer = active.pop(0)[2]
+        trace_timer_fire(timer, timer._expire_ns, current_time)
         timer._expire_ns = -1
         timer._callback()
         progress = True

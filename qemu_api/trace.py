@@ -61,6 +61,7 @@ from qemu_api.log import (
 __all__ = [
     "BACKENDS",
     "TraceEvent",
+    "add_state_listener",
     "is_help_option",
     "qmp_trace_event_get_state",
     "qmp_trace_event_set_state",
@@ -204,6 +205,21 @@ _configured: tuple[str, ...] = ("log",)
 _emitters: list[Callable[[TraceEvent, tuple[object, ...]], None]] = []
 _trace_opts_file: str | None = None
 _init_on_startup = False
+_state_listeners: list[Callable[[], None]] = []
+
+
+def add_state_listener(listener: Callable[[], None]) -> None:
+    """Call *listener()* after any change of event states.
+
+    Code whose fast path must not pay for a disabled event (the MMIO dispatch)
+    checks its events here and switches to a traced path only while they are on.
+    """
+    _state_listeners.append(listener)
+
+
+def _states_changed() -> None:
+    for listener in list(_state_listeners):
+        listener()
 
 
 def _log_backend(ev: TraceEvent, values: tuple[object, ...]) -> None:
@@ -344,6 +360,8 @@ def register_group(group: str, events: tuple[TraceEvent, ...]) -> None:
             _simple._map(ev)
     for line in _patterns:
         _apply(line, events, warn=False)
+    if _patterns:
+        _states_changed()
 
 
 def _pattern_re(pattern: str) -> re.Pattern[str]:
@@ -426,6 +444,7 @@ def trace_enable_events(line: str) -> None:
         return
     _patterns.append(line)
     _apply(line, None, warn=True)
+    _states_changed()
 
 
 def trace_init_events(fname: str) -> None:
@@ -612,6 +631,7 @@ def qmp_trace_event_set_state(
     for ev in matched:
         if ev.static_state:
             ev.state = enable
+    _states_changed()
 
 
 def trace_reset() -> None:
@@ -620,6 +640,7 @@ def trace_reset() -> None:
     for ev in _events.values():
         ev.state = False
     _patterns.clear()
+    _states_changed()
     _trace_opts_file = None
     _init_on_startup = False
     _simple.close()

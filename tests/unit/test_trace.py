@@ -195,3 +195,80 @@ def test_core_trace_module_is_generated() -> None:
     ev = trace.trace_event_name("memory_region_ops_read")
     assert ev is not None
     assert ev.group == "qemu_api"
+
+
+def test_mmio_dispatch_trace_events(capsys: pytest.CaptureFixture[str]) -> None:
+    from qemu_api.memory import AddressSpace, MemoryRegion, MemoryRegionOps, OpsImpl
+
+    class Dev:
+        def __init__(self) -> None:
+            self.written: list[tuple[int, int]] = []
+
+        def read(self, addr: int, size: int) -> int:
+            return 0x40 + addr
+
+        def write(self, addr: int, value: int, size: int) -> None:
+            self.written.append((addr, value))
+
+    dev = Dev()
+    ops = MemoryRegionOps[Dev](
+        read=Dev.read,
+        write=Dev.write,
+        impl=OpsImpl(min_access_size=4, max_access_size=4),
+    )
+    root = MemoryRegion.container(None, "root", 0x10000)
+    mr = MemoryRegion.io(None, "uart", 0x1000, ops, dev)
+    root.add_subregion(0x9000, mr)
+    space = AddressSpace(root, "t")
+    assert space.read(0x9004, 4) == 0x44  # warms the fast path, untraced
+    assert capsys.readouterr().err == ""
+    trace.trace_enable_events("memory_region_ops_*")
+    assert space.read(0x9004, 4) == 0x44
+    space.write(0x9008, 0xAB, 4)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split(":", 1)[1] == (
+        f"memory_region_ops_read cpu -1 mr 0x{id(mr):x} addr 0x4 value 0x44 "
+        "size 4 name 'uart'"
+    )
+    assert lines[1].endswith(
+        f"memory_region_ops_write cpu -1 mr 0x{id(mr):x} addr 0x8 value 0xab "
+        "size 4 name 'uart'"
+    )
+    trace.trace_enable_events("-memory_region_ops_*")
+    assert space.read(0x9004, 4) == 0x44
+    assert capsys.readouterr().err == ""
+    assert dev.written == [(8, 0xAB)]
+
+
+def test_irq_and_timer_trace_events(capsys: pytest.CaptureFixture[str]) -> None:
+    from qemu_api.irq import InterruptSource, qemu_allocate_irq
+    from qemu_api.timer import CLOCK_VIRTUAL, SCALE_NS, Timer, clock_step
+
+    levels: list[int] = []
+    irq = qemu_allocate_irq(lambda n, level: levels.append(level), 3)
+    src = InterruptSource()
+    src.connect(irq)
+    trace.trace_enable_events("qemu_irq_set")
+    trace.trace_enable_events("timer_*")
+    src.raise_()
+    fired: list[int] = []
+    t = Timer(CLOCK_VIRTUAL, SCALE_NS, lambda: fired.append(1))
+    t.mod_ns(100)
+    clock_step(150)
+    t.mod_ns(500)
+    t.delete()
+    err = capsys.readouterr().err.splitlines()
+    names = [line.split(":", 1)[1].split(" ")[0] for line in err]
+    assert names == [
+        "qemu_irq_set",
+        "timer_mod",
+        "timer_fire",
+        "timer_mod",
+        "timer_del",
+    ]
+    assert err[0].endswith(f"qemu_irq_set irq 0x{id(irq):x} n 3 level 1")
+    assert err[1].endswith(f"timer_mod timer 0x{id(t):x} expire_ns 100 now_ns 0")
+    assert err[2].endswith(f"timer_fire timer 0x{id(t):x} expire_ns 100 now_ns 100")
+    assert levels == [1]
+    assert fired == [1]
