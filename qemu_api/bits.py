@@ -73,7 +73,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from typing import (
-    TYPE_CHECKING,
     ClassVar,
     Generic,
     Self,
@@ -83,15 +82,8 @@ from typing import (
     overload,
 )
 
+from qemu_api._compat import override
 from qemu_api.error import Error
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:
-    # typing.override arrives in Python 3.12; the runtime needs only the stdlib.
-    def override(method):
-        return method
-
 
 __all__ = [
     "BitField",

@@ -32,15 +32,9 @@ import sys
 import threading
 from _thread import get_ident
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar, final
+from typing import Generic, TypeVar, final
 
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:
-    # typing.override arrives in Python 3.12; the runtime needs only the stdlib.
-    def override(method):
-        return method
-
+from qemu_api._compat import override
 
 __all__ = [
     "BorrowError",

@@ -48,18 +48,11 @@ import enum
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, ClassVar, final
+from typing import ClassVar, final
 
+from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:
-    # typing.override arrives in Python 3.12; the runtime needs only the stdlib.
-    def override(method):
-        return method
-
 
 __all__ = [
     "CHR_READ_BUF_LEN",

@@ -76,8 +76,9 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Generic, Literal, NamedTuple, TypeVar, final
+from typing import Final, Generic, Literal, NamedTuple, TypeVar, final
 
+from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
 from qemu_api.log import LOG_INVALID_MEM, qemu_log_mask
@@ -86,14 +87,6 @@ from qemu_trace.qemu_api import (
     trace_memory_region_ops_read,
     trace_memory_region_ops_write,
 )
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:
-    # typing.override arrives in Python 3.12; the runtime needs only the stdlib.
-    def override(method):
-        return method
-
 
 __all__ = [
     "DEVICE_BIG_ENDIAN",

@@ -924,6 +924,7 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
         for prop in type(self)._qdev_props:
             prop._install(self)
 
+    @override
     def instance_post_init(self) -> None:
         """Apply the global properties that match this device's type.
 

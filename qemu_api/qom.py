@@ -52,7 +52,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import (
-    TYPE_CHECKING,
     ClassVar,
     Final,
     NamedTuple,
@@ -62,20 +61,8 @@ from typing import (
     final,
 )
 
+from qemu_api._compat import override
 from qemu_api.error import Error, ErrorClass
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:
-
-    def override(func):
-        """Mark a method as overriding one of its base class.
-
-        This is ``typing.override`` (Python 3.12) for Python 3.11: device
-        classes import it from here to satisfy mypy's ``explicit-override``.
-        """
-        return func
-
 
 __all__ = [
     "TYPE_CONTAINER",

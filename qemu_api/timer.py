@@ -46,20 +46,13 @@ import bisect
 import enum
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, final
+from typing import final
 
+from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
 from qemu_api.trace import trace_event_name
 from qemu_trace.qemu_api import trace_timer_del, trace_timer_fire, trace_timer_mod
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:
-    # typing.override arrives in Python 3.12; the runtime needs only the stdlib.
-    def override(method):
-        return method
-
 
 __all__ = [
     "CLOCK_HOST",

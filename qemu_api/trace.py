@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final, final
 
+from qemu_api._compat import override
 from qemu_api.error import Error, warn_report
 from qemu_api.log import (
     LOG_TRACE,
@@ -164,6 +165,7 @@ class TraceEvent:
             if ctype.rstrip().endswith("*") and "char" not in ctype
         )
 
+    @override
     def __repr__(self) -> str:
         return f"<TraceEvent {self.name} {'on' if self.state else 'off'}>"
 

@@ -21,6 +21,7 @@ from qemu_api.qom import (
     object_get_root,
     object_property_add_child,
     object_resolve_path,
+    override,
 )
 from qemu_api.sysbus import sysbus_get_default
 
@@ -52,6 +53,7 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
     ram_name: ClassVar[str | None] = None
     ram_base: ClassVar[int] = 0
 
+    @override
     def instance_init(self) -> None:
         """Start with the default RAM size and no serial ports."""
         self.ram_size = self.default_ram_size
