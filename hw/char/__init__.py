@@ -1,0 +1,1 @@
+"""Character devices: serial ports (QEMU's ``hw/char``)."""

@@ -1,0 +1,634 @@
+"""The ARM PrimeCell UART (PL011), register for register as QEMU models it.
+
+This is QEMU's ``hw/char/pl011.c`` (``include/hw/char/pl011.h``) in Python,
+quirks included; the register map is in :mod:`hw.char.pl011.registers`.
+
+- One MMIO region of 4 KiB, implemented with 32-bit accesses (QEMU's
+  ``impl.min/max_access_size = 4``): the memory core turns a 1- or 2-byte
+  access into one 32-bit access at the same address and an 8-byte access into
+  two, and the register is ``offset >> 2``.
+- Six sysbus IRQ outputs: 0 UARTINTR (combined), 1 UARTRXINTR, 2 UARTTXINTR,
+  3 UARTRTINTR, 4 UARTMSINTR, 5 UARTEINTR (see
+  :data:`~hw.char.pl011.registers.IRQMASK`).
+- A receive FIFO of 16 entries, or 1 while LCR_H.FEN is clear; the receive
+  interrupt triggers at one entry. There is no transmit FIFO: a DR write goes
+  straight to the chardev, waiting while the backend is full.
+- Loopback (CR.LBE) feeds transmitted bytes, breaks and the modem outputs back
+  into the receiver, and ignores the chardev's input meanwhile.
+- Clock input ``clk``, used only for the ``pl011_baudrate_change`` trace.
+- Properties ``chardev`` (may be absent) and ``migrate-clk`` (default on).
+
+The guest's view through an address space:
+
+>>> from qemu_api.memory import get_address_space_memory
+>>> from qemu_api.qdev import device_cold_reset
+>>> uart = pl011_create(0x0900_0000, None, None)
+>>> device_cold_reset(uart)
+>>> mem = get_address_space_memory()
+>>> hex(mem.read(0x0900_0018, 4)), hex(mem.read(0x0900_0030, 4))  # FR, CR
+('0x90', '0x300')
+>>> _ = mem.write(0x0900_0030, 0x381, 4)  # UARTEN, TXE, RXE, loopback
+>>> _ = mem.write(0x0900_0000, ord("A"), 1)  # a byte store to DR
+>>> hex(mem.read(0x0900_0000, 4)), hex(mem.read(0x0900_0018, 4))
+('0x41', '0x90')
+>>> [hex(mem.read(0x0900_0FE0 + 4 * i, 4)) for i in range(4)]
+['0x11', '0x10', '0x14', '0x0']
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final, final
+
+from hw.char.pl011.registers import (
+    CR_RESET,
+    DR_BE,
+    FBRD_MASK,
+    FR_RESET,
+    IBRD_MASK,
+    ID_FIRST_INDEX,
+    IFLS_RESET,
+    INT_CTS,
+    INT_DCD,
+    INT_DSR,
+    INT_MS,
+    INT_RI,
+    INT_RX,
+    INT_TX,
+    IRQMASK,
+    PL011_FIFO_DEPTH,
+    PL011_ID_ARM,
+    PL011_ID_LUMINARY,
+    PL011_MMIO_SIZE,
+    Control,
+    Flags,
+    LineControl,
+    ReceiveStatus,
+    RegisterOffset,
+    decode,
+    regname,
+)
+from qemu_api.bql import BqlCell, BqlRefCell
+from qemu_api.chardev import Chardev, ChrEvent
+from qemu_api.clock import ClockEvent
+from qemu_api.irq import InterruptSource, IRQState
+from qemu_api.log import LOG_GUEST_ERROR, LOG_UNIMP, qemu_log_mask
+from qemu_api.memory import MemoryRegion, MemoryRegionOps, OpsImpl
+from qemu_api.qdev import ResetType, prop_bool, prop_chr
+from qemu_api.qom import override
+from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from qemu_trace.pl011 import (
+    trace_pl011_baudrate_change,
+    trace_pl011_can_receive,
+    trace_pl011_fifo_rx_full,
+    trace_pl011_fifo_rx_put,
+    trace_pl011_irq_state,
+    trace_pl011_read,
+    trace_pl011_read_fifo,
+    trace_pl011_receive,
+    trace_pl011_write,
+)
+
+__all__ = [
+    "TYPE_PL011",
+    "TYPE_PL011_LUMINARY",
+    "PL011Luminary",
+    "PL011Registers",
+    "PL011State",
+    "pl011_baudrate",
+    "pl011_create",
+]
+
+TYPE_PL011: Final = "pl011"
+"""QOM type name of the ARM PL011 (:class:`PL011State`)."""
+TYPE_PL011_LUMINARY: Final = "pl011_luminary"
+"""QOM type name of the Luminary Micro variant (:class:`PL011Luminary`)."""
+
+_U32: Final = 0xFFFF_FFFF
+# One-byte strings for the transmit path, so a DR write allocates nothing.
+_BYTE: Final = tuple(bytes((i,)) for i in range(256))
+
+
+def pl011_baudrate(clk_hz: int, ibrd: int, fbrd: int) -> int:
+    """The baud rate that ``pl011_baudrate_change`` traces (``pl011_get_baudrate``).
+
+    ``clk / (64 * IBRD + FBRD) * 4`` in QEMU's integer arithmetic (an
+    ``unsigned int`` result), 0 while IBRD is 0.
+
+    >>> pl011_baudrate(24_000_000, 13, 1)
+    115244
+    """
+    if ibrd == 0:
+        return 0
+    return ((clk_hz // ((ibrd << 6) + fbrd)) << 2) & _U32
+
+
+@final
+class PL011Registers:
+    """The register state of a PL011: the fields QEMU migrates.
+
+    Plain state and the register-level operations that do no I/O; the device
+    (:class:`PL011State`) owns it in a :class:`~qemu_api.bql.BqlRefCell` and
+    drives the IRQ lines and the chardev at the points QEMU does. Methods that
+    can change an interrupt level return True when QEMU calls
+    ``pl011_update()`` at that point.
+
+    Attributes:
+        flags: UARTFR.
+        line_control: UARTLCR_H (QEMU's ``lcr``).
+        rsr: UARTRSR, the error bits of the last word read from DR.
+        control: UARTCR (QEMU's ``cr``).
+        dmacr: UARTDMACR.
+        int_enabled: UARTIMSC.
+        int_level: UARTRIS.
+        read_fifo: the receive FIFO, 16 words of data and error bits.
+        ilpr: UARTILPR.
+        ibrd: UARTIBRD.
+        fbrd: UARTFBRD.
+        ifl: UARTIFLS.
+        read_pos: index of the oldest FIFO entry (a C ``int``).
+        read_count: FIFO entries in use; loopback can push it past the depth.
+        read_trigger: entries that raise the receive interrupt (always 1).
+
+    With the FIFOs off (LCR_H.FEN clear, as after reset) one entry fills it:
+
+    >>> regs = PL011Registers()
+    >>> regs.fifo_rx_put(0x41), regs.read_count, regs.flags.rxfe, regs.flags.rxff
+    (True, 1, False, True)
+    >>> hex(regs.read_rxdata()), regs.read_count, hex(int(regs.flags))
+    ('0x41', 0, '0x90')
+    """
+
+    __slots__ = (
+        "control",
+        "dmacr",
+        "fbrd",
+        "flags",
+        "ibrd",
+        "ifl",
+        "ilpr",
+        "int_enabled",
+        "int_level",
+        "line_control",
+        "read_count",
+        "read_fifo",
+        "read_pos",
+        "read_trigger",
+        "rsr",
+    )
+
+    def __init__(self) -> None:
+        self.flags = Flags(FR_RESET)
+        self.line_control = LineControl()
+        self.rsr = ReceiveStatus()
+        self.control = Control(CR_RESET)
+        self.dmacr = 0
+        self.int_enabled = 0
+        self.int_level = 0
+        self.read_fifo = [0] * PL011_FIFO_DEPTH
+        self.ilpr = 0
+        self.ibrd = 0
+        self.fbrd = 0
+        self.ifl = IFLS_RESET
+        self.read_pos = 0
+        self.read_count = 0
+        self.read_trigger = 1
+
+    def reset(self) -> None:
+        """Reset values (``pl011_reset``); the FIFO contents are kept."""
+        self.line_control = LineControl()
+        self.rsr = ReceiveStatus()
+        self.dmacr = 0
+        self.int_enabled = 0
+        self.int_level = 0
+        self.ilpr = 0
+        self.ibrd = 0
+        self.fbrd = 0
+        self.read_trigger = 1
+        self.ifl = IFLS_RESET
+        self.control = Control(CR_RESET)
+        self.flags = Flags()
+        self.reset_rx_fifo()
+        self.reset_tx_fifo()
+
+    def loopback_enabled(self) -> bool:
+        """CR.LBE: transmitted data and modem outputs come back as input."""
+        return self.control.lbe
+
+    def fifo_depth(self) -> int:
+        """16 entries with LCR_H.FEN set, else 1 (``pl011_get_fifo_depth``)."""
+        return PL011_FIFO_DEPTH if self.line_control.fen else 1
+
+    def reset_rx_fifo(self) -> None:
+        """Empty the receive FIFO (its contents stay as stale words)."""
+        self.read_count = 0
+        self.read_pos = 0
+        self.flags.rxff = False
+        self.flags.rxfe = True
+
+    def reset_tx_fifo(self) -> None:
+        """Reset the transmit flags: never full, always empty."""
+        self.flags.txff = False
+        self.flags.txfe = True
+
+    def fifo_rx_put(self, value: int) -> bool:
+        """Queue a received word (``pl011_fifo_rx_put``).
+
+        There is no full check: the caller limits chardev input with
+        ``can_receive``, but loopback and breaks can overfill the FIFO, which
+        then overwrites its oldest entries while RXFF stays set.
+
+        Returns:
+            True when the FIFO reached the trigger level and INT_RX was set:
+            QEMU updates the IRQ lines then.
+        """
+        depth = self.fifo_depth()
+        slot = (self.read_pos + self.read_count) & (depth - 1)
+        self.read_fifo[slot] = value
+        self.read_count += 1
+        self.flags.rxfe = False
+        trace_pl011_fifo_rx_put(value, self.read_count, depth)
+        if self.read_count == depth:
+            trace_pl011_fifo_rx_full()
+            self.flags.rxff = True
+        if self.read_count == self.read_trigger:
+            self.int_level |= INT_RX
+            return True
+        return False
+
+    def read_rxdata(self) -> int:
+        """Pop the receive FIFO for a DR read (``pl011_read_rxdata``).
+
+        An empty FIFO returns the stale word at ``read_pos``. RSR takes the
+        word's error bits, and INT_RX clears when the FIFO drops below the
+        trigger level (so every read of an empty FIFO clears it).
+        """
+        depth = self.fifo_depth()
+        self.flags.rxff = False
+        c = self.read_fifo[self.read_pos]
+        if self.read_count > 0:
+            self.read_count -= 1
+            self.read_pos = (self.read_pos + 1) & (depth - 1)
+        if self.read_count == 0:
+            self.flags.rxfe = True
+        if self.read_count == self.read_trigger - 1:
+            self.int_level &= ~INT_RX
+        trace_pl011_read_fifo(self.read_count & _U32, depth)
+        self.rsr = ReceiveStatus(c >> 8)
+        return c
+
+    def loopback_tx(self, value: int) -> bool:
+        """In loopback mode, queue a transmitted word as received input.
+
+        QEMU's ``pl011_loopback_tx``: real hardware loops back after the
+        transmit FIFO at the line rate; the model loops back at once.
+        """
+        if not self.loopback_enabled():
+            return False
+        return self.fifo_rx_put(value)
+
+    def loopback_break(self, enable: bool) -> bool:
+        """In loopback mode, a break being sent arrives as a break word."""
+        if enable:
+            return self.loopback_tx(DR_BE)
+        return False
+
+    def loopback_mdmctrl(self) -> bool:
+        """In loopback mode, the modem outputs become the modem inputs.
+
+        FR.RI = CR.OUT2, FR.DCD = CR.OUT1, FR.CTS = CR.RTS, FR.DSR = CR.DTR,
+        and the modem status interrupt bits copy the new levels (QEMU's
+        ``pl011_loopback_mdmctrl``). Runs on every CR write while LBE is set,
+        including the write that sets it.
+        """
+        if not self.loopback_enabled():
+            return False
+        cr = self.control
+        fr = self.flags
+        fr.ri = cr.out2
+        fr.dcd = cr.out1
+        fr.cts = cr.rts
+        fr.dsr = cr.dtr
+        il = self.int_level & ~INT_MS
+        il |= INT_DSR if fr.dsr else 0
+        il |= INT_DCD if fr.dcd else 0
+        il |= INT_CTS if fr.cts else 0
+        il |= INT_RI if fr.ri else 0
+        self.int_level = il
+        return True
+
+    def set_read_trigger(self) -> None:
+        """The receive interrupt level: always one entry.
+
+        QEMU keeps the IFLS-based level (``(ifl >> 1) & 0x1c`` with the FIFO
+        on) under ``#if 0``: Linux reads the FIFO only from the interrupt, so
+        it is raised as soon as the FIFO is not empty.
+        """
+        self.read_trigger = 1
+
+    def read(self, reg: RegisterOffset) -> int | None:
+        """The value of a register without read side effects, None if unreadable.
+
+        DR (which pops the FIFO) is the device's business; ICR is write-only.
+        """
+        match reg:
+            case RegisterOffset.RSR:
+                return int(self.rsr)
+            case RegisterOffset.FR:
+                return int(self.flags)
+            case RegisterOffset.ILPR:
+                return self.ilpr
+            case RegisterOffset.IBRD:
+                return self.ibrd
+            case RegisterOffset.FBRD:
+                return self.fbrd
+            case RegisterOffset.LCR_H:
+                return int(self.line_control)
+            case RegisterOffset.CR:
+                return int(self.control)
+            case RegisterOffset.IFLS:
+                return self.ifl
+            case RegisterOffset.IMSC:
+                return self.int_enabled
+            case RegisterOffset.RIS:
+                return self.int_level
+            case RegisterOffset.MIS:
+                return self.int_level & self.int_enabled
+            case RegisterOffset.DMACR:
+                return self.dmacr
+            case _:
+                return None
+
+    @override
+    def __repr__(self) -> str:
+        return (
+            f"<PL011Registers FR={int(self.flags):#x} LCR_H={int(self.line_control):#x}"
+            f" CR={int(self.control):#x} RIS={self.int_level:#x}"
+            f" IMSC={self.int_enabled:#x} FIFO {self.read_count}@{self.read_pos}>"
+        )
+
+
+class PL011State(SysBusDevice, type_name=TYPE_PL011):
+    """The ARM PrimeCell UART, QEMU's ``TYPE_PL011``.
+
+    Create it with :func:`pl011_create` or as any sysbus device; reset it
+    before use (a machine reset does).
+
+    Attributes:
+        regs: the register state.
+        iomem: the 4 KiB register region (sysbus MMIO 0).
+        interrupts: the six IRQ outputs (sysbus IRQs 0-5).
+        clk: the clock input ``clk``.
+    """
+
+    device_id: ClassVar[bytes] = PL011_ID_ARM
+    """PeriphID0-3 and PCellID0-3, one byte per 32-bit register."""
+    user_creatable = False
+
+    chardev = prop_chr("chardev", doc="the serial port's character device")
+    migrate_clk = prop_bool(
+        "migrate-clk", default=True, doc="migrate the 'clk' input's period"
+    )
+
+    @override
+    def instance_init(self) -> None:
+        self.regs = BqlRefCell(PL011Registers())
+        self.logged_disabled_uart = BqlCell(False)
+        self.iomem = MemoryRegion.io(self, "pl011", PL011_MMIO_SIZE, PL011_OPS, self)
+        self.init_mmio(self.iomem)
+        self.interrupts = tuple(InterruptSource() for _ in IRQMASK)
+        for irq in self.interrupts:
+            self.init_irq(irq)
+        self._irq_lines = tuple(zip(self.interrupts, IRQMASK, strict=True))
+        self.clk = self.init_clock_in("clk", self.clock_update, ClockEvent.UPDATE)
+
+    @override
+    def realize(self) -> None:
+        super().realize()
+        self.chardev.set_handlers(self.can_receive, self.receive, self.event)
+
+    @override
+    def reset_hold(self, reset_type: ResetType) -> None:
+        super().reset_hold(reset_type)
+        with self.regs.borrow_mut() as regs:
+            regs.reset()
+
+    # -- interrupts ------------------------------------------------------------
+
+    def update(self) -> None:
+        """Drive each IRQ output from RIS & IMSC and its mask (``pl011_update``)."""
+        with self.regs.borrow() as regs:
+            flags = regs.int_level & regs.int_enabled
+        trace_pl011_irq_state(flags != 0)
+        for irq, mask in self._irq_lines:
+            irq.set(1 if flags & mask else 0)
+
+    # -- MMIO ----------------------------------------------------------------
+
+    def read(self, offset: int, size: int) -> int:
+        """A 32-bit register read (``pl011_read``)."""
+        match decode(offset):
+            case RegisterOffset.DR:
+                value = self.read_rxdata()
+            case None if offset >> 2 >= ID_FIRST_INDEX:
+                value = self.device_id[(offset - 0xFE0) >> 2]
+            case None:
+                value = self.bad_read(offset)
+            case reg:
+                with self.regs.borrow() as regs:
+                    readable = regs.read(reg)
+                value = self.bad_read(offset) if readable is None else readable
+        trace_pl011_read(offset, value, regname(offset))
+        return value
+
+    def bad_read(self, offset: int) -> int:
+        """A read of a reserved or write-only register: log it and return 0."""
+        qemu_log_mask(LOG_GUEST_ERROR, f"pl011_read: Bad offset 0x{offset:x}\n")
+        return 0
+
+    def read_rxdata(self) -> int:
+        """A DR read: pop the FIFO, update the IRQs, let the chardev send more."""
+        with self.regs.borrow_mut() as regs:
+            c = regs.read_rxdata()
+        self.update()
+        self.chardev.accept_input()
+        return c
+
+    def write(self, offset: int, value: int, size: int) -> None:
+        """A 32-bit register write (``pl011_write``)."""
+        trace_pl011_write(offset, value, regname(offset))
+        match decode(offset):
+            case RegisterOffset.DR:
+                self.write_txdata(value & 0xFF)
+            case RegisterOffset.RSR:  # UARTECR: any write clears the errors
+                with self.regs.borrow_mut() as regs:
+                    regs.rsr = ReceiveStatus()
+            case RegisterOffset.FR:
+                pass  # Writes to the flag register are ignored.
+            case RegisterOffset.ILPR:
+                with self.regs.borrow_mut() as regs:
+                    regs.ilpr = value
+            case RegisterOffset.IBRD:
+                with self.regs.borrow_mut() as regs:
+                    regs.ibrd = value & IBRD_MASK
+                self.trace_baudrate_change()
+            case RegisterOffset.FBRD:
+                with self.regs.borrow_mut() as regs:
+                    regs.fbrd = value & FBRD_MASK
+                self.trace_baudrate_change()
+            case RegisterOffset.LCR_H:
+                self.write_line_control(LineControl(value))
+            case RegisterOffset.CR:
+                with self.regs.borrow_mut() as regs:
+                    regs.control = Control(value)
+                    update = regs.loopback_mdmctrl()
+                if update:
+                    self.update()
+            case RegisterOffset.IFLS:
+                with self.regs.borrow_mut() as regs:
+                    regs.ifl = value
+                    regs.set_read_trigger()
+            case RegisterOffset.IMSC:
+                with self.regs.borrow_mut() as regs:
+                    regs.int_enabled = value
+                self.update()
+            case RegisterOffset.ICR:
+                with self.regs.borrow_mut() as regs:
+                    regs.int_level &= ~value
+                self.update()
+            case RegisterOffset.DMACR:
+                with self.regs.borrow_mut() as regs:
+                    regs.dmacr = value
+                if value & 3:
+                    qemu_log_mask(LOG_UNIMP, "pl011: DMA not implemented\n")
+            case RegisterOffset.RIS | RegisterOffset.MIS | None:
+                qemu_log_mask(
+                    LOG_GUEST_ERROR, f"pl011_write: Bad offset 0x{offset:x}\n"
+                )
+
+    def write_txdata(self, ch: int) -> None:
+        """Transmit a byte (``pl011_write_txdata``), whatever the enable bits say."""
+        with self.regs.borrow() as regs:
+            uarten = regs.control.uarten
+            txe = regs.control.txe
+        if not uarten and not self.logged_disabled_uart.get():
+            # Logged once: popular guests (Linux among them) never set UARTEN.
+            qemu_log_mask(LOG_GUEST_ERROR, "PL011 data written to disabled UART\n")
+            self.logged_disabled_uart.set(True)
+        if not txe:
+            qemu_log_mask(LOG_GUEST_ERROR, "PL011 data written to disabled TX UART\n")
+        # No transmit FIFO: wait until the backend takes the byte, as QEMU does.
+        self.chardev.write_all(_BYTE[ch])
+        with self.regs.borrow_mut() as regs:
+            update = regs.loopback_tx(ch)
+        if update:
+            self.update()
+        with self.regs.borrow_mut() as regs:
+            regs.int_level |= INT_TX
+        self.update()
+
+    def write_line_control(self, lcr: LineControl) -> None:
+        """An LCR_H write: FIFO reset on an FEN change, break on a BRK change."""
+        with self.regs.borrow_mut() as regs:
+            old = regs.line_control
+            if old.fen != lcr.fen:
+                regs.reset_rx_fifo()
+                regs.reset_tx_fifo()
+        if old.brk != lcr.brk:
+            self.chardev.send_break(lcr.brk)
+            # Looped back with the old LCR_H, so with the old FIFO depth.
+            with self.regs.borrow_mut() as regs:
+                update = regs.loopback_break(lcr.brk)
+            if update:
+                self.update()
+        with self.regs.borrow_mut() as regs:
+            regs.line_control = lcr
+            regs.set_read_trigger()
+
+    # -- clock -----------------------------------------------------------------
+
+    def trace_baudrate_change(self) -> None:
+        """Trace the baud rate that IBRD, FBRD and the clock give."""
+        with self.regs.borrow() as regs:
+            ibrd = regs.ibrd
+            fbrd = regs.fbrd
+        clk_hz = self.clk.get_hz()
+        trace_pl011_baudrate_change(
+            pl011_baudrate(clk_hz, ibrd, fbrd), clk_hz, ibrd, fbrd
+        )
+
+    def clock_update(self, event: ClockEvent) -> None:
+        """The ``clk`` input changed: trace the new baud rate."""
+        self.trace_baudrate_change()
+
+    # -- chardev ---------------------------------------------------------------
+
+    def can_receive(self) -> int:
+        """Free FIFO entries (``pl011_can_receive``), whatever the enable bits say.
+
+        Negative when loopback overfilled the FIFO (QEMU's unsigned
+        subtraction returned as ``int``).
+        """
+        with self.regs.borrow() as regs:
+            lcr = int(regs.line_control)
+            used = regs.read_count
+            depth = regs.fifo_depth()
+        available = depth - used
+        trace_pl011_can_receive(lcr, used & _U32, depth, available & _U32)
+        return available
+
+    def receive(self, buf: bytes) -> None:
+        """Queue bytes from the chardev; dropped while looping back."""
+        trace_pl011_receive(len(buf))
+        with self.regs.borrow() as regs:
+            if regs.loopback_enabled():
+                return
+        for byte in buf:
+            with self.regs.borrow_mut() as regs:
+                update = regs.fifo_rx_put(byte)
+            if update:
+                self.update()
+
+    def event(self, event: ChrEvent) -> None:
+        """A break from the chardev queues a break word, unless looping back."""
+        if event is not ChrEvent.BREAK:
+            return
+        with self.regs.borrow_mut() as regs:
+            update = not regs.loopback_enabled() and regs.fifo_rx_put(DR_BE)
+        if update:
+            self.update()
+
+
+PL011_OPS: Final = MemoryRegionOps[PL011State](
+    read=PL011State.read,
+    write=PL011State.write,
+    impl=OpsImpl(min_access_size=4, max_access_size=4),
+)
+"""QEMU's ``pl011_ops``: native endian, 32-bit callbacks, every size valid."""
+
+
+@final
+class PL011Luminary(PL011State, type_name=TYPE_PL011_LUMINARY):
+    """The Luminary Micro Stellaris variant: only the ID bytes differ."""
+
+    device_id = PL011_ID_LUMINARY
+
+
+def pl011_create(
+    addr: int, irq: IRQState | None, chardev: Chardev | None
+) -> PL011State:
+    """Create, realize and map a PL011 with IRQ 0 connected (``pl011_create``).
+
+    Args:
+        addr: where to map the registers in system memory.
+        irq: the input UARTINTR (the combined interrupt) drives, or None.
+        chardev: the chardev, or None for a UART whose output goes nowhere.
+
+    Returns:
+        The realized device; it is not reset yet.
+    """
+    dev = PL011State()
+    dev.chardev = chardev
+    sysbus_realize(dev)
+    dev.mmio_map(0, addr)
+    dev.connect_irq(0, irq)
+    return dev

@@ -1,0 +1,341 @@
+"""The PL011 register map: offsets, bitfields, interrupt bits and ID bytes.
+
+This module is the register description of the ARM PrimeCell UART (PL011)
+as QEMU models it: the constants and bit definitions at the top of QEMU's
+``hw/char/pl011.c`` and ``include/hw/char/pl011.h``, with the names of the
+PL011 Technical Reference Manual (ARM DDI 0183). The device model lives in
+:mod:`hw.char.pl011.device`.
+
+Offsets are byte offsets in the 4 KiB register block; QEMU decodes a register
+from ``offset >> 2``, so :func:`decode` does too:
+
+>>> decode(0x18), decode(0x19), decode(0x1C)
+(<RegisterOffset.FR: 24>, <RegisterOffset.FR: 24>, None)
+
+Registers with flags are :class:`~qemu_api.bits.Bitfield` values that keep
+every bit written to them (QEMU stores the whole 32-bit value):
+
+>>> cr = Control.from_int(0x0301)
+>>> cr.uarten, cr.txe, cr.rxe, cr.lbe
+(True, True, True, False)
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, final
+
+from qemu_api.bits import BitField, Bitfield
+
+__all__ = [
+    "CR_RESET",
+    "DR_BE",
+    "FBRD_MASK",
+    "FR_RESET",
+    "IBRD_MASK",
+    "ID_FIRST_INDEX",
+    "IFLS_RESET",
+    "INT_BE",
+    "INT_CTS",
+    "INT_DCD",
+    "INT_DSR",
+    "INT_E",
+    "INT_FE",
+    "INT_MS",
+    "INT_OE",
+    "INT_PE",
+    "INT_RI",
+    "INT_RT",
+    "INT_RX",
+    "INT_TX",
+    "IRQMASK",
+    "PL011_FIFO_DEPTH",
+    "PL011_ID_ARM",
+    "PL011_ID_LUMINARY",
+    "PL011_MMIO_SIZE",
+    "Control",
+    "Data",
+    "Flags",
+    "LineControl",
+    "ReceiveStatus",
+    "RegisterOffset",
+    "decode",
+    "regname",
+]
+
+PL011_MMIO_SIZE: Final = 0x1000
+"""Size of the register block (the ``"pl011"`` memory region)."""
+
+PL011_FIFO_DEPTH: Final = 16
+"""Entries of QEMU's receive FIFO (``PL011_FIFO_DEPTH``; real r1p5 parts have 32)."""
+
+
+@final
+class RegisterOffset(enum.IntEnum):
+    """The registers, by byte offset (QEMU decodes ``offset >> 2``)."""
+
+    DR = 0x000
+    """UARTDR, data: read pops the receive FIFO, write transmits a byte."""
+    RSR = 0x004
+    """UARTRSR/UARTECR, receive status; any write clears it."""
+    FR = 0x018
+    """UARTFR, flags (read only; writes are ignored)."""
+    ILPR = 0x020
+    """UARTILPR, IrDA low-power counter (stored, not used)."""
+    IBRD = 0x024
+    """UARTIBRD, integer baud rate divisor (16 bits)."""
+    FBRD = 0x028
+    """UARTFBRD, fractional baud rate divisor (6 bits)."""
+    LCR_H = 0x02C
+    """UARTLCR_H, line control: FIFO enable and send break."""
+    CR = 0x030
+    """UARTCR, control: enables, loopback, modem outputs."""
+    IFLS = 0x034
+    """UARTIFLS, interrupt FIFO level select (stored, not used)."""
+    IMSC = 0x038
+    """UARTIMSC, interrupt mask set/clear (the enabled interrupts)."""
+    RIS = 0x03C
+    """UARTRIS, raw interrupt status (read only)."""
+    MIS = 0x040
+    """UARTMIS, masked interrupt status (read only)."""
+    ICR = 0x044
+    """UARTICR, interrupt clear (write only)."""
+    DMACR = 0x048
+    """UARTDMACR, DMA control (DMA is not implemented)."""
+
+
+_BY_INDEX: Final[tuple[RegisterOffset | None, ...]] = tuple(
+    next((r for r in RegisterOffset if r >> 2 == i), None) for i in range(19)
+)
+
+ID_FIRST_INDEX: Final = 0xFE0 >> 2
+"""``offset >> 2`` of PeriphID0; PeriphID0-3 and PCellID0-3 follow (to 0xFFC)."""
+
+
+def decode(offset: int) -> RegisterOffset | None:
+    """Return the register at byte ``offset``, decoded as QEMU does (``offset >> 2``).
+
+    None for reserved offsets and for the ID registers, which the device reads
+    from its ID bytes.
+    """
+    index = offset >> 2
+    return _BY_INDEX[index] if index < len(_BY_INDEX) else None
+
+
+_NAMES: Final = {
+    RegisterOffset.DR: "DR",
+    RegisterOffset.RSR: "RSR",
+    RegisterOffset.FR: "FR",
+    RegisterOffset.ILPR: "ILPR",
+    RegisterOffset.IBRD: "IBRD",
+    RegisterOffset.FBRD: "FBRD",
+    RegisterOffset.LCR_H: "LCRH",
+    RegisterOffset.CR: "CR",
+    RegisterOffset.IFLS: "IFLS",
+    RegisterOffset.IMSC: "IMSC",
+    RegisterOffset.RIS: "RIS",
+    RegisterOffset.MIS: "MIS",
+    RegisterOffset.ICR: "ICR",
+    RegisterOffset.DMACR: "DMACR",
+}
+
+
+def regname(offset: int) -> str:
+    """The register name the trace events print (QEMU's ``pl011_regname``).
+
+    >>> regname(0x2C), regname(0xFE4), regname(0x100)
+    ('LCRH', 'ID', 'UNKN')
+    """
+    reg = decode(offset)
+    if reg is not None:
+        return _NAMES[reg]
+    if ID_FIRST_INDEX <= offset >> 2 <= 0x400:
+        return "ID"
+    return "UNKN"
+
+
+@final
+class Flags(Bitfield, width=32):
+    """UARTFR, the flag register.
+
+    QEMU never sets BUSY and has no transmit FIFO, so TXFE stays set and TXFF
+    clear; the modem status bits change only in loopback mode.
+    """
+
+    cts = BitField(0, 1, bool)
+    """Clear to send (loopback: CR.RTS)."""
+    dsr = BitField(1, 1, bool)
+    """Data set ready (loopback: CR.DTR)."""
+    dcd = BitField(2, 1, bool)
+    """Data carrier detect (loopback: CR.OUT1)."""
+    busy = BitField(3, 1, bool)
+    """UART busy transmitting (never set by QEMU)."""
+    rxfe = BitField(4, 1, bool)
+    """Receive FIFO empty."""
+    txff = BitField(5, 1, bool)
+    """Transmit FIFO full."""
+    rxff = BitField(6, 1, bool)
+    """Receive FIFO full."""
+    txfe = BitField(7, 1, bool)
+    """Transmit FIFO empty."""
+    ri = BitField(8, 1, bool)
+    """Ring indicator (loopback: CR.OUT2)."""
+
+
+FR_RESET: Final = 0x90
+"""FR after reset: TXFE and RXFE."""
+
+
+@final
+class LineControl(Bitfield, width=32):
+    """UARTLCR_H, the line control register.
+
+    QEMU acts on BRK and FEN only; the whole written value is stored.
+    """
+
+    brk = BitField(0, 1, bool)
+    """Send break."""
+    pen = BitField(1, 1, bool)
+    """Parity enable."""
+    eps = BitField(2, 1, bool)
+    """Even parity select."""
+    stp2 = BitField(3, 1, bool)
+    """Two stop bits."""
+    fen = BitField(4, 1, bool)
+    """FIFOs enabled: the receive FIFO holds 16 entries, else 1."""
+    wlen = BitField(5, 2, int)
+    """Word length minus 5."""
+    sps = BitField(7, 1, bool)
+    """Stick parity select."""
+
+
+@final
+class Control(Bitfield, width=32):
+    """UARTCR, the control register (reset value 0x300: TXE and RXE).
+
+    QEMU transmits and receives whatever the enable bits say (it only logs
+    writes to a disabled transmitter) and does not model hardware flow control
+    (RTSEN, CTSEN) or IrDA (SIREN, SIRLP).
+    """
+
+    uarten = BitField(0, 1, bool)
+    """UART enable."""
+    siren = BitField(1, 1, bool)
+    """SIR (IrDA) enable."""
+    sirlp = BitField(2, 1, bool)
+    """SIR low-power mode."""
+    lbe = BitField(7, 1, bool)
+    """Loopback: transmitted data and modem outputs come back as input."""
+    txe = BitField(8, 1, bool)
+    """Transmit enable."""
+    rxe = BitField(9, 1, bool)
+    """Receive enable."""
+    dtr = BitField(10, 1, bool)
+    """Data transmit ready (modem output; loopback: FR.DSR)."""
+    rts = BitField(11, 1, bool)
+    """Request to send (modem output; loopback: FR.CTS)."""
+    out1 = BitField(12, 1, bool)
+    """Out1 (modem output; loopback: FR.DCD)."""
+    out2 = BitField(13, 1, bool)
+    """Out2 (modem output; loopback: FR.RI)."""
+    rtsen = BitField(14, 1, bool)
+    """RTS hardware flow control enable."""
+    ctsen = BitField(15, 1, bool)
+    """CTS hardware flow control enable."""
+
+
+CR_RESET: Final = 0x300
+"""CR after reset: TXE and RXE."""
+
+
+@final
+class Data(Bitfield, width=32):
+    """A receive FIFO entry, as UARTDR reads it: the byte and its error bits.
+
+    QEMU queues plain bytes and, for a break, :data:`DR_BE` alone.
+    """
+
+    data = BitField(0, 8, int)
+    """The received byte."""
+    fe = BitField(8, 1, bool)
+    """Framing error."""
+    pe = BitField(9, 1, bool)
+    """Parity error."""
+    be = BitField(10, 1, bool)
+    """Break error."""
+    oe = BitField(11, 1, bool)
+    """Overrun error."""
+
+
+DR_BE: Final = 1 << 10
+"""The FIFO entry a break leaves: data 0 with the break error bit."""
+
+
+@final
+class ReceiveStatus(Bitfield, width=32):
+    """UARTRSR, the error bits of the last word read from DR (``DR >> 8``)."""
+
+    fe = BitField(0, 1, bool)
+    """Framing error."""
+    pe = BitField(1, 1, bool)
+    """Parity error."""
+    be = BitField(2, 1, bool)
+    """Break error."""
+    oe = BitField(3, 1, bool)
+    """Overrun error."""
+
+
+# Interrupt bits of UARTRIS, UARTMIS, UARTIMSC and UARTICR.
+INT_RI: Final = 1 << 0
+"""Ring indicator modem interrupt."""
+INT_CTS: Final = 1 << 1
+"""Clear-to-send modem interrupt."""
+INT_DCD: Final = 1 << 2
+"""Data-carrier-detect modem interrupt."""
+INT_DSR: Final = 1 << 3
+"""Data-set-ready modem interrupt."""
+INT_RX: Final = 1 << 4
+"""Receive interrupt: the FIFO reached the trigger level (one entry in QEMU)."""
+INT_TX: Final = 1 << 5
+"""Transmit interrupt: set by every DR write, cleared only through ICR."""
+INT_RT: Final = 1 << 6
+"""Receive timeout interrupt (never raised by QEMU)."""
+INT_FE: Final = 1 << 7
+"""Framing error interrupt (never raised by QEMU)."""
+INT_PE: Final = 1 << 8
+"""Parity error interrupt (never raised by QEMU)."""
+INT_BE: Final = 1 << 9
+"""Break error interrupt (never raised by QEMU, not even by a break)."""
+INT_OE: Final = 1 << 10
+"""Overrun error interrupt (never raised by QEMU)."""
+INT_E: Final = INT_OE | INT_BE | INT_PE | INT_FE
+"""The error interrupts."""
+INT_MS: Final = INT_RI | INT_DSR | INT_DCD | INT_CTS
+"""The modem status interrupts."""
+
+IRQMASK: Final = (
+    INT_E | INT_MS | INT_RT | INT_TX | INT_RX,
+    INT_RX,
+    INT_TX,
+    INT_RT,
+    INT_MS,
+    INT_E,
+)
+"""The interrupt bits behind each sysbus IRQ output, QEMU's ``irqmask[]``.
+
+0 UARTINTR (combined), 1 UARTRXINTR, 2 UARTTXINTR, 3 UARTRTINTR,
+4 UARTMSINTR, 5 UARTEINTR.
+"""
+
+IBRD_MASK: Final = 0xFFFF
+"""The bits of UARTIBRD that a write keeps."""
+FBRD_MASK: Final = 0x3F
+"""The bits of UARTFBRD that a write keeps."""
+
+IFLS_RESET: Final = 0x12
+"""IFLS after reset: both FIFO levels at half full."""
+
+PL011_ID_ARM: Final = bytes((0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1))
+"""PeriphID0-3 and PCellID0-3 of the ``pl011`` type (ARM's PL011)."""
+PL011_ID_LUMINARY: Final = bytes((0x11, 0x00, 0x18, 0x01, 0x0D, 0xF0, 0x05, 0xB1))
+"""The ID bytes of the ``pl011_luminary`` type (Luminary Micro Stellaris)."""
