@@ -6,9 +6,9 @@ the host (``char-fd.c``, ``char-file.c``, ``char-socket.c``,
 ``null``/``ringbuf`` backends are in :mod:`qemu_api.chardev`.
 
 Importing the package registers the backends, so that
-:func:`qemu_chr_new` accepts them by name with QEMU's ``-chardev`` option
-names.  Host backends watch their descriptors in the emulator's main loop,
-set once with :func:`set_main_loop`::
+:func:`~qemu_api.chardev.qemu_chr_new` accepts them by name with QEMU's
+``-chardev`` option names.  Host backends watch their descriptors in the
+emulator's main loop, set once with :func:`~chardev.char_fd.set_main_loop`::
 
     import chardev
     from qemu_api.chardev import qemu_chr_new

@@ -7,7 +7,7 @@ reading one descriptor and writing another) and the watch logic of
 :class:`FdChardev`.
 
 Host chardevs register their descriptors with the emulator's
-:class:`~system.main_loop.MainLoop`, set once with :func:`set_main_loop`
+``system.main_loop.MainLoop``, set once with :func:`set_main_loop`
 before any of them is created.
 
 Flow control follows QEMU:
@@ -154,9 +154,10 @@ class FdChardev(Chardev):
     """A chardev that reads one host descriptor and writes another.
 
     QEMU's abstract ``FDChardev``.  A subclass opens its descriptors in
-    :meth:`open` and hands them over with :meth:`_set_fds` (``-1`` for a
-    side it does not have); a connection-based backend calls it again on
-    each connection and :meth:`_clear_fds` when it ends.  The descriptors
+    :meth:`~qemu_api.chardev.Chardev.open` and hands them over with
+    ``_set_fds`` (``-1`` for a side it does not have); a connection-based
+    backend calls it again on each connection and ``_clear_fds`` when it
+    ends.  The descriptors
     stay owned by the subclass, which closes them.
 
     Hooks a subclass may override: ``_raw_read``/``_raw_write`` (the system
@@ -170,6 +171,7 @@ class FdChardev(Chardev):
     """
 
     SUPPORTS_WRITE_WATCH = True
+    """Always True here, as write watches run when the output is writable."""
 
     def __init__(self, label: str, options: ChardevOptions | None = None) -> None:
         super().__init__(label, options)
@@ -372,8 +374,9 @@ class FdChardev(Chardev):
         """Call ``callback`` once when the output descriptor is writable.
 
         Returns:
-            False when there is no output descriptor (nothing to wait for:
-            writes are discarded) or no main loop.
+            True if the watch is set.  False when there is no output
+            descriptor (writes are discarded then, so there is nothing to
+            wait for) or no main loop.
         """
         if self._fd_out < 0 or self._loop is None:
             return False

@@ -238,7 +238,11 @@ class SocketChardev(FdChardev):
 
     @property
     def addr(self) -> SocketAddress:
-        """The address: numeric, with the chosen port, once a server listens."""
+        """The socket's address.
+
+        A listening TCP server's address is numeric and has the port the
+        host chose for ``port=0``.
+        """
         return self._addr
 
     @property
@@ -279,7 +283,9 @@ class SocketChardev(FdChardev):
         """Listen or connect (``qmp_chardev_open_socket``).
 
         Returns:
-            False: the chardev sends OPENED itself when a peer connects.
+            Always False.  The chardev sends OPENED itself when a peer
+            connects (which ``wait=on`` and a client without ``reconnect``
+            do before this returns).
 
         Raises:
             Error: the socket cannot be created, bound or connected.

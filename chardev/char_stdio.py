@@ -8,7 +8,7 @@ When standard input is a terminal it is switched to raw mode (no echo, no
 line editing, every key passed on) as QEMU's ``qemu_chr_set_echo_stdio``
 does; with ``signal=on`` (the default) Ctrl-C still interrupts the emulator,
 with ``signal=off`` it goes to the guest.  The terminal is restored when the
-chardev is closed, at exit (an :mod:`atexit` handler) and re-applied after
+chardev is closed, at exit (an ``atexit`` handler) and re-applied after
 the process is resumed (``SIGCONT``).  :func:`term_exit` restores it
 explicitly; it only makes ``tcsetattr``/``fcntl`` calls, so a signal handler
 may call it.
@@ -98,7 +98,7 @@ def term_exit() -> None:
     """Restore standard input's terminal mode and descriptor flags.
 
     QEMU's ``term_exit``: safe to call any number of times, from an
-    :mod:`atexit` handler or a signal handler; a no-op when no stdio
+    ``atexit`` handler or a signal handler; a no-op when no stdio
     chardev changed anything.
     """
     old = _state.old_tty
