@@ -1,0 +1,147 @@
+"""Fixtures of the PL011 unit tests: a UART on a fresh runtime, its chardev, its IRQs.
+
+Every test holds the BQL and starts from an empty runtime, as the API's unit
+tests do (tests/unit/conftest.py): no chardevs, objects, global properties,
+log flags, trace patterns or armed timers survive a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from hw.char.pl011.device import TYPE_PL011, PL011State
+from qemu_api import bql, chardev, log, memory, qdev, qom, timer, trace
+from qemu_api.chardev import Chardev, ChrEvent
+from qemu_api.irq import qemu_allocate_irq
+from qemu_api.memory import AddressSpace, get_address_space_memory
+from qemu_api.qdev import device_cold_reset, qdev_new
+from qemu_api.qom import override
+from qemu_api.sysbus import SysBusDevice, sysbus_realize
+
+BASE = 0x0900_0000
+
+
+def _reset_runtime() -> None:
+    timer.virtual_clock_reset()
+    timer.qemu_clock_set_notify(None)
+    chardev.qemu_chr_reset()
+    log.qemu_log_reset()
+    trace.trace_reset()
+    qdev.qdev_prop_reset_globals()
+    qom.object_tree_reset()
+    memory.reset_system_memory()
+
+
+@pytest.fixture(autouse=True)
+def _qemu_runtime() -> Iterator[None]:
+    """Hold the BQL during the test and reset the global runtime state after."""
+    bql.bql_set_debug_cell(True)
+    if not bql.bql_locked():
+        bql.bql_lock()
+    _reset_runtime()
+    try:
+        yield
+    finally:
+        if not bql.bql_locked():
+            bql.bql_lock()
+        try:
+            _reset_runtime()
+        finally:
+            bql.bql_unlock()
+
+
+class RecordingChardev(Chardev):
+    """A chardev that records output, breaks and flow-control calls.
+
+    ``stall`` makes the next writes accept nothing (backpressure);
+    ``pending`` holds input that :meth:`accept_input` offers again, as a real
+    backend keeps what the frontend could not take.
+    """
+
+    BACKEND = "pl011-test"
+
+    def __init__(self, label: str = "pl011-test") -> None:
+        super().__init__(label)
+        self.output = bytearray()
+        self.breaks: list[bool] = []
+        self.stall = 0
+        self.waits = 0
+        self.accepts = 0
+        self.pending = b""
+
+    @override
+    def write(self, data: bytes) -> int:
+        if self.stall:
+            self.stall -= 1
+            return 0
+        self.output += data[:1]
+        return 1
+
+    @override
+    def wait_writable(self) -> None:
+        self.waits += 1
+
+    @override
+    def set_break(self, enable: bool) -> bool:
+        self.breaks.append(enable)
+        return True
+
+    @override
+    def accept_input(self) -> None:
+        self.accepts += 1
+        if self.pending:
+            n = self.be_write(self.pending)
+            self.pending = self.pending[n:]
+
+    def send(self, data: bytes) -> int:
+        """Offer input; what the device cannot take now stays pending."""
+        n = self.be_write(self.pending + data)
+        self.pending = (self.pending + data)[n:]
+        return n
+
+    def send_break(self) -> None:
+        self.be_event(ChrEvent.BREAK)
+
+
+@dataclass
+class Uart:
+    """A realized, reset PL011 mapped at BASE, with its IRQ lines recorded."""
+
+    dev: PL011State
+    backend: RecordingChardev | None
+    mem: AddressSpace
+    levels: list[int] = field(default_factory=lambda: [0] * 6)
+    calls: list[tuple[int, int]] = field(default_factory=list)
+
+    def read(self, offset: int, size: int = 4) -> int:
+        return self.mem.read(BASE + offset, size)
+
+    def write(self, offset: int, value: int, size: int = 4) -> None:
+        self.mem.write(BASE + offset, value, size)
+
+    def irq(self, n: int, level: int) -> None:
+        self.levels[n] = level
+        self.calls.append((n, level))
+
+
+def make_uart(typename: str = TYPE_PL011, with_chardev: bool = True) -> Uart:
+    dev = qdev_new(typename).cast(PL011State)
+    chr_ = RecordingChardev() if with_chardev else None
+    if chr_ is not None:
+        dev.chardev = chr_
+    sysbus_realize(dev)
+    dev.mmio_map(0, BASE)
+    uart = Uart(dev, chr_, get_address_space_memory())
+    for i in range(6):
+        dev.cast(SysBusDevice).connect_irq(i, qemu_allocate_irq(uart.irq, i))
+    device_cold_reset(dev)
+    return uart
+
+
+@pytest.fixture
+def uart() -> Uart:
+    """A PL011 with a :class:`RecordingChardev` and recorded IRQ lines."""
+    return make_uart()
