@@ -157,8 +157,7 @@ class FdChardev(Chardev):
     :meth:`~qemu_api.chardev.Chardev.open` and hands them over with
     ``_set_fds`` (``-1`` for a side it does not have); a connection-based
     backend calls it again on each connection and ``_clear_fds`` when it
-    ends.  The descriptors
-    stay owned by the subclass, which closes them.
+    ends.  The descriptors stay owned by the subclass, which closes them.
 
     Hooks a subclass may override: ``_raw_read``/``_raw_write`` (the system
     calls), ``_input_eof`` (end of input: by default stop reading and send
@@ -364,10 +363,10 @@ class FdChardev(Chardev):
         fd = self._fd_out
         if fd < 0 or fd in self._always_ready:
             return
-        try:
-            select.select([], [fd], [fd], 1.0)
-        except (OSError, ValueError):
-            return
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        with contextlib.suppress(InterruptedError):
+            poller.poll(1000)
 
     @override
     def add_write_watch(self, callback: Callable[[], None]) -> bool:

@@ -185,20 +185,17 @@ class SocketChardev(FdChardev):
         reconnect = _opt_number(opts, "reconnect", 0)
         reconnect_ms = _opt_number(opts, "reconnect-ms", 0)
         if self.is_listen:
-            given = [
-                name
-                for name, has in (
-                    ("reconnect", has_reconnect),
-                    ("reconnect-ms", has_reconnect_ms),
-                )
-                if has
-            ]
-            for name in given:
-                raise Error(
-                    f"'{name}' option is incompatible with socket in server "
-                    "listen mode",
-                    hint="A server waits for clients; reconnect is for server=off.\n",
-                )
+            for name, has in (
+                ("reconnect", has_reconnect),
+                ("reconnect-ms", has_reconnect_ms),
+            ):
+                if has:
+                    raise Error(
+                        f"'{name}' option is incompatible with socket in server "
+                        "listen mode",
+                        hint="A server waits for clients; reconnect is for "
+                        "server=off.\n",
+                    )
         elif has_wait:
             raise Error(
                 "'wait' option is incompatible with socket in client connect mode",
@@ -340,7 +337,12 @@ class SocketChardev(FdChardev):
             st = os.stat(path)
             self._listener_id = (st.st_dev, st.st_ino)
             # Nobody can connect before listen(): no window with wider access.
-            os.chmod(path, 0o600)
+            try:
+                os.chmod(path, 0o600)
+            except OSError as exc:
+                raise Error.from_os_error(
+                    f"Failed to set the permissions of socket {path}", exc
+                ) from None
             try:
                 sock.listen(1)
             except OSError as exc:

@@ -4,6 +4,8 @@ Every test drives a real MainLoop with loop.wait() and has a SIGALRM
 watchdog, so none can hang.
 """
 
+from __future__ import annotations
+
 import os
 import random
 import shutil
@@ -18,11 +20,10 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-import chardev
-from chardev import PtyChardev, SocketChardev
 from qemu_api.chardev import (
     CharBackend,
     ChrEvent,
@@ -33,6 +34,13 @@ from qemu_api.chardev import (
 )
 from qemu_api.error import Error
 from system.main_loop import MainLoop
+
+if TYPE_CHECKING:
+    from chardev import PtyChardev, SocketChardev
+
+# The chardev package is imported by the fixtures, not at collection time:
+# importing it registers "socket", "file", "stdio" and "pty", which other test
+# modules collected in the same process may expect to be unknown.
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_TIMEOUT_S = 30
@@ -59,6 +67,8 @@ def _watchdog():
 
 @pytest.fixture
 def loop():
+    import chardev
+
     main_loop = MainLoop()
     chardev.set_main_loop(main_loop)
     try:
@@ -128,14 +138,18 @@ class Device:
 
 
 def new_socket(label, opts) -> SocketChardev:
+    import chardev
+
     chr_ = qemu_chr_new(label, "socket", opts)
-    assert isinstance(chr_, SocketChardev)
+    assert isinstance(chr_, chardev.SocketChardev)
     return chr_
 
 
 def new_pty(label) -> PtyChardev:
+    import chardev
+
     chr_ = qemu_chr_new(label, "pty")
-    assert isinstance(chr_, PtyChardev)
+    assert isinstance(chr_, chardev.PtyChardev)
     return chr_
 
 
@@ -166,10 +180,15 @@ def recv_exactly(sock, n):
 
 
 def test_import_registers_backends():
+    import chardev
+
+    assert chardev.qemu_chr_new is qemu_chr_new
     assert {"file", "socket", "stdio", "pty"} <= set(qemu_chr_backends())
 
 
 def test_host_chardev_without_main_loop_is_an_error(sockdir):
+    import chardev
+
     chardev.set_main_loop(None)
     with pytest.raises(Error) as exc:
         qemu_chr_new("s", "socket", {"path": f"{sockdir}/s", "server": "on"})
@@ -177,10 +196,11 @@ def test_host_chardev_without_main_loop_is_an_error(sockdir):
         "Failed to add chardev 's': Host chardevs need a main loop, and none is set"
     )
     assert "chardev.set_main_loop(loop)" in (exc.value.hint or "")
-    assert chardev.qemu_chr_new is qemu_chr_new
 
 
 def test_main_loop_cannot_change_under_live_chardevs(loop, sockdir):
+    import chardev
+
     unix_server(sockdir)
     with pytest.raises(Error, match="Chardevs 's' use another main loop"):
         chardev.set_main_loop(MainLoop())
@@ -196,6 +216,8 @@ def test_main_loop_cannot_change_under_live_chardevs(loop, sockdir):
 
 
 def test_unix_server_nowait_filename_and_permissions(loop, sockdir):
+    import chardev
+
     chr_, path = unix_server(sockdir)
     assert chr_.filename == f"disconnected:unix:{path},server=on"
     assert not chr_.be_open
@@ -512,7 +534,6 @@ def test_unix_client_connect_failure(loop, sockdir):
         f"Failed to add chardev 'c': Failed to connect to '{path}': "
         "No such file or directory"
     )
-    assert chardev.qemu_chr_new is qemu_chr_new
 
 
 def test_client_reconnects_in_background(loop, sockdir, capsys):
@@ -554,6 +575,8 @@ def test_reconnect_in_seconds(loop, sockdir):
 
 
 def test_tcp_server_filename_nodelay_and_data(loop):
+    import chardev
+
     chr_ = new_socket(
         "t",
         {
@@ -609,6 +632,19 @@ def test_tcp_client_and_refused_connection(loop):
         f"Failed to add chardev 't2': Failed to connect to '127.0.0.1:{sport}': "
         "Connection refused"
     )
+
+
+def test_tcp_ipv4_only_server_on_a_host_name(loop):
+    import chardev
+
+    chr_ = new_socket(
+        "t",
+        {"host": "localhost", "port": "0", "ipv4": "on", "server": "on", "wait": "off"},
+    )
+    addr = chr_.addr
+    assert isinstance(addr, chardev.InetSocketAddress)
+    assert addr.host == "127.0.0.1"  # numeric once listening, as QEMU
+    assert chr_.filename == f"disconnected:tcp:127.0.0.1:{addr.port},server=on"
 
 
 def test_tcp_server_port_in_use(loop):
@@ -680,7 +716,6 @@ def test_socket_option_errors(loop, opts, message):
     with pytest.raises(Error) as exc:
         qemu_chr_new("bad", "socket", opts)
     assert str(exc.value) == f"Failed to add chardev 'bad': {message}"
-    assert chardev.qemu_chr_new is qemu_chr_new
 
 
 def test_socket_option_errors_have_hints(loop):
@@ -973,6 +1008,13 @@ def test_stdio_terminal_raw_mode_restored_on_close_and_exit():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_term_exit_without_stdio_is_a_no_op():
+    import chardev
+
+    chardev.term_exit()
+    chardev.term_exit()
 
 
 def test_stdio_option_error(loop):
