@@ -36,7 +36,8 @@ devices, so they live in :mod:`qemu_api.qdev` (``SplitIRQ``, ``OrIRQ``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias, final
 
 from qemu_api.bql import BqlCell
@@ -46,10 +47,12 @@ from qemu_trace.qemu_api import trace_qemu_irq_set
 __all__ = [
     "TYPE_IRQ",
     "IRQHandler",
+    "IRQInterceptHandler",
     "IRQState",
     "InterruptSource",
     "qemu_allocate_irq",
     "qemu_allocate_irqs",
+    "qemu_irq_intercept_in",
     "qemu_irq_lower",
     "qemu_irq_pulse",
     "qemu_irq_raise",
@@ -64,6 +67,14 @@ IRQHandler: TypeAlias = Callable[[int, int], None]
 
 ``n`` is the line number given to :func:`qemu_allocate_irq`; ``level`` is
 the new level (0 or 1 for ordinary lines).
+"""
+
+
+IRQInterceptHandler: TypeAlias = Callable[["IRQState", int, int], None]
+"""An interceptor of an input line: ``handler(original, n, level)``.
+
+``original`` is a line that carries the intercepted line's former handler:
+``original.set(level)`` delivers the change as if nothing intercepted it.
 """
 
 
@@ -128,6 +139,30 @@ def qemu_allocate_irqs(handler: IRQHandler, count: int) -> list[IRQState]:
     [0, 1, 2]
     """
     return [qemu_allocate_irq(handler, i) for i in range(count)]
+
+
+def qemu_irq_intercept_in(
+    gpio_in: Sequence[IRQState], handler: IRQInterceptHandler
+) -> None:
+    """Divert every level change of the lines ``gpio_in`` to ``handler``.
+
+    QEMU's ``qemu_irq_intercept_in``, used by qtest's ``irq_intercept_in``:
+    each line keeps its number, and ``handler(original, n, level)`` receives
+    a copy of the line with its former handler, to forward the change.
+
+    >>> seen = []
+    >>> line = qemu_allocate_irq(lambda n, level: seen.append(("dev", n, level)), 4)
+    >>> def spy(original: IRQState, n: int, level: int) -> None:
+    ...     seen.append(("spy", n, level))
+    ...     original.set(level)
+    >>> qemu_irq_intercept_in([line], spy)
+    >>> line.raise_()
+    >>> seen
+    [('spy', 4, 1), ('dev', 4, 1)]
+    """
+    for irq in gpio_in:
+        original = qemu_allocate_irq(irq._handler, irq._n)
+        irq._handler = functools.partial(handler, original)
 
 
 def qemu_set_irq(irq: IRQState | None, level: int) -> None:

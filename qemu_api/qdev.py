@@ -1152,6 +1152,24 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
         lst = self._gpios[name]
         return lst.outputs[n].irq
 
+    def num_gpio_in(self, name: str | None = None) -> int:
+        """The number of GPIO inputs ``name[*]`` (``NamedGPIOList.num_in``).
+
+        ``None`` counts the anonymous inputs; a list that does not exist has
+        none.  qtest's ``irq_intercept_in`` walks the inputs with it.
+        """
+        lst = self._gpios.get(name)
+        return len(lst.inputs) if lst is not None else 0
+
+    def num_gpio_out(self, name: str | None = None) -> int:
+        """The number of GPIO outputs ``name[*]`` (``NamedGPIOList.num_out``).
+
+        ``None`` counts the anonymous outputs; a list that does not exist has
+        none.
+        """
+        lst = self._gpios.get(name)
+        return len(lst.outputs) if lst is not None else 0
+
     # -- clocks -----------------------------------------------------------
 
     def _add_clock(self, name: str, output: bool) -> Clock:

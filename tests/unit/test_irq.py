@@ -12,6 +12,7 @@ from qemu_api.irq import (
     IRQState,
     qemu_allocate_irq,
     qemu_allocate_irqs,
+    qemu_irq_intercept_in,
     qemu_irq_lower,
     qemu_irq_pulse,
     qemu_irq_raise,
@@ -42,6 +43,30 @@ class Recorder:
 
     def handler(self, n: int, level: int) -> None:
         self.events.append((n, level))
+
+
+def test_intercept_in_diverts_and_forwards() -> None:
+    dev = Recorder()
+    lines = qemu_allocate_irqs(dev.handler, 3)
+    seen: list[tuple[int, int]] = []
+
+    def spy(original: IRQState, n: int, level: int) -> None:
+        seen.append((n, level))
+        if n != 2:
+            original.set(level)
+
+    qemu_irq_intercept_in(lines[1:], spy)
+    lines[0].raise_()  # not intercepted
+    lines[1].set(5)
+    lines[2].pulse()  # intercepted and swallowed
+    assert seen == [(1, 5), (2, 1), (2, 0)]
+    assert dev.events == [(0, 1), (1, 5)]
+    # a connected output reaches the interceptor too
+    src = InterruptSource()
+    src.connect(lines[1])
+    src.lower()
+    assert seen[-1] == (1, 0)
+    assert dev.events[-1] == (1, 0)
 
 
 def test_irqstate_methods() -> None:

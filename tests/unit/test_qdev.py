@@ -637,6 +637,19 @@ def test_gpio_inputs() -> None:
     assert g.get_gpio_in(2).n == 2
 
 
+def test_gpio_counts() -> None:
+    g = Gpio()
+    assert (g.num_gpio_in(), g.num_gpio_in("reset"), g.num_gpio_in("nothing")) == (
+        2,
+        1,
+        0,
+    )
+    assert (g.num_gpio_out(), g.num_gpio_out("pit-enabled")) == (2, 1)
+    assert (g.num_gpio_out("reset"), g.num_gpio_in("pit-enabled")) == (0, 0)
+    qdev_init_gpio_in(g, g.on_in, 3)
+    assert g.num_gpio_in() == 5
+
+
 def test_gpio_outputs() -> None:
     root = object_get_root()
     g = root.property_add_child("g", Gpio())
