@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Final, TextIO, final
 
+import chardev
 import pyqemu_config
 from hw.core.machine import MachineState, find_machine, machine_types
 from qemu_api import log, trace
@@ -473,6 +474,7 @@ class Emulator:
         virtual_clock_reset()
         qdev_prop_reset_globals()
         runstate.runstate_init(RunState.PRELAUNCH)
+        chardev.set_main_loop(self.loop)
         machine = self.create_machine()
         for arg in self.cfg.all("chardev"):
             try:

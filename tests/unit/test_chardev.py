@@ -179,15 +179,14 @@ def test_duplicate_label():
 
 def test_unknown_backend():
     with pytest.raises(Error) as ei:
-        qemu_chr_new("x", "socket")
+        qemu_chr_new("x", "sock")
     assert (
         str(ei.value)
-        == "Failed to add chardev 'x': 'socket' is not a valid char driver name"
+        == "Failed to add chardev 'x': 'sock' is not a valid char driver name"
     )
     assert ei.value.hint is not None
-    assert ei.value.hint.startswith(
-        "Available chardev backend types: memory null ringbuf"
-    )
+    assert ei.value.hint.startswith("Available chardev backend types: ")
+    assert "memory null ringbuf" in ei.value.hint
     assert qemu_chr_find("x") is None
 
 
