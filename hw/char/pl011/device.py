@@ -510,6 +510,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         with self.regs.borrow() as regs:
             uarten = regs.control.uarten
             txe = regs.control.txe
+            looping = regs.loopback_enabled()
         if not uarten and not self.logged_disabled_uart.get():
             # Logged once: popular guests (Linux among them) never set UARTEN.
             qemu_log_mask(LOG_GUEST_ERROR, "PL011 data written to disabled UART\n")
@@ -518,10 +519,11 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             qemu_log_mask(LOG_GUEST_ERROR, "PL011 data written to disabled TX UART\n")
         # No transmit FIFO: wait until the backend takes the byte, as QEMU does.
         self.chardev.write_all(_BYTE[ch])
-        with self.regs.borrow_mut() as regs:
-            update = regs.loopback_tx(ch)
-        if update:
-            self.update()
+        if looping:
+            with self.regs.borrow_mut() as regs:
+                update = regs.loopback_tx(ch)
+            if update:
+                self.update()
         with self.regs.borrow_mut() as regs:
             regs.int_level |= INT_TX
         self.update()

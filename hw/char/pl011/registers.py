@@ -75,7 +75,7 @@ class RegisterOffset(enum.IntEnum):
     """The registers, by byte offset (QEMU decodes ``offset >> 2``)."""
 
     DR = 0x000
-    """UARTDR, data: read pops the receive FIFO, write transmits a byte."""
+    """UARTDR, the data register: a read pops the receive FIFO, a write transmits."""
     RSR = 0x004
     """UARTRSR/UARTECR, receive status; any write clears it."""
     FR = 0x018
@@ -138,6 +138,9 @@ _NAMES: Final = {
     RegisterOffset.ICR: "ICR",
     RegisterOffset.DMACR: "DMACR",
 }
+_NAME_BY_INDEX: Final = tuple(
+    "UNKN" if reg is None else _NAMES[reg] for reg in _BY_INDEX
+)
 
 
 def regname(offset: int) -> str:
@@ -146,12 +149,10 @@ def regname(offset: int) -> str:
     >>> regname(0x2C), regname(0xFE4), regname(0x100)
     ('LCRH', 'ID', 'UNKN')
     """
-    reg = decode(offset)
-    if reg is not None:
-        return _NAMES[reg]
-    if ID_FIRST_INDEX <= offset >> 2 <= 0x400:
-        return "ID"
-    return "UNKN"
+    index = offset >> 2
+    if index < len(_NAME_BY_INDEX):
+        return _NAME_BY_INDEX[index]
+    return "ID" if ID_FIRST_INDEX <= index <= 0x400 else "UNKN"
 
 
 @final
