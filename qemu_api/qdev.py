@@ -89,6 +89,7 @@ __all__ = [
     "TYPE_RESETTABLE_INTERFACE",
     "TYPE_SPLIT_IRQ",
     "BusState",
+    "DeviceListener",
     "DeviceState",
     "GlobalProperty",
     "OrIRQ",
@@ -98,6 +99,8 @@ __all__ = [
     "ResettableState",
     "SplitIRQ",
     "device_cold_reset",
+    "device_listener_register",
+    "device_listener_unregister",
     "prop_array",
     "prop_bool",
     "prop_chr",
@@ -1004,11 +1007,15 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
                 self._detach()
             raise
         self._realized = True
+        for listener in tuple(_device_listeners):
+            listener.realize(self)
 
     def _do_unrealize(self) -> None:
         for bus in self._child_buses:
             for dev in bus.devices():
                 dev._set_realized(False)
+        for listener in reversed(_device_listeners):
+            listener.unrealize(self)
         self.unrealize()
         self._realized = False
 
@@ -1392,6 +1399,35 @@ def qdev_realize_and_unref(dev: DeviceState, bus: BusState | None = None) -> Non
 def qdev_unrealize(dev: DeviceState) -> None:
     """Unrealize ``dev`` (``qdev_unrealize``)."""
     dev.property_set("realized", False)
+
+
+class DeviceListener:
+    """Told when any device is realized or unrealized (QEMU's ``DeviceListener``).
+
+    Subclass it, override the hooks and pass an instance to
+    :func:`device_listener_register`.  Migration uses one to register each
+    realized device that has a ``vmsd`` (QEMU's ``vmstate_register`` in
+    ``device_set_realized``).
+    """
+
+    def realize(self, dev: DeviceState) -> None:
+        """Called after ``dev`` is realized."""
+
+    def unrealize(self, dev: DeviceState) -> None:
+        """Called before ``dev`` is unrealized."""
+
+
+_device_listeners: list[DeviceListener] = []
+
+
+def device_listener_register(listener: DeviceListener) -> None:
+    """Start telling ``listener`` about realized and unrealized devices."""
+    _device_listeners.append(listener)
+
+
+def device_listener_unregister(listener: DeviceListener) -> None:
+    """Stop telling ``listener`` about devices."""
+    _device_listeners.remove(listener)
 
 
 def device_cold_reset(dev: DeviceState) -> None:

@@ -1,0 +1,2261 @@
+"""VMState: a device's migratable state, declared from its typed attributes.
+
+This module mirrors QEMU's ``include/migration/vmstate.h`` with the behaviour
+of ``migration/vmstate.c`` and ``migration/vmstate-types.c`` (and the clock
+description of ``hw/core/clock-vmstate.c``), shaped like the builder API of
+QEMU's Rust ``migration::vmstate``.
+
+A :class:`VMStateDescription` lists the fields of a state in wire order, with
+QEMU's field kinds: fixed-width integers (:func:`vmstate_uint32`,
+:func:`vmstate_int32`, ...), :func:`vmstate_bool`, fixed arrays
+(:func:`vmstate_array`), arrays sized by an earlier field
+(:func:`vmstate_varray`), byte buffers, :func:`vmstate_unused` padding, nested
+structs and struct arrays, timers (:func:`vmstate_timer_ptr`), clocks
+(:func:`vmstate_clock`) and validation entries (:func:`vmstate_validate`);
+fields that exist only from a given version; subsections with a ``needed``
+predicate; and ``pre_save``/``pre_load``/``post_load`` hooks.
+
+Fields name attributes of the state.  When the description is attached to a
+class (``vmsd = VMStateDescription(...)`` in the class body, or
+``state=Class``), every field is checked against the class's annotations: a
+missing attribute, a type that does not fit the field kind (a ``u16`` where
+``vmstate_uint32`` expects ``u32``) or a fixed array of the wrong length is an
+:class:`~qemu_api.error.Error` at class creation, naming the field.  Fields
+reach through :class:`~qemu_api.bql.BqlRefCell` and
+:class:`~qemu_api.bql.BqlCell` holders, so a device keeps its registers in a
+dataclass inside a ``BqlRefCell`` as usual:
+
+>>> from dataclasses import dataclass
+>>> from qemu_api.bits import u8, u32
+>>> @dataclass
+... class Regs:
+...     ctrl: u32 = u32(0)
+...     fifo: list[u8] = array_field(u8, 4)
+...     count: int = 0
+...
+...     vmsd = VMStateDescription(
+...         "doc-regs",
+...         version_id=2,
+...         minimum_version_id=1,
+...         fields=[
+...             vmstate_uint32("ctrl"),
+...             vmstate_array("fifo", vmstate_info_uint8, 4),
+...             vmstate_int32("count", version_id=2),
+...         ],
+...     )
+>>> regs = Regs(ctrl=u32(0x301), count=-2)
+>>> regs.fifo[0] = u8(0x41)
+>>> f = QEMUFileWriter()
+>>> vmstate_save_state(f, Regs.vmsd, regs)
+>>> f.getvalue().hex()
+'0000030141000000fffffffe'
+>>> other = Regs()
+>>> vmstate_load_state(QEMUFileReader(f.getvalue()), Regs.vmsd, other, 2)
+>>> other == regs
+True
+
+A description that does not match its state fails when it is attached to
+the class (at class creation for a ``vmsd`` class attribute; Python 3.11
+reports that as a ``RuntimeError`` whose cause is this error):
+
+>>> @dataclass
+... class Bad:
+...     ctrl: u8 = u8(0)
+>>> VMStateDescription("doc-bad", fields=[vmstate_uint32("ctrl")], state=Bad)
+Traceback (most recent call last):
+  ...
+qemu_api.error.Error: VMState 'doc-bad', field 'ctrl': Bad.ctrl is annotated \
+u8, but vmstate_uint32 needs u32 (or a Bitfield of at most 32 bits)
+
+Loading is split in two, so that a whole migration stream can be checked
+before anything changes (:mod:`qemu_api.migration.savevm` does this for every
+device): :func:`vmstate_parse_state` reads and checks the bytes without
+touching the state, and :func:`vmstate_apply_state` runs ``pre_load``, stores
+the values, runs the validation entries and ``post_load``.  ``post_load`` (or
+``pre_load``) rejects a state by raising :class:`~qemu_api.error.Error`;
+:func:`vmstate_capture_state` and :func:`vmstate_restore_state` put back the
+previous values when that happens.
+
+Devices attach their description as the class attribute ``vmsd``; a realized
+device with a ``vmsd`` is registered for migration (QEMU's
+``vmstate_register`` from ``device_set_realized``) with the instance id QEMU
+computes: its description name is the section's ``idstr`` (sysbus devices get
+no path prefix) and the instance id is one more than the highest one already
+registered under that name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import inspect
+import sys
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType, SimpleNamespace
+from typing import TYPE_CHECKING, Any, Final, Generic, Never, TypeVar, final
+
+from qemu_api.bits import Bitfield, FixedUInt, UInt8, UInt16, UInt32, UInt64
+from qemu_api.bql import BqlCell, BqlRefCell
+from qemu_api.clock import Clock
+from qemu_api.error import Error
+from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
+from qemu_api.qdev import DeviceListener, DeviceState, device_listener_register
+from qemu_api.qom import override
+from qemu_api.timer import Timer
+
+__all__ = [
+    "QEMU_VM_SUBSECTION",
+    "VMSTATE_INSTANCE_ID_ANY",
+    "JSONObject",
+    "LoadedState",
+    "SaveStateEntry",
+    "VMStateDescription",
+    "VMStateField",
+    "VMStateInfo",
+    "array_field",
+    "savevm_entries",
+    "vmstate_apply_state",
+    "vmstate_array",
+    "vmstate_bool",
+    "vmstate_buffer",
+    "vmstate_capture_state",
+    "vmstate_clock",
+    "vmstate_info_bool",
+    "vmstate_info_int8",
+    "vmstate_info_int16",
+    "vmstate_info_int32",
+    "vmstate_info_int64",
+    "vmstate_info_timer",
+    "vmstate_info_uint8",
+    "vmstate_info_uint16",
+    "vmstate_info_uint32",
+    "vmstate_info_uint64",
+    "vmstate_int8",
+    "vmstate_int16",
+    "vmstate_int32",
+    "vmstate_int64",
+    "vmstate_load_state",
+    "vmstate_parse_state",
+    "vmstate_register",
+    "vmstate_restore_state",
+    "vmstate_save_state",
+    "vmstate_struct",
+    "vmstate_struct_array",
+    "vmstate_struct_varray",
+    "vmstate_timer_ptr",
+    "vmstate_uint8",
+    "vmstate_uint16",
+    "vmstate_uint32",
+    "vmstate_uint64",
+    "vmstate_unregister",
+    "vmstate_unused",
+    "vmstate_validate",
+    "vmstate_varray",
+]
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    # A description without hooks accepts any state (PEP 696 default).
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
+    T_contra = _TypeVarWithDefault("T_contra", contravariant=True, default=object)
+else:
+    T_contra = TypeVar("T_contra", contravariant=True)
+S = TypeVar("S")
+E = TypeVar("E")
+
+QEMU_VM_SUBSECTION: Final = 0x05
+"""The byte that starts a subsection in the stream."""
+
+VMSTATE_INSTANCE_ID_ANY: Final = -1
+"""Let :func:`vmstate_register` pick the next free instance id."""
+
+_LENGTH_KEY: Final = "vmstate_length"
+
+JSONObject = dict[str, object]
+"""A JSON object under construction (the stream's VM description)."""
+
+
+# -- field kinds ------------------------------------------------------------------
+
+
+@final
+class VMStateInfo:
+    """How one scalar is put on the wire (QEMU's ``VMStateInfo``).
+
+    The module provides one instance per QEMU type (:data:`vmstate_info_uint32`
+    and friends); pass them to :func:`vmstate_array` and
+    :func:`vmstate_varray`.
+
+    Attributes:
+        name: QEMU's type name, as the JSON description shows it.
+        size: the bytes of one value on the wire.
+        signed: whether the value is two's complement.
+    """
+
+    __slots__ = ("name", "signed", "size")
+
+    def __init__(self, name: str, size: int, signed: bool) -> None:
+        self.name = name
+        self.size = size
+        self.signed = signed
+
+    @property
+    def bits(self) -> int:
+        """The width in bits."""
+        return self.size * 8
+
+    @override
+    def __repr__(self) -> str:
+        return f"vmstate_info_{self.name}"
+
+
+vmstate_info_bool: Final = VMStateInfo("bool", 1, False)
+"""A ``bool`` as one byte, 0 or 1 (any non-zero byte loads as True)."""
+vmstate_info_int8: Final = VMStateInfo("int8", 1, True)
+"""A signed 8-bit integer."""
+vmstate_info_int16: Final = VMStateInfo("int16", 2, True)
+"""A signed 16-bit integer."""
+vmstate_info_int32: Final = VMStateInfo("int32", 4, True)
+"""A signed 32-bit integer."""
+vmstate_info_int64: Final = VMStateInfo("int64", 8, True)
+"""A signed 64-bit integer."""
+vmstate_info_uint8: Final = VMStateInfo("uint8", 1, False)
+"""An unsigned 8-bit integer."""
+vmstate_info_uint16: Final = VMStateInfo("uint16", 2, False)
+"""An unsigned 16-bit integer."""
+vmstate_info_uint32: Final = VMStateInfo("uint32", 4, False)
+"""An unsigned 32-bit integer."""
+vmstate_info_uint64: Final = VMStateInfo("uint64", 8, False)
+"""An unsigned 64-bit integer."""
+vmstate_info_timer: Final = VMStateInfo("timer", 8, True)
+"""A :class:`~qemu_api.timer.Timer`: its expiry in ns, -1 when not pending."""
+
+_UINT_TYPES: Final[dict[int, type[FixedUInt]]] = {
+    8: UInt8,
+    16: UInt16,
+    32: UInt32,
+    64: UInt64,
+}
+
+
+class _Kind(enum.Enum):
+    SCALAR = "scalar"
+    ARRAY = "array"
+    VARRAY = "varray"
+    BUFFER = "buffer"
+    UNUSED = "unused"
+    STRUCT = "struct"
+    STRUCT_ARRAY = "struct array"
+    STRUCT_VARRAY = "struct varray"
+    CLOCK = "clock"
+    VALIDATE = "validate"
+
+
+_ARRAYS: Final = frozenset({_Kind.ARRAY, _Kind.VARRAY})
+_STRUCTS: Final = frozenset({_Kind.STRUCT, _Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY})
+_VARRAYS: Final = frozenset({_Kind.VARRAY, _Kind.STRUCT_VARRAY})
+_COUNT_INFOS: Final = ("uint8", "uint16", "uint32", "int32")
+
+
+@final
+class VMStateField(Generic[T_contra]):
+    """One entry of a :class:`VMStateDescription` (QEMU's ``VMStateField``).
+
+    Make fields with the ``vmstate_*`` functions, not directly.  The type
+    parameter is the state a :func:`vmstate_validate` test receives; other
+    fields accept any state.
+
+    Attributes:
+        name: the field's name in the stream's JSON description and in errors.
+        path: the attribute path in the state, e.g. ``("regs", "flags")``.
+        version_id: the first version of the description that has the field.
+    """
+
+    __slots__ = (
+        "_func",
+        "info",
+        "kind",
+        "name",
+        "num",
+        "num_field",
+        "path",
+        "size",
+        "test",
+        "version_id",
+        "vmsd",
+    )
+
+    def __init__(
+        self,
+        func: str,
+        kind: _Kind,
+        name: str,
+        *,
+        path: str | None = None,
+        info: VMStateInfo | None = None,
+        num: int = 1,
+        num_field: str | None = None,
+        size: int = 0,
+        vmsd: VMStateDescription[Any] | None = None,
+        version_id: int = 0,
+        test: Callable[[T_contra, int], bool] | None = None,
+    ) -> None:
+        self._func = func
+        if not name:
+            raise Error(f"{func}(): the field needs a name")
+        if version_id < 0:
+            raise Error(f"{func}('{name}'): version_id must be 0 or more")
+        if num < 0:
+            raise Error(f"{func}('{name}'): the element count must be 0 or more")
+        self.kind = kind
+        self.name = name
+        where = path if path is not None else name
+        self.path: tuple[str, ...] = tuple(where.split(".")) if where else ()
+        if kind not in (_Kind.UNUSED, _Kind.VALIDATE) and (
+            not self.path or not all(p.isidentifier() for p in self.path)
+        ):
+            raise Error(
+                f"{func}('{name}'): '{where}' is not an attribute path; name an "
+                "attribute of the state, or reach into a nested object with "
+                "path='regs.flags'"
+            )
+        self.info = info
+        self.num = num
+        self.num_field = num_field
+        self.size = size
+        self.vmsd = vmsd
+        self.version_id = version_id
+        self.test: Callable[[Any, int], bool] | None = test
+
+    @property
+    def func(self) -> str:
+        """The function that made the field, for messages (``vmstate_uint32``)."""
+        return self._func
+
+    def dump_size(self) -> int:
+        """The ``size`` that ``-dump-vmstate`` shows: one element's size.
+
+        QEMU prints ``sizeof`` of the C field's element: the scalar width, the
+        buffer length, 8 for timer and clock pointers, the struct's size.
+        """
+        if self.kind in (_Kind.SCALAR, _Kind.ARRAY, _Kind.VARRAY):
+            assert self.info is not None
+            return self.info.size
+        return self.size
+
+    @override
+    def __repr__(self) -> str:
+        return f"{self._func}('{self.name}')"
+
+
+def _scalar(
+    func: str, info: VMStateInfo, name: str, version_id: int, path: str | None
+) -> VMStateField[object]:
+    return VMStateField[object](
+        func, _Kind.SCALAR, name, path=path, info=info, version_id=version_id
+    )
+
+
+def vmstate_bool(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A ``bool`` attribute, one byte on the wire (``VMSTATE_BOOL``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``
+            (``"regs.enabled"``).
+    """
+    return _scalar("vmstate_bool", vmstate_info_bool, name, version_id, path)
+
+
+def vmstate_int8(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A signed 8-bit attribute (``VMSTATE_INT8``): ``int`` or ``u8``.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_int8", vmstate_info_int8, name, version_id, path)
+
+
+def vmstate_int16(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A signed 16-bit attribute (``VMSTATE_INT16``): ``int`` or ``u16``.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_int16", vmstate_info_int16, name, version_id, path)
+
+
+def vmstate_int32(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A signed 32-bit attribute (``VMSTATE_INT32``): ``int`` or ``u32``.
+
+    An ``int`` must hold a value in -2**31..2**31-1 when it is saved; a
+    ``u32`` is written as its two's complement bits.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_int32", vmstate_info_int32, name, version_id, path)
+
+
+def vmstate_int64(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A signed 64-bit attribute (``VMSTATE_INT64``): ``int`` or ``u64``.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_int64", vmstate_info_int64, name, version_id, path)
+
+
+def vmstate_uint8(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A ``u8`` attribute, or a Bitfield of at most 8 bits (``VMSTATE_UINT8``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_uint8", vmstate_info_uint8, name, version_id, path)
+
+
+def vmstate_uint16(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A ``u16`` attribute, or a Bitfield of at most 16 bits (``VMSTATE_UINT16``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_uint16", vmstate_info_uint16, name, version_id, path)
+
+
+def vmstate_uint32(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A ``u32`` attribute, or a Bitfield of at most 32 bits (``VMSTATE_UINT32``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+
+    >>> vmstate_uint32("flags", path="regs.flags")
+    vmstate_uint32('flags')
+    """
+    return _scalar("vmstate_uint32", vmstate_info_uint32, name, version_id, path)
+
+
+def vmstate_uint64(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A ``u64`` attribute, or a Bitfield of at most 64 bits (``VMSTATE_UINT64``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return _scalar("vmstate_uint64", vmstate_info_uint64, name, version_id, path)
+
+
+def vmstate_timer_ptr(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A :class:`~qemu_api.timer.Timer` attribute (``VMSTATE_TIMER_PTR``).
+
+    The stream holds the expiry in ns as a signed 64-bit number, -1 when the
+    timer is not pending (``timer_expire_time_ns``); loading re-arms the
+    timer at that expiry (``timer_mod_ns``) or deletes it.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return VMStateField[object](
+        "vmstate_timer_ptr",
+        _Kind.SCALAR,
+        name,
+        path=path,
+        info=vmstate_info_timer,
+        version_id=version_id,
+    )
+
+
+def vmstate_array(
+    name: str,
+    info: VMStateInfo,
+    num: int,
+    *,
+    version_id: int = 0,
+    path: str | None = None,
+) -> VMStateField[object]:
+    """A fixed-length ``list`` attribute (``VMSTATE_UINT32_ARRAY`` and friends).
+
+    The elements are written one after the other, with no count.  The
+    attribute is a ``list`` whose elements fit ``info`` (``list[u32]`` for
+    :data:`vmstate_info_uint32`, ``list[Timer]`` for
+    :data:`vmstate_info_timer`); declare it in a dataclass with
+    :func:`array_field` so that its length is checked against ``num``.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        info: the element type, e.g. :data:`vmstate_info_uint32`.
+        num: the number of elements.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return VMStateField[object](
+        "vmstate_array",
+        _Kind.ARRAY,
+        name,
+        path=path,
+        info=info,
+        num=num,
+        version_id=version_id,
+    )
+
+
+def vmstate_varray(
+    name: str,
+    info: VMStateInfo,
+    num_field: str,
+    *,
+    version_id: int = 0,
+    path: str | None = None,
+) -> VMStateField[object]:
+    """The first *n* elements of a ``list``, *n* held by an earlier field.
+
+    QEMU's ``VMSTATE_VARRAY_UINT8/UINT16/UINT32/INT32``: ``num_field`` names
+    an earlier ``uint8``, ``uint16``, ``uint32`` or ``int32`` field of the
+    same description.  Loading stores the elements into the existing list,
+    which must be long enough.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        info: the element type.
+        num_field: the name of the earlier field holding the count.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return VMStateField[object](
+        "vmstate_varray",
+        _Kind.VARRAY,
+        name,
+        path=path,
+        info=info,
+        num_field=num_field,
+        version_id=version_id,
+    )
+
+
+def vmstate_buffer(
+    name: str, size: int, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A ``bytearray`` (or ``bytes``) attribute of ``size`` bytes (``VMSTATE_BUFFER``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        size: the number of bytes.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return VMStateField[object](
+        "vmstate_buffer",
+        _Kind.BUFFER,
+        name,
+        path=path,
+        size=size,
+        version_id=version_id,
+    )
+
+
+def vmstate_unused(size: int, *, version_id: int = 0) -> VMStateField[object]:
+    """``size`` zero bytes, skipped on load (``VMSTATE_UNUSED``).
+
+    Keeps the wire layout when a field is dropped from a device.
+
+    Args:
+        size: the number of bytes.
+        version_id: the first version of the description with these bytes.
+    """
+    return VMStateField[object](
+        "vmstate_unused",
+        _Kind.UNUSED,
+        "unused",
+        path="",
+        size=size,
+        version_id=version_id,
+    )
+
+
+def vmstate_struct(
+    name: str,
+    vmsd: VMStateDescription[S],
+    *,
+    version_id: int = 0,
+    path: str | None = None,
+    size: int | None = None,
+) -> VMStateField[object]:
+    """A nested object with its own description (``VMSTATE_STRUCT``).
+
+    The attribute holds an instance of the class ``vmsd`` is attached to
+    (directly or in a :class:`~qemu_api.bql.BqlRefCell`); its fields and
+    subsections are written inline.  Loading fills the existing object.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        vmsd: the nested description, attached to its class.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+        size: the C ``sizeof`` that ``-dump-vmstate`` shows; by default the
+            bytes of the nested fields.
+    """
+    return VMStateField[object](
+        "vmstate_struct",
+        _Kind.STRUCT,
+        name,
+        path=path,
+        vmsd=vmsd,
+        size=-1 if size is None else size,
+        version_id=version_id,
+    )
+
+
+def vmstate_struct_array(
+    name: str,
+    vmsd: VMStateDescription[S],
+    num: int,
+    *,
+    version_id: int = 0,
+    path: str | None = None,
+    size: int | None = None,
+) -> VMStateField[object]:
+    """A fixed-length ``list`` of nested objects (``VMSTATE_STRUCT_ARRAY``).
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        vmsd: the description of each element, attached to its class.
+        num: the number of elements.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+        size: the C ``sizeof`` of one element for ``-dump-vmstate``.
+    """
+    return VMStateField[object](
+        "vmstate_struct_array",
+        _Kind.STRUCT_ARRAY,
+        name,
+        path=path,
+        vmsd=vmsd,
+        num=num,
+        size=-1 if size is None else size,
+        version_id=version_id,
+    )
+
+
+def vmstate_struct_varray(
+    name: str,
+    vmsd: VMStateDescription[S],
+    num_field: str,
+    *,
+    version_id: int = 0,
+    path: str | None = None,
+    size: int | None = None,
+) -> VMStateField[object]:
+    """The first *n* objects of a ``list``, *n* held by an earlier field.
+
+    QEMU's ``VMSTATE_STRUCT_VARRAY_UINT8/UINT32/INT32``.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        vmsd: the description of each element, attached to its class.
+        num_field: the name of the earlier field holding the count.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+        size: the C ``sizeof`` of one element for ``-dump-vmstate``.
+    """
+    return VMStateField[object](
+        "vmstate_struct_varray",
+        _Kind.STRUCT_VARRAY,
+        name,
+        path=path,
+        vmsd=vmsd,
+        num_field=num_field,
+        size=-1 if size is None else size,
+        version_id=version_id,
+    )
+
+
+def vmstate_clock(
+    name: str, *, version_id: int = 0, path: str | None = None
+) -> VMStateField[object]:
+    """A :class:`~qemu_api.clock.Clock` attribute (``VMSTATE_CLOCK``).
+
+    QEMU's struct pointer to ``vmstate_clock``: the period (``uint64``, in
+    2^-32 ns), then the ``clock/muldiv`` subsection (multiplier, divider)
+    when the ratio is not 1:1.  Loading sets the period without running the
+    clock's callbacks, as QEMU does.
+
+    Args:
+        name: the attribute, and the field's name in the stream description.
+        version_id: the first version of the description with this field.
+        path: the attribute path when it differs from ``name``.
+    """
+    return VMStateField[object](
+        "vmstate_clock",
+        _Kind.CLOCK,
+        name,
+        path=path,
+        vmsd=_VMSTATE_CLOCK,
+        size=8,
+        version_id=version_id,
+    )
+
+
+def vmstate_validate(name: str, test: Callable[[T, int], bool]) -> VMStateField[T]:
+    """A check run while loading, after the fields before it (``VMSTATE_VALIDATE``).
+
+    Nothing goes on the wire.  ``test(state, version_id)`` returning False
+    fails the load with ``name`` as the message, as QEMU's "Input validation
+    failed".
+
+    Args:
+        name: what the check asserts, e.g. ``"num_timers in range"``.
+        test: called with the state (holding the values loaded so far) and
+            the stream's version of the description.
+    """
+    return VMStateField[T](
+        "vmstate_validate", _Kind.VALIDATE, name, path="", num=0, test=test
+    )
+
+
+def array_field(factory: Callable[[], E], length: int) -> list[E]:
+    """Declare a fixed-length list attribute of a dataclass.
+
+    ``fifo: list[u32] = array_field(u32, 16)`` gives each instance a list of
+    16 ``u32(0)``, and records the length so that :func:`vmstate_array`
+    checks it when the description is attached.
+
+    Args:
+        factory: makes one element (``u32``, a struct class).
+        length: the number of elements.
+
+    >>> from dataclasses import dataclass
+    >>> from qemu_api.bits import u16
+    >>> @dataclass
+    ... class S:
+    ...     regs: list[u16] = array_field(u16, 3)
+    >>> S().regs
+    [u16(0x0000), u16(0x0000), u16(0x0000)]
+    """
+    return dataclasses.field(
+        default_factory=lambda: [factory() for _ in range(length)],
+        metadata={_LENGTH_KEY: length},
+    )
+
+
+# -- descriptions -----------------------------------------------------------------
+
+
+def _caller_namespaces(depth: int) -> list[Mapping[str, object]]:
+    """The globals and locals of the frames above, nearest first."""
+    spaces: list[Mapping[str, object]] = []
+    frame: FrameType | None = sys._getframe(depth)
+    for _ in range(8):
+        if frame is None:
+            break
+        spaces.append(frame.f_locals)
+        spaces.append(frame.f_globals)
+        frame = frame.f_back
+    return spaces
+
+
+@final
+class VMStateDescription(Generic[T_contra]):
+    """The migratable state of a device or struct (QEMU's ``VMStateDescription``).
+
+    The type parameter is the state the hooks receive: a description whose
+    ``post_load`` takes a ``PL011State`` is a
+    ``VMStateDescription[PL011State]``.
+
+    Attach the description to the state's class as the class attribute
+    ``vmsd`` (or pass ``state=``): its fields are then checked against the
+    class's annotations, and an :class:`~qemu_api.error.Error` names the
+    first field that does not fit.
+
+    Args:
+        name: the description's name; a device's section in the stream is
+            called by it (``"pl011"``).  Subsections are named
+            ``"<parent>/<what>"``.
+        fields: the fields in wire order.
+        version_id: the version written to the stream.
+        minimum_version_id: the oldest version this description can load.
+        subsections: optional parts, written when their ``needed`` returns
+            True (or when they have no ``needed``).
+        needed: for a subsection, whether to send it; for a device's
+            description, whether to send its section at all.
+        pre_save: called before the fields are written.
+        post_save: called after the state is written.
+        pre_load: called before loaded values are stored; may raise
+            :class:`~qemu_api.error.Error` to reject the load.
+        post_load: called with the stream's version after the values are
+            stored; raises :class:`~qemu_api.error.Error` to reject them.
+        state: the class of the state, when the description is not attached
+            as a class attribute.
+
+    Raises:
+        Error: the description is inconsistent (a subsection not named after
+            its parent, a count field that does not come earlier, versions out
+            of order), or it does not match ``state``.
+
+    >>> VMStateDescription(
+    ...     "pl011/clock",
+    ...     version_id=1,
+    ...     minimum_version_id=1,
+    ...     fields=[vmstate_clock("clk")],
+    ... )
+    VMStateDescription('pl011/clock', version_id=1)
+    """
+
+    __slots__ = (
+        "_bindings",
+        "_namespaces",
+        "fields",
+        "minimum_version_id",
+        "name",
+        "needed",
+        "post_load",
+        "post_save",
+        "pre_load",
+        "pre_save",
+        "subsections",
+        "version_id",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fields: Sequence[VMStateField[Never]],
+        version_id: int = 0,
+        minimum_version_id: int = 0,
+        subsections: Sequence[VMStateDescription[T_contra]] = (),
+        needed: Callable[[T_contra], bool] | None = None,
+        pre_save: Callable[[T_contra], None] | None = None,
+        post_save: Callable[[T_contra], None] | None = None,
+        pre_load: Callable[[T_contra], None] | None = None,
+        post_load: Callable[[T_contra, int], None] | None = None,
+        state: type[T_contra] | None = None,
+    ) -> None:
+        self.name = name
+        self.version_id = version_id
+        self.minimum_version_id = minimum_version_id
+        self.fields: tuple[VMStateField[Any], ...] = tuple(fields)
+        self.subsections: tuple[VMStateDescription[Any], ...] = tuple(subsections)
+        self.needed: Callable[[Any], bool] | None = needed
+        self.pre_save: Callable[[Any], None] | None = pre_save
+        self.post_save: Callable[[Any], None] | None = post_save
+        self.pre_load: Callable[[Any], None] | None = pre_load
+        self.post_load: Callable[[Any, int], None] | None = post_load
+        self._bindings: dict[type, tuple[_Binding, ...]] = {}
+        self._namespaces = _caller_namespaces(2)
+        self._check()
+        if state is not None:
+            self.bind(state)
+
+    def _error(self, field: VMStateField[Any] | None, msg: str) -> Error:
+        where = f", field '{field.name}'" if field is not None else ""
+        return Error(f"VMState '{self.name}'{where}: {msg}")
+
+    def _check(self) -> None:
+        if not self.name or len(self.name.encode()) > 255:
+            raise Error(f"VMState name '{self.name[:40]}' must be 1 to 255 bytes long")
+        if not 0 <= self.minimum_version_id <= self.version_id:
+            raise self._error(
+                None,
+                f"minimum_version_id {self.minimum_version_id} must be between 0 "
+                f"and version_id {self.version_id}",
+            )
+        seen: dict[str, VMStateField[Any]] = {}
+        for field in self.fields:
+            if not isinstance(field, VMStateField):
+                raise self._error(
+                    None,
+                    f"{field!r} is not a field; build fields with vmstate_uint32(), "
+                    "vmstate_struct(), ...",
+                )
+            if field.version_id > self.version_id:
+                raise self._error(
+                    field,
+                    f"the field exists from version {field.version_id}, after the "
+                    f"description's version_id {self.version_id}; raise version_id",
+                )
+            if field.kind in _VARRAYS:
+                count = seen.get(field.num_field or "")
+                if count is None:
+                    raise self._error(
+                        field,
+                        f"the element count '{field.num_field}' must be an earlier "
+                        "field of the same description",
+                    )
+                if (
+                    count.kind is not _Kind.SCALAR
+                    or count.info is None
+                    or count.info.name not in _COUNT_INFOS
+                ):
+                    raise self._error(
+                        field,
+                        f"the element count '{field.num_field}' must be a uint8, "
+                        "uint16, uint32 or int32 field",
+                    )
+            if field.kind in _STRUCTS and not isinstance(
+                field.vmsd, VMStateDescription
+            ):
+                raise self._error(field, "vmstate_struct needs a VMStateDescription")
+            seen.setdefault(field.name, field)
+        names = set()
+        for sub in self.subsections:
+            if not isinstance(sub, VMStateDescription):
+                raise self._error(
+                    None, f"subsection {sub!r} is not a VMStateDescription"
+                )
+            if not sub.name.startswith(self.name + "/"):
+                raise self._error(
+                    None,
+                    f"subsection '{sub.name}' must be named '{self.name}/...': "
+                    "QEMU's loader recognises a subsection by its parent's prefix",
+                )
+            if sub.name in names:
+                raise self._error(None, f"subsection '{sub.name}' is listed twice")
+            names.add(sub.name)
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        """Attach the description to the class whose body assigns it."""
+        self._namespaces = _caller_namespaces(1) + self._namespaces
+        self.bind(owner)
+
+    def bind(self, owner: type) -> None:
+        """Check the fields against ``owner``'s annotations and remember the result.
+
+        Attaching the description as a class attribute does this; call it for
+        a class that cannot carry the attribute.  Binding one description to
+        several classes is allowed (each is checked).
+
+        Raises:
+            Error: a field does not match the class, naming the field.
+        """
+        if owner in self._bindings:
+            return
+        bindings = tuple(_bind_field(self, f, owner) for f in self.fields)
+        self._bindings[owner] = bindings
+        try:
+            for sub in self.subsections:
+                sub._namespaces = self._namespaces + sub._namespaces
+                sub.bind(owner)
+        except Error:
+            del self._bindings[owner]
+            raise
+
+    def is_bound_to(self, cls: type) -> bool:
+        """Return True if the description was checked against ``cls`` (or a base)."""
+        return any(k in self._bindings for k in cls.__mro__)
+
+    def _binding(self, opaque: object) -> tuple[_Binding, ...]:
+        cls = type(opaque)
+        found = self._bindings.get(cls)
+        if found is not None:
+            return found
+        for klass in cls.__mro__:
+            found = self._bindings.get(klass)
+            if found is not None:
+                self._bindings[cls] = found
+                return found
+        self.bind(cls)
+        return self._bindings[cls]
+
+    def static_size(self) -> int:
+        """The bytes of the fields, when they do not depend on the state (else 0)."""
+        total = 0
+        for field in self.fields:
+            if field.kind in _VARRAYS or field.kind is _Kind.CLOCK:
+                return 0
+            if field.kind in (_Kind.SCALAR, _Kind.ARRAY):
+                assert field.info is not None
+                total += field.info.size * field.num
+            elif field.kind in (_Kind.BUFFER, _Kind.UNUSED):
+                total += field.size
+            elif field.kind in _STRUCTS:
+                assert field.vmsd is not None
+                total += field.vmsd.static_size() * field.num
+        return total
+
+    @override
+    def __repr__(self) -> str:
+        return f"VMStateDescription('{self.name}', version_id={self.version_id})"
+
+
+# -- binding: annotations, converters and accessors --------------------------------
+
+
+def _type_name(ann: object) -> str:
+    if isinstance(ann, type):
+        if issubclass(ann, FixedUInt):
+            return ann._SHORT
+        return ann.__qualname__
+    return repr(ann).replace("typing.", "")
+
+
+def _resolve(
+    vmsd: VMStateDescription[Any], field: VMStateField[Any], owner: type, attr: str
+) -> tuple[object, type]:
+    """Return the evaluated annotation of ``owner.attr`` and the class defining it."""
+    for klass in owner.__mro__:
+        anns = inspect.get_annotations(klass)
+        if attr not in anns:
+            continue
+        ann = anns[attr]
+        if not isinstance(ann, str):
+            return ann, klass
+        module = sys.modules.get(klass.__module__)
+        globalns: dict[str, object] = dict(vars(module)) if module else {}
+        localns: dict[str, object] = {}
+        for space in reversed(vmsd._namespaces):
+            localns.update(space)
+        localns[owner.__name__] = owner
+        holder = SimpleNamespace(__annotations__={attr: ann})
+        try:
+            hints = typing.get_type_hints(
+                holder, globalns, localns, include_extras=True
+            )
+        except (NameError, AttributeError, TypeError, SyntaxError) as exc:
+            raise vmsd._error(
+                field,
+                f"cannot evaluate the annotation '{ann}' of "
+                f"{klass.__qualname__}.{attr} ({exc}); import the types it uses "
+                "at module level, not under 'if TYPE_CHECKING:'",
+            ) from None
+        return hints[attr], klass
+    known = sorted({a for k in owner.__mro__ for a in inspect.get_annotations(k)})
+    close = difflib.get_close_matches(attr, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise vmsd._error(
+        field,
+        f"{owner.__qualname__} has no annotated attribute '{attr}'{hint} (declare "
+        f"it in the class body, e.g. '{attr}: u32')",
+    )
+
+
+def _unwrap(ann: object) -> tuple[object, tuple[object, ...], str]:
+    """Strip ``Annotated``, ``BqlCell`` and ``BqlRefCell``; return the metadata."""
+    meta: tuple[object, ...] = ()
+    holder = ""
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is typing.Annotated:
+            meta = meta + tuple(getattr(ann, "__metadata__", ()))
+            ann = typing.get_args(ann)[0]
+        elif origin in (BqlCell, BqlRefCell) or ann in (BqlCell, BqlRefCell):
+            args = typing.get_args(ann)
+            holder = getattr(origin or ann, "__name__", "")
+            if not args:
+                return object, meta, holder
+            ann = args[0]
+        else:
+            return ann, meta, holder
+
+
+def _declared_length(owner: type, attr: str, meta: tuple[object, ...]) -> int | None:
+    for m in meta:
+        if isinstance(m, int) and not isinstance(m, bool):
+            return m
+    for klass in owner.__mro__:
+        dc_fields = klass.__dict__.get("__dataclass_fields__", {})
+        value = dc_fields.get(attr, klass.__dict__.get(attr, dataclasses.MISSING))
+        if value is dataclasses.MISSING:
+            continue
+        if isinstance(value, dataclasses.Field):
+            length = value.metadata.get(_LENGTH_KEY)
+            if isinstance(length, int):
+                return length
+            if value.default_factory is not dataclasses.MISSING:
+                made = value.default_factory()
+                return len(made) if isinstance(made, list | tuple) else None
+            value = value.default
+        if isinstance(value, list | tuple | bytes | bytearray):
+            return len(value)
+        return None
+    return None
+
+
+Decode = Callable[[int], object]
+Encode = Callable[[Any], int]
+
+
+def _decode_uint(cls: type[FixedUInt]) -> Decode:
+    return cls
+
+
+def _decode_bitfield(cls: type[Bitfield], what: str) -> Decode:
+    def decode(value: int) -> object:
+        if value > cls.MASK:
+            raise Error(
+                f"{value:#x} does not fit the {cls.WIDTH}-bit {cls.__qualname__} {what}"
+            )
+        return cls.from_int(value)
+
+    return decode
+
+
+def _decode_signed_as(cls: type[FixedUInt]) -> Decode:
+    return cls
+
+
+def _decode_int(value: int) -> object:
+    return value
+
+
+def _decode_bool(value: int) -> object:
+    return value != 0
+
+
+def _encode_unsigned(bits: int) -> Encode:
+    mask = (1 << bits) - 1
+
+    def encode(value: Any) -> int:
+        v = int(value)
+        if not 0 <= v <= mask:
+            raise Error(f"the value {v:#x} does not fit {bits} bits unsigned")
+        return v
+
+    return encode
+
+
+def _encode_signed(bits: int) -> Encode:
+    lo = -(1 << (bits - 1))
+    hi = (1 << (bits - 1)) - 1
+
+    def encode(value: Any) -> int:
+        v = int(value)
+        if isinstance(value, FixedUInt):
+            return v - (1 << bits) if v > hi else v
+        if not lo <= v <= hi:
+            raise Error(f"the value {v} does not fit int{bits} ({lo}..{hi})")
+        return v
+
+    return encode
+
+
+def _encode_bool(value: Any) -> int:
+    return 1 if value else 0
+
+
+def _encode_timer(timer: Any) -> int:
+    expire: int = timer.expire_time()
+    return expire
+
+
+def _scalar_codec(
+    vmsd: VMStateDescription[Any],
+    field: VMStateField[Any],
+    info: VMStateInfo,
+    ann: object,
+    what: str,
+) -> tuple[Decode, Encode]:
+    """Check that ``ann`` fits ``info`` and return its converters."""
+    func = field.func if field.kind is _Kind.SCALAR else f"{info.name} elements"
+    if info is vmstate_info_bool:
+        if ann is bool:
+            return _decode_bool, _encode_bool
+        expected = "bool"
+    elif info is vmstate_info_timer:
+        if ann is Timer:
+            return _decode_int, _encode_timer
+        expected = "Timer"
+    elif info.signed:
+        same = _UINT_TYPES[info.bits]
+        if ann is int:
+            return _decode_int, _encode_signed(info.bits)
+        if ann is same:
+            return _decode_signed_as(same), _encode_signed(info.bits)
+        expected = f"int (or {same._SHORT}, written as two's complement)"
+    else:
+        exact = _UINT_TYPES[info.bits]
+        if ann is exact:
+            return _decode_uint(exact), _encode_unsigned(info.bits)
+        if isinstance(ann, type) and issubclass(ann, Bitfield):
+            if info.bits >= ann.WIDTH:
+                return _decode_bitfield(ann, what), _encode_unsigned(info.bits)
+            raise vmsd._error(
+                field,
+                f"{what} is a {ann.WIDTH}-bit Bitfield, but {func} holds at most "
+                f"{info.bits} bits; use a wider field",
+            )
+        expected = f"{exact._SHORT} (or a Bitfield of at most {info.bits} bits)"
+    raise vmsd._error(
+        field, f"{what} is annotated {_type_name(ann)}, but {func} needs {expected}"
+    )
+
+
+@final
+class _Binding:
+    """What a field needs at run time for one state class."""
+
+    __slots__ = ("decode", "encode", "holder", "length", "path")
+
+    def __init__(
+        self,
+        path: tuple[str, ...],
+        decode: Decode | None = None,
+        encode: Encode | None = None,
+        length: int | None = None,
+        holder: str = "",
+    ) -> None:
+        self.path = path
+        self.decode = decode
+        self.encode = encode
+        self.length = length
+        self.holder = holder
+
+
+def _bind_field(
+    vmsd: VMStateDescription[Any], field: VMStateField[Any], owner: type
+) -> _Binding:
+    if field.kind in (_Kind.UNUSED, _Kind.VALIDATE):
+        return _Binding(())
+    cls: type = owner
+    ann: object = object
+    meta: tuple[object, ...] = ()
+    holder = ""
+    defining: type = owner
+    for i, attr in enumerate(field.path):
+        raw, defining = _resolve(vmsd, field, cls, attr)
+        ann, meta, holder = _unwrap(raw)
+        if i < len(field.path) - 1:
+            if not isinstance(ann, type):
+                raise vmsd._error(
+                    field,
+                    f"{cls.__qualname__}.{attr} is annotated {_type_name(raw)}; a "
+                    "path can only go through attributes whose type is a class",
+                )
+            cls = ann
+    attr = field.path[-1]
+    what = f"{cls.__qualname__}.{attr}"
+    kind = field.kind
+    if kind is _Kind.SCALAR:
+        assert field.info is not None
+        decode, encode = _scalar_codec(vmsd, field, field.info, ann, what)
+        return _Binding(field.path, decode, encode, holder=holder)
+    if kind in _ARRAYS or kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
+        if typing.get_origin(ann) is not list:
+            raise vmsd._error(
+                field,
+                f"{what} is annotated {_type_name(ann)}, but {field.func} needs a "
+                "list (declare it with array_field())",
+            )
+        (elem,) = typing.get_args(ann) or (object,)
+        length = _declared_length(defining, attr, meta)
+        if (
+            kind in (_Kind.ARRAY, _Kind.STRUCT_ARRAY)
+            and length is not None
+            and length != field.num
+        ):
+            raise vmsd._error(
+                field,
+                f"{what} has {length} elements, but the description says "
+                f"{field.num}; make them agree",
+            )
+        if kind in _ARRAYS:
+            assert field.info is not None
+            decode, encode = _scalar_codec(
+                vmsd, field, field.info, elem, f"an element of {what}"
+            )
+            return _Binding(field.path, decode, encode, length, holder)
+        _check_struct_type(vmsd, field, elem, f"an element of {what}")
+        return _Binding(field.path, length=length, holder=holder)
+    if kind is _Kind.BUFFER:
+        if ann not in (bytearray, bytes):
+            raise vmsd._error(
+                field,
+                f"{what} is annotated {_type_name(ann)}, but vmstate_buffer needs "
+                "bytearray or bytes",
+            )
+        length = _declared_length(defining, attr, meta)
+        if length is not None and length != field.size:
+            raise vmsd._error(
+                field,
+                f"{what} has {length} bytes, but the description says "
+                f"{field.size}; make them agree",
+            )
+        return _Binding(field.path, holder=holder)
+    if kind is _Kind.STRUCT:
+        _check_struct_type(vmsd, field, ann, what)
+        return _Binding(field.path, holder=holder)
+    if kind is _Kind.CLOCK:
+        if ann is not Clock:
+            raise vmsd._error(
+                field,
+                f"{what} is annotated {_type_name(ann)}, but vmstate_clock needs Clock",
+            )
+        return _Binding(field.path, holder=holder)
+    raise AssertionError(kind)
+
+
+def _check_struct_type(
+    vmsd: VMStateDescription[Any], field: VMStateField[Any], ann: object, what: str
+) -> None:
+    inner = field.vmsd
+    assert inner is not None
+    if not isinstance(ann, type):
+        raise vmsd._error(
+            field, f"{what} is annotated {_type_name(ann)}, which is not a class"
+        )
+    if not inner._bindings:
+        raise vmsd._error(
+            field,
+            f"the nested description '{inner.name}' is not attached to a class; "
+            f"write 'vmsd = ...' in the body of {ann.__qualname__} or pass "
+            f"state={ann.__qualname__}",
+        )
+    if not inner.is_bound_to(ann):
+        owners = ", ".join(sorted(k.__qualname__ for k in inner._bindings))
+        raise vmsd._error(
+            field,
+            f"{what} is annotated {ann.__qualname__}, but the nested description "
+            f"'{inner.name}' describes {owners}",
+        )
+
+
+# -- attribute access ----------------------------------------------------------------
+
+
+def _deref(value: Any) -> Any:
+    if isinstance(value, BqlRefCell | BqlCell):
+        return value.get()
+    return value
+
+
+def _read(obj: object, path: tuple[str, ...]) -> Any:
+    value: Any = obj
+    for attr in path:
+        value = _deref(getattr(value, attr))
+    return value
+
+
+def _write(obj: object, path: tuple[str, ...], value: object) -> None:
+    attr = path[0]
+    current = getattr(obj, attr)
+    if len(path) == 1:
+        if isinstance(current, BqlRefCell | BqlCell):
+            current.set(value)
+        else:
+            setattr(obj, attr, value)
+        return
+    if isinstance(current, BqlRefCell):
+        with current.borrow_mut() as inner:
+            _write(inner, path[1:], value)
+    elif isinstance(current, BqlCell):
+        _write(current.get(), path[1:], value)
+    else:
+        _write(current, path[1:], value)
+
+
+def _modify(obj: object, path: tuple[str, ...], fn: Callable[[Any], None]) -> None:
+    """Call ``fn`` on the object at ``path``, mutably borrowing cells on the way."""
+    current = getattr(obj, path[0])
+    if isinstance(current, BqlRefCell):
+        with current.borrow_mut() as inner:
+            if len(path) == 1:
+                fn(inner)
+            else:
+                _modify(inner, path[1:], fn)
+        return
+    if isinstance(current, BqlCell):
+        current = current.get()
+    if len(path) == 1:
+        fn(current)
+    else:
+        _modify(current, path[1:], fn)
+
+
+# -- the clock (hw/core/clock-vmstate.c) -----------------------------------------------
+
+
+@final
+@dataclasses.dataclass
+class _ClockView:
+    """The migrated part of a Clock, in QEMU's ``Clock`` field names."""
+
+    period: UInt64
+    multiplier: UInt32
+    divider: UInt32
+
+    @classmethod
+    def of(cls, clk: Clock) -> _ClockView:
+        return cls(UInt64(clk.period()), UInt32(clk._multiplier), UInt32(clk._divider))
+
+    def store(self, clk: Clock) -> None:
+        if self.divider == 0:
+            raise Error("the clock divider is 0")
+        clk.set(int(self.period))
+        clk.set_mul_div(int(self.multiplier), int(self.divider))
+
+
+def _clock_pre_load(view: _ClockView) -> None:
+    view.multiplier = UInt32(1)
+    view.divider = UInt32(1)
+
+
+def _muldiv_needed(view: _ClockView) -> bool:
+    return view.multiplier != 1 or view.divider != 1
+
+
+def _muldiv_post_load(view: _ClockView, version_id: int) -> None:
+    if view.divider == 0:
+        raise Error("the clock divider is 0; a stream must not carry it")
+
+
+_VMSTATE_MULDIV: Final = VMStateDescription[_ClockView](
+    "clock/muldiv",
+    version_id=1,
+    minimum_version_id=1,
+    needed=_muldiv_needed,
+    post_load=_muldiv_post_load,
+    fields=[vmstate_uint32("multiplier"), vmstate_uint32("divider")],
+)
+
+_VMSTATE_CLOCK: Final = VMStateDescription[_ClockView](
+    "clock",
+    version_id=0,
+    minimum_version_id=0,
+    pre_load=_clock_pre_load,
+    fields=[vmstate_uint64("period")],
+    subsections=[_VMSTATE_MULDIV],
+    state=_ClockView,
+)
+
+
+# -- saving --------------------------------------------------------------------------
+
+
+def _unique_name(vmsd: VMStateDescription[Any], field: VMStateField[Any]) -> str:
+    same = [f for f in vmsd.fields if f.name == field.name]
+    if len(same) == 1:
+        return field.name
+    return f"{field.name}[{same.index(field)}]"
+
+
+def _can_compress(field: VMStateField[Any]) -> bool:
+    """QEMU's ``vmsd_can_compress``: whether array elements share one description."""
+    if field.test is not None:
+        return False
+    if field.kind in _STRUCTS or field.kind is _Kind.CLOCK:
+        inner = field.vmsd
+        assert inner is not None
+        if inner.subsections:
+            return False
+        return all(_can_compress(f) for f in inner.fields)
+    return True
+
+
+def _field_error(
+    vmsd: VMStateDescription[Any], field: VMStateField[Any], exc: Error
+) -> Error:
+    return exc.prepend(f"VMState '{vmsd.name}', field '{field.name}': ")
+
+
+def vmstate_save_state(
+    f: QEMUFileWriter,
+    vmsd: VMStateDescription[T],
+    opaque: T,
+    vmdesc: JSONObject | None = None,
+) -> None:
+    """Write ``opaque``'s state as ``vmsd`` describes it (``vmstate_save_state``).
+
+    Runs ``pre_save``, writes the fields in order and the needed subsections,
+    then runs ``post_save``.
+
+    Args:
+        f: the stream.
+        vmsd: the description.
+        opaque: the state.
+        vmdesc: when given, filled with QEMU's JSON description of what was
+            written (``vmsd_name``, ``version``, ``fields``, ``subsections``).
+
+    Raises:
+        Error: a value does not fit its field (naming the field), or a hook
+            raised.
+    """
+    _save(f, vmsd, opaque, vmdesc)
+
+
+def _save(
+    f: QEMUFileWriter,
+    vmsd: VMStateDescription[Any],
+    opaque: object,
+    vmdesc: JSONObject | None,
+) -> None:
+    bindings = vmsd._binding(opaque)
+    if vmsd.pre_save is not None:
+        vmsd.pre_save(opaque)
+    fields_desc: list[object] | None = None
+    if vmdesc is not None:
+        vmdesc["vmsd_name"] = vmsd.name
+        vmdesc["version"] = vmsd.version_id
+        fields_desc = []
+        vmdesc["fields"] = fields_desc
+    values: dict[str, object] = {}
+    for field, binding in zip(vmsd.fields, bindings, strict=True):
+        try:
+            _save_field(f, vmsd, field, binding, opaque, values, fields_desc)
+        except Error as exc:
+            raise _field_error(vmsd, field, exc) from None
+    subs_desc: list[object] = []
+    for sub in vmsd.subsections:
+        if sub.needed is not None and not sub.needed(opaque):
+            continue
+        f.put_byte(QEMU_VM_SUBSECTION)
+        f.put_counted_string(sub.name)
+        f.put_be32(sub.version_id)
+        sub_desc: JSONObject | None = None
+        if vmdesc is not None:
+            sub_desc = {}
+            subs_desc.append(sub_desc)
+        _save(f, sub, opaque, sub_desc)
+    if vmdesc is not None and subs_desc:
+        vmdesc["subsections"] = subs_desc
+    if vmsd.post_save is not None:
+        vmsd.post_save(opaque)
+
+
+def _element_desc(
+    vmsd: VMStateDescription[Any],
+    field: VMStateField[Any],
+    i: int,
+    n: int,
+    type_name: str,
+) -> JSONObject:
+    entry: JSONObject = {"name": _unique_name(vmsd, field)}
+    if n > 1:
+        if _can_compress(field):
+            entry["array_len"] = n
+        else:
+            entry["index"] = i
+    entry["type"] = type_name
+    return entry
+
+
+def _put_scalar(f: QEMUFileWriter, info: VMStateInfo, value: int) -> None:
+    size = info.size
+    if size == 4:
+        f.put_be32(value)
+    elif size == 8:
+        f.put_be64(value)
+    elif size == 1:
+        f.put_byte(value)
+    else:
+        f.put_be16(value)
+
+
+def _save_field(
+    f: QEMUFileWriter,
+    vmsd: VMStateDescription[Any],
+    field: VMStateField[Any],
+    binding: _Binding,
+    opaque: object,
+    values: dict[str, object],
+    desc: list[object] | None,
+) -> None:
+    kind = field.kind
+    if kind is _Kind.VALIDATE:
+        return
+    if kind is _Kind.UNUSED:
+        start = f.transferred()
+        f.put_buffer(bytes(field.size))
+        if desc is not None:
+            pad = _element_desc(vmsd, field, 0, 1, "unused_buffer")
+            pad["size"] = f.transferred() - start
+            desc.append(pad)
+        return
+    value = _read(opaque, binding.path)
+    if kind is _Kind.SCALAR:
+        info = field.info
+        assert info is not None
+        assert binding.encode is not None
+        wire = binding.encode(value)
+        values[field.name] = wire
+        _put_scalar(f, info, wire)
+        if desc is not None:
+            desc.append(
+                {
+                    "name": _unique_name(vmsd, field),
+                    "type": info.name,
+                    "size": info.size,
+                }
+            )
+        return
+    if kind is _Kind.BUFFER:
+        data = bytes(value)
+        if len(data) != field.size:
+            raise Error(
+                f"the buffer holds {len(data)} bytes, but the description says "
+                f"{field.size}"
+            )
+        f.put_buffer(data)
+        if desc is not None:
+            desc.append(
+                {
+                    "name": _unique_name(vmsd, field),
+                    "type": "buffer",
+                    "size": field.size,
+                }
+            )
+        return
+    if kind is _Kind.STRUCT or kind is _Kind.CLOCK:
+        inner = field.vmsd
+        assert inner is not None
+        target = _ClockView.of(value) if kind is _Kind.CLOCK else value
+        start = f.transferred()
+        sub: JSONObject | None = None if desc is None else {}
+        _save(f, inner, target, sub)
+        if desc is not None and sub is not None:
+            one = _element_desc(vmsd, field, 0, 1, "struct")
+            one["struct"] = sub
+            one["size"] = f.transferred() - start
+            desc.append(one)
+        return
+    # Arrays.
+    n = _element_count(field, values, value)
+    if kind in _ARRAYS:
+        info = field.info
+        assert info is not None
+        assert binding.encode is not None
+        encode = binding.encode
+        for i in range(n):
+            _put_scalar(f, info, encode(value[i]))
+        if desc is not None and n:
+            entry = _element_desc(vmsd, field, 0, n, info.name)
+            entry["size"] = info.size
+            desc.append(entry)
+            if not _can_compress(field):
+                for i in range(1, n):
+                    more = _element_desc(vmsd, field, i, n, info.name)
+                    more["size"] = info.size
+                    desc.append(more)
+        return
+    inner = field.vmsd
+    assert inner is not None
+    compress = _can_compress(field)
+    for i in range(n):
+        start = f.transferred()
+        sub = None
+        if desc is not None and (i == 0 or not compress):
+            sub = {}
+        _save(f, inner, value[i], sub)
+        if desc is not None and sub is not None:
+            entry = _element_desc(vmsd, field, i, n, "struct")
+            entry["struct"] = sub
+            entry["size"] = f.transferred() - start
+            desc.append(entry)
+
+
+def _element_count(
+    field: VMStateField[Any],
+    values: Mapping[str, object],
+    current: Sequence[object],
+) -> int:
+    if field.kind in _VARRAYS:
+        assert field.num_field is not None
+        count = values.get(field.num_field)
+        if not isinstance(count, int):
+            raise Error(f"the element count '{field.num_field}' is not an integer")
+        n = int(count)
+        if n < 0:
+            raise Error(f"the element count '{field.num_field}' is negative ({n})")
+    else:
+        n = field.num
+    if len(current) < n:
+        raise Error(
+            f"the list has {len(current)} elements, but {n} are to be migrated; "
+            "the list must be at least that long"
+        )
+    return n
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+@final
+class LoadedState:
+    """The values of one description read from a stream, not yet stored.
+
+    Made by :func:`vmstate_parse_state` (or :func:`vmstate_capture_state`)
+    and stored with :func:`vmstate_apply_state`.
+
+    Attributes:
+        vmsd: the description.
+        version_id: the version the values were written with.
+        values: one entry per field, None for fields not in that version.
+        subsections: the subsections present, in stream order.
+    """
+
+    __slots__ = ("subsections", "values", "version_id", "vmsd")
+
+    def __init__(
+        self,
+        vmsd: VMStateDescription[Any],
+        version_id: int,
+        values: list[object],
+        subsections: list[LoadedState],
+    ) -> None:
+        self.vmsd = vmsd
+        self.version_id = version_id
+        self.values = values
+        self.subsections = subsections
+
+    def field_value(self, name: str) -> object:
+        """Return the value loaded for the field ``name`` (None if absent).
+
+        Raises:
+            KeyError: the description has no such field.
+        """
+        for field, value in zip(self.vmsd.fields, self.values, strict=True):
+            if field.name == name:
+                return value
+        raise KeyError(name)
+
+    @override
+    def __repr__(self) -> str:
+        return f"LoadedState('{self.vmsd.name}', version_id={self.version_id})"
+
+
+def vmstate_parse_state(
+    f: QEMUFileReader,
+    vmsd: VMStateDescription[T],
+    opaque: T,
+    version_id: int,
+) -> LoadedState:
+    """Read and check ``vmsd``'s state from ``f`` without changing ``opaque``.
+
+    This is the reading half of QEMU's ``vmstate_load_state``: version checks,
+    every field (converted to the attribute's type, so a value that does not
+    fit is reported now), and the subsections that follow.  ``opaque`` is
+    only read, for array capacities and counts absent from old versions.
+
+    Args:
+        f: the stream, positioned at the state.
+        vmsd: the description.
+        opaque: the state the values are for.
+        version_id: the version the stream says the state has.
+
+    Returns:
+        The values, for :func:`vmstate_apply_state`.
+
+    Raises:
+        Error: the version is too new or too old, the stream ends early, a
+            value does not fit, or an unknown subsection follows; the message
+            names the description and field.
+    """
+    return _parse(f, vmsd, opaque, version_id)
+
+
+def _parse(
+    f: QEMUFileReader,
+    vmsd: VMStateDescription[Any],
+    opaque: object,
+    version_id: int,
+) -> LoadedState:
+    if version_id > vmsd.version_id:
+        raise vmsd._error(
+            None,
+            f"incoming version_id {version_id} is too new for local version_id "
+            f"{vmsd.version_id}",
+        )
+    if version_id < vmsd.minimum_version_id:
+        raise vmsd._error(
+            None,
+            f"incoming version_id {version_id} is too old for local minimum "
+            f"version_id {vmsd.minimum_version_id}",
+        )
+    bindings = vmsd._binding(opaque)
+    values: list[object] = []
+    by_name: dict[str, object] = {}
+    for field, binding in zip(vmsd.fields, bindings, strict=True):
+        if field.version_id > version_id:
+            values.append(None)
+            if field.kind is _Kind.SCALAR and field.name not in by_name:
+                # A count absent from this version: QEMU uses the current value.
+                by_name[field.name] = _read(opaque, binding.path)
+            continue
+        try:
+            value = _parse_field(f, field, binding, opaque, by_name)
+        except Error as exc:
+            raise _field_error(vmsd, field, exc) from None
+        values.append(value)
+        by_name.setdefault(field.name, value)
+    subsections: list[LoadedState] = []
+    seen: set[str] = set()
+    while f.peek_byte() == QEMU_VM_SUBSECTION:
+        length = f.peek_byte(1)
+        if length < len(vmsd.name) + 1:
+            break
+        raw = bytes(f.peek_buffer(length, 2))
+        if len(raw) != length:
+            break
+        name = raw.decode("utf-8", errors="backslashreplace")
+        if not name.startswith(vmsd.name):
+            break
+        sub = next((s for s in vmsd.subsections if s.name == name), None)
+        if sub is None:
+            known = ", ".join(f"'{s.name}'" for s in vmsd.subsections) or "none"
+            raise vmsd._error(
+                None,
+                f"the stream has subsection '{name}', which this description does "
+                f"not know (known subsections: {known})",
+            )
+        if name in seen:
+            raise vmsd._error(None, f"subsection '{name}' appears twice")
+        seen.add(name)
+        f.skip(2 + length)
+        try:
+            sub_version = f.get_be32()
+        except Error as exc:
+            raise exc.prepend(f"VMState '{name}': ") from None
+        subsections.append(_parse(f, sub, opaque, sub_version))
+    return LoadedState(vmsd, version_id, values, subsections)
+
+
+def _get_scalar(f: QEMUFileReader, info: VMStateInfo) -> int:
+    return f.get_int(info.size, info.signed)
+
+
+def _parse_field(
+    f: QEMUFileReader,
+    field: VMStateField[Any],
+    binding: _Binding,
+    opaque: object,
+    by_name: Mapping[str, object],
+) -> object:
+    kind = field.kind
+    if kind is _Kind.VALIDATE:
+        return None
+    if kind is _Kind.UNUSED:
+        f.skip(field.size)
+        return None
+    if kind is _Kind.SCALAR:
+        info = field.info
+        assert info is not None
+        assert binding.decode is not None
+        return binding.decode(_get_scalar(f, info))
+    if kind is _Kind.BUFFER:
+        return bytes(f.get_buffer(field.size))
+    current = _read(opaque, binding.path)
+    if kind is _Kind.STRUCT:
+        assert field.vmsd is not None
+        return _parse(f, field.vmsd, current, field.vmsd.version_id)
+    if kind is _Kind.CLOCK:
+        assert field.vmsd is not None
+        return _parse(f, field.vmsd, _ClockView.of(current), field.vmsd.version_id)
+    n = _element_count(field, by_name, current)
+    if kind in _ARRAYS:
+        info = field.info
+        assert info is not None
+        assert binding.decode is not None
+        decode = binding.decode
+        out: list[object] = []
+        for i in range(n):
+            try:
+                out.append(decode(_get_scalar(f, info)))
+            except Error as exc:
+                raise exc.prepend(f"element {i}: ") from None
+        return out
+    inner = field.vmsd
+    assert inner is not None
+    structs: list[object] = []
+    for i in range(n):
+        try:
+            structs.append(_parse(f, inner, current[i], inner.version_id))
+        except Error as exc:
+            raise exc.prepend(f"element {i}: ") from None
+    return structs
+
+
+def vmstate_apply_state(
+    vmsd: VMStateDescription[T], opaque: T, loaded: LoadedState
+) -> None:
+    """Store values read by :func:`vmstate_parse_state` into ``opaque``.
+
+    The writing half of QEMU's ``vmstate_load_state``: ``pre_load``, the
+    fields in order (nested structs get their own hooks), the validation
+    entries, the subsections, then ``post_load``.
+
+    If a hook or a validation entry fails, ``opaque`` may be partly changed:
+    take a :func:`vmstate_capture_state` first and restore it (as
+    :func:`vmstate_load_state` does).
+
+    Raises:
+        Error: a validation entry failed or a hook rejected the state; the
+            message names the description and field.
+    """
+    _apply(vmsd, opaque, loaded, hooks=True)
+
+
+def _apply(
+    vmsd: VMStateDescription[Any],
+    opaque: object,
+    loaded: LoadedState,
+    *,
+    hooks: bool,
+) -> None:
+    if loaded.vmsd is not vmsd:
+        raise vmsd._error(
+            None, f"the loaded values are for '{loaded.vmsd.name}', not this state"
+        )
+    bindings = vmsd._binding(opaque)
+    if hooks and vmsd.pre_load is not None:
+        try:
+            vmsd.pre_load(opaque)
+        except Error as exc:
+            raise exc.prepend(f"VMState '{vmsd.name}': pre_load: ") from None
+    for field, binding, value in zip(vmsd.fields, bindings, loaded.values, strict=True):
+        if field.kind is _Kind.VALIDATE:
+            if (
+                hooks
+                and field.test is not None
+                and not field.test(opaque, loaded.version_id)
+            ):
+                raise vmsd._error(field, "input validation failed")
+            continue
+        if field.version_id > loaded.version_id or field.kind is _Kind.UNUSED:
+            continue
+        _apply_field(field, binding, opaque, value, hooks)
+    for sub in loaded.subsections:
+        _apply(sub.vmsd, opaque, sub, hooks=hooks)
+    if hooks and vmsd.post_load is not None:
+        try:
+            vmsd.post_load(opaque, loaded.version_id)
+        except Error as exc:
+            raise exc.prepend(f"VMState '{vmsd.name}': post_load: ") from None
+
+
+def _apply_timer(timer: Timer, expire: int) -> None:
+    if expire == -1:
+        timer.delete()
+    else:
+        timer.mod_ns(expire)
+
+
+def _apply_field(
+    field: VMStateField[Any],
+    binding: _Binding,
+    opaque: object,
+    value: object,
+    hooks: bool,
+) -> None:
+    kind = field.kind
+    path = binding.path
+    if kind is _Kind.SCALAR:
+        if field.info is vmstate_info_timer:
+            assert isinstance(value, int)
+            expire = value
+            _modify(opaque, path, lambda t: _apply_timer(t, expire))
+        else:
+            _write(opaque, path, value)
+        return
+    if kind is _Kind.BUFFER:
+        assert isinstance(value, bytes)
+        current = _read(opaque, path)
+        if isinstance(current, bytearray) and len(current) == len(value):
+            current[:] = value
+        else:
+            _write(opaque, path, type(current)(value))
+        return
+    if kind is _Kind.STRUCT:
+        assert field.vmsd is not None
+        assert isinstance(value, LoadedState)
+        inner_vmsd = field.vmsd
+        loaded = value
+        _modify(opaque, path, lambda obj: _apply(inner_vmsd, obj, loaded, hooks=hooks))
+        return
+    if kind is _Kind.CLOCK:
+        assert isinstance(value, LoadedState)
+        clock_state = value
+
+        def store(clk: Clock) -> None:
+            view = _ClockView.of(clk)
+            _apply(_VMSTATE_CLOCK, view, clock_state, hooks=True)
+            view.store(clk)
+
+        _modify(opaque, path, store)
+        return
+    assert isinstance(value, list)
+    items = value
+    if kind in _ARRAYS:
+        if field.info is vmstate_info_timer:
+
+            def arm(timers: list[Timer]) -> None:
+                for timer, expire in zip(timers, items, strict=False):
+                    _apply_timer(timer, expire)
+
+            _modify(opaque, path, arm)
+        else:
+
+            def fill(lst: list[object]) -> None:
+                lst[: len(items)] = items
+
+            _modify(opaque, path, fill)
+        return
+    inner = field.vmsd
+    assert inner is not None
+
+    def each(lst: list[object]) -> None:
+        for obj, loaded in zip(lst, items, strict=False):
+            assert isinstance(loaded, LoadedState)
+            _apply(inner, obj, loaded, hooks=hooks)
+
+    _modify(opaque, path, each)
+
+
+def vmstate_capture_state(vmsd: VMStateDescription[T], opaque: T) -> LoadedState:
+    """Take the current values of every field and subsection of ``opaque``.
+
+    No hook runs and nothing is written.  :func:`vmstate_restore_state` puts
+    them back, which undoes a load that a hook rejected halfway.
+
+    Raises:
+        Error: a value does not fit its field.
+    """
+    f = QEMUFileWriter()
+    _save_all(f, vmsd, opaque)
+    return _parse_all(QEMUFileReader(f.getvalue()), vmsd, opaque)
+
+
+def _save_all(f: QEMUFileWriter, vmsd: VMStateDescription[Any], opaque: object) -> None:
+    bindings = vmsd._binding(opaque)
+    values: dict[str, object] = {}
+    for field, binding in zip(vmsd.fields, bindings, strict=True):
+        try:
+            if field.kind is _Kind.STRUCT or field.kind is _Kind.CLOCK:
+                inner = field.vmsd
+                assert inner is not None
+                value = _read(opaque, binding.path)
+                target = _ClockView.of(value) if field.kind is _Kind.CLOCK else value
+                _save_all(f, inner, target)
+            elif field.kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
+                inner = field.vmsd
+                assert inner is not None
+                value = _read(opaque, binding.path)
+                n = _element_count(field, values, value)
+                for i in range(n):
+                    _save_all(f, inner, value[i])
+            else:
+                _save_field(f, vmsd, field, binding, opaque, values, None)
+        except Error as exc:
+            raise _field_error(vmsd, field, exc) from None
+    for sub in vmsd.subsections:
+        _save_all(f, sub, opaque)
+
+
+def _parse_all(
+    f: QEMUFileReader, vmsd: VMStateDescription[Any], opaque: object
+) -> LoadedState:
+    bindings = vmsd._binding(opaque)
+    values: list[object] = []
+    by_name: dict[str, object] = {}
+    for field, binding in zip(vmsd.fields, bindings, strict=True):
+        if field.kind is _Kind.STRUCT or field.kind is _Kind.CLOCK:
+            inner = field.vmsd
+            assert inner is not None
+            current = _read(opaque, binding.path)
+            target = _ClockView.of(current) if field.kind is _Kind.CLOCK else current
+            value: object = _parse_all(f, inner, target)
+        elif field.kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
+            inner = field.vmsd
+            assert inner is not None
+            current = _read(opaque, binding.path)
+            n = _element_count(field, by_name, current)
+            value = [_parse_all(f, inner, current[i]) for i in range(n)]
+        else:
+            value = _parse_field(f, field, binding, opaque, by_name)
+        values.append(value)
+        by_name.setdefault(field.name, value)
+    subs = [_parse_all(f, sub, opaque) for sub in vmsd.subsections]
+    return LoadedState(vmsd, vmsd.version_id, values, subs)
+
+
+def vmstate_restore_state(
+    vmsd: VMStateDescription[T], opaque: T, loaded: LoadedState
+) -> None:
+    """Put back values taken by :func:`vmstate_capture_state`, running no hook."""
+    _apply(vmsd, opaque, loaded, hooks=False)
+
+
+def vmstate_load_state(
+    f: QEMUFileReader, vmsd: VMStateDescription[T], opaque: T, version_id: int
+) -> None:
+    """Load ``vmsd``'s state into ``opaque``, all or nothing (``vmstate_load_state``).
+
+    Parses and checks everything first; then stores the values and runs the
+    hooks; if a hook or validation entry rejects the state, the previous
+    values are restored before the error propagates.
+
+    Raises:
+        Error: the stream is bad or the state was rejected; ``opaque``'s
+            migrated fields are as they were.
+    """
+    loaded = _parse(f, vmsd, opaque, version_id)
+    backup = vmstate_capture_state(vmsd, opaque)
+    try:
+        _apply(vmsd, opaque, loaded, hooks=True)
+    except Error:
+        _apply(vmsd, opaque, backup, hooks=False)
+        raise
+
+
+# -- registration (vmstate_register) -------------------------------------------------
+
+
+@final
+class SaveStateEntry:
+    """A state registered for migration (QEMU's ``SaveStateEntry``).
+
+    Attributes:
+        idstr: the section name in the stream.
+        instance_id: distinguishes states with the same ``idstr``.
+        vmsd: the description.
+        opaque: the state (usually the device).
+    """
+
+    __slots__ = ("idstr", "instance_id", "opaque", "vmsd")
+
+    def __init__(
+        self,
+        idstr: str,
+        instance_id: int,
+        vmsd: VMStateDescription[Any],
+        opaque: object,
+    ) -> None:
+        self.idstr = idstr
+        self.instance_id = instance_id
+        self.vmsd = vmsd
+        self.opaque = opaque
+
+    @property
+    def version_id(self) -> int:
+        """The version written in the section header."""
+        return self.vmsd.version_id
+
+    @override
+    def __repr__(self) -> str:
+        return f"SaveStateEntry('{self.idstr}', {self.instance_id})"
+
+
+_entries: list[SaveStateEntry] = []
+
+
+def vmstate_register(
+    opaque: T,
+    vmsd: VMStateDescription[T],
+    instance_id: int = VMSTATE_INSTANCE_ID_ANY,
+) -> SaveStateEntry:
+    """Register ``opaque`` for migration under ``vmsd.name`` (``vmstate_register``).
+
+    Realized devices with a ``vmsd`` class attribute are registered
+    automatically; this is for other states.
+
+    Args:
+        opaque: the state.
+        vmsd: its description; bound to ``type(opaque)`` if not yet.
+        instance_id: :data:`VMSTATE_INSTANCE_ID_ANY` for one more than the
+            highest instance id registered under the same name (QEMU's
+            ``calculate_new_instance_id``), or an explicit id.
+
+    Returns:
+        The entry.
+
+    Raises:
+        Error: ``vmsd`` does not match ``opaque``'s class, or the name and
+            instance id are already registered.
+    """
+    if not vmsd.is_bound_to(type(opaque)):
+        vmsd.bind(type(opaque))
+    idstr = vmsd.name
+    if instance_id == VMSTATE_INSTANCE_ID_ANY:
+        instance_id = 0
+        for e in _entries:
+            if e.idstr == idstr and instance_id <= e.instance_id:
+                instance_id = e.instance_id + 1
+    elif any(e.idstr == idstr and e.instance_id == instance_id for e in _entries):
+        raise Error(
+            f"vmstate_register(): '{idstr}' instance {instance_id} is already "
+            "registered; pass VMSTATE_INSTANCE_ID_ANY"
+        )
+    entry = SaveStateEntry(idstr, instance_id, vmsd, opaque)
+    _entries.append(entry)
+    return entry
+
+
+def vmstate_unregister(opaque: object, vmsd: VMStateDescription[Any]) -> None:
+    """Forget the registration of ``opaque`` with ``vmsd`` (``vmstate_unregister``)."""
+    _entries[:] = [e for e in _entries if not (e.opaque is opaque and e.vmsd is vmsd)]
+
+
+def savevm_entries() -> list[SaveStateEntry]:
+    """Return the registered states, in registration order (a copy)."""
+    return list(_entries)
+
+
+def _device_vmsd(dev: DeviceState) -> VMStateDescription[Any] | None:
+    vmsd = getattr(type(dev), "vmsd", None)
+    if vmsd is None:
+        return None
+    if not isinstance(vmsd, VMStateDescription):
+        raise Error(
+            f"device type '{dev.typename()}' has a 'vmsd' class attribute that is a "
+            f"{type(vmsd).__name__}, not a VMStateDescription"
+        )
+    return vmsd
+
+
+@final
+class _VMStateDeviceListener(DeviceListener):
+    """Registers realized devices that have a ``vmsd`` (``device_set_realized``)."""
+
+    @override
+    def realize(self, dev: DeviceState) -> None:
+        vmsd = _device_vmsd(dev)
+        if vmsd is not None:
+            vmstate_register(dev, vmsd)
+
+    @override
+    def unrealize(self, dev: DeviceState) -> None:
+        vmsd = _device_vmsd(dev)
+        if vmsd is not None:
+            vmstate_unregister(dev, vmsd)
+
+
+device_listener_register(_VMStateDeviceListener())
