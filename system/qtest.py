@@ -507,10 +507,11 @@ class QTestServer:
 
     def _cmd_in(self, words: list[str]) -> str:
         # pyqemu models no port I/O yet: every port reads as QEMU's unassigned
-        # I/O ports do, all ones.
+        # I/O ports do, all ones; bytes past the 64 KiB I/O space read as 0.
         size = _SIZES[words[0][2]]
-        self._port(words)
-        return f"OK 0x{(1 << (size * 8)) - 1:04x}\n"
+        port = self._port(words)
+        data = bytes(0xFF if port + i <= 0xFFFF else 0 for i in range(size))
+        return f"OK 0x{int.from_bytes(data, self._byteorder()):04x}\n"
 
     def _cmd_out(self, words: list[str]) -> str:
         self._port(words)
