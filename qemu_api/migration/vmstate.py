@@ -65,7 +65,7 @@ reports that as a ``RuntimeError`` whose cause is this error):
 Traceback (most recent call last):
   ...
 qemu_api.error.Error: VMState 'doc-bad', field 'ctrl': Bad.ctrl is annotated \
-u8, but vmstate_uint32 needs u32 (or a Bitfield of at most 32 bits)
+u8, but vmstate_uint32 needs u32, int or a Bitfield of at most 32 bits
 
 Loading is split in two, so that a whole migration stream can be checked
 before anything changes (:mod:`qemu_api.migration.savevm` does this for every
@@ -431,7 +431,7 @@ def vmstate_int64(
 def vmstate_uint8(
     name: str, *, version_id: int = 0, path: str | None = None
 ) -> VMStateField[object]:
-    """A ``u8`` attribute, or a Bitfield of at most 8 bits (``VMSTATE_UINT8``).
+    """A ``u8``, ``int`` or Bitfield (at most 8 bits) attribute (``VMSTATE_UINT8``).
 
     Args:
         name: the attribute, and the field's name in the stream description.
@@ -444,7 +444,7 @@ def vmstate_uint8(
 def vmstate_uint16(
     name: str, *, version_id: int = 0, path: str | None = None
 ) -> VMStateField[object]:
-    """A ``u16`` attribute, or a Bitfield of at most 16 bits (``VMSTATE_UINT16``).
+    """A ``u16``, ``int`` or Bitfield (at most 16 bits) attribute (``VMSTATE_UINT16``).
 
     Args:
         name: the attribute, and the field's name in the stream description.
@@ -457,7 +457,7 @@ def vmstate_uint16(
 def vmstate_uint32(
     name: str, *, version_id: int = 0, path: str | None = None
 ) -> VMStateField[object]:
-    """A ``u32`` attribute, or a Bitfield of at most 32 bits (``VMSTATE_UINT32``).
+    """A ``u32``, ``int`` or Bitfield (at most 32 bits) attribute (``VMSTATE_UINT32``).
 
     Args:
         name: the attribute, and the field's name in the stream description.
@@ -473,7 +473,7 @@ def vmstate_uint32(
 def vmstate_uint64(
     name: str, *, version_id: int = 0, path: str | None = None
 ) -> VMStateField[object]:
-    """A ``u64`` attribute, or a Bitfield of at most 64 bits (``VMSTATE_UINT64``).
+    """A ``u64``, ``int`` or Bitfield (at most 64 bits) attribute (``VMSTATE_UINT64``).
 
     Args:
         name: the attribute, and the field's name in the stream description.
@@ -1104,7 +1104,9 @@ def _declared_length(owner: type, attr: str, meta: tuple[object, ...]) -> int | 
                 return length
             if value.default_factory is not dataclasses.MISSING:
                 made = value.default_factory()
-                return len(made) if isinstance(made, list | tuple) else None
+                if isinstance(made, list | tuple | bytes | bytearray):
+                    return len(made)
+                return None
             value = value.default
         if isinstance(value, list | tuple | bytes | bytearray):
             return len(value)
@@ -1207,6 +1209,8 @@ def _scalar_codec(
         exact = _UINT_TYPES[info.bits]
         if ann is exact:
             return _decode_uint(exact), _encode_unsigned(info.bits)
+        if ann is int:
+            return _decode_int, _encode_unsigned(info.bits)
         if isinstance(ann, type) and issubclass(ann, Bitfield):
             if info.bits >= ann.WIDTH:
                 return _decode_bitfield(ann, what), _encode_unsigned(info.bits)
@@ -1215,7 +1219,7 @@ def _scalar_codec(
                 f"{what} is a {ann.WIDTH}-bit Bitfield, but {func} holds at most "
                 f"{info.bits} bits; use a wider field",
             )
-        expected = f"{exact._SHORT} (or a Bitfield of at most {info.bits} bits)"
+        expected = f"{exact._SHORT}, int or a Bitfield of at most {info.bits} bits"
     raise vmsd._error(
         field, f"{what} is annotated {_type_name(ann)}, but {func} needs {expected}"
     )
