@@ -714,7 +714,9 @@ def test_log_file_is_qemu_format(tmp_path: Path) -> None:
         session.close()
     lines = path.read_text().splitlines()
     assert lines[0] == "[I 0.000000] OPENED"
-    assert re.fullmatch(r"\[I \+\d+\.\d{6}\] CLOSED", lines[-1])
+    closed = re.fullmatch(r"\[I \+(\d+\.\d{6})\] CLOSED", lines[-1])
+    assert closed
+    assert float(closed.group(1)) > 0
     body = []
     for line in lines[1:-1]:
         m = LOG_LINE.fullmatch(line)
