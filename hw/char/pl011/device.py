@@ -37,7 +37,7 @@ The guest's view through an address space:
 
 from __future__ import annotations
 
-from typing import ClassVar, Final, final
+from typing import Annotated, ClassVar, Final, final
 
 from hw.char.pl011.registers import (
     CR_RESET,
@@ -69,10 +69,20 @@ from hw.char.pl011.registers import (
 )
 from qemu_api.bql import BqlCell, BqlRefCell
 from qemu_api.chardev import Chardev, ChrEvent
-from qemu_api.clock import ClockEvent
+from qemu_api.clock import Clock, ClockEvent
+from qemu_api.error import Error
 from qemu_api.irq import InterruptSource, IRQState
 from qemu_api.log import LOG_GUEST_ERROR, LOG_UNIMP, qemu_log_mask
 from qemu_api.memory import MemoryRegion, MemoryRegionOps, OpsImpl
+from qemu_api.migration.vmstate import (
+    VMStateDescription,
+    vmstate_array,
+    vmstate_clock,
+    vmstate_info_uint32,
+    vmstate_int32,
+    vmstate_uint32,
+    vmstate_unused,
+)
 from qemu_api.qdev import ResetType, prop_bool, prop_chr
 from qemu_api.qom import override
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
@@ -157,6 +167,22 @@ class PL011Registers:
     >>> hex(regs.read_rxdata()), regs.read_count, hex(int(regs.flags))
     ('0x41', 0, '0x90')
     """
+
+    flags: Flags
+    line_control: LineControl
+    rsr: ReceiveStatus
+    control: Control
+    dmacr: int
+    int_enabled: int
+    int_level: int
+    read_fifo: Annotated[list[int], PL011_FIFO_DEPTH]
+    ilpr: int
+    ibrd: int
+    fbrd: int
+    ifl: int
+    read_pos: int
+    read_count: int
+    read_trigger: int
 
     __slots__ = (
         "control",
@@ -384,6 +410,9 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     """PeriphID0-3 and PCellID0-3, one byte per 32-bit register."""
     user_creatable = False
 
+    regs: BqlRefCell[PL011Registers]
+    clk: Clock
+
     chardev = prop_chr("chardev", doc="the serial port's character device")
     migrate_clk = prop_bool(
         "migrate-clk", default=True, doc="migrate the 'clk' input's period"
@@ -598,6 +627,80 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             update = not regs.loopback_enabled() and regs.fifo_rx_put(DR_BE)
         if update:
             self.update()
+
+    # -- migration -------------------------------------------------------------
+
+    def clock_needed(self) -> bool:
+        """Whether the ``pl011/clock`` subsection is sent (``migrate-clk``)."""
+        return self.migrate_clk
+
+    def post_load(self, version_id: int) -> None:
+        """Check and convert a loaded state (``pl011_post_load``).
+
+        The IRQ lines are not updated: the interrupt controller migrates its
+        own input levels.
+
+        Raises:
+            Error: ``read_pos`` or ``read_count`` is outside the FIFO.
+        """
+        with self.regs.borrow_mut() as regs:
+            if not 0 <= regs.read_pos < PL011_FIFO_DEPTH:
+                raise Error(
+                    f"read_pos {regs.read_pos} is outside the receive FIFO; "
+                    f"expected 0 to {PL011_FIFO_DEPTH - 1}"
+                )
+            if not 0 <= regs.read_count <= PL011_FIFO_DEPTH:
+                raise Error(
+                    f"read_count {regs.read_count} is outside the receive "
+                    f"FIFO; expected 0 to {PL011_FIFO_DEPTH}"
+                )
+            if not regs.line_control.fen and regs.read_count > 0 and regs.read_pos > 0:
+                # Older QEMU kept the one entry of a disabled FIFO anywhere;
+                # this model keeps it in entry 0.
+                regs.read_fifo[0] = regs.read_fifo[regs.read_pos]
+                regs.read_pos = 0
+            regs.ibrd &= IBRD_MASK
+            regs.fbrd &= FBRD_MASK
+
+    vmsd = VMStateDescription(
+        "pl011",
+        version_id=2,
+        minimum_version_id=2,
+        post_load=post_load,
+        fields=[
+            vmstate_unused(4),  # readbuff, dropped in QEMU 9.2
+            vmstate_uint32("flags", path="regs.flags"),
+            vmstate_uint32("lcr", path="regs.line_control"),
+            vmstate_uint32("rsr", path="regs.rsr"),
+            vmstate_uint32("cr", path="regs.control"),
+            vmstate_uint32("dmacr", path="regs.dmacr"),
+            vmstate_uint32("int_enabled", path="regs.int_enabled"),
+            vmstate_uint32("int_level", path="regs.int_level"),
+            vmstate_array(
+                "read_fifo",
+                vmstate_info_uint32,
+                PL011_FIFO_DEPTH,
+                path="regs.read_fifo",
+            ),
+            vmstate_uint32("ilpr", path="regs.ilpr"),
+            vmstate_uint32("ibrd", path="regs.ibrd"),
+            vmstate_uint32("fbrd", path="regs.fbrd"),
+            vmstate_uint32("ifl", path="regs.ifl"),
+            vmstate_int32("read_pos", path="regs.read_pos"),
+            vmstate_int32("read_count", path="regs.read_count"),
+            vmstate_int32("read_trigger", path="regs.read_trigger"),
+        ],
+        subsections=[
+            VMStateDescription(
+                "pl011/clock",
+                version_id=1,
+                minimum_version_id=1,
+                needed=clock_needed,
+                fields=[vmstate_clock("clk")],
+            ),
+        ],
+    )
+    """QEMU's ``vmstate_pl011``, byte for byte: the section ``pl011``, version 2."""
 
 
 PL011_OPS: Final = MemoryRegionOps[PL011State](

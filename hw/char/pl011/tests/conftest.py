@@ -108,33 +108,36 @@ class RecordingChardev(Chardev):
 
 @dataclass
 class Uart:
-    """A realized, reset PL011 mapped at BASE, with its IRQ lines recorded."""
+    """A realized, reset PL011 mapped at ``base``, with its IRQ lines recorded."""
 
     dev: PL011State
     backend: RecordingChardev | None
     mem: AddressSpace
+    base: int = BASE
     levels: list[int] = field(default_factory=lambda: [0] * 6)
     calls: list[tuple[int, int]] = field(default_factory=list)
 
     def read(self, offset: int, size: int = 4) -> int:
-        return self.mem.read(BASE + offset, size)
+        return self.mem.read(self.base + offset, size)
 
     def write(self, offset: int, value: int, size: int = 4) -> None:
-        self.mem.write(BASE + offset, value, size)
+        self.mem.write(self.base + offset, value, size)
 
     def irq(self, n: int, level: int) -> None:
         self.levels[n] = level
         self.calls.append((n, level))
 
 
-def make_uart(typename: str = TYPE_PL011, with_chardev: bool = True) -> Uart:
+def make_uart(
+    typename: str = TYPE_PL011, with_chardev: bool = True, base: int = BASE
+) -> Uart:
     dev = qdev_new(typename).cast(PL011State)
     chr_ = RecordingChardev() if with_chardev else None
     if chr_ is not None:
         dev.chardev = chr_
     sysbus_realize(dev)
-    dev.mmio_map(0, BASE)
-    uart = Uart(dev, chr_, get_address_space_memory())
+    dev.mmio_map(0, base)
+    uart = Uart(dev, chr_, get_address_space_memory(), base)
     for i in range(6):
         dev.cast(SysBusDevice).connect_irq(i, qemu_allocate_irq(uart.irq, i))
     device_cold_reset(dev)
