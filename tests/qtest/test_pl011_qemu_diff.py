@@ -22,17 +22,31 @@ covered by the unit tests and the loopback tests.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
+import re
 import shutil
 import socket
+import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from hw.char.pl011.device import PL011State
+from hw.core.machine import MachineState, find_machine
+from qemu_api import bql
+from qemu_api.chardev import qemu_chr_reset
+from qemu_api.error import Error
+from qemu_api.memory import AddressSpace, get_address_space_memory, reset_system_memory
+from qemu_api.migration.qemu_file import QEMUFileWriter
+from qemu_api.migration.savevm import dump_vmstate_json, qemu_loadvm_state
+from qemu_api.migration.vmstate import vmstate_save_state
+from qemu_api.qom import object_resolve_path, object_tree_reset
 from tests.qtest.libqtest import QTestState
 
 BASE = 0x0900_0000
@@ -581,3 +595,229 @@ def test_excluded_disabled_uart_log(tmp_path: Path) -> None:
     assert logs["pyqemu"] == (
         "PL011 data written to disabled UART\nPL011 data written to disabled TX UART\n"
     )
+
+
+# -- migration streams, both directions ---------------------------------------------
+#
+# The pyqemu side runs in this process: a virt machine made as the launcher makes
+# it, loading or saving through qemu_api.migration.
+
+
+@contextlib.contextmanager
+def pyqemu_virt() -> Iterator[tuple[MachineState, AddressSpace]]:
+    """A fresh in-process virt board (UART0 without a chardev), BQL held."""
+    import hw.arm.virt  # the board registers itself when imported
+
+    assert hw.arm.virt.VirtMachine.machine_name == "virt"
+    bql.bql_lock()
+    try:
+        _reset_runtime()
+        machine = find_machine("virt", "aarch64")()
+        machine.attach()
+        machine.machine_init()
+        machine.reset()
+        yield machine, get_address_space_memory()
+    finally:
+        _reset_runtime()
+        bql.bql_unlock()
+
+
+def _reset_runtime() -> None:
+    qemu_chr_reset()
+    object_tree_reset()
+    reset_system_memory()
+
+
+def migrate_to_file(side: Side, path: Path) -> bytes:
+    """Save QEMU's machine into ``path`` with QMP ``migrate`` and return the stream."""
+    side.qts.qmp("migrate", uri=f"exec:cat > {path}")
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        info = side.qts.qmp("query-migrate")
+        assert isinstance(info, dict)
+        if info.get("status") == "completed":
+            return path.read_bytes()
+        assert info.get("status") != "failed", info
+        assert time.monotonic() < deadline, info
+        time.sleep(0.02)
+
+
+def pl011_section(stream: bytes) -> tuple[int, int]:
+    """The start and end of the pl011 section's payload in a QEMU stream."""
+    header = re.compile(rb"\x04(.{4})\x05pl011\x00\x00\x00\x00\x00\x00\x00\x02", re.S)
+    found = header.search(stream)
+    assert found is not None, "no pl011 section in the stream"
+    start = found.end()
+    end = stream.index(b"\x7e" + found.group(1), start)
+    return start, end
+
+
+def readback(read: Callable[[int], int]) -> list[int]:
+    """Every register, then DR popped until empty plus one stale read, with RSR."""
+    out = [read(off) for off in (RSR, FR, ILPR, IBRD, FBRD, LCR_H, CR, IFLS, IMSC)]
+    out += [read(off) for off in (RIS, MIS, DMACR)]
+    for _ in range(18):
+        out += [read(FR), read(DR), read(RSR)]
+    return out
+
+
+def program(write: Callable[[int, int], object]) -> None:
+    """Register values both versions store alike (no loopback, masked divisors)."""
+    write(IBRD, 0x1234)
+    write(FBRD, 0x2A)
+    write(ILPR, 0xA5)
+    write(IFLS, 0x24)
+    write(IMSC, 0x30)
+    write(CR, 0x301 | 0x2C00)
+    write(LCR_H, 0x70)
+
+
+def test_qemu_72_stream_loads_into_pyqemu(tmp_path: Path) -> None:
+    oracle = start_qemu72(tmp_path)
+    try:
+        program(lambda off, v: oracle.qts.writel(BASE + off, v))
+        oracle.sock.sendall(bytes(range(0x61, 0x71)))
+        oracle.wait_fr(FR_RXFF, FR_RXFF)
+        for _ in range(3):
+            oracle.qts.readl(BASE + DR)
+        oracle.qts.writel(BASE + DR, 0x21)
+        stream = migrate_to_file(oracle, tmp_path / "qemu72.stream")
+        theirs = readback(lambda off: oracle.qts.readl(BASE + off))
+    finally:
+        oracle.close()
+    with pyqemu_virt() as (machine, mem):
+        result = qemu_loadvm_state(stream, machine, skip_unknown=True)
+        assert result.machine_type == "virt-7.2"
+        assert "pl011 (0)" in result.loaded
+        mine = readback(lambda off: mem.read(BASE + off, 4))
+    assert mine == theirs
+
+
+def test_qemu_72_fifo_off_stream_is_fixed_up(tmp_path: Path) -> None:
+    # 7.2 moves read_pos through all 16 entries with the FIFO off; pyqemu's
+    # post_load moves the one entry to entry 0, where 10.x keeps it.
+    oracle = start_qemu72(tmp_path)
+    try:
+        for ch in b"ab":
+            oracle.sock.sendall(bytes((ch,)))
+            oracle.wait_fr(FR_RXFF, FR_RXFF)
+            if ch == ord("a"):
+                assert oracle.qts.readl(BASE + DR) == ch
+        stream = migrate_to_file(oracle, tmp_path / "qemu72.stream")
+        start, _ = pl011_section(stream)
+        read_pos = struct.unpack_from(">i", stream, start + 4 + 7 * 4 + 64 + 16)[0]
+        assert read_pos == 1
+        theirs = [oracle.qts.readl(BASE + off) for off in (FR, DR, RSR, FR)]
+    finally:
+        oracle.close()
+    with pyqemu_virt() as (machine, mem):
+        qemu_loadvm_state(stream, machine, skip_unknown=True)
+        mine = [mem.read(BASE + off, 4) for off in (FR, DR, RSR, FR)]
+    assert mine == theirs == [0xC0, ord("b"), 0, 0x90]
+
+
+def test_pyqemu_section_loads_into_qemu_72(tmp_path: Path) -> None:
+    with pyqemu_virt() as (_machine, mem):
+        program(lambda off, v: mem.write(BASE + off, v, 4))
+        # Fill the FIFO through loopback, then leave loopback.
+        mem.write(BASE + CR, 0x381, 4)
+        for ch in b"from pyqemu!":
+            mem.write(BASE + DR, ch, 4)
+        mem.write(BASE + CR, 0x301 | 0x2C00, 4)
+        mem.read(BASE + DR, 4)
+        uart = object_resolve_path("/machine/pl011")
+        assert isinstance(uart, PL011State)
+        f = QEMUFileWriter()
+        vmstate_save_state(f, PL011State.vmsd, uart)
+        section = f.getvalue()
+        mine = readback(lambda off: mem.read(BASE + off, 4))
+    donor = start_qemu72(tmp_path)
+    try:
+        stream = migrate_to_file(donor, tmp_path / "donor.stream")
+    finally:
+        donor.close()
+    start, end = pl011_section(stream)
+    assert end - start == len(section) == 149
+    spliced = tmp_path / "spliced.stream"
+    spliced.write_bytes(stream[:start] + section + stream[end:])
+    qts = QTestState(
+        ["-M", "virt", "-nodefaults", "-S", "-incoming", f"exec:cat {spliced}"],
+        binary=qemu72(),
+        accel=None,
+        qmp=True,
+    )
+    try:
+        deadline = time.monotonic() + PATIENCE_S
+        while (info := qts.qmp("query-migrate")) != {"status": "completed"}:
+            assert isinstance(info, dict)
+            assert info.get("status") != "failed", qts.stderr()
+            assert time.monotonic() < deadline, info
+            time.sleep(0.02)
+        theirs = readback(lambda off: qts.readl(BASE + off))
+    finally:
+        qts.quit()
+    assert theirs == mine
+
+
+@pytest.mark.parametrize(
+    ("what", "patch", "message"),
+    [
+        ("read_pos 16", (4 + 7 * 4 + 64 + 16, 16), "read_pos 16 is outside"),
+        ("read_count 17", (4 + 7 * 4 + 64 + 20, 17), "read_count 17 is outside"),
+    ],
+)
+def test_corrupted_sections_are_refused(
+    tmp_path: Path, what: str, patch: tuple[int, int], message: str
+) -> None:
+    oracle = start_qemu72(tmp_path)
+    try:
+        stream = bytearray(migrate_to_file(oracle, tmp_path / "qemu72.stream"))
+    finally:
+        oracle.close()
+    start, _ = pl011_section(bytes(stream))
+    struct.pack_into(">i", stream, start + patch[0], patch[1])
+    with pyqemu_virt() as (machine, mem):
+        mem.write(BASE + IBRD, 77, 4)
+        with pytest.raises(Error, match=message) as err:
+            qemu_loadvm_state(bytes(stream), machine, skip_unknown=True)
+        assert "pl011" in str(err.value), what
+        assert mem.read(BASE + IBRD, 4) == 77  # nothing was loaded
+
+
+def test_truncated_fifo_is_refused(tmp_path: Path) -> None:
+    oracle = start_qemu72(tmp_path)
+    try:
+        stream = migrate_to_file(oracle, tmp_path / "qemu72.stream")
+    finally:
+        oracle.close()
+    start, _ = pl011_section(stream)
+    with pyqemu_virt() as (machine, _mem), pytest.raises(Error) as err:
+        qemu_loadvm_state(stream[: start + 4 + 7 * 4 + 40], machine, skip_unknown=True)
+    assert "'pl011'" in str(err.value)
+    assert "read_fifo" in str(err.value)
+
+
+def test_vmstate_description_matches_qemu_72_dump(tmp_path: Path) -> None:
+    dump = tmp_path / "dump.json"
+    subprocess.run(
+        [str(qemu72()), "-M", "virt", "-nodefaults", "-dump-vmstate", str(dump)],
+        check=True,
+        timeout=60,
+    )
+    theirs = json.loads(dump.read_text())
+    bql.bql_lock()
+    try:
+        mine = json.loads(dump_vmstate_json("virt"))
+    finally:
+        bql.bql_unlock()
+    for name in ("pl011", "pl011_luminary"):
+        fields = mine[name]["Description"]["Fields"]
+        # QEMU 9.2 turned the unused 'readbuff' word into VMSTATE_UNUSED.
+        assert fields[0] == {
+            "field": "unused",
+            "version_id": 0,
+            "field_exists": False,
+            "size": 4,
+        }
+        fields[0]["field"] = "readbuff"
+        assert mine[name] == theirs[name]
