@@ -364,13 +364,16 @@ class MonitorCommands:
     def trace_event_get_state(
         self, *, name: str, vcpu: int | None
     ) -> list[TraceEventInfo]:
-        """The state of matching trace events (``qmp_trace_event_get_state``)."""
+        """The state of matching trace events (``qmp_trace_event_get_state``).
+
+        QEMU builds the list by prepending, so the last event comes first.
+        """
         _check_vcpu(vcpu)
         return [
             TraceEventInfo(
                 name=ev["name"], state=TraceEventState(ev["state"]), vcpu=False
             )
-            for ev in trace.qmp_trace_event_get_state(name)
+            for ev in reversed(trace.qmp_trace_event_get_state(name))
         ]
 
     def trace_event_set_state(

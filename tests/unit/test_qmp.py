@@ -6,10 +6,14 @@ way a client would, and checks QEMU's exact replies and messages.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1039,8 +1043,8 @@ def test_query_chardev_and_ringbuf(client: Client) -> None:
 def test_trace_event_state(client: Client) -> None:
     assert client.cmd("trace-event-get-state", {"name": "qmptest_*"}) == {
         "return": [
-            {"name": "qmptest_on", "state": "disabled", "vcpu": False},
             {"name": "qmptest_off", "state": "unavailable", "vcpu": False},
+            {"name": "qmptest_on", "state": "disabled", "vcpu": False},
         ]
     }
     assert client.cmd(
@@ -1246,3 +1250,155 @@ def test_hmp_without_a_monitor_session() -> None:
     assert handle_hmp_command(cmds, "system_reset") == (
         "Error: this command needs a QMP monitor\r\n"
     )
+
+
+# -- scripts/qapi-gen.py --------------------------------------------------------------
+
+QAPI_GEN = Path(__file__).resolve().parents[2] / "scripts" / "qapi-gen.py"
+
+
+def qapi_gen(
+    tmp_path: Path, schema: object, *outputs: str
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "schema.json"
+    path.write_text(schema if isinstance(schema, str) else json.dumps(schema))
+    return subprocess.run(
+        [sys.executable, str(QAPI_GEN), str(path), *outputs],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def definitions(*defs: dict[str, Any]) -> dict[str, Any]:
+    return {"doc": "test", "definitions": list(defs)}
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ("{", "not valid JSON: "),
+        (
+            {"definitions": {}},
+            'the top level must be {"doc": ..., "definitions": [...]}',
+        ),
+        (
+            definitions({"thing": "x"}),
+            "a definition starts with one of command, enum, event, struct, not 'thing'",
+        ),
+        (
+            definitions({"command": "x", "doc": "d", "color": 1}),
+            "definition x: unknown key(s) color;",
+        ),
+        (
+            definitions({"command": "x"}),
+            "definition x: every definition needs a 'doc' text",
+        ),
+        (
+            definitions({"command": "x", "doc": "d", "data": {"a": "str"}}),
+            "definition x: member 'a' is not documented",
+        ),
+        (
+            definitions(
+                {
+                    "command": "x",
+                    "doc": "d",
+                    "data": {"a": "Nope"},
+                    "members": {"a": "m"},
+                }
+            ),
+            (
+                "definition x: member 'a' has unknown type 'Nope' (known: any, "
+                "bool, int, number, str); define it before use or fix the spelling"
+            ),
+        ),
+        (
+            definitions({"command": "x", "doc": "d"}, {"command": "x", "doc": "d"}),
+            "definition x: defined twice",
+        ),
+        (
+            definitions({"enum": "E", "doc": "d", "data": ["a"], "members": {}}),
+            "definition E: value 'a' is not documented",
+        ),
+        (
+            definitions({"command": "x", "doc": "d", "returns": ["a", "b"]}),
+            (
+                "definition x.returns: a type is a name or a one-element list like "
+                "[\"T\"], not ['a', 'b']"
+            ),
+        ),
+    ],
+)
+def test_qapi_gen_rejects_bad_schemas(
+    tmp_path: Path, schema: object, message: str
+) -> None:
+    res = qapi_gen(tmp_path, schema, "--module", str(tmp_path / "out.py"))
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"{tmp_path / 'schema.json'}: ")
+    assert message in res.stderr
+    assert not (tmp_path / "out.py").exists()
+
+
+def test_qapi_gen_module_checks_and_marshals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = definitions(
+        {
+            "enum": "Color",
+            "doc": "c",
+            "data": ["dark-red", "blue"],
+            "members": {"dark-red": "r", "blue": "b"},
+        },
+        {
+            "struct": "Paint",
+            "doc": "p",
+            "data": {"color": "Color", "*coats": "int"},
+            "members": {"color": "c", "coats": "n"},
+        },
+        {
+            "command": "mix",
+            "doc": "Mix.\n\nMore text.",
+            "data": {"colors": ["Color"], "*ratio": "number", "*note": "any"},
+            "members": {"colors": "c", "ratio": "r", "note": "n"},
+            "returns": ["Paint"],
+            "returns-doc": "paints",
+            "since": "1.0",
+            "example": "-> x\n<- y",
+        },
+    )
+    out = tmp_path / "gen.py"
+    rst = tmp_path / "ref.rst"
+    res = qapi_gen(tmp_path, schema, "--module", str(out), "--rst", str(rst))
+    assert res.returncode == 0, res.stderr
+    spec = importlib.util.spec_from_file_location("qapi_gen_test_module", out)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
+    spec.loader.exec_module(mod)
+
+    class Handlers:
+        def mix(
+            self, *, colors: list[Any], ratio: float | None, note: Any
+        ) -> list[Any]:
+            return [mod.Paint(color=c, coats=2 if ratio else None) for c in colors]
+
+    marshal = mod.QMP_COMMANDS["mix"].marshal
+    assert marshal(Handlers(), {"colors": ["blue", "dark-red"], "ratio": 1}) == [
+        {"color": "blue", "coats": 2},
+        {"color": "dark-red", "coats": 2},
+    ]
+    assert marshal(Handlers(), {"colors": []}) == []
+    with pytest.raises(
+        Error, match="Invalid parameter type for 'ratio', expected: number"
+    ):
+        marshal(Handlers(), {"colors": [], "ratio": "1"})
+    with pytest.raises(Error, match="Parameter 'null' does not accept value 'red'"):
+        marshal(Handlers(), {"colors": ["red"]})
+    assert mod.Color.DARK_RED.value == "dark-red"
+    text = rst.read_text()
+    assert "mix\n~~~\n\nMix.\n\nMore text.\n" in text
+    assert "   * ``colors`` (array of :ref:`Color <qapi-Color>`) -- c\n" in text
+    assert ":Returns: array of :ref:`Paint <qapi-Paint>` -- paints\n" in text
+    assert "Example::\n\n   -> x\n   <- y\n" in text
