@@ -1006,9 +1006,15 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
             if unattached:
                 self._detach()
             raise
+        try:
+            for listener in tuple(_device_listeners):
+                listener.realize(self)
+        except Exception:
+            self.unrealize()
+            if unattached:
+                self._detach()
+            raise
         self._realized = True
-        for listener in tuple(_device_listeners):
-            listener.realize(self)
 
     def _do_unrealize(self) -> None:
         for bus in self._child_buses:

@@ -1026,7 +1026,7 @@ def _type_name(ann: object) -> str:
     if isinstance(ann, type):
         if issubclass(ann, FixedUInt):
             return ann._SHORT
-        return ann.__qualname__
+        return ann.__name__
     return repr(ann).replace("typing.", "")
 
 
@@ -1056,7 +1056,7 @@ def _resolve(
             raise vmsd._error(
                 field,
                 f"cannot evaluate the annotation '{ann}' of "
-                f"{klass.__qualname__}.{attr} ({exc}); import the types it uses "
+                f"{klass.__name__}.{attr} ({exc}); import the types it uses "
                 "at module level, not under 'if TYPE_CHECKING:'",
             ) from None
         return hints[attr], klass
@@ -1065,7 +1065,7 @@ def _resolve(
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise vmsd._error(
         field,
-        f"{owner.__qualname__} has no annotated attribute '{attr}'{hint} (declare "
+        f"{owner.__name__} has no annotated attribute '{attr}'{hint} (declare "
         f"it in the class body, e.g. '{attr}: u32')",
     )
 
@@ -1126,7 +1126,7 @@ def _decode_bitfield(cls: type[Bitfield], what: str) -> Decode:
     def decode(value: int) -> object:
         if value > cls.MASK:
             raise Error(
-                f"{value:#x} does not fit the {cls.WIDTH}-bit {cls.__qualname__} {what}"
+                f"{value:#x} does not fit the {cls.WIDTH}-bit {cls.__name__} {what}"
             )
         return cls.from_int(value)
 
@@ -1263,12 +1263,12 @@ def _bind_field(
             if not isinstance(ann, type):
                 raise vmsd._error(
                     field,
-                    f"{cls.__qualname__}.{attr} is annotated {_type_name(raw)}; a "
+                    f"{cls.__name__}.{attr} is annotated {_type_name(raw)}; a "
                     "path can only go through attributes whose type is a class",
                 )
             cls = ann
     attr = field.path[-1]
-    what = f"{cls.__qualname__}.{attr}"
+    what = f"{cls.__name__}.{attr}"
     kind = field.kind
     if kind is _Kind.SCALAR:
         assert field.info is not None
@@ -1342,14 +1342,14 @@ def _check_struct_type(
         raise vmsd._error(
             field,
             f"the nested description '{inner.name}' is not attached to a class; "
-            f"write 'vmsd = ...' in the body of {ann.__qualname__} or pass "
-            f"state={ann.__qualname__}",
+            f"write 'vmsd = ...' in the body of {ann.__name__} or pass "
+            f"state={ann.__name__}",
         )
     if not inner.is_bound_to(ann):
-        owners = ", ".join(sorted(k.__qualname__ for k in inner._bindings))
+        owners = ", ".join(sorted(k.__name__ for k in inner._bindings))
         raise vmsd._error(
             field,
-            f"{what} is annotated {ann.__qualname__}, but the nested description "
+            f"{what} is annotated {ann.__name__}, but the nested description "
             f"'{inner.name}' describes {owners}",
         )
 
@@ -2070,12 +2070,18 @@ def _save_all(f: QEMUFileWriter, vmsd: VMStateDescription[Any], opaque: object) 
                 target = _ClockView.of(value) if field.kind is _Kind.CLOCK else value
                 _save_all(f, inner, target)
             elif field.kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
+                # The whole list, not just the counted part: a load may have
+                # changed elements past the current count.
                 inner = field.vmsd
                 assert inner is not None
-                value = _read(opaque, binding.path)
-                n = _element_count(field, values, value)
-                for i in range(n):
-                    _save_all(f, inner, value[i])
+                for elem in _read(opaque, binding.path):
+                    _save_all(f, inner, elem)
+            elif field.kind is _Kind.VARRAY:
+                info = field.info
+                assert info is not None
+                assert binding.encode is not None
+                for elem in _read(opaque, binding.path):
+                    _put_scalar(f, info, binding.encode(elem))
             else:
                 _save_field(f, vmsd, field, binding, opaque, values, None)
         except Error as exc:
@@ -2100,9 +2106,14 @@ def _parse_all(
         elif field.kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
             inner = field.vmsd
             assert inner is not None
-            current = _read(opaque, binding.path)
-            n = _element_count(field, by_name, current)
-            value = [_parse_all(f, inner, current[i]) for i in range(n)]
+            value = [_parse_all(f, inner, e) for e in _read(opaque, binding.path)]
+        elif field.kind is _Kind.VARRAY:
+            info = field.info
+            assert info is not None
+            assert binding.decode is not None
+            decode = binding.decode
+            n = len(_read(opaque, binding.path))
+            value = [decode(_get_scalar(f, info)) for _ in range(n)]
         else:
             value = _parse_field(f, field, binding, opaque, by_name)
         values.append(value)
