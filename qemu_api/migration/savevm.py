@@ -761,7 +761,10 @@ def _parse_stream(
                     f"iterative section ({what}) that pyqemu cannot read; only "
                     "'ram' is iterative here"
                 )
-            ram.parse(f, RAM_SECTION_VERSION)
+            try:
+                ram.parse(f, RAM_SECTION_VERSION)
+            except Error as exc:
+                raise exc.prepend(f"section 'ram' at offset {at:#x}: ") from None
             _check_footer(f, section_id, idstr)
         elif kind == QEMU_VM_COMMAND:
             cmd = f.get_be16()

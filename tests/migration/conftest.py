@@ -14,7 +14,8 @@ from qemu_api import bql, chardev, log, memory, qdev, qom, timer
 from qemu_api.migration import uri, vmstate
 
 
-def _reset_runtime() -> None:
+def reset_runtime() -> None:
+    """Drop every machine, timer, chardev and registration; clock back to 0."""
     timer.virtual_clock_reset()
     timer.qemu_clock_set_notify(None)
     chardev.qemu_chr_reset()
@@ -34,13 +35,13 @@ def _qemu_runtime() -> Iterator[None]:
     bql.bql_set_debug_cell(True)
     if not bql.bql_locked():
         bql.bql_lock()
-    _reset_runtime()
+    reset_runtime()
     try:
         yield
     finally:
         if not bql.bql_locked():
             bql.bql_lock()
         try:
-            _reset_runtime()
+            reset_runtime()
         finally:
             bql.bql_unlock()
