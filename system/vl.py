@@ -583,7 +583,7 @@ def qemu_main(
     >>> qemu_main("aarch64", ["pyqemu-system-aarch64", "-bogus"], stderr=err)
     1
     >>> err.getvalue()
-    'pyqemu-system-aarch64: -bogus: invalid option\\n'
+    'pyqemu-system-aarch64: -bogus: invalid option\n'
     """
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
