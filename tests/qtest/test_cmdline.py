@@ -383,11 +383,26 @@ def hpet_counter_moves(extra: list[str]) -> tuple[int, int]:
 
 
 @needs_hpet
-def test_option_s_starts_paused() -> None:
+def test_option_s_freezes_the_hpet_counter() -> None:
     first, second = hpet_counter_moves(["-S"])
     assert first == second  # virtual time stands still before 'cont'
     first, second = hpet_counter_moves([])
     assert second > first
+
+
+def run_state(qts: QTestState) -> object:
+    status = qts.qmp("query-status")
+    assert isinstance(status, dict)
+    return status["status"]
+
+
+def test_option_s_starts_paused() -> None:
+    with QTestState(["-M", "virt", "-nodefaults", "-S"], qmp=True) as qts:
+        assert run_state(qts) == "prelaunch"
+        qts.qmp("cont")
+        assert run_state(qts) == "running"
+    with QTestState(["-M", "virt", "-nodefaults"], qmp=True) as qts:
+        assert run_state(qts) == "running"
 
 
 def test_option_s_serves_qtest_while_paused() -> None:
