@@ -56,7 +56,8 @@ off.
 >>> from qemu_api.chardev import qemu_chr_delete, qemu_chr_new, ringbuf_read
 >>> from system.main_loop import MainLoop
 >>> ring = qemu_chr_new("qtest-doc", "ringbuf")
->>> server = QTestServer(ring, MainLoop(), "none", accel_qtest=True)
+>>> loop = MainLoop()
+>>> server = QTestServer(ring, loop, "none", accel_qtest=True)
 >>> server.feed(b"endianness\nclock_step 10\nreadb 0x10 0x20\n")
 >>> print(ringbuf_read("qtest-doc", 200), end="")
 OK little
@@ -64,6 +65,7 @@ OK 10
 FAIL readb: unexpected argument '0x20' (usage: readb ADDR)
 >>> server.close()
 >>> qemu_chr_delete("qtest-doc")
+>>> loop.close()
 """
 
 from __future__ import annotations
