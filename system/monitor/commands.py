@@ -58,7 +58,6 @@ from qemu_api.qom import (
     type_info,
 )
 from system import runstate
-from system.main_loop import MainLoop
 from system.monitor.hmp import handle_hmp_command
 from system.runstate import ShutdownCause
 
@@ -67,11 +66,6 @@ __all__ = ["MonitorCommands", "QMPSession", "current_target"]
 
 class QMPSession(Protocol):
     """What the commands need from the monitor they run in."""
-
-    @property
-    def loop(self) -> MainLoop:
-        """The main loop (``system_reset`` and ``quit`` run from it)."""
-        ...
 
     def negotiate(self, enable: list[QMPCapability]) -> None:
         """End capabilities negotiation with ``enable`` (``qmp_capabilities``)."""
@@ -150,8 +144,13 @@ def _check_vcpu(vcpu: int | None) -> None:
         raise Error(f"invalid vCPU index {vcpu & 0xFFFFFFFF}")
 
 
-def _system_reset_bh() -> None:
-    """The main loop's side of a reset request (``main_loop_should_exit``)."""
+def _system_reset() -> None:
+    """Reset the machine as QEMU's main loop does on a reset request.
+
+    ``main_loop_should_exit``: reset every device, send ``RESET``, and leave a
+    machine that is not running (or migrating) in ``prelaunch``, which also
+    clears ``internal-error``.
+    """
     runstate.qemu_system_reset(ShutdownCause.HOST_QMP_SYSTEM_RESET)
     if not any(
         runstate.runstate_check(s)
@@ -164,19 +163,14 @@ def _system_reset_bh() -> None:
         runstate.runstate_set(runstate.RunState.PRELAUNCH)
 
 
-def _quit_bh() -> None:
-    runstate.qemu_system_shutdown_request(ShutdownCause.HOST_QMP_QUIT)
-
-
 @final
 class MonitorCommands:
     """The QMP command handlers of one monitor.
 
     Args:
-        session: the monitor (capabilities, the command list, the main loop);
-            None outside a monitor, where ``qmp_capabilities``,
-            ``query-commands``, ``system_reset`` and ``quit`` are not
-            available.
+        session: the monitor (capabilities negotiation and the command
+            list); None outside a monitor, where ``qmp_capabilities`` and
+            ``query-commands`` are not available.
         target: the target for ``query-machines`` (see :func:`current_target`).
     """
 
@@ -239,12 +233,20 @@ class MonitorCommands:
         runstate.vm_start()
 
     def system_reset(self) -> None:
-        """Request a reset; the main loop does it after the reply."""
-        self._require_session().loop.bh_schedule(_system_reset_bh, "system_reset")
+        """Reset the machine (``qmp_system_reset``).
+
+        In QEMU the main loop handles the reset request before the dispatcher
+        sends the reply, so ``RESET`` comes first; so it does here.
+        """
+        _system_reset()
 
     def quit(self) -> None:
-        """Request the shutdown; ``SHUTDOWN`` follows the reply."""
-        self._require_session().loop.bh_schedule(_quit_bh, "quit")
+        """Ask the main loop to end (``qmp_quit``); ``SHUTDOWN`` precedes the reply.
+
+        The reply is written before the main loop looks at the request, so
+        the client gets both before the process exits.
+        """
+        runstate.qemu_system_shutdown_request(ShutdownCause.HOST_QMP_QUIT)
 
     def query_machines(self) -> list[MachineInfo]:
         """The boards of the target (``qmp_query_machines``)."""

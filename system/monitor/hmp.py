@@ -13,7 +13,8 @@ argument parsing), ``monitor/hmp-cmds.c``, ``hw/core/qdev-monitor.c``
 ``info qom-tree [path]``  the QOM composition tree below ``/machine``
 ``info qtree``            buses and devices with properties
 ``info status``           ``VM status: running`` or ``paused (state)``
-``stop``, ``cont``/``c``  stop, resume
+``stop``/``s``            stop the machine
+``cont``/``c``            resume it
 ``system_reset``          reset the machine
 ``quit``/``q``            exit
 ========================  ==============================================
@@ -495,7 +496,7 @@ HMP_COMMANDS: Final[tuple[HMPCommand, ...]] = (
         HMP_INFO_COMMANDS,
     ),
     HMPCommand("quit|q", "", "", "quit the emulator", _hmp_quit),
-    HMPCommand("stop", "", "", "stop emulation", _hmp_stop),
+    HMPCommand("stop|s", "", "", "stop emulation", _hmp_stop),
     HMPCommand("system_reset", "", "", "reset the system", _hmp_system_reset),
 )
 """The HMP commands, sorted by name."""

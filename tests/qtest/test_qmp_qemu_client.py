@@ -5,12 +5,19 @@ started as a user would start it, and ``qemu.qmp.QMPClient`` (QEMU's library,
 pinned in subprojects/test.txt) negotiates, queries, starts and stops the
 machine, reads QOM properties, gets an error and quits. The build directory
 is ``$PYQEMU_BUILD_ROOT`` (``<repo>/build`` by default).
+
+The last test replays a corpus of good and bad QMP input, byte for byte,
+against pyqemu and against Debian's QEMU 7.2 (``qemu-system-aarch64``, the
+oracle) and requires the same bytes back; it fails when QEMU is not installed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
+import socket
 import stat
 import subprocess
 import time
@@ -28,12 +35,12 @@ TIMEOUT = 30.0
 
 
 class Emulator:
-    """A running launcher with a QMP socket."""
+    """A running launcher (or QEMU) with a QMP socket."""
 
-    def __init__(self, sock: Path, *extra: str) -> None:
-        if not LAUNCHER.is_file():
+    def __init__(self, sock: Path, *extra: str, binary: Path = LAUNCHER) -> None:
+        if not binary.is_file():
             pytest.fail(
-                f"{LAUNCHER} is not built: configure and build first "
+                f"{binary} is not built: configure and build first "
                 "(./configure && make), or point PYQEMU_BUILD_ROOT at a build "
                 "directory",
                 pytrace=False,
@@ -41,7 +48,7 @@ class Emulator:
         self.sock = sock
         self.proc = subprocess.Popen(
             [
-                str(LAUNCHER),
+                str(binary),
                 *("-M", "virt", "-display", "none", "-S"),
                 *("-qmp", f"unix:{sock},server=on,wait=off"),
                 *extra,
@@ -173,3 +180,121 @@ def test_a_second_client_gets_a_fresh_session(emulator: Emulator) -> None:
     asyncio.run(second())
     status, err = emulator.wait()
     assert status == 0, err
+
+
+# -- the oracle: the same bytes as QEMU 7.2 -------------------------------------------
+
+SYNC = b'{"execute": "query-status", "id": "sync"}\n'
+CORPUS: list[bytes] = [
+    b'{"execute": "query-status"}',
+    b'{"execute": "foo", "id": [1, {"b": 2, "a": "\\u00e9"}]}',
+    b'{"execute": "qmp_capabilities", "arguments": {"enable": ["fast"]}}',
+    b'{"execute": "qmp_capabilities", "arguments": {"enable": "oob"}}',
+    b'{"execute": "qmp_capabilities", "arguments": {"enable": [1]}}',
+    b'{"exec-oob": "qmp_capabilities"}',
+    b'{"execute": "qmp_capabilities", "id": 18446744073709551616}',
+    b'{"execute": "qmp_capabilities"}',
+    b'{"execute": "stop", "id": 0.1}',
+    b"[1, 2]\n",
+    b"42\n",
+    b"{}",
+    b'{"execute": ["stop"]}',
+    b'{"execute": "stop", "arguments": []}',
+    b'{"execute": "stop", "extra": 1}',
+    b'{"exec-oob": "stop"}',
+    b'{"id": "x"}',
+    b'{"execute": "qom-get", "arguments": {"property": "x"}}',
+    b'{"execute": "qom-get", "arguments": {"path": 1, "property": "x"}}',
+    b'{"execute": "qom-get", "arguments": {"path": "/", "property": "x", "x": 1}}',
+    b'{"execute": "query-status", "arguments": {"verbose": true}}',
+    b'{"execute": "ringbuf-read", "arguments": {"device": "r", "size": 1.0}}',
+    (
+        b'{"execute": "ringbuf-read", "arguments": {"device": "r", "size": 8, '
+        b'"format": "hex"}}'
+    ),
+    b'{"execute": "ringbuf-read", "arguments": {"device": "r", "size": 8}}',
+    (
+        b'{"execute": "trace-event-set-state", "arguments": {"name": "x", '
+        b'"enable": "yes"}}'
+    ),
+    b'{"execute": tru}\n{"execute": "query-status", "id": 2}',
+    b'{"execute": "stop" ! garbage "x"}\n{"execute": "cont"}',
+    b'{"a" 1}\n{"a": 1 "b": 2}\n[1 2]\n{1: 2}\n{"a": 1, "a": 2}\n{,}\n{"a": ]\n',
+    b'"\\x"\n"\\uZZZZ"\n"\\ud800"\n"\\ufffe"\n01\n-x\n"ab\x01\n}\n',
+    b'{"execute": "stop", "id": "\xc3\x28"}\n\xff{"execute": "stop", "id": 1}',
+    b"{'execute': 'stop', 'id': 'it\\'s \"q\" \\u00e9\\ud83d\\ude00 \\/'}",
+    b'{"execute": "qom-list", "arguments": {"path": "/nothing"}}',
+    b'{"execute": "device-list-properties", "arguments": {"typename": "nope"}}',
+    b'{"execute": "device-list-properties", "arguments": {"typename": "device"}}',
+    (
+        b'{"execute": "human-monitor-command", "arguments": '
+        b'{"command-line": "info status"}}'
+    ),
+    b'{"execute": "human-monitor-command", "arguments": {"command-line": "foo"}}',
+    (
+        b'{"execute": "human-monitor-command", "arguments": '
+        b'{"command-line": "info qom-tree /nope"}}'
+    ),
+    b'{"execute": "human-monitor-command", "arguments": {"command-line": "help s"}}',
+    (
+        b'{"execute": "human-monitor-command", "arguments": '
+        b'{"command-line": "info status", "cpu-index": 5}}'
+    ),
+    b'{"execute": "trace-event-get-state", "arguments": {"name": "nope"}}',
+    b'{"execute": "trace-event-get-state", "arguments": {"name": "x", "vcpu": -1}}',
+    b'{"execute": "cont"}',
+    b'{"execute": "stop"}',
+    b'{"execute": "stop"}',
+    b'{"execute": "system_reset"}',
+    b'{"execute": "ringbuf-write", "arguments": {"device": "nope", "data": "x"}}',
+]
+TIMESTAMP = re.compile(rb'"seconds": \d+, "microseconds": \d+')
+
+
+def transcript(emu: Emulator) -> list[bytes]:
+    """Send each corpus entry and a sync request; collect what comes back."""
+    conn = socket.socket(socket.AF_UNIX)
+    conn.settimeout(TIMEOUT)
+    conn.connect(str(emu.sock))
+    reader = conn.makefile("rb")
+    out = [b"greeting"]
+    reader.readline()
+    for entry in CORPUS:
+        conn.sendall(entry + b"\n" + SYNC)
+        out.append(b"> " + entry)
+        while b'"id": "sync"' not in (line := reader.readline()):
+            assert line, f"the connection closed after {entry!r}"
+            out.append(TIMESTAMP.sub(b'"seconds": S, "microseconds": U', line))
+    # quit: everything up to the end of the connection. No newline after it:
+    # QEMU stops reading at the end of the request and would reset a
+    # connection closed with input left unread.
+    conn.sendall(b'{"execute": "quit"}')
+    out.append(b"> quit")
+    out.extend(TIMESTAMP.sub(b'"seconds": S, "microseconds": U', x) for x in reader)
+    conn.close()
+    assert emu.wait()[0] == 0
+    return out
+
+
+def test_protocol_matches_qemu_7_2(tmp_path: Path) -> None:
+    qemu = shutil.which("qemu-system-aarch64")
+    if qemu is None:
+        pytest.fail(
+            "qemu-system-aarch64 (QEMU 7.2, the oracle) is not installed: "
+            "apt-get install qemu-system-arm",
+            pytrace=False,
+        )
+    version = subprocess.run(
+        [qemu, "-version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "version 7.2." in version, f"the oracle must be QEMU 7.2, not: {version}"
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "qemu").mkdir()
+    ours = Emulator(tmp_path / "ours" / "qmp.sock", "-nodefaults")
+    theirs = Emulator(tmp_path / "qemu" / "qmp.sock", "-nodefaults", binary=Path(qemu))
+    try:
+        got, expected = transcript(ours), transcript(theirs)
+    finally:
+        ours.stop()
+        theirs.stop()
+    assert got == expected
