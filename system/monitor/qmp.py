@@ -712,8 +712,7 @@ class QMPMonitor:
 
     Args:
         chr_: the chardev to serve (``-qmp``/``-qmp-pretty``).
-        loop: the main loop (dispatch, and the ``system_reset``/``quit``
-            requests that run after the reply).
+        loop: the main loop; requests are dispatched from its bottom halves.
         pretty: pretty-print the JSON.
         target: the target whose boards ``query-machines`` lists; by default
             taken from the program name (``pyqemu-system-TARGET``).
