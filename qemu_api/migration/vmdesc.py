@@ -47,7 +47,8 @@ def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] 
 
     The description is the last thing in the stream: ``0x06``, its length
     as ``be32``, the JSON text.  JSON text never holds a raw ``0x06`` byte, so
-    the last one in the stream marks it.
+    the marker is the last one in the stream, or one of the few before it
+    when the length itself contains that byte.
 
     Returns:
         The offset of the ``0x06`` byte and the parsed description, or None
@@ -56,12 +57,20 @@ def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] 
     view = memoryview(data).cast("B")
     raw = bytes(view[-min(len(view), 64 << 20) :])
     base = len(view) - len(raw)
-    at = raw.rfind(bytes([QEMU_VM_VMDESCRIPTION]))
-    if at < 0 or at + 5 > len(raw):
-        return None
-    length = int.from_bytes(raw[at + 1 : at + 5], "big")
-    text = raw[at + 5 :]
-    if length != len(text) or not text.startswith(b"{"):
+    end = len(raw)
+    # The marker is the last 0x06 byte, unless the length field holds one.
+    for _ in range(5):
+        at = raw.rfind(bytes([QEMU_VM_VMDESCRIPTION]), 0, end)
+        if at < 0:
+            return None
+        end = at
+        if at + 5 > len(raw):
+            continue
+        length = int.from_bytes(raw[at + 1 : at + 5], "big")
+        text = raw[at + 5 :]
+        if length == len(text) and text.startswith(b"{"):
+            break
+    else:
         return None
     try:
         parsed = json.loads(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import hw.char.pl011  # the board's UART, created when its model is loaded
 from hw.arm.virt import VirtMachine
 from hw.core.machine import MachineState
 from qemu_api.memory import get_address_space_memory
@@ -19,7 +20,12 @@ RAM_BASE = 0x4000_0000
 def make_virt(
     with_dev: bool = True, ram_size: int | None = None
 ) -> tuple[VirtMachine, MigTestDev | None]:
-    """Build a virt board (as ``-M virt``), with the test device at MIGDEV_BASE."""
+    """Build a virt board (as ``-M virt``), with the test device at MIGDEV_BASE.
+
+    The board has pyqemu's PL011 (``pl011``, instance 0), realized before the
+    test device.
+    """
+    assert hw.char.pl011.TYPE_PL011 == "pl011"
     machine = VirtMachine()
     if ram_size is not None:
         machine.ram_size = ram_size

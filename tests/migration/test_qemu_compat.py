@@ -26,6 +26,7 @@ from qemu_api.bits import u32
 from qemu_api.bql import BqlRefCell
 from qemu_api.clock import Clock
 from qemu_api.error import Error
+from qemu_api.memory import get_address_space_memory
 from qemu_api.migration.qemu_file import QEMUFileWriter
 from qemu_api.migration.savevm import (
     dump_vmstate_json,
@@ -250,7 +251,12 @@ def test_qemu_stream_loads_into_pyqemu_virt(qemu_stream: Path) -> None:
     assert bytes(machine.ram.get_ram_ptr()[0x100000:0x100008]) == b"pyqemu!!"
     pl011_class = hw.char.pl011.PL011State
     if isinstance(getattr(pl011_class, "vmsd", None), VMStateDescription):
+        # pyqemu's PL011 loads QEMU's section: the guest reads the same registers.
         assert "pl011 (0)" in result.loaded
+        space = get_address_space_memory()
+        assert space.read(UART + 0x24, 4) == 0x1234  # IBRD
+        assert space.read(UART + 0x2C, 4) == 0x70  # LCR_H
+        assert space.read(UART + 0x38, 4) == 0x50  # IMSC
     else:
         assert "'pl011' (instance 0)" in result.skipped
 
