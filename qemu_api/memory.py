@@ -81,7 +81,7 @@ from typing import Final, Generic, Literal, NamedTuple, TypeVar, final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
-from qemu_api.log import LOG_INVALID_MEM, qemu_log_mask
+from qemu_api.log import LOG_GUEST_ERROR, LOG_INVALID_MEM, qemu_log_mask
 from qemu_api.trace import add_state_listener, trace_event_name
 from qemu_trace.qemu_api import (
     trace_memory_region_ops_read,
@@ -548,6 +548,10 @@ class _BoundOps:
         )
 
 
+# Rejected and unassigned accesses: QEMU 7.2 logs them under -d guest_errors,
+# QEMU 9.1 and later under -d invalid_mem; either item shows them.
+_LOG_BAD_ACCESS: Final = LOG_GUEST_ERROR | LOG_INVALID_MEM
+
 # QEMU's get_cpu_index(): -1 when no CPU makes the access (qtest, DMA).
 _NO_CPU: Final = -1
 
@@ -557,7 +561,9 @@ def _traced_read(
 ) -> Callable[[int, int], int]:
     def traced(addr: int, size: int) -> int:
         value = read(addr, size)
-        trace_memory_region_ops_read(_NO_CPU, mr, addr, value, size, mr.name)
+        trace_memory_region_ops_read(
+            _NO_CPU, mr, _absolute_addr(mr, addr), value, size, mr.name
+        )
         return value
 
     return traced
@@ -567,7 +573,9 @@ def _traced_write(
     mr: MemoryRegion, write: Callable[[int, int, int], None]
 ) -> Callable[[int, int, int], None]:
     def traced(addr: int, value: int, size: int) -> None:
-        trace_memory_region_ops_write(_NO_CPU, mr, addr, value, size, mr.name)
+        trace_memory_region_ops_write(
+            _NO_CPU, mr, _absolute_addr(mr, addr), value, size, mr.name
+        )
         write(addr, value, size)
 
     return traced
@@ -579,7 +587,9 @@ def _traced_read_attrs(
 ) -> Callable[[int, int, MemTxAttrs], tuple[MemTxResult, int]]:
     def traced(addr: int, size: int, attrs: MemTxAttrs) -> tuple[MemTxResult, int]:
         result, value = read(addr, size, attrs)
-        trace_memory_region_ops_read(_NO_CPU, mr, addr, value, size, mr.name)
+        trace_memory_region_ops_read(
+            _NO_CPU, mr, _absolute_addr(mr, addr), value, size, mr.name
+        )
         return result, value
 
     return traced
@@ -590,10 +600,25 @@ def _traced_write_attrs(
     write: Callable[[int, int, int, MemTxAttrs], MemTxResult],
 ) -> Callable[[int, int, int, MemTxAttrs], MemTxResult]:
     def traced(addr: int, value: int, size: int, attrs: MemTxAttrs) -> MemTxResult:
-        trace_memory_region_ops_write(_NO_CPU, mr, addr, value, size, mr.name)
+        trace_memory_region_ops_write(
+            _NO_CPU, mr, _absolute_addr(mr, addr), value, size, mr.name
+        )
         return write(addr, value, size, attrs)
 
     return traced
+
+
+def _absolute_addr(mr: MemoryRegion, offset: int) -> int:
+    """The address of *offset* in the root of *mr*'s tree.
+
+    QEMU's ``memory_region_to_absolute_addr``, which the MMIO tracepoints print.
+    """
+    addr = offset
+    region: MemoryRegion | None = mr
+    while region is not None:
+        addr += region.addr
+        region = region.parent_container
+    return addr & _HWADDR_MASK
 
 
 # I/O regions, so that switching the MMIO tracepoints reaches every one.
@@ -1456,7 +1481,7 @@ def _log_invalid(
 ) -> None:
     kind = "write" if is_write else "read"
     qemu_log_mask(
-        LOG_INVALID_MEM,
+        _LOG_BAD_ACCESS,
         f"Invalid {kind} at addr 0x{addr:X}, size {size}, region '{mr._name}', "
         f"reason: {why}\n",
     )
@@ -1954,7 +1979,7 @@ def _access_allowed(
     if not attrs.memory or mr._ram is not None:
         return True
     qemu_log_mask(
-        LOG_INVALID_MEM,
+        _LOG_BAD_ACCESS,
         f"Invalid access to non-RAM device at addr 0x{addr:X}, size {length}, "
         f"region '{mr._name}'\n",
     )
@@ -3092,7 +3117,7 @@ class GuestMemory:
         if region is None:
             if start + length > _SIZE_2_64:
                 qemu_log_mask(
-                    LOG_INVALID_MEM,
+                    _LOG_BAD_ACCESS,
                     f"Invalid DMA {'write' if is_write else 'read'} at addr "
                     f"0x{start:X}, size {length}, reason: wraps past the end of "
                     "the address space\n",

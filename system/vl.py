@@ -7,7 +7,11 @@ traceback), builds the machine and runs the main loop until a shutdown request.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
+import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Final, TextIO, final
@@ -169,43 +173,57 @@ def _import_devices() -> None:
 
 
 def machine_help(target: str) -> str:
-    """Return the ``-machine help`` text."""
+    """Return the ``-machine help`` text, laid out and sorted as QEMU's."""
     lines = ["Supported machines are:"]
+    entries = []
     for cls in machine_types(target):
+        # QEMU's canonical name is the versioned one; the short one is its alias.
+        canonical = cls.aliases[0] if cls.aliases else cls.machine_name
+        alias = cls.machine_name if cls.aliases else None
+        entries.append((canonical, alias, cls))
+    for canonical, alias, cls in sorted(entries, key=lambda e: e[0]):
+        if alias is not None:
+            lines.append(f"{alias:<20} {cls.desc} (alias of {canonical})")
         default = " (default)" if target in cls.default_for else ""
-        for alias in cls.aliases:
-            lines.append(f"{alias:<20} {cls.desc}{default}")
-            default = ""
-        alias_of = f" (alias of {cls.aliases[0]})" if cls.aliases else ""
-        lines.append(f"{cls.machine_name:<20} {cls.desc}{alias_of}")
+        lines.append(f"{canonical:<20} {cls.desc}{default}")
     return "\n".join(lines) + "\n"
 
 
 def device_help() -> str:
-    """Return the ``-device help`` text: the user-creatable device types."""
-    lines = []
+    """Return the ``-device help`` text (QEMU's ``qdev_print_devinfos``)."""
+    lines = ["Misc devices:"]
     for cls in object_class_get_list("device"):
-        if issubclass(cls, DeviceState) and cls.user_creatable:
-            info = f', desc "{cls.desc}"' if cls.desc else ""
-            lines.append(f'name "{cls.TYPE_NAME}", bus System{info}')
+        if not issubclass(cls, DeviceState) or not cls.user_creatable:
+            continue
+        line = f'name "{cls.TYPE_NAME}"'
+        if cls.bus_type is not None:
+            line += f", bus {cls.bus_type}"
+        if cls.desc:
+            line += f', desc "{cls.desc}"'
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
 def device_props_help(typename: str) -> str:
-    """Return the ``-device TYPE,help`` text: properties with type, default, doc."""
+    """Return the ``-device TYPE,help`` text (QEMU's ``qdev_device_help``).
+
+    Raises:
+        Error: *typename* is not a device type.
+    """
     props = qdev_device_list_properties(typename)
     if not props:
-        return "There are no options for " + typename + ".\n"
-    lines = [f"{typename} options:"]
+        return f"There are no options for {typename}.\n"
+    rows = []
     for p in props:
-        extra = []
+        row = f"  {p.name}=<{p.type}>"
+        if p.description or p.default_value is not None:
+            row = f"{row:<24} - "
         if p.description:
-            extra.append(p.description)
+            row += p.description
         if p.default_value is not None:
-            extra.append(f"default: {p.default_value}")
-        tail = f" - {' ('.join(extra)}{')' if len(extra) > 1 else ''}" if extra else ""
-        lines.append(f"  {p.name}=<{p.type}>{tail}")
-    return "\n".join(lines) + "\n"
+            row += f" (default: {json.dumps(p.default_value)})"
+        rows.append(row)
+    return f"{typename} options:\n" + "".join(f"{r}\n" for r in sorted(rows))
 
 
 def chr_new_compat(label: str, spec: str) -> Chardev | None:
@@ -368,9 +386,11 @@ ACCELERATORS: Final = ("qtest", "tcg")
 class Emulator:
     """One run of the emulator: the machine, its main loop and its servers."""
 
-    def __init__(self, cfg: VMConfig, out: TextIO) -> None:
+    def __init__(self, cfg: VMConfig, out: TextIO, err: TextIO, prog: str) -> None:
         self.cfg = cfg
         self.out = out
+        self.err = err
+        self.prog = prog
         self.loop = MainLoop()
         self.machine: MachineState | None = None
         self.servers: list[object] = []
@@ -384,7 +404,11 @@ class Emulator:
             try:
                 mask |= log.qemu_str_to_log_mask(item)
             except Error as e:
-                raise CommandLineError("-d", e.msg) from None
+                # QEMU 7.2 prints the whole item list instead; one line that
+                # names the bad item is clearer.
+                raise CommandLineError(
+                    "-d", e.msg, "Use -d help to list the log items\n"
+                ) from None
         try:
             log.qemu_set_log_filename_flags(self.cfg.last("D"), mask)
         except Error as e:
@@ -532,8 +556,42 @@ class Emulator:
                     )
 
     def run(self) -> int:
-        """Run the main loop until a shutdown request; return the exit status."""
-        self.loop.run(until=lambda: runstate.shutdown_requested() is not None)
+        """Run the main loop until a shutdown request; return the exit status.
+
+        SIGINT, SIGTERM and SIGHUP end the run as in QEMU: a "terminating on
+        signal N" line, a ``SHUTDOWN`` event and exit status 0.
+        """
+        rfd, wfd = socket.socketpair()
+        rfd.setblocking(False)
+        wfd.setblocking(False)
+        caught: list[int] = []
+
+        def on_signal(signum: int, _frame: object) -> None:
+            caught.append(signum)
+
+        def drain() -> None:
+            with contextlib.suppress(BlockingIOError):
+                rfd.recv(64)
+            if caught and runstate.shutdown_requested() is None:
+                self.err.write(f"{self.prog}: terminating on signal {caught[0]}\n")
+                self.err.flush()
+                runstate.qemu_system_shutdown_request(ShutdownCause.HOST_SIGNAL)
+
+        old_wakeup = signal.set_wakeup_fd(wfd.fileno())
+        old = {
+            sig: signal.signal(sig, on_signal)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        self.loop.set_fd_handler(rfd.fileno(), drain, name="signals")
+        try:
+            self.loop.run(until=lambda: runstate.shutdown_requested() is not None)
+        finally:
+            self.loop.set_fd_handler(rfd.fileno(), None)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(old_wakeup)
+            rfd.close()
+            wfd.close()
         return 0
 
 
@@ -548,7 +606,7 @@ def _help_request(cfg: VMConfig, out: TextIO) -> bool:
     for arg in cfg.all("device"):
         opts = qemu_opts_parse(arg, implied="driver")
         driver = opts.get("driver")
-        if driver in ("help", "?"):
+        if driver is None and opts.help:
             out.write(device_help())
             return True
         if opts.help and driver is not None:
@@ -562,6 +620,8 @@ def _help_request(cfg: VMConfig, out: TextIO) -> bool:
 
 
 def _print_error(err: TextIO, prog: str, e: CommandLineError) -> None:
+    if not e.message:
+        return  # already reported (QEMU's usage texts)
     where = f"{e.opt}: " if e.opt else ""
     err.write(f"{prog}: {where}{e.message}\n")
     if e.hint:
@@ -605,11 +665,15 @@ def qemu_main(
         return 1
     _import_boards()
     _import_devices()
-    if _help_request(cfg, out):
-        return 0
+    try:
+        if _help_request(cfg, out):
+            return 0
+    except Error as e:
+        _print_error(err, prog, CommandLineError(None, e.msg, e.hint))
+        return 1
     if not bql_locked():
         bql_lock()
-    emu = Emulator(cfg, out)
+    emu = Emulator(cfg, out, err, prog)
     try:
         emu.start()
     except CommandLineError as e:

@@ -22,9 +22,6 @@ MiB: Final = 1 << 20
 needs_pl011 = pytest.mark.skipif(
     "pl011" not in pyqemu_config.DEVICES, reason="pl011 is not built"
 )
-needs_hpet = pytest.mark.skipif(
-    "hpet" not in pyqemu_config.DEVICES, reason="hpet is not built"
-)
 
 
 # -- virt ------------------------------------------------------------------------
@@ -164,14 +161,6 @@ def test_pc_port_io_reads_as_unassigned() -> None:
             0xFFFF,
             0xFFFFFFFF,
         )
-
-
-@needs_hpet
-def test_pc_hpet_capabilities() -> None:
-    with QTestState(PC, target="x86_64") as qts:
-        cap = qts.readq(0xFED00000)
-        assert cap & 0xFFFF00FF == 0x8086A001  # vendor, 64-bit, legacy routing
-        assert cap >> 32 == 10_000_000  # period in femtoseconds
 
 
 # -- none --------------------------------------------------------------------------

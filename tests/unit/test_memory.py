@@ -1564,3 +1564,18 @@ def test_mtree_flatview_root_through_alias() -> None:
         in text
     )
     assert space.ldub(0) == 0
+
+
+def test_bad_accesses_are_guest_errors_too(capsys) -> None:
+    """QEMU 7.2 logs rejected accesses under -d guest_errors (9.1: invalid_mem)."""
+    from qemu_api.log import LOG_GUEST_ERROR
+
+    qemu_set_log(0)
+    space = AddressSpace(MemoryRegion.container(None, "empty", 0x1000), "t")
+    space.read(0x10, 4)
+    assert capsys.readouterr().err == ""
+    qemu_set_log(LOG_GUEST_ERROR)
+    space.read(0x10, 4)
+    assert capsys.readouterr().err == (
+        "Invalid read at addr 0x10, size 4, region '(null)', reason: rejected\n"
+    )

@@ -228,11 +228,11 @@ def test_mmio_dispatch_trace_events(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2
     assert lines[0].split(":", 1)[1] == (
-        f"memory_region_ops_read cpu -1 mr 0x{id(mr):x} addr 0x4 value 0x44 "
+        f"memory_region_ops_read cpu -1 mr 0x{id(mr):x} addr 0x9004 value 0x44 "
         "size 4 name 'uart'"
     )
     assert lines[1].endswith(
-        f"memory_region_ops_write cpu -1 mr 0x{id(mr):x} addr 0x8 value 0xab "
+        f"memory_region_ops_write cpu -1 mr 0x{id(mr):x} addr 0x9008 value 0xab "
         "size 4 name 'uart'"
     )
     trace.trace_enable_events("-memory_region_ops_*")
