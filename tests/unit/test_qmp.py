@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -1407,3 +1408,41 @@ def test_qapi_gen_module_checks_and_marshals(
     assert "   * ``colors`` (array of :ref:`Color <qapi-Color>`) -- c\n" in text
     assert ":Returns: array of :ref:`Paint <qapi-Paint>` -- paints\n" in text
     assert "Example::\n\n   -> x\n   <- y\n" in text
+
+
+def test_qapi_gen_module_passes_mypy_strict(tmp_path: Path) -> None:
+    srcroot = QAPI_GEN.parents[1]
+    pkg = tmp_path / "qapi"
+    pkg.mkdir()
+    res = qapi_gen(
+        tmp_path,
+        (srcroot / "qapi" / "schema.json").read_text(),
+        "--init",
+        str(pkg / "__init__.py"),
+        "--module",
+        str(pkg / "qmp_schema.py"),
+        "--reference-module",
+        str(pkg / "qmp_reference.py"),
+    )
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--config-file",
+            str(srcroot / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            "-p",
+            "qapi",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": f"{tmp_path}:{srcroot}"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
