@@ -90,6 +90,11 @@ class ShutdownCause(enum.Enum):
     SNAPSHOT_LOAD = "snapshot-load"
 
 
+# States recorded even when the machine was not running.
+_STICKY_STATES = frozenset(
+    {RunState.INTERNAL_ERROR, RunState.SHUTDOWN, RunState.POSTMIGRATE}
+)
+
 EventListener = Callable[[str, dict[str, JSONValue]], None]
 """A receiver of QMP events: ``(event name, data)``."""
 
@@ -168,8 +173,15 @@ def vm_start() -> None:
 
 
 def vm_stop(state: RunState) -> None:
-    """Stop the machine in *state*; emits ``STOP`` if it was running."""
+    """Stop the running machine in *state*; emits ``STOP``.
+
+    As QEMU's ``do_vm_stop``, a machine that is not running keeps its state
+    (a paused machine stays paused), except that a stop in ``internal-error``,
+    ``shutdown`` or ``postmigrate`` is always recorded.
+    """
     was_running = _state is RunState.RUNNING
+    if not was_running and state not in _STICKY_STATES:
+        return
     runstate_set(state)
     if was_running:
         for handler in list(_vm_change_handlers):

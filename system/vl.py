@@ -552,7 +552,12 @@ class Emulator:
                     raise CommandLineError(f"-{opt}", e.msg, e.hint) from None
                 if chr_ is not None:
                     self.servers.append(
-                        QMPMonitor(chr_, self.loop, pretty=opt == "qmp-pretty")
+                        QMPMonitor(
+                            chr_,
+                            self.loop,
+                            pretty=opt == "qmp-pretty",
+                            target=self.cfg.target,
+                        )
                     )
 
     def run(self) -> int:

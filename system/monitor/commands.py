@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Protocol, final
 
+import pyqemu_config
+from hw.core.machine import MachineState, machine_types
 from qapi.qmp_schema import (
     ChardevInfo,
     CommandInfo,
@@ -40,9 +42,6 @@ from qapi.qmp_schema import (
     VersionInfo,
     VersionTriple,
 )
-
-import pyqemu_config
-from hw.core.machine import MachineState, machine_types
 from qemu_api import chardev, trace
 from qemu_api.error import Error, ErrorClass, error_get_progname
 from qemu_api.qdev import DeviceState, qdev_device_list_properties

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Final, final
 
 from qapi.qmp_schema import QMPCommandHandlers
-
 from qemu_api.error import Error
 from qemu_api.memory import mtree_info
 from qemu_api.qdev import BusState, DeviceState, qdev_get_machine
