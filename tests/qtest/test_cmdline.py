@@ -327,9 +327,7 @@ def test_trace_memory_region_ops_line_format() -> None:
     args = ["-M", "virt", "-nodefaults", "-trace", "memory_region_ops_read"]
     with QTestState(args) as qts:
         qts.readl(0x09000FE0)
-    (line,) = [
-        ln for ln in qts.stderr().splitlines() if "memory_region_ops_read" in ln
-    ]
+    (line,) = [ln for ln in qts.stderr().splitlines() if "memory_region_ops_read" in ln]
     assert re.fullmatch(
         r"\d+@\d+\.\d{6}:memory_region_ops_read cpu -1 mr 0x[0-9a-f]+ "
         r"addr 0x9000fe0 value 0x11 size 4 name 'pl011'",
