@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import hw.char.pl011
+from hw.i386.pc import PcMachine
 from qemu_api.bits import u32
 from qemu_api.bql import BqlRefCell
 from qemu_api.clock import Clock
@@ -50,11 +51,11 @@ PATTERN = bytes((i * 7 + 3) & 0xFF for i in range(4096))
 UART = 0x0900_0000
 
 
-def qemu_binary() -> str:
-    path = shutil.which(QEMU)
+def qemu_binary(name: str = QEMU) -> str:
+    path = shutil.which(name)
     if path is None:
         pytest.fail(
-            f"{QEMU} is missing: the migration compatibility tests need QEMU 7.2; "
+            f"{name} is missing: the migration compatibility tests need QEMU 7.2; "
             "install it with 'apt-get install -y qemu-system-arm qemu-system-x86'"
         )
     return path
@@ -119,14 +120,16 @@ class QemuRun:
     qtest: QTest
 
 
-def start_qemu(tmp: Path, *extra: str) -> QemuRun:
+def start_qemu(
+    tmp: Path, *extra: str, binary: str = QEMU, machine: str = "virt"
+) -> QemuRun:
     qmp_path = tmp / "qmp.sock"
     qtest_path = tmp / "qtest.sock"
     proc = subprocess.Popen(
         [
-            qemu_binary(),
+            qemu_binary(binary),
             "-M",
-            "virt",
+            machine,
             "-display",
             "none",
             "-nodefaults",
@@ -368,3 +371,28 @@ def test_dump_vmstate_matches_qemu(tmp_path: Path) -> None:
         theirs["version_id"],
         theirs["minimum_version_id"],
     )
+
+
+def test_qemu_pc_stream_loads_into_pyqemu_pc(tmp_path: Path) -> None:
+    run = start_qemu(tmp_path, binary="qemu-system-x86_64", machine="pc")
+    path = tmp_path / "pc.mig"
+    try:
+        run.qtest.cmd(f"write 0x100000 0x1000 0x{PATTERN.hex()}")
+        assert run.qmp.cmd("migrate", uri=f"exec:cat > {path}") == {"return": {}}
+        assert wait_migration(run.qmp)["status"] == "completed"
+    finally:
+        stop_qemu(run)
+    data = path.read_bytes()
+    config = b"\x07\x00\x00\x00\x0dpc-i440fx-7.2"
+    assert data[8:27] == config + b"\x01"  # no target-page-bits subsection
+    machine = PcMachine()
+    machine.attach()
+    machine.machine_init()
+    assert machine.ram is not None
+    result = qemu_loadvm_state(data, machine, skip_unknown=True)
+    assert result.machine_type == "pc-i440fx-7.2"
+    assert "RAM block 'pc.bios'" in result.skipped
+    assert bytes(machine.ram.get_ram_ptr()[0x100000:0x101000]) == PATTERN
+    f = QEMUFileWriter()
+    qemu_savevm_state(f, machine)
+    assert f.getvalue()[8:27] == config + b"\x01"
