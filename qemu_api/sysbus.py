@@ -109,6 +109,8 @@ class SysBusDevice(DeviceState, type_name=TYPE_SYS_BUS_DEVICE, abstract=True):
     """Base of devices on the system bus (QEMU's ``SysBusDevice``)."""
 
     bus_type = TYPE_SYSTEM_BUS
+    # As in QEMU, sysbus devices are wired by boards, not created with -device.
+    user_creatable = False
 
     @override
     def _qom_instance_init(self) -> None:
