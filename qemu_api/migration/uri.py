@@ -579,7 +579,9 @@ class IncomingMigration:
     def wait(self) -> LoadResult:
         """Block until the whole stream has arrived, then load it.
 
-        Needs the BQL for the load; the transport is read without it.
+        The calling thread waits on the transport while it holds the BQL
+        (the load needs it), so nothing else runs meanwhile; a running
+        emulator passes ``watch`` to :func:`migrate_incoming` instead.
 
         Returns:
             What was loaded.
