@@ -24,6 +24,7 @@ from qemu_api.bql import bql_lock, bql_locked
 from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new
 from qemu_api.error import Error, error_set_progname
 from qemu_api.memory import reset_system_memory
+from qemu_api.migration.savevm import dump_vmstate_json_to_file
 from qemu_api.qdev import (
     DeviceState,
     qdev_device_list_properties,
@@ -38,6 +39,8 @@ from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import virtual_clock_reset
 from system import runstate
 from system.main_loop import MainLoop
+from system.migration import exit_status as migration_exit_status
+from system.migration import migration_init, start_incoming
 from system.monitor import QMPMonitor
 from system.qemu_opts import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from system.qtest import QTestServer
@@ -529,7 +532,22 @@ class Emulator:
         self.loop.machine_running = runstate.runstate_is_running
         self.loop.set_error_handler(runstate.report_internal_error)
         self.start_servers()
-        if not self.cfg.has("S"):
+        migration_init(self.loop, autostart=not self.cfg.has("S"))
+        dump = self.cfg.last("dump-vmstate")
+        if dump is not None:
+            try:
+                dump_vmstate_json_to_file(dump, machine)
+            except Error as e:
+                raise CommandLineError("-dump-vmstate", e.msg, e.hint) from None
+            runstate.qemu_system_shutdown_request(ShutdownCause.NONE)
+            return
+        incoming = self.cfg.last("incoming")
+        if incoming is not None:
+            try:
+                start_incoming(incoming)
+            except Error as e:
+                raise CommandLineError("-incoming", e.msg, e.hint) from None
+        elif not self.cfg.has("S"):
             runstate.vm_start()
 
     def start_servers(self) -> None:
@@ -597,7 +615,7 @@ class Emulator:
             signal.set_wakeup_fd(old_wakeup)
             rfd.close()
             wfd.close()
-        return 0
+        return migration_exit_status()
 
 
 def _help_request(cfg: VMConfig, out: TextIO) -> bool:

@@ -56,7 +56,7 @@ from qemu_api.qom import (
     type_get_parent,
     type_info,
 )
-from system import runstate
+from system import migration, runstate
 from system.monitor.hmp import handle_hmp_command
 from system.runstate import ShutdownCause
 
@@ -246,6 +246,29 @@ class MonitorCommands:
         the client gets both before the process exits.
         """
         runstate.qemu_system_shutdown_request(ShutdownCause.HOST_QMP_QUIT)
+
+    # -- migration ------------------------------------------------------------
+
+    def migrate(
+        self,
+        *,
+        uri: str,
+        blk: bool | None,
+        inc: bool | None,
+        detach: bool | None,
+        resume: bool | None,
+    ) -> None:
+        """Send the machine to ``uri`` (``qmp_migrate``, :mod:`system.migration`)."""
+        del detach  # QEMU ignores it too
+        migration.qmp_migrate(uri, blk=bool(blk), inc=bool(inc), resume=bool(resume))
+
+    def migrate_incoming(self, *, uri: str) -> None:
+        """Start an incoming migration after ``-incoming defer``."""
+        migration.qmp_migrate_incoming(uri)
+
+    def query_migrate(self) -> JSONValue:
+        """The last migration's state (``qmp_query_migrate``)."""
+        return migration.qmp_query_migrate()
 
     def query_machines(self) -> list[MachineInfo]:
         """The boards of the target (``qmp_query_machines``)."""
