@@ -71,6 +71,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import mmap
 import types
 import weakref
 from bisect import bisect_right
@@ -884,7 +885,7 @@ class MemoryRegion:
         self._mapped_via_alias = 0
         self._ops: _BoundOps = _UNASSIGNED_OPS
         self._opaque: object = None
-        self._ram: bytearray | None = None
+        self._ram: RamBuffer | None = None
 
     # -- constructors -------------------------------------------------------
 
@@ -954,8 +955,10 @@ class MemoryRegion:
     def ram(cls, owner: object | None, name: str, size: int) -> MemoryRegion:
         """Make a RAM region, zero-filled (``memory_region_init_ram``).
 
-        Its contents are a ``bytearray``, reached without copying through
-        :meth:`get_ram_ptr`.
+        Its contents are an anonymous memory mapping (a ``bytearray`` when
+        empty): the host provides zeroed pages on first touch, so a large
+        guest costs nothing until it is used. :meth:`get_ram_ptr` reaches
+        them without copying.
 
         Args:
             owner: the object that owns the region.
@@ -969,7 +972,7 @@ class MemoryRegion:
             Error: the size is out of range.
         """
         mr = cls(owner, name, size)
-        mr._ram = bytearray(mr._size)
+        mr._ram = _alloc_ram(mr._size)
         mr._terminates = True
         return mr
 
@@ -1942,19 +1945,30 @@ class _AdjustedAccess:
             write(off + i, tmp, access_size)
 
 
-def _ram_read_le(ram: bytearray, off: int, size: int) -> int:
+RamBuffer = bytearray | mmap.mmap
+"""The storage of a RAM region: an anonymous mapping, or a bytearray when empty."""
+
+
+def _alloc_ram(size: int) -> RamBuffer:
+    """Zero-filled RAM of *size* bytes, allocated lazily by the host."""
+    if size == 0:
+        return bytearray()
+    return mmap.mmap(-1, size)
+
+
+def _ram_read_le(ram: RamBuffer, off: int, size: int) -> int:
     return int.from_bytes(ram[off : off + size], "little")
 
 
-def _ram_read_be(ram: bytearray, off: int, size: int) -> int:
+def _ram_read_be(ram: RamBuffer, off: int, size: int) -> int:
     return int.from_bytes(ram[off : off + size], "big")
 
 
-def _ram_write_le(ram: bytearray, off: int, value: int, size: int) -> None:
+def _ram_write_le(ram: RamBuffer, off: int, value: int, size: int) -> None:
     ram[off : off + size] = value.to_bytes(size, "little")
 
 
-def _ram_write_be(ram: bytearray, off: int, value: int, size: int) -> None:
+def _ram_write_be(ram: RamBuffer, off: int, value: int, size: int) -> None:
     ram[off : off + size] = value.to_bytes(size, "big")
 
 
@@ -3068,7 +3082,7 @@ class GuestMemory:
         self._attrs = attrs
         self._space: AddressSpace | None = None
         self._region: MemoryRegion | None = None
-        self._ram: bytearray | None = None
+        self._ram: RamBuffer | None = None
         self._offset = 0
         self._size = _SIZE_2_64
         if isinstance(target, AddressSpace):
