@@ -23,7 +23,6 @@ from qemu_api.migration.savevm import (
 )
 from qemu_api.migration.vmdesc import vmdesc_find
 from qemu_api.timer import CLOCK_VIRTUAL, clock_step, qemu_clock_get_ns
-from tests.migration.conftest import reset_runtime
 from tests.migration.machine import (
     machine_state,
     make_virt,
@@ -31,6 +30,7 @@ from tests.migration.machine import (
     write_pattern,
 )
 from tests.migration.migdev import INVALID_B8, REJECT_MAGIC, MigTestDev, fill
+from tests.runtime import reset_runtime
 
 PATTERN = bytes(range(256)) * 16
 

@@ -22,9 +22,9 @@ from qemu_api.migration.uri import (
 )
 from qemu_api.timer import clock_step
 from system.main_loop import MainLoop
-from tests.migration.conftest import reset_runtime
 from tests.migration.machine import machine_state, make_virt, write_pattern
 from tests.migration.migdev import fill
+from tests.runtime import reset_runtime
 
 RAM = 8 << 20
 

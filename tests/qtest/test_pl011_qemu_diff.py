@@ -40,14 +40,14 @@ import pytest
 from hw.char.pl011.device import PL011State
 from hw.core.machine import MachineState, find_machine
 from qemu_api import bql
-from qemu_api.chardev import qemu_chr_reset
 from qemu_api.error import Error
-from qemu_api.memory import AddressSpace, get_address_space_memory, reset_system_memory
+from qemu_api.memory import AddressSpace, get_address_space_memory
 from qemu_api.migration.qemu_file import QEMUFileWriter
 from qemu_api.migration.savevm import dump_vmstate_json, qemu_loadvm_state
 from qemu_api.migration.vmstate import vmstate_save_state
-from qemu_api.qom import object_resolve_path, object_tree_reset
+from qemu_api.qom import object_resolve_path
 from tests.qtest.libqtest import QTestState
+from tests.runtime import reset_runtime
 
 BASE = 0x0900_0000
 UART_SPI = 1
@@ -611,21 +611,15 @@ def pyqemu_virt() -> Iterator[tuple[MachineState, AddressSpace]]:
     assert hw.arm.virt.VirtMachine.machine_name == "virt"
     bql.bql_lock()
     try:
-        _reset_runtime()
+        reset_runtime()
         machine = find_machine("virt", "aarch64")()
         machine.attach()
         machine.machine_init()
         machine.reset()
         yield machine, get_address_space_memory()
     finally:
-        _reset_runtime()
+        reset_runtime()
         bql.bql_unlock()
-
-
-def _reset_runtime() -> None:
-    qemu_chr_reset()
-    object_tree_reset()
-    reset_system_memory()
 
 
 def migrate_to_file(side: Side, path: Path) -> bytes:

@@ -17,7 +17,7 @@ from typing import Final
 
 import pytest
 
-from qemu_api import bql, chardev, log, memory, qdev, qom, timer
+from qemu_api import chardev, memory, qom
 from qemu_api.chardev import Chardev, ChardevOptions, ChrEvent
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource
@@ -36,6 +36,7 @@ from system.main_loop import MainLoop
 from system.qtest import MAX_TRANSFER, QTestServer, qtest_parse_number
 from system.runstate import RunState
 from tests.qtest.libqtest import QTestFailError, QTestState
+from tests.runtime import fresh_runtime
 
 RAM: Final = 0x1000
 PROBE: Final = 0x10000
@@ -126,30 +127,12 @@ PROBE_OPS: Final = MemoryRegionOps[Probe](
 )
 
 
-def _reset_runtime() -> None:
-    timer.virtual_clock_reset()
-    timer.qemu_clock_set_notify(None)
-    chardev.qemu_chr_reset()
-    log.qemu_log_reset()
-    qdev.qdev_prop_reset_globals()
-    qom.object_tree_reset()
-    memory.reset_system_memory()
-    runstate.runstate_init(RunState.RUNNING)
-    runstate.qapi_event_remove_all_listeners()
-
-
 @pytest.fixture(autouse=True)
-def _runtime() -> Iterator[None]:
-    if not bql.bql_locked():
-        bql.bql_lock()
-    _reset_runtime()
-    try:
+def _running() -> Iterator[None]:
+    """The fresh runtime of tests/runtime.py, with the machine running."""
+    with fresh_runtime():
+        runstate.runstate_init(RunState.RUNNING)
         yield
-    finally:
-        if not bql.bql_locked():
-            bql.bql_lock()
-        _reset_runtime()
-        bql.bql_unlock()
 
 
 class Session:

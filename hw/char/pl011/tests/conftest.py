@@ -7,50 +7,23 @@ log flags, trace patterns or armed timers survive a test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from hw.char.pl011.device import TYPE_PL011, PL011State
-from qemu_api import bql, chardev, log, memory, qdev, qom, timer, trace
 from qemu_api.chardev import Chardev, ChrEvent
 from qemu_api.irq import qemu_allocate_irq
 from qemu_api.memory import AddressSpace, get_address_space_memory
 from qemu_api.qdev import device_cold_reset, qdev_new
 from qemu_api.qom import override
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from tests.runtime import qemu_runtime
+
+# The fresh runtime of tests/runtime.py (autouse), re-exported for pytest.
+__all__ = ["qemu_runtime"]
 
 BASE = 0x0900_0000
-
-
-def _reset_runtime() -> None:
-    timer.virtual_clock_reset()
-    timer.qemu_clock_set_notify(None)
-    chardev.qemu_chr_reset()
-    log.qemu_log_reset()
-    trace.trace_reset()
-    qdev.qdev_prop_reset_globals()
-    qom.object_tree_reset()
-    memory.reset_system_memory()
-
-
-@pytest.fixture(autouse=True)
-def _qemu_runtime() -> Iterator[None]:
-    """Hold the BQL during the test and reset the global runtime state after."""
-    bql.bql_set_debug_cell(True)
-    if not bql.bql_locked():
-        bql.bql_lock()
-    _reset_runtime()
-    try:
-        yield
-    finally:
-        if not bql.bql_locked():
-            bql.bql_lock()
-        try:
-            _reset_runtime()
-        finally:
-            bql.bql_unlock()
 
 
 class RecordingChardev(Chardev):
