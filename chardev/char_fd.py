@@ -46,8 +46,8 @@ from collections.abc import Callable
 from qemu_api._compat import override
 from qemu_api.chardev import CHR_READ_BUF_LEN, Chardev, ChardevOptions, ChrEvent
 from qemu_api.error import Error
+from qemu_api.option import parse_bool
 from system.main_loop import MainLoop
-from system.qemu_opts import parse_bool
 
 __all__ = ["FdChardev", "get_main_loop", "set_main_loop"]
 

@@ -58,6 +58,7 @@ from qemu_api.log import (
     qemu_log_set_trace_hook,
     qemu_set_log_filename,
 )
+from qemu_api.option import split_opts
 
 __all__ = [
     "BACKENDS",
@@ -469,27 +470,6 @@ def trace_init_events(fname: str) -> None:
             trace_enable_events(line)
 
 
-def _split_opts(optarg: str) -> list[str]:
-    """Split a QemuOpts string at single commas (',,' is a literal comma)."""
-    parts: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(optarg):
-        c = optarg[i]
-        if c == ",":
-            if optarg[i + 1 : i + 2] == ",":
-                cur.append(",")
-                i += 2
-                continue
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
 def trace_opt_parse(optarg: str) -> None:
     """Handle one ``-trace`` option: ``[enable=]PATTERN,events=FILE,file=FILE``.
 
@@ -503,7 +483,7 @@ def trace_opt_parse(optarg: str) -> None:
     """
     global _trace_opts_file, _init_on_startup
     opts: dict[str, str] = {}
-    for i, part in enumerate(_split_opts(optarg)):
+    for i, part in enumerate(split_opts(optarg)):
         key, eq, value = part.partition("=")
         if not eq:
             if i != 0:

@@ -25,6 +25,7 @@ from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new
 from qemu_api.error import Error, error_set_progname
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
+from qemu_api.option import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from qemu_api.qdev import (
     DeviceState,
     qdev_device_list_properties,
@@ -42,7 +43,6 @@ from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, start_incoming
 from system.monitor import QMPMonitor
-from system.qemu_opts import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from system.qtest import QTestServer
 from system.runstate import RunState, ShutdownCause
 

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from qemu_api.error import Error
+from qemu_api.option import parse_bool, parse_size, qemu_opts_parse, split_opts
 from qemu_api.timer import (
     CLOCK_REALTIME,
     CLOCK_VIRTUAL,
@@ -17,7 +18,6 @@ from qemu_api.timer import (
 )
 from system import runstate
 from system.main_loop import MainLoop
-from system.qemu_opts import parse_bool, parse_size, qemu_opts_parse, split_opts
 from system.runstate import RunState, ShutdownCause
 
 

@@ -1,4 +1,4 @@
-"""QEMU's option-string syntax (``util/qemu-option.c``): ``key=value,key=value``.
+"""QEMU's option strings, ``key=value,key=value`` (``include/qemu/option.h``).
 
 Used by the command line for ``-machine``, ``-device``, ``-chardev``, ``-qmp`` and
 the like. Values are split at single commas (``,,`` is a literal comma); an option
