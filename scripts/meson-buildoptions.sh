@@ -7,7 +7,7 @@ meson_options_help() {
   printf '%s\n' ''
   printf '%s\n' 'Optional features, enabled with --enable-FEATURE and'
   printf '%s\n' 'disabled with --disable-FEATURE (default: as shown):'
-  printf '%s\n' '  docs                         Documentation (Sphinx, from the venv) [auto]'
+  printf '%s\n' '  docs                         Documentation (Sphinx, from the venv; needs Python device support) [auto]'
   printf '%s\n' '  python                       Python device support: qemu_api, its gates and the devices that boards select [auto]'
   printf '%s\n' '  python-devices               every device written in Python, including devices no board selects (auto: only those boards select) [auto]'
 }
