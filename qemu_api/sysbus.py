@@ -50,7 +50,12 @@ from qemu_api.qdev import (
     qdev_new,
     qdev_realize,
 )
-from qemu_api.qom import container_get, object_resolve_path_component, override
+from qemu_api.qom import (
+    container_get,
+    object_resolve_path_component,
+    override,
+    type_get_parent,
+)
 
 __all__ = [
     "QDEV_MAX_IRQ",
@@ -63,6 +68,7 @@ __all__ = [
     "sysbus_create_simple",
     "sysbus_create_varargs",
     "sysbus_get_default",
+    "sysbus_new",
     "sysbus_realize",
     "sysbus_realize_and_unref",
 ]
@@ -247,6 +253,30 @@ class SysBusDevice(DeviceState, type_name=TYPE_SYS_BUS_DEVICE, abstract=True):
         """Plug into the main system bus and realize (``sysbus_realize``)."""
         bql_assert_locked("SysBusDevice.sysbus_realize")
         qdev_realize(self, sysbus_get_default())
+
+
+def sysbus_new(typename: str) -> SysBusDevice:
+    """Create a system bus device of type ``typename``, not yet realized.
+
+    The typed counterpart of ``qdev_new`` for boards that set properties before
+    ``sysbus_realize`` and then map and wire the device.
+
+    Raises:
+        Error: ``typename`` is not a sysbus device type.
+
+    >>> sysbus_new("or-irq")
+    Traceback (most recent call last):
+    ...
+    qemu_api.error.Error: 'or-irq' is not a sysbus device type (its parent is 'device')
+    """
+    dev = qdev_new(typename)
+    if not isinstance(dev, SysBusDevice):
+        parent = type_get_parent(typename)
+        dev.unparent()
+        raise Error(
+            f"'{typename}' is not a sysbus device type (its parent is '{parent}')"
+        )
+    return dev
 
 
 def sysbus_realize(dev: SysBusDevice) -> None:

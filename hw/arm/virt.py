@@ -12,9 +12,9 @@ from typing import Final
 
 from hw.core.machine import MachineState
 from hw.intc.latch import ArmGic
-from qemu_api.qdev import qdev_get_gpio_in, qdev_new
+from qemu_api.qdev import qdev_get_gpio_in
 from qemu_api.qom import object_class_by_name, object_property_add_child, override
-from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from qemu_api.sysbus import sysbus_new, sysbus_realize
 
 __all__ = ["VIRT_MEMMAP", "VirtMachine"]
 
@@ -50,12 +50,11 @@ class VirtMachine(MachineState, type_name="virt-machine"):
             self._create_uart(gic)
 
     def _create_uart(self, gic: ArmGic) -> None:
-        uart = qdev_new("pl011")
+        uart = sysbus_new("pl011")
         object_property_add_child(self, "pl011", uart)
         serial = self.serial_hd(0)
         if serial is not None:
             uart.property_set("chardev", serial.label)
-        sbd = uart.cast(SysBusDevice)
-        sysbus_realize(sbd)
-        sbd.mmio_map(0, VIRT_MEMMAP["uart"][0])
-        sbd.connect_irq(0, qdev_get_gpio_in(gic, UART_SPI))
+        sysbus_realize(uart)
+        uart.mmio_map(0, VIRT_MEMMAP["uart"][0])
+        uart.connect_irq(0, qdev_get_gpio_in(gic, UART_SPI))

@@ -12,9 +12,9 @@ from typing import Final
 
 from hw.core.machine import MachineState
 from hw.intc.latch import Ioapic
-from qemu_api.qdev import qdev_get_gpio_in, qdev_new
+from qemu_api.qdev import qdev_get_gpio_in
 from qemu_api.qom import object_class_by_name, object_property_add_child, override
-from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from qemu_api.sysbus import sysbus_new, sysbus_realize
 
 __all__ = ["HPET_BASE", "IOAPIC_NUM_PINS", "PcMachine"]
 
@@ -43,9 +43,8 @@ class PcMachine(MachineState, type_name="pc-i440fx-7.2-machine"):
         sysbus_realize(ioapic)
         self.ioapic = ioapic
         if object_class_by_name("hpet") is not None:
-            hpet = qdev_new("hpet")
-            object_property_add_child(self, "hpet", hpet)
-            sbd = hpet.cast(SysBusDevice)
+            sbd = sysbus_new("hpet")
+            object_property_add_child(self, "hpet", sbd)
             sysbus_realize(sbd)
             sbd.mmio_map(0, HPET_BASE)
             # QEMU: timer IRQs go to the GSIs; pin 2 (timer 0 in legacy mode)

@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hw.char.pl011.device import TYPE_PL011, PL011State
+from hw.char.pl011.device import (
+    TYPE_PL011,
+    TYPE_PL011_LUMINARY,
+    PL011Luminary,
+    PL011State,
+)
 from qemu_api.chardev import Chardev, ChrEvent
 from qemu_api.irq import qemu_allocate_irq
 from qemu_api.memory import AddressSpace, get_address_space_memory
-from qemu_api.qdev import device_cold_reset, qdev_new
+from qemu_api.qdev import device_cold_reset
 from qemu_api.qom import override
-from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from qemu_api.sysbus import sysbus_realize
 from tests.runtime import qemu_runtime
 
 # The fresh runtime of tests/runtime.py (autouse), re-exported for pytest.
@@ -104,7 +109,7 @@ class Uart:
 def make_uart(
     typename: str = TYPE_PL011, with_chardev: bool = True, base: int = BASE
 ) -> Uart:
-    dev = qdev_new(typename).cast(PL011State)
+    dev = PL011Luminary() if typename == TYPE_PL011_LUMINARY else PL011State()
     chr_ = RecordingChardev() if with_chardev else None
     if chr_ is not None:
         dev.chardev = chr_
@@ -112,7 +117,7 @@ def make_uart(
     dev.mmio_map(0, base)
     uart = Uart(dev, chr_, get_address_space_memory(), base)
     for i in range(6):
-        dev.cast(SysBusDevice).connect_irq(i, qemu_allocate_irq(uart.irq, i))
+        dev.connect_irq(i, qemu_allocate_irq(uart.irq, i))
     device_cold_reset(dev)
     return uart
 

@@ -88,7 +88,7 @@ def test_properties() -> None:
     assert rows["migrate-clk"].type == "bool"
     assert rows["migrate-clk"].default_value is True
     assert rows["chardev"].type == "str"
-    dev = qdev_new(TYPE_PL011).cast(PL011State)
+    dev = PL011State()
     assert dev.migrate_clk is True
     dev.property_set("migrate-clk", False)
     assert dev.property_get("migrate-clk") is False
@@ -160,7 +160,7 @@ def test_reset_values(uart: Uart) -> None:
 
 
 def test_new_device_starts_with_reset_values() -> None:
-    dev = qdev_new(TYPE_PL011).cast(PL011State)
+    dev = PL011State()
     sysbus_realize(dev)
     dev.mmio_map(0, BASE)
     mem = get_address_space_memory()
@@ -823,7 +823,7 @@ def test_baudrate_trace_on_divisor_writes_and_clock_updates(
 ) -> None:
     src = Clock()
     src.set_hz(24_000_000)
-    dev = qdev_new(TYPE_PL011).cast(PL011State)
+    dev = PL011State()
     qdev_connect_clock_in(dev, "clk", src)
     sysbus_realize(dev)
     dev.mmio_map(0, BASE)

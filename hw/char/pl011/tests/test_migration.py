@@ -6,14 +6,14 @@ import struct
 
 import pytest
 
-from hw.char.pl011.device import TYPE_PL011, PL011State
+from hw.char.pl011.device import PL011State
 from hw.char.pl011.registers import RegisterOffset as R
 from hw.char.pl011.tests.conftest import BASE, Uart, make_uart
 from qemu_api.clock import Clock, clock_period_from_hz
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
 from qemu_api.migration.vmstate import vmstate_load_state, vmstate_save_state
-from qemu_api.qdev import device_cold_reset, qdev_connect_clock_in, qdev_new
+from qemu_api.qdev import device_cold_reset, qdev_connect_clock_in
 from qemu_api.sysbus import sysbus_realize
 
 VMSD = PL011State.vmsd
@@ -131,7 +131,7 @@ def test_wire_layout(uart: Uart) -> None:
 
 
 def test_migrate_clk_off_drops_the_clock_subsection() -> None:
-    dev = qdev_new(TYPE_PL011).cast(PL011State)
+    dev = PL011State()
     dev.migrate_clk = False
     sysbus_realize(dev)
     device_cold_reset(dev)
@@ -141,7 +141,7 @@ def test_migrate_clk_off_drops_the_clock_subsection() -> None:
 def test_clock_period_is_migrated() -> None:
     src = Clock()
     src.set_hz(24_000_000)
-    dev = qdev_new(TYPE_PL011).cast(PL011State)
+    dev = PL011State()
     qdev_connect_clock_in(dev, "clk", src)
     sysbus_realize(dev)
     device_cold_reset(dev)
