@@ -293,7 +293,13 @@ def _device_add(arg: str) -> None:
     dev = qdev_new(driver)
     dev_id = opts.take("id")
     for key, value in opts.values.items():
-        dev.property_parse(key, value)
+        try:
+            dev.property_parse(key, value)
+        except Error as e:
+            dev.unparent()
+            raise Error(
+                e.msg, hint=f"Use -device {driver},help to list its properties\n"
+            ) from None
     qdev_set_id(dev, dev_id)
     if isinstance(dev, SysBusDevice):
         dev.sysbus_realize()
@@ -517,7 +523,8 @@ class Emulator:
             try:
                 _global_add(arg)
             except Error as e:
-                raise CommandLineError("-global", e.msg, e.hint) from None
+                # the message already starts with "-global DRIVER.PROP=VALUE: "
+                raise CommandLineError(None, e.msg, e.hint) from None
         machine.attach()
         machine.machine_init()
         self.machine = machine
