@@ -82,7 +82,12 @@ from typing import Final, Generic, Literal, NamedTuple, TypeVar, final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
-from qemu_api.log import LOG_GUEST_ERROR, LOG_INVALID_MEM, qemu_log_mask
+from qemu_api.log import (
+    LOG_GUEST_ERROR,
+    LOG_INVALID_MEM,
+    qemu_log_mask,
+    qemu_loglevel_mask,
+)
 from qemu_api.trace import add_state_listener, trace_event_name
 from qemu_trace.qemu_api import (
     trace_memory_region_ops_read,
@@ -552,6 +557,9 @@ class _BoundOps:
 # Rejected and unassigned accesses: QEMU 7.2 logs them under -d guest_errors,
 # QEMU 9.1 and later under -d invalid_mem; either item shows them.
 _LOG_BAD_ACCESS: Final = LOG_GUEST_ERROR | LOG_INVALID_MEM
+
+# Zeros for reads of unassigned spans.
+_ZEROS: Final = bytes(1 << 20)
 
 # QEMU's get_cpu_index(): -1 when no CPU makes the access (qtest, DMA).
 _NO_CPU: Final = -1
@@ -2776,6 +2784,17 @@ class AddressSpace:
             else:
                 buf[pos : pos + piece] = ram[mr_addr : mr_addr + piece]
             return MEMTX_OK, piece
+        if mr is _IO_MEM_UNASSIGNED and not qemu_loglevel_mask(_LOG_BAD_ACCESS):
+            # Nothing is there: each access would fail and read 0. With no log
+            # line to write per access, the whole span is done at once (a
+            # gigabyte of unassigned space costs no more than a page).
+            if not is_write:
+                end = pos + piece
+                while pos < end:
+                    n = min(end - pos, len(_ZEROS))
+                    buf[pos : pos + n] = _ZEROS[:n]
+                    pos += n
+            return MEMTX_DECODE_ERROR, piece
         piece = _memory_access_size(mr, piece, mr_addr)
         # The value travels in the device's byte order, as through QEMU's
         # host-endian buffer and adjust_endianness.
