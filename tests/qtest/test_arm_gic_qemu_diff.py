@@ -340,7 +340,10 @@ def _setup() -> list[str]:
         f"writel {DIST + 0x11C:#x} 0xffffffff",
         f"writel {CPU:#x} 3",
         f"writel {CPU + 0x04:#x} 0xff",
-        *(f"writeb {DIST + 0x400 + irq:#x} {(irq * 37) & 0xF0:#x}" for irq in POOL_IRQS),
+        *(
+            f"writeb {DIST + 0x400 + irq:#x} {(irq * 37) & 0xF0:#x}"
+            for irq in POOL_IRQS
+        ),
     ]
 
 
@@ -393,7 +396,7 @@ def test_generated_sequences_reach_the_interesting_states(
     assert {0, 1} <= lines, oracle.qts.irq_events[:20]  # IRQ and FIQ both moved
 
 
-# -- the exclusions, shown on both emulators ---------------------------------------------
+# -- the exclusions, shown on both emulators ----------------------------------------
 
 
 Step = tuple[str, list[tuple[str, int]]]
@@ -479,4 +482,3 @@ def test_exclusions_are_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs/devices/arm_gic.rst").read_text()
     for exclusion in EXCLUSIONS:
         assert exclusion.name in doc, exclusion.name
-

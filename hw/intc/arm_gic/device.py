@@ -161,11 +161,6 @@ def _ctz(value: int) -> int:
     return (value & -value).bit_length() - 1
 
 
-def _any(bitmaps: list[int], cm: int, bit: int) -> bool:
-    """Whether ``bit`` is set in the bitmap of any CPU of mask ``cm``."""
-    return any(bitmaps[c] & bit for c in _CPUS_IN[cm])
-
-
 def _union(bitmaps: list[int], cm: int) -> int:
     """The union of the bitmaps of the CPUs of mask ``cm``."""
     result = 0
@@ -174,15 +169,26 @@ def _union(bitmaps: list[int], cm: int) -> int:
     return result
 
 
+def _any(bitmaps: list[int], cm: int, bit: int) -> bool:
+    """Whether ``bit`` is set in the bitmap of any CPU of mask ``cm``."""
+    return bool(_union(bitmaps, cm) & bit)
+
+
 def _set(bitmaps: list[int], cm: int, bit: int) -> None:
-    for c in _CPUS_IN[cm]:
-        bitmaps[c] |= bit
+    if cm == ALL_CPU_MASK:
+        bitmaps[:] = [b | bit for b in bitmaps]
+    else:
+        for c in _CPUS_IN[cm]:
+            bitmaps[c] |= bit
 
 
 def _clear(bitmaps: list[int], cm: int, bit: int) -> None:
     keep = ~bit
-    for c in _CPUS_IN[cm]:
-        bitmaps[c] &= keep
+    if cm == ALL_CPU_MASK:
+        bitmaps[:] = [b & keep for b in bitmaps]
+    else:
+        for c in _CPUS_IN[cm]:
+            bitmaps[c] &= keep
 
 
 def _bad_dist_read(offset: int) -> None:
@@ -1526,7 +1532,12 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
                 "cpu_ctlr", vmstate_info_uint32, GIC_NCPU, path="mig.cpu_ctlr"
             ),
             vmstate_struct_array(
-                "irq_state", GICIrqState.vmsd, GIC_MAXIRQ, path="mig.irq_state", size=7
+                "irq_state",
+                GICIrqState.vmsd,
+                GIC_MAXIRQ,
+                path="mig.irq_state",
+                size=7,
+                version_id=1,
             ),
             vmstate_array(
                 "irq_target", vmstate_info_uint8, GIC_MAXIRQ, path="mig.irq_target"

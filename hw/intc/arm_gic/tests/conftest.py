@@ -6,6 +6,7 @@ Every test holds the BQL and starts from an empty runtime
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -64,6 +65,14 @@ class Gic:
         self.levels[name] = level
         self.calls.append((name, level))
 
+    def recorder(self, name: str) -> Callable[[int, int], None]:
+        """An IRQ handler that records line ``name``."""
+
+        def handler(n: int, level: int) -> None:
+            self.record(name, level)
+
+        return handler
+
     def enable_all(self, cpu: int | None = None) -> None:
         """Forward both groups, enable every interrupt, open the CPU interface."""
         self.dwrite(0x000, 3)
@@ -73,7 +82,9 @@ class Gic:
         self.cwrite(0x04, 0xFF, cpu=cpu)
 
 
-def make_gic(num_irq: int = 96, revision: int = 2, num_cpu: int = 1, **props: int) -> Gic:
+def make_gic(
+    num_irq: int = 96, revision: int = 2, num_cpu: int = 1, **props: int
+) -> Gic:
     dev = GICState()
     dev.num_irq = num_irq
     dev.revision = revision
@@ -87,13 +98,9 @@ def make_gic(num_irq: int = 96, revision: int = 2, num_cpu: int = 1, **props: in
         dev.mmio_map(2 + cpu, CPU_N + cpu * 0x1000)
     gic = Gic(dev, get_address_space_memory())
     for cpu in range(num_cpu):
-        name_irq, name_fiq = f"irq{cpu}", f"fiq{cpu}"
+        dev.connect_irq(cpu, qemu_allocate_irq(gic.recorder(f"irq{cpu}"), cpu))
         dev.connect_irq(
-            cpu, qemu_allocate_irq(lambda n, lv, k=name_irq: gic.record(k, lv), cpu)
-        )
-        dev.connect_irq(
-            num_cpu + cpu,
-            qemu_allocate_irq(lambda n, lv, k=name_fiq: gic.record(k, lv), cpu),
+            num_cpu + cpu, qemu_allocate_irq(gic.recorder(f"fiq{cpu}"), cpu)
         )
     device_cold_reset(dev)
     return gic

@@ -1,4 +1,7 @@
-"""The GIC CPU interface and the interrupt rules (QEMU's gic_cpu_read/write, IHI 0048B 4.4)."""
+"""The GIC CPU interface and the interrupt rules.
+
+QEMU's gic_cpu_read/gic_cpu_write; IHI 0048B 4.4.
+"""
 
 from __future__ import annotations
 
@@ -194,7 +197,7 @@ def test_disabled_cpu_interface_or_distributor_signals_nothing(on: Gic) -> None:
 
 
 def test_disabled_group_is_not_forwarded(on: Gic) -> None:
-    """IHI 0048B 4.3.1: a group disabled in GICD_CTLR is not forwarded (QEMU differs)."""
+    """IHI 0048B 4.3.1: a group disabled in GICD_CTLR is not forwarded (unlike QEMU)."""
     on.cwrite(0x00, 0x7)
     on.dwrite(0x084, 0x1)  # 32: Group 1, priority 0
     on.dwrite(0x421, 0x10, 1)  # 33: Group 0, priority 0x10

@@ -132,7 +132,9 @@ def test_virt_board_wires_the_gic_as_qemu() -> None:
     machine.attach()
     machine.machine_init()
     gic = machine.gic
-    assert gic.revision == 2 and gic.num_irq == 288 and gic.num_cpu == 1
+    assert gic.revision == 2
+    assert gic.num_irq == 288
+    assert gic.num_cpu == 1
     assert gic.mmio_addr(0) == VIRT_MEMMAP["gic-dist"][0] == 0x0800_0000
     assert gic.mmio_addr(1) == VIRT_MEMMAP["gic-cpu"][0] == 0x0801_0000
     assert gic.num_gpio_in() == 256 + 32

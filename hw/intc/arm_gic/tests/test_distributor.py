@@ -1,4 +1,7 @@
-"""The GIC distributor, register by register (QEMU's gic_dist_readb/writeb, IHI 0048B 4.3)."""
+"""The GIC distributor, register by register.
+
+QEMU's gic_dist_readb/gic_dist_writeb; IHI 0048B 4.3.
+"""
 
 from __future__ import annotations
 
@@ -96,7 +99,9 @@ def test_active_set_clear_on_v2(gic: Gic) -> None:
     assert gic.dread(0x304) == 0x4
 
 
-def test_active_writes_are_bad_offsets_on_v1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_active_writes_are_bad_offsets_on_v1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     gic = make_gic(revision=1)
     qemu_set_log(LOG_GUEST_ERROR)
     gic.dwrite(0x304, 0x1, 1)
@@ -152,18 +157,22 @@ def test_sgir_target_filters() -> None:
         gic.cwrite(0x00, 3, cpu=cpu)
         gic.cwrite(0x04, 0xFF, cpu=cpu)
     gic.dwrite(0xF00, 0x0006_0002)  # SGI 2 to CPUs 1 and 2
-    assert gic.cread(0x18, cpu=1) == 2 and gic.cread(0x18, cpu=2) == 2
+    assert gic.cread(0x18, cpu=1) == 2
+    assert gic.cread(0x18, cpu=2) == 2
     assert gic.dread(0xF22, 1) == 0  # CPU 0 (the distributor's view) has none
     assert gic.cread(0x0C, cpu=2) == 2  # source CPU 0 in bits 12:10
     gic.dwrite(0xF00, 0x0100_0003)  # SGI 3 to every other CPU
-    assert gic.cread(0x18, cpu=1) == 2 and gic.cread(0x18, cpu=0) == 1023
+    assert gic.cread(0x18, cpu=1) == 2
+    assert gic.cread(0x18, cpu=0) == 1023
     gic.dwrite(0xF00, 0x0200_0004)  # SGI 4 to itself (CPU 0)
     assert gic.dread(0xF24, 1) == 1  # source CPU 0
     assert gic.dread(0xF23, 1) == 0
     assert gic.cread(0x18, cpu=0) == 4
 
 
-def test_sgir_only_as_a_word_write(gic: Gic, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sgir_only_as_a_word_write(
+    gic: Gic, capsys: pytest.CaptureFixture[str]
+) -> None:
     qemu_set_log(LOG_GUEST_ERROR)
     gic.dwrite(0xF00, 0x02, 1)
     assert gic.dread(0x200) == 0
@@ -178,9 +187,11 @@ def test_sgi_pending_registers(gic: Gic) -> None:
     assert gic.dread(0xF10) == 0x0500
     assert gic.dread(0x200) & 0x2
     gic.dwrite(0xF11, 0x01, 1)
-    assert gic.dread(0xF20) == 0x0400 and gic.dread(0x200) & 0x2
+    assert gic.dread(0xF20) == 0x0400
+    assert gic.dread(0x200) & 0x2
     gic.dwrite(0xF11, 0x04, 1)
-    assert gic.dread(0xF20) == 0 and not gic.dread(0x200) & 0x2
+    assert gic.dread(0xF20) == 0
+    assert not gic.dread(0x200) & 0x2
 
 
 def test_spendsgir_zero_byte_changes_nothing(gic: Gic) -> None:
