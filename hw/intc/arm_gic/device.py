@@ -1212,7 +1212,7 @@ class GICMigrationState:
                 ("priority_mask", self.priority_mask[cpu], 0, 0xFF),
                 ("running_priority", self.running_priority[cpu], 0, IDLE_PRIORITY),
                 ("bpr", self.bpr[cpu], GIC_MIN_BPR, 7),
-                ("abpr", self.abpr[cpu], GIC_MIN_ABPR, 7),
+                ("abpr", self.abpr[cpu], 0, 7),  # 0 before the first reset
             )
             for name, value, lo, hi in checks:
                 if not lo <= value <= hi:

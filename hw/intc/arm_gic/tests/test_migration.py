@@ -107,7 +107,7 @@ def test_load_does_not_drive_the_outputs() -> None:
 @pytest.mark.parametrize(
     ("offset", "value", "message"),
     [
-        (ABPR, b"\x00", "abpr[0] is 0 in the stream; expected 1 to 7"),
+        (ABPR, b"\x09", "abpr[0] is 9 in the stream; expected 0 to 7"),
         (BPR, b"\x08", "bpr[0] is 8 in the stream; expected 0 to 7"),
         (RUNNING, b"\x01\x01", "running_priority[0] is 257"),
         (PRIORITY_MASK, b"\x01\x00", "priority_mask[0] is 256"),
