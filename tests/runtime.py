@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qemu_api import bql, chardev, log, memory, qdev, qom, timer, trace
+from qemu_api import bql, chardev, log, memory, qdev, qmp_event, qom, timer, trace
 from qemu_api.migration import uri, vmstate
 from system import runstate
 
@@ -42,7 +42,7 @@ def reset_runtime() -> None:
     uri.migrate_get_current().reset()
     uri.migration_incoming_get_current().reset()
     runstate.runstate_init(runstate.RunState.PRELAUNCH)
-    runstate.qapi_event_remove_all_listeners()
+    qmp_event.qapi_event_remove_all_listeners()
     runstate.qemu_system_reset_handler(None)
 
 
