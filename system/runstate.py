@@ -41,6 +41,7 @@ from qapi.qapi_events import (
 from qapi.qmp_schema import RunState, ShutdownCause
 from qemu_api.error import error_report
 from qemu_api.qom import JSONValue
+from qemu_api.testing import runtime_reset_register
 
 __all__ = [
     "RunState",
@@ -104,6 +105,12 @@ def runstate_init(state: RunState = RunState.PRELAUNCH) -> None:
     _shutdown = None
     _vm_change_handlers.clear()
     _powerdown_notifiers.clear()
+
+
+def _runtime_reset() -> None:
+    """Back to a process without a machine (``qemu_api.testing``'s reset)."""
+    runstate_init(RunState.PRELAUNCH)
+    qemu_system_reset_handler(None)
 
 
 def runstate_get() -> RunState:
@@ -237,3 +244,6 @@ def event_timestamp() -> dict[str, JSONValue]:
     now = time.time()
     sec = int(now)
     return {"seconds": sec, "microseconds": int((now - sec) * 1_000_000)}
+
+
+runtime_reset_register(_runtime_reset)

@@ -75,7 +75,7 @@ def test_a_listener_may_remove_itself_while_an_event_goes_out() -> None:
 
 
 def test_the_runtime_reset_forgets_listeners(seen: Seen) -> None:
-    from tests.runtime import reset_runtime
+    from qemu_api.testing import reset_runtime
 
     reset_runtime()
     qapi_event_send_stop()
@@ -307,6 +307,7 @@ def test_models_send_events_without_the_runtime() -> None:
     code = (
         "import sys\n"
         "from qapi.qapi_events import qapi_event_send_rtc_change\n"
+        "import qemu_api.testing\n"
         "qapi_event_send_rtc_change(offset=1, qom_path='/rtc')\n"
         "bad = sorted(m for m in sys.modules\n"
         "             if m.split('.')[0] in ('system', 'pytest', 'tests'))\n"
