@@ -12,9 +12,9 @@ A device package's ``tests/conftest.py`` needs one line::
 The reset (:func:`reset_runtime`) covers the virtual clock and every timer, the
 chardev registry, the log (mask 0 plus the flags a trace backend forces),
 trace event states, ``-global`` properties, the QOM tree, the system memory,
-the migration registrations and states and the QMP event listeners.  Modules
-outside ``qemu_api`` that keep per-machine state (the runtime's
-``system/runstate``, for one) register their own reset with
+the migration registrations and states, the QMP event listeners and the RTC
+settings.  Modules outside ``qemu_api`` that keep per-machine state (the
+runtime's ``system/runstate``, for one) register their own reset with
 :func:`runtime_reset_register` when they are imported, so the reset stays
 complete without the API importing the runtime.  Borrow locations are
 recorded (QEMU's ``debug_cell``), so a borrow conflict names the first borrow.
@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from qemu_api import bql, chardev, log, memory, qdev, qmp_event, qom, timer, trace
+from qemu_api import bql, chardev, log, memory, qdev, qmp_event, qom, rtc, timer, trace
 from qemu_api.migration import uri, vmstate
 
 __all__ = [
@@ -95,6 +95,7 @@ def reset_runtime() -> None:
     uri.migrate_get_current().reset()
     uri.migration_incoming_get_current().reset()
     qmp_event.qapi_event_remove_all_listeners()
+    rtc.configure_rtc()
     for hook in list(_hooks):
         hook()
 

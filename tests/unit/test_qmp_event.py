@@ -307,7 +307,7 @@ def test_models_send_events_without_the_runtime() -> None:
     code = (
         "import sys\n"
         "from qapi.qapi_events import qapi_event_send_rtc_change\n"
-        "import qemu_api.testing\n"
+        "import qemu_api.testing, qemu_api.rtc\n"
         "qapi_event_send_rtc_change(offset=1, qom_path='/rtc')\n"
         "bad = sorted(m for m in sys.modules\n"
         "             if m.split('.')[0] in ('system', 'pytest', 'tests'))\n"

@@ -43,7 +43,7 @@ def test_split_and_parse_opts() -> None:
 def test_opts_errors() -> None:
     with pytest.raises(Error, match=r"^Invalid parameter 'colour'$"):
         qemu_opts_parse("a=1,colour=2", accepted=frozenset({"a"}))
-    with pytest.raises(Error, match=r"^Invalid parameter '=x'$"):
+    with pytest.raises(Error, match=r"^Invalid parameter ''$"):  # as QEMU 7.2
         qemu_opts_parse("a=1,=x")
     with pytest.raises(Error, match="Parameter 'server' expects 'on' or 'off'"):
         parse_bool("server", "perhaps")

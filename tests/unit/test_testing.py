@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from qemu_api import bql, log, qdev, testing, trace
+from qemu_api import bql, log, qdev, rtc, testing, trace
 from qemu_api.bits import u32
 from qemu_api.chardev import qemu_chr_find, qemu_chr_new
 from qemu_api.memory import MemoryRegion, get_system_memory
@@ -19,6 +19,7 @@ from qemu_api.migration.vmstate import (
     vmstate_register,
     vmstate_uint32,
 )
+from qemu_api.option import qemu_opts_parse
 from qemu_api.qmp_event import qapi_event_add_listener, qapi_event_emit
 from qemu_api.qom import Container, object_get_root, object_property_add_child
 from qemu_api.testing import (
@@ -30,7 +31,7 @@ from qemu_api.testing import (
     reset_runtime,
     runtime_reset_register,
 )
-from qemu_api.timer import CLOCK_VIRTUAL, SCALE_NS, Timer
+from qemu_api.timer import CLOCK_HOST, CLOCK_VIRTUAL, SCALE_NS, Timer
 from system import runstate
 from system.runstate import RunState, ShutdownCause
 
@@ -70,6 +71,7 @@ def test_reset_runtime_drops_everything() -> None:
     migrate_get_current().status = MigrationStatus.COMPLETED
     events: list[str] = []
     qapi_event_add_listener(lambda name, data: events.append(name))
+    rtc.configure_rtc(qemu_opts_parse("base=2006-06-17,clock=vm"))
     runstate.vm_start()
     runstate.qemu_system_reset_handler(lambda cause: None)
     runstate.qemu_register_powerdown_notifier(lambda: events.append("button"))
@@ -91,6 +93,7 @@ def test_reset_runtime_drops_everything() -> None:
     assert get_system_memory().subregions == ()
     assert savevm_entries() == []
     assert migrate_get_current().status is MigrationStatus.NONE
+    assert (rtc.rtc_base(), rtc.rtc_clock()) == (rtc.RtcBase.UTC, CLOCK_HOST)
     assert runstate.runstate_get() is RunState.PRELAUNCH
     runstate.qemu_system_reset(ShutdownCause.HOST_QMP_SYSTEM_RESET)
     runstate.qemu_system_powerdown_request()
