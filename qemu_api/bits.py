@@ -801,6 +801,19 @@ def _specialized_div(
     new: Callable[[type[FixedInt], int], int] = int.__new__
     m = cls.MASK
     s = cls._SIGN
+    if not s and not reflected:
+        # Two unsigned values of one type are never negative: C's division
+        # is Python's floor division there, and the result fits.
+        same = int.__mod__ if fn is _c_mod else int.__floordiv__
+
+        def unsigned_op(self: int, other: int) -> int:
+            if type(other) is cls:
+                return new(cls, same(self, other))
+            if not isinstance(other, int):
+                raise _bad_operand(cls, other)
+            return fn(self, other)
+
+        return unsigned_op
 
     def op(self: int, other: int) -> int:
         if not isinstance(other, int):
