@@ -6,26 +6,58 @@ This module models QEMU's ``include/qemu/bitops.h`` (``deposit32``,
 ``qemu_api_macros`` and the bilge register bitfields used by QEMU's Rust
 devices.
 
-**Fixed-width integers.**  :class:`u8`, :class:`u16`, :class:`u32` and
-:class:`u64` are ``int`` subclasses whose arithmetic wraps around at their
-width, like C's unsigned types and Rust's ``wrapping_*`` operations.  The
-result of an operation has the type of the left operand (or of the fixed-width
-operand when the other is a plain ``int``)::
+**Fixed-width integers.**  :class:`u8`, :class:`u16`, :class:`u32`,
+:class:`u64` (unsigned) and :class:`i8`, :class:`i16`, :class:`i32`,
+:class:`i64` (signed, two's complement) are ``int`` subclasses for register
+values and C integers.  Converting is explicit and truncates like a C cast or
+Rust's ``as``: ``u32(x)``, ``i8(0xFF) == -1``; :meth:`FixedInt.checked`
+refuses a value that does not fit.  The arithmetic rules:
 
-    u8(250) + 10  -> u8(4)        1 - u32(2) -> u32(0xffffffff)
+1. **Same type, same type: wrap around.**  ``u32 + u32`` is a ``u32``
+   modulo 2**32, ``i8(127) + i8(1)`` is ``i8(-128)``: C's unsigned
+   arithmetic, C's signed arithmetic under QEMU's ``-fwrapv``, Rust's
+   ``wrapping_*``.  Unlike C, ``u8`` and ``u16`` are not promoted to
+   ``int`` first: ``u8(250) + u8(10)`` is ``u8(4)``, as in Rust.
+2. **Anything else: the exact result, as a plain int.**  A plain ``int``, a
+   ``bool``, another width or the other signedness as the second operand gives
+   the mathematically exact ``int``, never a wrapped value::
 
-mypy sees the widths as distinct types: a field or parameter declared
-``u32`` rejects a ``u8`` or a plain ``int``, so a register cannot silently
-change width; converting is explicit (``u32(x)``, which truncates like a C
-cast or Rust ``as``).  Every fixed-width value is still an ``int``, so it goes
-anywhere an ``int`` does (``hex()``, indexing, ``%x``, comparisons), and an
-``int`` operand mixes freely into arithmetic; a ``float`` operand is a
-``TypeError``.  Mixing two different widths in one expression is allowed and
-takes the left operand's width where Rust would require an explicit ``as``;
-keep such code explicit (mypy's strict equality does flag ``u8(x) ==
-u32(y)``).  Each wrapping operation costs one Python-level call (about 0.2 µs,
-against 0.01 µs for a plain ``int``); code that needs the last nanosecond can
-compute on plain ``int`` and convert once.
+       u32(5) + 10_000_000_000  -> 10000000005      1 - u32(2)     -> -1
+       u8(200) * u32(2)         -> 400              i32(-1) + u32(1) -> 0
+
+   Narrowing is then always written out: ``u32(now + 1)``.
+3. **Shifts keep the left operand's type** whatever the type of the count
+   (in C and Rust the count is not an arithmetic operand): ``u32(1) << 32``
+   is ``u32(0)``; ``>>`` of a signed value is arithmetic.  **Unsigned AND
+   keeps its type:** ``&`` of an unsigned value with any integer can only
+   clear bits, so the result is exact (``reg & ~FLAG`` stays a ``u32``).
+4. **Division is C's** wherever a fixed-width integer takes part: ``/``
+   and ``//`` truncate toward zero, ``%`` has the sign of the dividend
+   (``i32(-7) / i32(2) == -3``, ``i32(-7) % i32(2) == -1``; Python's floor
+   rules are ``int(a) // int(b)``).  The type follows rules 1 and 2; the
+   one overflow, ``MIN / -1``, wraps to ``MIN`` (Rust's ``wrapping_div``).
+5. Unary ``-``, ``~``, ``+`` and ``abs()`` keep the type and wrap
+   (``-u8(1) == u8(0xff)``, ``abs(i8(-128)) == i8(-128)``).  ``**`` is
+   ``int``'s; comparisons and hashing are ``int``'s; a ``float`` operand
+   is a ``TypeError``.
+
+Why rule 2: a Python ``int`` has no width.  C's usual arithmetic conversions
+convert both operands to the wider type; an unbounded ``int`` is wider than
+any fixed type, so the consistent result is the exact ``int``.  Taking the
+fixed operand's width instead (C's rule for an ``int`` literal that fits)
+makes the type depend on the value, which no type checker can follow, and
+silently truncates ``now_ns + ticks * 1_000_000_000`` when ``ticks`` is a
+``u32``.  Different widths get the same treatment where C would widen and
+Rust would refuse to compile: the author states the width.  mypy sees the
+rules: the operators are overloaded as ``(Self) -> Self`` and
+``(int) -> int``, so ``reg: u32 = reg + 1`` and passing ``reg + 1`` where a
+``u32`` is expected are type errors (write ``reg + u32(1)`` to wrap, or
+``u32(reg + 1)`` to narrow), while every fixed-width value still goes
+anywhere an ``int`` does (``hex()``, indexing, ``%x``).
+
+Each operation costs one Python-level call (a few hundred ns, against tens
+for a plain ``int``); code that needs the last nanosecond can compute on
+plain ``int`` and convert once.
 
 **Bit operations.**  :func:`deposit32`, :func:`extract32`, :func:`sextract32`
 and their 64-bit forms follow ``bitops.h`` and check their arguments as QEMU's
@@ -74,6 +106,7 @@ import enum
 from collections.abc import Callable
 from typing import (
     ClassVar,
+    Final,
     Generic,
     Self,
     SupportsIndex,
@@ -88,7 +121,13 @@ from qemu_api.error import Error
 __all__ = [
     "BitField",
     "Bitfield",
+    "FixedInt",
+    "FixedSInt",
     "FixedUInt",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
     "UInt8",
     "UInt16",
     "UInt32",
@@ -106,6 +145,10 @@ __all__ = [
     "extract32",
     "extract64",
     "from_int_or_none",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
     "make_64bit_mask",
     "mask",
     "sextract32",
@@ -320,7 +363,7 @@ def clz64(value: int) -> int:
 # --- fixed-width integers -------------------------------------------------------
 
 
-def _bad_operand(cls: type[FixedUInt], other: object) -> TypeError:
+def _bad_operand(cls: type[FixedInt], other: object) -> TypeError:
     return TypeError(
         f"unsupported operand for {cls._SHORT}: {type(other).__name__}; "
         "fixed-width integers combine only with int (convert with int() "
@@ -328,39 +371,59 @@ def _bad_operand(cls: type[FixedUInt], other: object) -> TypeError:
     )
 
 
-class FixedUInt(int):
-    """Base class of :class:`UInt8`, :class:`UInt16`, :class:`UInt32`, :class:`UInt64`.
+def _c_div(a: int, b: int) -> int:
+    """C's quotient ``a / b``: truncated toward zero (plain ``int`` arithmetic)."""
+    q = int.__floordiv__(a, b)
+    if q < 0 and int.__mul__(q, b) != a:
+        q += 1
+    return q
 
-    An ``int`` whose arithmetic wraps around at :attr:`BITS` bits; the
-    operations return the operand's own type.  Use the concrete widths;
-    annotate with ``FixedUInt`` only code that works on any width.
+
+def _c_mod(a: int, b: int) -> int:
+    """C's remainder ``a % b``: it has the sign of the dividend ``a``."""
+    return int.__sub__(a, int.__mul__(b, _c_div(a, b)))
+
+
+class FixedInt(int):
+    """Base class of every fixed-width integer: :class:`FixedUInt`, :class:`FixedSInt`.
+
+    An ``int`` of :attr:`BITS` bits.  An operation between two values of the
+    same type wraps around and keeps the type; with any other integer it gives
+    the exact result as a plain ``int`` (the rules are in the module
+    documentation).  Use the concrete types; annotate with ``FixedInt`` only
+    code that works on any of them.
     """
 
     __slots__ = ()
     BITS: ClassVar[int] = 0
     """The width in bits."""
     MASK: ClassVar[int] = 0
-    """The largest value, all ``BITS`` bits set."""
-    MAX: ClassVar[int] = 0
-    """The largest value (same as :attr:`MASK`)."""
+    """All ``BITS`` bits set: the bits a value occupies."""
     MIN: ClassVar[int] = 0
-    """The smallest value, 0."""
+    """The smallest value."""
+    MAX: ClassVar[int] = 0
+    """The largest value."""
+    SIGNED: ClassVar[bool] = False
+    """Whether the type is signed (two's complement)."""
     _SHORT: ClassVar[str] = ""
+    _SIGN: ClassVar[int] = 0  # the sign bit of a signed type, 0 if unsigned
 
     def __new__(cls, value: SupportsIndex = 0) -> Self:
         """Convert ``value``, keeping its low ``BITS`` bits (a C cast)."""
-        return int.__new__(cls, value.__index__() & cls.MASK)
+        s = cls._SIGN
+        return int.__new__(cls, ((value.__index__() & cls.MASK) ^ s) - s)
 
     @classmethod
     def checked(cls, value: int) -> Self:
         """Convert ``value``, which must already fit (Rust's ``try_from``).
 
         Raises:
-            Error: ``value`` is negative or wider than ``BITS`` bits.
+            Error: ``value`` is outside ``MIN..MAX``.
         """
-        if not 0 <= value <= cls.MASK:
+        if not cls.MIN <= value <= cls.MAX:
+            shown = f"{cls.MIN}..{cls.MAX}" if cls.SIGNED else f"0..{cls.MAX:#x}"
             raise Error(
-                f"{value} does not fit in {cls._SHORT} (0..{cls.MASK:#x}); "
+                f"{value} does not fit in {cls._SHORT} ({shown}); "
                 f"use {cls._SHORT}(value) to truncate it on purpose"
             )
         return int.__new__(cls, value)
@@ -368,127 +431,223 @@ class FixedUInt(int):
     @override
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
+        if not cls.BITS:
+            return  # FixedUInt, FixedSInt: no width yet
         # Speed: give each width its own copies of the binary operators, with
-        # the class and the mask bound in a closure instead of looked up on
+        # the class and the masks bound in a closure instead of looked up on
         # every operation (about 30% faster).  They behave exactly like the
         # generic methods below, which are what mypy and the docs see.
-        for name in _WRAPPING_BINOPS:
-            setattr(cls, name, _specialized_binop(cls, getattr(int, name)))
-        for name, forward in _REFLECTED_BINOPS.items():
-            setattr(cls, name, getattr(cls, forward))
+        keep = _KEEP_OPS | (_UNSIGNED_KEEP_OPS if not cls.SIGNED else frozenset())
+        for name in _ARITH_OPS:
+            op = getattr(int, name)
+            if name in keep:
+                setattr(cls, name, _specialized_keep(cls, op))
+            else:
+                setattr(cls, name, _specialized_arith(cls, op))
+        for name, (fn, reflected) in _DIV_OPS.items():
+            setattr(cls, name, _specialized_div(cls, fn, reflected=reflected))
 
-    # Wrapping arithmetic.  int.__xxx__ returns NotImplemented for operands
+    # The generic operators.  int.__xxx__ returns NotImplemented for operands
     # that are not ints (a float, say): that is a TypeError here, as a float
     # has no place in register arithmetic.
 
-    @override
-    def __add__(self, other: int) -> Self:
-        r = int.__add__(self, other)
+    def _arith(self, op: Callable[[int, int], int], other: int) -> int:
+        """Same type: wrap around and keep it; another integer: the exact int."""
+        r = op(self, other)
         if r is NotImplemented:
             raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+        if type(other) is type(self):
+            return type(self)(r)
+        return r
 
-    @override
-    def __radd__(self, other: int) -> Self:
-        return self.__add__(other)
-
-    @override
-    def __sub__(self, other: int) -> Self:
-        r = int.__sub__(self, other)
+    def _keep(self, op: Callable[[int, int], int], other: int) -> Self:
+        """Keep this type whatever the other operand (shifts, unsigned ``&``)."""
+        r = op(self, other)
         if r is NotImplemented:
             raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+        return type(self)(r)
 
-    @override
-    def __rsub__(self, other: int) -> Self:
-        r = int.__rsub__(self, other)
-        if r is NotImplemented:
+    def _div(self, fn: Callable[[int, int], int], other: int, reflected: bool) -> int:
+        """C's division or remainder; same type: wrap around, else the exact int."""
+        if not isinstance(other, int):
             raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+        r = fn(other, self) if reflected else fn(self, other)
+        if type(other) is type(self):
+            return type(self)(r)
+        return r
+
+    @overload
+    def __add__(self, other: Self) -> Self: ...
+    @overload
+    def __add__(self, other: int) -> int: ...
+    @override
+    def __add__(self, other: int) -> int:
+        return self._arith(int.__add__, other)
 
     @override
-    def __mul__(self, other: int) -> Self:
-        r = int.__mul__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+    def __radd__(self, other: int) -> int:
+        return self._arith(int.__radd__, other)
+
+    @overload
+    def __sub__(self, other: Self) -> Self: ...
+    @overload
+    def __sub__(self, other: int) -> int: ...
+    @override
+    def __sub__(self, other: int) -> int:
+        return self._arith(int.__sub__, other)
 
     @override
-    def __rmul__(self, other: int) -> Self:
-        return self.__mul__(other)
+    def __rsub__(self, other: int) -> int:
+        return self._arith(int.__rsub__, other)
+
+    @overload
+    def __mul__(self, other: Self) -> Self: ...
+    @overload
+    def __mul__(self, other: int) -> int: ...
+    @override
+    def __mul__(self, other: int) -> int:
+        return self._arith(int.__mul__, other)
 
     @override
-    def __floordiv__(self, other: int) -> Self:
-        r = int.__floordiv__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+    def __rmul__(self, other: int) -> int:
+        return self._arith(int.__rmul__, other)
+
+    @overload
+    def __and__(self, other: Self) -> Self: ...
+    @overload
+    def __and__(self, other: int) -> int: ...
+    @override
+    def __and__(self, other: int) -> int:
+        return self._arith(int.__and__, other)
 
     @override
-    def __mod__(self, other: int) -> Self:
-        r = int.__mod__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+    def __rand__(self, other: int) -> int:
+        return self._arith(int.__rand__, other)
+
+    @overload
+    def __or__(self, other: Self) -> Self: ...
+    @overload
+    def __or__(self, other: int) -> int: ...
+    @override
+    def __or__(self, other: int) -> int:
+        return self._arith(int.__or__, other)
 
     @override
-    def __and__(self, other: int) -> Self:
-        r = int.__and__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+    def __ror__(self, other: int) -> int:
+        return self._arith(int.__ror__, other)
+
+    @overload
+    def __xor__(self, other: Self) -> Self: ...
+    @overload
+    def __xor__(self, other: int) -> int: ...
+    @override
+    def __xor__(self, other: int) -> int:
+        return self._arith(int.__xor__, other)
 
     @override
-    def __rand__(self, other: int) -> Self:
-        return self.__and__(other)
-
-    @override
-    def __or__(self, other: int) -> Self:
-        r = int.__or__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
-
-    @override
-    def __ror__(self, other: int) -> Self:
-        return self.__or__(other)
-
-    @override
-    def __xor__(self, other: int) -> Self:
-        r = int.__xor__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
-
-    @override
-    def __rxor__(self, other: int) -> Self:
-        return self.__xor__(other)
+    def __rxor__(self, other: int) -> int:
+        return self._arith(int.__rxor__, other)
 
     @override
     def __lshift__(self, other: int) -> Self:
-        r = int.__lshift__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r & self.MASK)
+        return self._keep(int.__lshift__, other)
 
     @override
     def __rshift__(self, other: int) -> Self:
-        r = int.__rshift__(self, other)
-        if r is NotImplemented:
-            raise _bad_operand(type(self), other)
-        return int.__new__(type(self), r)
+        return self._keep(int.__rshift__, other)
+
+    @overload
+    def __floordiv__(self, other: Self) -> Self: ...
+    @overload
+    def __floordiv__(self, other: int) -> int: ...
+    @override
+    def __floordiv__(self, other: int) -> int:
+        return self._div(_c_div, other, reflected=False)
+
+    @overload
+    def __truediv__(self, other: Self) -> Self: ...
+    @overload
+    def __truediv__(self, other: int) -> int: ...
+    @override
+    def __truediv__(self, other: int) -> int:
+        return self._div(_c_div, other, reflected=False)
+
+    @overload
+    def __mod__(self, other: Self) -> Self: ...
+    @overload
+    def __mod__(self, other: int) -> int: ...
+    @override
+    def __mod__(self, other: int) -> int:
+        return self._div(_c_mod, other, reflected=False)
 
     @override
-    def __invert__(self) -> Self:
-        return int.__new__(type(self), int.__xor__(self, self.MASK))
+    def __rfloordiv__(self, other: int) -> int:
+        return self._div(_c_div, other, reflected=True)
+
+    @override
+    def __rtruediv__(self, other: int) -> float:
+        # An int, as C divides; typed float because mypy types ``int / x``
+        # with int.__truediv__ and requires the reflected operator to agree.
+        return self._div(_c_div, other, reflected=True)
+
+    @override
+    def __rmod__(self, other: int) -> int:
+        return self._div(_c_mod, other, reflected=True)
+
+    @overload
+    def __divmod__(self, other: Self) -> tuple[Self, Self]: ...
+    @overload
+    def __divmod__(self, other: int) -> tuple[int, int]: ...
+    @override
+    def __divmod__(self, other: int) -> tuple[int, int]:
+        return (self // other, self % other)
+
+    @override
+    def __rdivmod__(self, other: int) -> tuple[int, int]:
+        return (self.__rfloordiv__(other), self.__rmod__(other))
 
     @override
     def __neg__(self) -> Self:
-        return int.__new__(type(self), int.__neg__(self) & self.MASK)
+        return type(self)(int.__neg__(self))
 
     @override
     def __pos__(self) -> Self:
         return self
+
+    @override
+    def __abs__(self) -> Self:
+        return type(self)(int.__abs__(self))
+
+    @override
+    def __invert__(self) -> Self:
+        return type(self)(int.__invert__(self))
+
+    @override
+    def __str__(self) -> str:
+        return int.__repr__(self)
+
+
+class FixedUInt(FixedInt):
+    """Base class of :class:`UInt8`, :class:`UInt16`, :class:`UInt32`, :class:`UInt64`.
+
+    An unsigned :class:`FixedInt`: ``0..MAX``, arithmetic modulo
+    ``2**BITS`` as C's unsigned types.  ``&`` with any integer keeps the type
+    (it can only clear bits).  The methods are Rust's ``IntegerExt``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: SupportsIndex = 0) -> Self:
+        """Convert ``value``, keeping its low ``BITS`` bits (a C cast)."""
+        return int.__new__(cls, value.__index__() & cls.MASK)
+
+    @override
+    def __and__(self, other: int) -> Self:
+        return self._keep(int.__and__, other)
+
+    @override
+    def __rand__(self, other: int) -> Self:
+        return self._keep(int.__rand__, other)
 
     # IntegerExt (bitops.rs)
 
@@ -541,54 +700,137 @@ class FixedUInt(int):
     def __repr__(self) -> str:
         return f"{self._SHORT}({int(self):#0{2 + self.BITS // 4}x})"
 
+
+class FixedSInt(FixedInt):
+    """Base class of :class:`Int8`, :class:`Int16`, :class:`Int32`, :class:`Int64`.
+
+    A signed :class:`FixedInt` in two's complement: ``MIN..MAX``, arithmetic
+    wrapping around as C's signed types under QEMU's ``-fwrapv`` (and Rust's
+    ``wrapping_*``); ``>>`` shifts arithmetically.
+    """
+
+    __slots__ = ()
+
     @override
-    def __str__(self) -> str:
-        return int.__repr__(self)
+    def __repr__(self) -> str:
+        return f"{self._SHORT}({int(self)})"
 
 
-_WRAPPING_BINOPS = (
+# The binary operators of int that FixedInt.__init_subclass__ specializes.
+_ARITH_OPS: Final = (
     "__add__",
+    "__radd__",
     "__sub__",
     "__rsub__",
     "__mul__",
-    "__floordiv__",
-    "__mod__",
+    "__rmul__",
     "__and__",
+    "__rand__",
     "__or__",
+    "__ror__",
     "__xor__",
+    "__rxor__",
     "__lshift__",
     "__rshift__",
 )
-_REFLECTED_BINOPS = {
-    "__radd__": "__add__",
-    "__rmul__": "__mul__",
-    "__rand__": "__and__",
-    "__ror__": "__or__",
-    "__rxor__": "__xor__",
+# Those that keep the left operand's type whatever the other operand.
+_KEEP_OPS: Final = frozenset({"__lshift__", "__rshift__"})
+_UNSIGNED_KEEP_OPS: Final = frozenset({"__and__", "__rand__"})
+# C's division and remainder: (function, whether the operands are swapped).
+_DIV_OPS: Final[dict[str, tuple[Callable[[int, int], int], bool]]] = {
+    "__floordiv__": (_c_div, False),
+    "__truediv__": (_c_div, False),
+    "__mod__": (_c_mod, False),
+    "__rfloordiv__": (_c_div, True),
+    "__rtruediv__": (_c_div, True),
+    "__rmod__": (_c_mod, True),
 }
 
 
-def _specialized_binop(
-    cls: type[FixedUInt], int_op: Callable[[int, int], int]
+def _specialized_arith(
+    cls: type[FixedInt], int_op: Callable[[int, int], int]
 ) -> Callable[[int, int], int]:
-    """Return ``int_op`` wrapped to ``cls``'s width, for FixedUInt.__init_subclass__."""
-    new: Callable[[type[FixedUInt], int], int] = int.__new__
+    """``FixedInt._arith`` of ``int_op`` for ``cls``, for ``__init_subclass__``."""
+    new: Callable[[type[FixedInt], int], int] = int.__new__
     m = cls.MASK
+    s = cls._SIGN
+    if not s:
+
+        def op(self: int, other: int) -> int:
+            if type(other) is cls:
+                return new(cls, int_op(self, other) & m)
+            r = int_op(self, other)
+            if r is NotImplemented:
+                raise _bad_operand(cls, other)
+            return r
+
+        return op
+
+    def signed_op(self: int, other: int) -> int:
+        if type(other) is cls:
+            return new(cls, ((int_op(self, other) & m) ^ s) - s)
+        r = int_op(self, other)
+        if r is NotImplemented:
+            raise _bad_operand(cls, other)
+        return r
+
+    return signed_op
+
+
+def _specialized_keep(
+    cls: type[FixedInt], int_op: Callable[[int, int], int]
+) -> Callable[[int, int], int]:
+    """``FixedInt._keep`` of ``int_op`` for ``cls``, for ``__init_subclass__``."""
+    new: Callable[[type[FixedInt], int], int] = int.__new__
+    m = cls.MASK
+    s = cls._SIGN
 
     def op(self: int, other: int) -> int:
         r = int_op(self, other)
         if r is NotImplemented:
             raise _bad_operand(cls, other)
-        return new(cls, r & m)
+        return new(cls, ((r & m) ^ s) - s)
+
+    return op
+
+
+def _specialized_div(
+    cls: type[FixedInt], fn: Callable[[int, int], int], *, reflected: bool
+) -> Callable[[int, int], int]:
+    """``FixedInt._div`` of ``fn`` for ``cls``, for ``__init_subclass__``."""
+    new: Callable[[type[FixedInt], int], int] = int.__new__
+    m = cls.MASK
+    s = cls._SIGN
+    if not s and not reflected:
+        # Two unsigned values of one type are never negative: C's division
+        # is Python's floor division there, and the result fits.
+        same = int.__mod__ if fn is _c_mod else int.__floordiv__
+
+        def unsigned_op(self: int, other: int) -> int:
+            if type(other) is cls:
+                return new(cls, same(self, other))
+            if not isinstance(other, int):
+                raise _bad_operand(cls, other)
+            return fn(self, other)
+
+        return unsigned_op
+
+    def op(self: int, other: int) -> int:
+        if not isinstance(other, int):
+            raise _bad_operand(cls, other)
+        r = fn(other, self) if reflected else fn(self, other)
+        if type(other) is cls:
+            return new(cls, ((r & m) ^ s) - s)
+        return r
 
     return op
 
 
 @final
 class UInt8(FixedUInt):
-    """An 8-bit unsigned integer with wrap-around arithmetic.
+    """An 8-bit unsigned integer with wrap-around arithmetic (``uint8_t``).
 
-    >>> u8(250) + 10
+    >>> u8(250) + u8(10)
     u8(0x04)
     >>> u8(0x1FF)
     u8(0xff)
@@ -602,7 +844,7 @@ class UInt8(FixedUInt):
 
 @final
 class UInt16(FixedUInt):
-    """A 16-bit unsigned integer with wrap-around arithmetic.
+    """A 16-bit unsigned integer with wrap-around arithmetic (``uint16_t``).
 
     >>> ~u16(0)
     u16(0xffff)
@@ -616,13 +858,15 @@ class UInt16(FixedUInt):
 
 @final
 class UInt32(FixedUInt):
-    """A 32-bit unsigned integer with wrap-around arithmetic.
+    """A 32-bit unsigned integer with wrap-around arithmetic (``uint32_t``).
 
     >>> r = u32(0x8000_0000)
     >>> r << 1
     u32(0x00000000)
-    >>> 1 - u32(2)
+    >>> u32(1) - u32(2)
     u32(0xffffffff)
+    >>> 1 - u32(2)
+    -1
     >>> r.deposit(0, 8, 0x42)
     u32(0x80000042)
     >>> print(u32(10))
@@ -637,7 +881,7 @@ class UInt32(FixedUInt):
 
 @final
 class UInt64(FixedUInt):
-    """A 64-bit unsigned integer with wrap-around arithmetic.
+    """A 64-bit unsigned integer with wrap-around arithmetic (``uint64_t``).
 
     >>> u64(-1).to_signed()
     -1
@@ -649,6 +893,85 @@ class UInt64(FixedUInt):
     MASK = MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
+@final
+class Int8(FixedSInt):
+    """An 8-bit signed integer with wrap-around arithmetic (``int8_t``).
+
+    >>> i8(127) + i8(1)
+    i8(-128)
+    >>> i8(0xFF)
+    i8(-1)
+    """
+
+    __slots__ = ()
+    BITS = 8
+    _SHORT = "i8"
+    SIGNED = True
+    MASK = 0xFF
+    MIN = -0x80
+    MAX = 0x7F
+    _SIGN = 0x80
+
+
+@final
+class Int16(FixedSInt):
+    """A 16-bit signed integer with wrap-around arithmetic (``int16_t``).
+
+    >>> -i16(-0x8000)
+    i16(-32768)
+    """
+
+    __slots__ = ()
+    BITS = 16
+    _SHORT = "i16"
+    SIGNED = True
+    MASK = 0xFFFF
+    MIN = -0x8000
+    MAX = 0x7FFF
+    _SIGN = 0x8000
+
+
+@final
+class Int32(FixedSInt):
+    """A 32-bit signed integer with wrap-around arithmetic (``int32_t``).
+
+    Division truncates toward zero and the remainder has the sign of the
+    dividend, as in C:
+
+    >>> i32(-7) / i32(2), i32(-7) % i32(2)
+    (i32(-3), i32(-1))
+    >>> i32(0x7FFF_FFFF) * i32(2)
+    i32(-2)
+    """
+
+    __slots__ = ()
+    BITS = 32
+    _SHORT = "i32"
+    SIGNED = True
+    MASK = 0xFFFF_FFFF
+    MIN = -0x8000_0000
+    MAX = 0x7FFF_FFFF
+    _SIGN = 0x8000_0000
+
+
+@final
+class Int64(FixedSInt):
+    """A 64-bit signed integer with wrap-around arithmetic (``int64_t``).
+
+    >>> i64(u64(0xFFFF_FFFF_FFFF_FFFE))
+    i64(-2)
+    """
+
+    __slots__ = ()
+    BITS = 64
+    _SHORT = "i64"
+    SIGNED = True
+    MASK = 0xFFFF_FFFF_FFFF_FFFF
+    MIN = -0x8000_0000_0000_0000
+    MAX = 0x7FFF_FFFF_FFFF_FFFF
+    _SIGN = 0x8000_0000_0000_0000
+
+
 u8 = UInt8
 """Rust-style name of :class:`UInt8`."""
 u16 = UInt16
@@ -657,6 +980,14 @@ u32 = UInt32
 """Rust-style name of :class:`UInt32`."""
 u64 = UInt64
 """Rust-style name of :class:`UInt64`."""
+i8 = Int8
+"""Rust-style name of :class:`Int8`."""
+i16 = Int16
+"""Rust-style name of :class:`Int16`."""
+i32 = Int32
+"""Rust-style name of :class:`Int32`."""
+i64 = Int64
+"""Rust-style name of :class:`Int64`."""
 
 
 # --- enums from integers (TryInto derive) ---------------------------------------

@@ -162,7 +162,7 @@ def qemu_opts_parse(
             else:
                 value = "on"
         if not key:
-            raise Error(f"Invalid parameter '{part}'")
+            raise Error("Invalid parameter ''")  # QEMU names the empty key
         if accepted is not None and key not in accepted:
             raise Error(f"Invalid parameter '{key}'")
         opts.values[key] = value

@@ -1,10 +1,17 @@
-"""The machine's run state and QMP events (QEMU's ``system/runstate.c``).
+"""The machine's run state and its QMP events (QEMU's ``system/runstate.c``).
 
 The run state is one of QEMU's ``RunState`` values. Changing it through
-:func:`vm_start`/:func:`vm_stop` emits QEMU's ``RESUME``/``STOP`` events, and
-:func:`qemu_system_reset` and :func:`qemu_system_shutdown_request` emit ``RESET`` and
-``SHUTDOWN``; listeners (the QMP monitors) receive every event.
+:func:`vm_start`/:func:`vm_stop` emits QEMU's ``RESUME``/``STOP`` events;
+:func:`qemu_system_reset`, :func:`qemu_system_shutdown_request` and
+:func:`qemu_system_powerdown_request` emit ``RESET``, ``SHUTDOWN`` and
+``POWERDOWN``. They go out through the typed senders generated from the schema
+(:mod:`qapi.qapi_events`) to the listeners of :mod:`qemu_api.qmp_event` (the QMP
+monitors). ``RunState`` and ``ShutdownCause`` are the schema's enums.
 
+>>> from qemu_api.qmp_event import (
+...     qapi_event_add_listener,
+...     qapi_event_remove_all_listeners,
+... )
 >>> runstate_init(RunState.PRELAUNCH)
 >>> seen = []
 >>> qapi_event_add_listener(lambda name, data: seen.append(name))
@@ -19,25 +26,30 @@ The run state is one of QEMU's ``RunState`` values. Changing it through
 
 from __future__ import annotations
 
-import enum
 import sys
 import time
 import traceback
 from collections.abc import Callable
 
+from qapi.qapi_events import (
+    qapi_event_send_powerdown,
+    qapi_event_send_reset,
+    qapi_event_send_resume,
+    qapi_event_send_shutdown,
+    qapi_event_send_stop,
+)
+from qapi.qmp_schema import RunState, ShutdownCause
 from qemu_api.error import error_report
 from qemu_api.qom import JSONValue
+from qemu_api.testing import runtime_reset_register
 
 __all__ = [
-    "EventListener",
     "RunState",
     "ShutdownCause",
     "event_timestamp",
-    "qapi_event_add_listener",
-    "qapi_event_remove_all_listeners",
-    "qapi_event_remove_listener",
-    "qapi_event_send",
     "qemu_add_vm_change_state_handler",
+    "qemu_register_powerdown_notifier",
+    "qemu_system_powerdown_request",
     "qemu_system_reset",
     "qemu_system_reset_handler",
     "qemu_system_shutdown_request",
@@ -47,93 +59,58 @@ __all__ = [
     "runstate_init",
     "runstate_is_running",
     "runstate_set",
+    "shutdown_caused_by_guest",
     "shutdown_requested",
     "vm_start",
     "vm_stop",
 ]
 
-
-class RunState(enum.Enum):
-    """QEMU's ``RunState`` (``qapi/run-state.json``)."""
-
-    DEBUG = "debug"
-    INMIGRATE = "inmigrate"
-    INTERNAL_ERROR = "internal-error"
-    IO_ERROR = "io-error"
-    PAUSED = "paused"
-    POSTMIGRATE = "postmigrate"
-    PRELAUNCH = "prelaunch"
-    FINISH_MIGRATE = "finish-migrate"
-    RESTORE_VM = "restore-vm"
-    RUNNING = "running"
-    SAVE_VM = "save-vm"
-    SHUTDOWN = "shutdown"
-    SUSPENDED = "suspended"
-    WATCHDOG = "watchdog"
-    GUEST_PANICKED = "guest-panicked"
-    COLO = "colo"
-
-
-class ShutdownCause(enum.Enum):
-    """QEMU's ``ShutdownCause`` (the ``reason`` of ``SHUTDOWN`` and ``RESET``)."""
-
-    NONE = "none"
-    HOST_ERROR = "host-error"
-    HOST_QMP_QUIT = "host-qmp-quit"
-    HOST_QMP_SYSTEM_RESET = "host-qmp-system-reset"
-    HOST_SIGNAL = "host-signal"
-    HOST_UI = "host-ui"
-    GUEST_SHUTDOWN = "guest-shutdown"
-    GUEST_RESET = "guest-reset"
-    GUEST_PANIC = "guest-panic"
-    SUBSYSTEM_RESET = "subsystem-reset"
-    SNAPSHOT_LOAD = "snapshot-load"
-
-
 # States recorded even when the machine was not running.
 _STICKY_STATES = frozenset(
     {RunState.INTERNAL_ERROR, RunState.SHUTDOWN, RunState.POSTMIGRATE}
 )
-
-EventListener = Callable[[str, dict[str, JSONValue]], None]
-"""A receiver of QMP events: ``(event name, data)``."""
+# QEMU's enum order: the causes from guest-shutdown on are the guest's.
+_CAUSES = list(ShutdownCause)
+_GUEST_CAUSES = frozenset(_CAUSES[_CAUSES.index(ShutdownCause.GUEST_SHUTDOWN) :])
+# Resets that send no RESET event (qemu_system_reset).
+_SILENT_RESETS = frozenset(
+    {ShutdownCause.NONE, ShutdownCause.SUBSYSTEM_RESET, ShutdownCause.SNAPSHOT_LOAD}
+)
 
 _state = RunState.PRELAUNCH
-_listeners: list[EventListener] = []
 _vm_change_handlers: list[Callable[[bool, RunState], None]] = []
+_powerdown_notifiers: list[Callable[[], None]] = []
 _reset_handler: Callable[[ShutdownCause], None] | None = None
 _shutdown: ShutdownCause | None = None
 
 
-def qapi_event_add_listener(listener: EventListener) -> None:
-    """Deliver every later event to *listener*."""
-    _listeners.append(listener)
+def shutdown_caused_by_guest(cause: ShutdownCause) -> bool:
+    """Return whether *cause* is the guest's (QEMU's ``shutdown_caused_by_guest``).
 
+    As in QEMU, every cause from ``guest-shutdown`` on in the enum's order
+    counts, ``subsystem-reset`` and ``snapshot-load`` included.
 
-def qapi_event_remove_listener(listener: EventListener) -> None:
-    """Stop delivering events to *listener* (no error if it is not registered)."""
-    if listener in _listeners:
-        _listeners.remove(listener)
-
-
-def qapi_event_remove_all_listeners() -> None:
-    """Forget every listener (for a new machine or a test)."""
-    _listeners.clear()
-
-
-def qapi_event_send(name: str, data: dict[str, JSONValue] | None = None) -> None:
-    """Emit the QMP event *name* with *data* to every listener."""
-    payload = data if data is not None else {}
-    for listener in list(_listeners):
-        listener(name, payload)
+    >>> shutdown_caused_by_guest(ShutdownCause.GUEST_RESET)
+    True
+    >>> shutdown_caused_by_guest(ShutdownCause.HOST_QMP_QUIT)
+    False
+    """
+    return cause in _GUEST_CAUSES
 
 
 def runstate_init(state: RunState = RunState.PRELAUNCH) -> None:
-    """Start a new machine in *state* with no pending shutdown."""
+    """Start a new machine in *state*: no pending shutdown, no handlers."""
     global _state, _shutdown
     _state = state
     _shutdown = None
     _vm_change_handlers.clear()
+    _powerdown_notifiers.clear()
+
+
+def _runtime_reset() -> None:
+    """Back to a process without a machine (``qemu_api.testing``'s reset)."""
+    runstate_init(RunState.PRELAUNCH)
+    qemu_system_reset_handler(None)
 
 
 def runstate_get() -> RunState:
@@ -169,7 +146,7 @@ def vm_start() -> None:
     runstate_set(RunState.RUNNING)
     for handler in list(_vm_change_handlers):
         handler(True, RunState.RUNNING)
-    qapi_event_send("RESUME")
+    qapi_event_send_resume()
 
 
 def vm_stop(state: RunState) -> None:
@@ -186,7 +163,7 @@ def vm_stop(state: RunState) -> None:
     if was_running:
         for handler in list(_vm_change_handlers):
             handler(False, state)
-        qapi_event_send("STOP")
+        qapi_event_send_stop()
 
 
 def qemu_system_reset_handler(handler: Callable[[ShutdownCause], None] | None) -> None:
@@ -196,14 +173,15 @@ def qemu_system_reset_handler(handler: Callable[[ShutdownCause], None] | None) -
 
 
 def qemu_system_reset(reason: ShutdownCause) -> None:
-    """Reset the machine and emit ``RESET`` (QEMU's ``qemu_system_reset``)."""
+    """Reset the machine and emit ``RESET`` (QEMU's ``qemu_system_reset``).
+
+    As in QEMU, the ``none`` (machine creation), ``subsystem-reset`` and
+    ``snapshot-load`` resets send no event.
+    """
     if _reset_handler is not None:
         _reset_handler(reason)
-    if reason is not ShutdownCause.NONE:
-        qapi_event_send(
-            "RESET",
-            {"guest": reason.value.startswith("guest"), "reason": reason.value},
-        )
+    if reason not in _SILENT_RESETS:
+        qapi_event_send_reset(guest=shutdown_caused_by_guest(reason), reason=reason)
 
 
 def qemu_system_shutdown_request(reason: ShutdownCause) -> None:
@@ -211,9 +189,36 @@ def qemu_system_shutdown_request(reason: ShutdownCause) -> None:
     global _shutdown
     _shutdown = reason
     runstate_set(RunState.SHUTDOWN)
-    qapi_event_send(
-        "SHUTDOWN", {"guest": reason.value.startswith("guest"), "reason": reason.value}
-    )
+    qapi_event_send_shutdown(guest=shutdown_caused_by_guest(reason), reason=reason)
+
+
+def qemu_register_powerdown_notifier(notifier: Callable[[], None]) -> None:
+    """Call *notifier* on every power-down request (the board's power button)."""
+    _powerdown_notifiers.append(notifier)
+
+
+def qemu_system_powerdown_request() -> None:
+    """Press the power button: emit ``POWERDOWN``, then tell the notifiers.
+
+    QEMU's ``qemu_system_powerdown``: the machine keeps running; the board's
+    notifier (an ACPI or GPIO power button) tells the guest, which decides.
+
+    >>> from qemu_api.qmp_event import (
+    ...     qapi_event_add_listener,
+    ...     qapi_event_remove_all_listeners,
+    ... )
+    >>> runstate_init()
+    >>> seen = []
+    >>> qapi_event_add_listener(lambda name, data: seen.append(name))
+    >>> qemu_register_powerdown_notifier(lambda: seen.append("button"))
+    >>> qemu_system_powerdown_request()
+    >>> seen
+    ['POWERDOWN', 'button']
+    >>> qapi_event_remove_all_listeners()
+    """
+    qapi_event_send_powerdown()
+    for notifier in list(_powerdown_notifiers):
+        notifier()
 
 
 def shutdown_requested() -> ShutdownCause | None:
@@ -239,3 +244,6 @@ def event_timestamp() -> dict[str, JSONValue]:
     now = time.time()
     sec = int(now)
     return {"seconds": sec, "microseconds": int((now - sec) * 1_000_000)}
+
+
+runtime_reset_register(_runtime_reset)

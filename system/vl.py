@@ -19,7 +19,7 @@ from typing import Final, TextIO, final
 import chardev
 import pyqemu_config
 from hw.core.machine import MachineState, find_machine, machine_types
-from qemu_api import log, trace
+from qemu_api import log, rtc, trace
 from qemu_api.bql import bql_lock, bql_locked
 from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new
 from qemu_api.error import Error, error_set_progname
@@ -87,6 +87,7 @@ OPTIONS: Final[dict[str, bool]] = {
     "name": True,
     "no-shutdown": False,
     "no-reboot": False,
+    "rtc": True,
     "msg": True,
     "daemonize": False,
 }
@@ -345,6 +346,10 @@ def usage(prog: str) -> str:
         "-global driver.prop=value\n"
         "                set a default value of a driver's property\n"
         "-name string    set the name of the guest\n"
+        "-rtc [base=utc|localtime|<datetime>][,clock=host|rt|vm]"
+        "[,driftfix=none|slew]\n"
+        "                set the RTC base and clock, enable drift fix for clock "
+        "ticks (x86 only)\n"
         "\n"
         "Character device options:\n"
         "-chardev null|ringbuf|file|socket|stdio|pty,id=id[,...]\n"
@@ -446,6 +451,29 @@ class Emulator:
             raise CommandLineError("-accel", f"invalid accelerator {name}")
         return name or "tcg"
 
+    def setup_rtc(self) -> None:
+        """``-rtc``: the RTC's base and clock (QEMU's ``configure_rtc``).
+
+        The option lists merge, a later key winning (QEMU's ``merge_lists``);
+        a bad key is reported with the argument, a bad value without, and
+        ``-rtc help`` lists the keys and fails, all as in QEMU 7.2.
+        """
+        merged = QemuOpts()
+        for arg in self.cfg.all("rtc"):
+            try:
+                opts = qemu_opts_parse(arg, accepted=frozenset(rtc.RTC_OPTS))
+            except Error as e:
+                raise CommandLineError(f"-rtc {arg}", e.msg) from None
+            if opts.help:
+                self.out.write("rtc options:\n")
+                self.out.write("".join(f"  {key}=<str>\n" for key in rtc.RTC_OPTS))
+                raise CommandLineError("-rtc", "")  # printed; exit status 1
+            merged.values.update(opts.values)
+        try:
+            rtc.configure_rtc(merged)
+        except Error as e:
+            raise CommandLineError(None, e.msg, e.hint) from None
+
     def create_machine(self) -> MachineState:
         """``-machine``/``-M`` and ``-m``: build the board."""
         target = self.cfg.target
@@ -507,6 +535,7 @@ class Emulator:
         virtual_clock_reset()
         qdev_prop_reset_globals()
         runstate.runstate_init(RunState.PRELAUNCH)
+        self.setup_rtc()
         chardev.set_main_loop(self.loop)
         machine = self.create_machine()
         for arg in self.cfg.all("chardev"):

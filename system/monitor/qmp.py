@@ -54,6 +54,7 @@ except ModuleNotFoundError as _missing:
 
 from qemu_api.chardev import CHR_READ_BUF_LEN, CharBackend, Chardev, ChrEvent
 from qemu_api.error import Error, ErrorClass, error_report
+from qemu_api.qmp_event import qapi_event_add_listener, qapi_event_remove_listener
 from qemu_api.qom import JSONValue
 from system import runstate
 from system.main_loop import MainLoop
@@ -768,7 +769,7 @@ class QMPMonitor:
         self._handlers = MonitorCommands(self, target=target)
         self._fe = CharBackend()
         self._fe.connect(chr_)
-        runstate.qapi_event_add_listener(self._emit_event)
+        qapi_event_add_listener(self._emit_event)
         self._fe.set_handlers(self._can_read, self._read, self._chr_event)
 
     # -- the session, for the command handlers ------------------------------------
@@ -821,7 +822,7 @@ class QMPMonitor:
         if self._closed:
             return
         self._closed = True
-        runstate.qapi_event_remove_listener(self._emit_event)
+        qapi_event_remove_listener(self._emit_event)
         self._requests.clear()
         self._outbuf.clear()
         self._fe.disconnect()

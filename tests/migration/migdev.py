@@ -213,7 +213,7 @@ class MigTestDev(SysBusDevice, type_name=TYPE_MIG_TEST_DEV):
     def _expired(self) -> None:
         now = qemu_clock_get_ns(CLOCK_VIRTUAL)
         with self.regs.borrow_mut() as r:
-            r.b32 = r.b32 + 1
+            r.b32 = r.b32 + u32(1)  # a counter: wraps at 32 bits
             r.b64 = u64(now)
         if self.period:
             self.timer.mod_ns(now + int(self.period))

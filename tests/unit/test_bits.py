@@ -1,12 +1,21 @@
 import copy
 import enum
 import pickle
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qemu_api.bits import (
     BitField,
     Bitfield,
+    FixedInt,
+    FixedSInt,
+    FixedUInt,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
     UInt8,
     UInt16,
     UInt32,
@@ -24,6 +33,10 @@ from qemu_api.bits import (
     extract32,
     extract64,
     from_int_or_none,
+    i8,
+    i16,
+    i32,
+    i64,
     make_64bit_mask,
     mask,
     sextract32,
@@ -37,32 +50,58 @@ from qemu_api.bits import (
 from qemu_api.error import Error
 
 # --- fixed-width integers -------------------------------------------------------
+#
+# The expected values follow C99 (gcc -fwrapv, as QEMU builds: wrap-around signed
+# arithmetic, truncating division, remainder with the dividend's sign) and Rust's
+# wrapping_* operations; see the rules in the qemu_api.bits docstring.
+
+UNSIGNED = (u8, u16, u32, u64)
+SIGNED = (i8, i16, i32, i64)
+ALL = UNSIGNED + SIGNED
 
 
 def test_aliases():
-    assert u8 is UInt8
-    assert u16 is UInt16
-    assert u32 is UInt32
-    assert u64 is UInt64
+    assert (u8, u16, u32, u64) == (UInt8, UInt16, UInt32, UInt64)
+    assert (i8, i16, i32, i64) == (Int8, Int16, Int32, Int64)
+    assert all(issubclass(cls, FixedUInt) for cls in UNSIGNED)
+    assert all(issubclass(cls, FixedSInt) for cls in SIGNED)
+    assert all(issubclass(cls, FixedInt) and issubclass(cls, int) for cls in ALL)
 
 
-@pytest.mark.parametrize(("cls", "bits"), [(u8, 8), (u16, 16), (u32, 32), (u64, 64)])
-def test_widths(cls, bits):
-    assert bits == cls.BITS
-    assert (1 << bits) - 1 == cls.MASK
-    assert cls.MAX == cls.MASK
-    assert cls.MIN == 0
+@pytest.mark.parametrize("cls", ALL)
+def test_widths(cls):
+    bits = int(cls.__name__.lstrip("UInt"))
+    prefix = "i" if cls.SIGNED else "u"
+    assert (
+        bits,
+        (1 << bits) - 1,
+        f"{prefix}{bits}",
+    ) == (cls.BITS, cls.MASK, cls._SHORT)
+    if cls.SIGNED:
+        assert (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) == (cls.MIN, cls.MAX)
+    else:
+        assert (cls.MIN, cls.MAX) == (0, cls.MASK)
     assert cls() == 0
-    assert cls(-1) == cls.MAX
+    assert cls(cls.MAX) + cls(1) == cls.MIN
+    assert cls(cls.MIN) - cls(1) == cls.MAX
     assert cls(1 << bits) == 0
     assert isinstance(cls(3), int)
-    assert type(cls(3) + 1) is cls
 
 
 def test_constructor_truncates_like_a_cast():
     assert u8(0x1234) == 0x34
     assert u16(-2) == 0xFFFE
     assert u32(0x1_0000_0005) == 5
+    assert i8(0x80) == -128
+    assert i8(0xFF) == -1
+    assert i8(0x17F) == 127
+    assert i16(0x1_8000) == -0x8000
+    assert i32(0xFFFF_FFFF) == -1
+    assert i64(1 << 63) == -(1 << 63)
+    # casts between signedness reinterpret the bits, as C's
+    assert u32(i32(-1)) == 0xFFFF_FFFF
+    assert i32(u32(0x8000_0000)) == -0x8000_0000
+    assert u8(i64(-2)) == 0xFE
 
 
 def test_checked():
@@ -73,61 +112,155 @@ def test_checked():
     assert "u8(value) to truncate" in str(ei.value)
     with pytest.raises(Error, match=r"^-1 does not fit in u32"):
         u32.checked(-1)
+    assert i8.checked(-128) == -128
+    assert type(i8.checked(-1)) is i8
+    with pytest.raises(Error, match=r"^128 does not fit in i8 \(-128\.\.127\); use i8"):
+        i8.checked(128)
+    with pytest.raises(Error, match=r"^-2147483649 does not fit in i32"):
+        i32.checked(-(1 << 31) - 1)
 
 
-def test_wrapping_arithmetic():
-    assert u8(250) + 10 == 4
-    assert 10 + u8(250) == 4
-    assert u8(3) - 5 == 254
-    assert 1 - u32(2) == 0xFFFF_FFFF
-    assert u16(0x100) * 0x100 == 0
-    assert 3 * u16(0x8000) == 0x8000
-    assert u32(7) // 2 == 3
-    assert u32(7) % 4 == 3
+def test_same_type_wraps():
+    assert u8(250) + u8(10) == 4
+    assert u8(3) - u8(5) == 254
+    assert u16(0x100) * u16(0x100) == 0
+    assert u32(0xF0) | u32(0x0F) == 0xFF
+    assert u8(0xFF) ^ u8(0x0F) == 0xF0
+    assert u32(1) - u32(2) == 0xFFFF_FFFF
+    assert u64(0xFFFF_FFFF_FFFF_FFFF) + u64(2) == 1
+    # no C integer promotion of the narrow types: u8 arithmetic stays in u8
+    assert type(u8(250) + u8(10)) is u8
+    assert i8(127) + i8(1) == -128
+    assert i8(-128) - i8(1) == 127
+    assert i32(0x7FFF_FFFF) * i32(2) == -2
+    assert i16(-1) * i16(-1) == 1
+    assert i32(-1) & i32(0xFF) == 0xFF
+    assert i8(-1) ^ i8(0x7F) == -128
+    assert i64(-(1 << 63)) - i64(1) == (1 << 63) - 1
+
+
+def test_same_type_result_types():
+    for cls in ALL:
+        a, b = cls(7), cls(3)
+        for value in (a + b, a - b, a * b, a // b, a / b, a % b, a & b, a | b,
+                      a ^ b, a << 1, a >> 1, a << b, -a, ~a, +a, abs(a),
+                      a.__radd__(b), a.__rsub__(b), a.__rmul__(b), a.__rand__(b),
+                      a.__ror__(b), a.__rxor__(b), a.__rfloordiv__(b),
+                      a.__rtruediv__(b), a.__rmod__(b)):  # fmt: skip
+            assert type(value) is cls
+        q, r = divmod(a, b)
+        assert (type(q), type(r), q, r) == (cls, cls, 2, 1)
+
+
+def test_mixed_operands_give_the_exact_int():
+    # The bug this rule removes: with u32 + int -> u32 the sum wrapped at 2**32.
+    ticks = u32(10)
+    now_ns = u64(5)
+    assert now_ns + ticks * 1_000_000_000 == 10_000_000_005
+    assert 10_000_000_000 + u32(5) == 10_000_000_005
+    assert u32(5) + 10_000_000_000 == 10_000_000_005
+    assert 1 - u32(2) == -1
+    assert u32(2) - 3 == -1
+    assert u8(200) * 2 == 400
+    assert 2 * u8(200) == 400
+    assert u8(0xF0) | 0x10F == 0x1FF
+    assert 0x100 ^ u8(0xFF) == 0x1FF
+    assert i8(100) + 100 == 200
+    assert i8(-100) - 100 == -200
+    assert i32(-1) & 0x1_0000_0000 == 0x1_0000_0000  # not exact in i32: an int
+    # other widths and signedness, and bool, are "any other integer" too
+    assert u8(200) + u32(100) == 300
+    assert u32(0x1FF) * u8(2) == 0x3FE
+    assert i32(-1) + u32(1) == 0
+    assert u16(1) - i16(2) == -1
+    assert u8(255) + True == 256
+    for value in (
+        u8(1) + 1, 1 + u8(1), u8(1) - 1, 1 - u8(1), u8(1) * 2, 2 * u8(1),
+        u8(1) | 1, 1 | u8(1), u8(1) ^ 1, 1 ^ u8(1), u8(1) + u16(1), i8(1) + 1,
+        i8(1) & 1, 1 & i8(1), i8(1) - u8(1), u8(7) // 2, u8(7) / 2, u8(7) % 2,
+        7 // u8(2), 7 % u8(2), i8(7) // u8(2), u8(1) + True,
+    ):  # fmt: skip
+        assert type(value) is int, repr(value)
+
+
+def test_shifts_keep_the_left_operand_type():
     assert u8(0x80) << 1 == 0
+    assert type(u8(0x80) << 1) is u8
+    assert u32(1) << 32 == 0
     assert u64(1) << 63 == 1 << 63
     assert u8(0x80) >> 7 == 1
+    assert type(u8(1) << u32(1)) is u8  # the count's type does not matter
+    assert i8(64) << 1 == -128
+    assert i8(-128) >> 1 == -64  # arithmetic shift
+    assert i32(-1) >> 31 == -1
+    assert type(i16(1) << 3) is i16
+    assert 1 << u32(3) == 8
+    assert type(1 << u32(3)) is int  # a plain int on the left stays a plain int
+    with pytest.raises(ValueError, match="negative shift count"):
+        u32(1) << -1
+
+
+def test_unsigned_and_keeps_its_type():
+    reg = u32(0xFFFF_FFFF)
+    cleared = reg & ~0x10
+    assert (type(cleared), cleared) == (u32, 0xFFFF_FFEF)
+    assert type(0xFF & reg) is u32
+    assert u8(0xF0) & 0x3C == 0x30
+    assert type(u8(0xF0) & u32(0xFFFF)) is u8
+    assert type(i32(-1) & 0xFF) is int  # signed: -1 & 2**40 would not fit
+
+
+def test_division_is_c_division():
+    # C99 6.5.5: the quotient is truncated toward zero, (a/b)*b + a%b == a.
+    assert i32(-7) / i32(2) == -3
+    assert i32(-7) // i32(2) == -3
+    assert i32(-7) % i32(2) == -1
+    assert i32(7) / i32(-2) == -3
+    assert i32(7) % i32(-2) == 1
+    assert i32(-7) / i32(-2) == 3
+    assert i32(-7) % i32(-2) == -1
+    assert divmod(i8(-7), i8(2)) == (-3, -1)
+    for a in (-7, 7, -8, 0, 5):
+        for b in (2, -2, 3, -3, 1):
+            q, r = i32(a) / i32(b), i32(a) % i32(b)
+            assert q * b + r == a
+            assert abs(r) < abs(b)
+            assert r == 0 or (r < 0) == (a < 0)
+    # the one overflow wraps (Rust's wrapping_div / wrapping_rem)
+    assert i32(i32.MIN) / i32(-1) == i32.MIN
+    assert i32(i32.MIN) % i32(-1) == 0
+    assert i8(-128) / i8(-1) == -128
+    # unsigned: / is integer division too; mixed operands divide as C, exactly
+    assert u32(7) / u32(2) == 3
+    assert u32(7) / 2 == 3
+    assert u32(7) / -2 == -3
+    assert u32(7) % -2 == 1
+    assert -7 // u32(2) == -3
+    assert -7 % u32(2) == -1
+    assert -7 / u32(2) == -3
+    assert divmod(-7, u8(2)) == (-3, -1)
+    assert i32(-7) / 2 == -3
+    assert i64(-(1 << 63)) / -1 == 1 << 63  # mixed: exact, no wrap
+    for zero in (u32(0), i32(0), 0):
+        with pytest.raises(ZeroDivisionError):
+            i32(1) / zero
+        with pytest.raises(ZeroDivisionError):
+            u32(1) % zero
+
+
+def test_unary_operators_wrap():
     assert -u8(1) == 0xFF
     assert ~u32(0) == 0xFFFF_FFFF
     assert +u8(5) == 5
-    assert u8(0xF0) & 0x3C == 0x30
-    assert 0x3C & u8(0xF0) == 0x30
-    assert u8(0xF0) | 0x10F == 0xFF
-    assert 0x10F | u8(0xF0) == 0xFF
-    assert u8(0xFF) ^ 0x1F0 == 0x0F
-    assert 0x1F0 ^ u8(0xFF) == 0x0F
-
-
-def test_result_types():
-    for value in (
-        u8(1) + 1,
-        1 + u8(1),
-        u8(1) - 1,
-        1 - u8(1),
-        u8(1) * 2,
-        2 * u8(1),
-        u8(1) // 1,
-        u8(1) % 1,
-        u8(1) & 1,
-        1 & u8(1),
-        u8(1) | 1,
-        1 | u8(1),
-        u8(1) ^ 1,
-        1 ^ u8(1),
-        u8(1) << 1,
-        u8(1) >> 1,
-        -u8(1),
-        ~u8(1),
-        +u8(1),
-    ):
-        assert type(value) is u8
-
-
-def test_mixed_widths_take_left_operand():
-    assert type(u8(1) + u32(0x1FF)) is u8
-    assert u8(1) + u32(0x1FF) == 0
-    assert type(u32(0x1FF) + u8(1)) is u32
-    assert u32(0x1FF) + u8(1) == 0x200
+    assert abs(u8(5)) == 5
+    assert -i8(-128) == -128
+    assert abs(i8(-128)) == -128
+    assert abs(i8(-5)) == 5
+    assert ~i16(0) == -1
+    assert -i32(5) == -5
+    for cls in ALL:
+        for value in (-cls(3), ~cls(3), +cls(3), abs(cls(3))):
+            assert type(value) is cls
 
 
 def test_comparisons_and_hash_are_int():
@@ -135,11 +268,21 @@ def test_comparisons_and_hash_are_int():
     five: int = u8(5)
     assert five == u32(5)  # mypy flags u8(5) == u32(5) (strict equality)
     assert u8(4) < 5
+    assert i8(-1) < 0
+    minus_one: int = i32(-1)
+    assert minus_one != u32(0xFFFF_FFFF)
     assert hash(u32(7)) == hash(7)
+    assert hash(i8(-3)) == hash(-3)
     table: dict[int, str] = {u8(1): "a"}
     assert table[1] == "a"
     assert bool(u8(0)) is False
     assert bool(u8(256 + 1)) is True
+    assert bool(i8(256)) is False
+
+
+def test_pow_is_ints():
+    assert u8(16) ** 2 == 256
+    assert type(u8(16) ** 2) is int
 
 
 def test_float_operand_is_an_error():
@@ -147,22 +290,39 @@ def test_float_operand_is_an_error():
         u32(1) + 1.5
     with pytest.raises(TypeError, match="combine only with int"):
         u8(1) * 2.0
+    with pytest.raises(TypeError, match="unsupported operand for i32: float"):
+        i32(1) / 2.0
+    text: Any = "x"
+    with pytest.raises(TypeError, match="unsupported operand for i8: str"):
+        i8(1) % text
+    one: Any = 1.0
+    with pytest.raises(TypeError, match="unsupported operand for u16: float"):
+        u16(1) << one
 
 
 def test_generic_operators_match_specialized_ones():
-    from qemu_api.bits import FixedUInt
-
-    for name in ("__add__", "__sub__", "__rsub__", "__mul__", "__floordiv__",
-                 "__mod__", "__and__", "__or__", "__xor__", "__lshift__",
-                 "__rshift__", "__radd__", "__rmul__", "__rand__", "__ror__",
-                 "__rxor__"):  # fmt: skip
-        generic = getattr(FixedUInt, name)
-        specialized = getattr(u8, name)
-        for a, b in ((200, 100), (3, 5), (0x80, 1), (7, 3)):
-            assert generic(u8(a), b) == specialized(u8(a), b), name
-            assert type(generic(u8(a), b)) is u8
-        with pytest.raises(TypeError, match="for u8: float"):
-            generic(u8(1), 1.5)
+    # __init_subclass__ replaces the generic operators with faster copies; they
+    # must behave the same for every kind of operand.
+    names = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+             "__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__",
+             "__lshift__", "__rshift__", "__floordiv__", "__truediv__",
+             "__mod__", "__rfloordiv__", "__rtruediv__", "__rmod__")  # fmt: skip
+    for cls, base in ((u8, FixedUInt), (i8, FixedSInt)):
+        for name in names:
+            generic = getattr(base, name)
+            specialized = getattr(cls, name)
+            assert generic is not specialized, name
+            for a, b in ((200, 100), (3, 5), (0x80, 1), (7, 3), (-7, 2), (5, -3)):
+                for other in (cls(b), b, u16(b & 0x7F), True):
+                    if "shift" in name and int(other) < 0:
+                        continue
+                    g = generic(cls(a), other)
+                    s = specialized(cls(a), other)
+                    assert (type(g), g) == (type(s), s), (cls, name, a, other)
+            with pytest.raises(TypeError, match=f"for {cls._SHORT}: float"):
+                generic(cls(1), 1.5)
+            with pytest.raises(TypeError, match=f"for {cls._SHORT}: float"):
+                specialized(cls(1), 1.5)
 
 
 def test_repr_str_format():
@@ -170,19 +330,23 @@ def test_repr_str_format():
     assert repr(u16(0xABC)) == "u16(0x0abc)"
     assert repr(u32(1)) == "u32(0x00000001)"
     assert repr(u64(1)) == "u64(0x0000000000000001)"
+    assert repr(i8(-5)) == "i8(-5)"
+    assert repr(i64(7)) == "i64(7)"
     assert str(u32(10)) == "10"
+    assert str(i32(-10)) == "-10"
     assert f"{u32(10)}" == "10"
     assert f"{u32(255):#x}" == "0xff"
     assert format(u8(10), "d") + format(u8(10), "x") == "10a"
     assert hex(u16(0xAB)) == "0xab"
     assert [1, 2, 3][u8(1)] == 2
+    assert [1, 2, 3][i8(-1)] == 3
 
 
 def test_pickle_and_copy():
-    v = u32(0xDEADBEEF)
-    for clone in (pickle.loads(pickle.dumps(v)), copy.copy(v), copy.deepcopy(v)):
-        assert clone == v
-        assert type(clone) is u32
+    for v in (u32(0xDEADBEEF), i32(-2), i8(-128)):
+        for clone in (pickle.loads(pickle.dumps(v)), copy.copy(v), copy.deepcopy(v)):
+            assert clone == v
+            assert type(clone) is type(v)
 
 
 def test_integer_ext_methods():
@@ -211,6 +375,74 @@ def test_integer_ext_errors():
         u32(0).deposit(0, 33, 0)
     with pytest.raises(ValueError, match=r"u8\.sextract"):
         u8(0).sextract(-1, 2)
+
+
+# mypy --strict on a device-like snippet: every implicit narrowing is an error,
+# the explicit forms are not.
+NARROWING = """\
+from dataclasses import dataclass
+
+from qemu_api.bits import i32, u8, u32, u64
+
+
+@dataclass
+class Regs:
+    count: u32
+    now: u64
+
+
+def program(value: u32) -> None:
+    pass
+
+
+def use(regs: Regs, ticks: u32, data: u8) -> None:
+    a: u32 = regs.count + 1
+    regs.count = regs.count * 2
+    program(ticks + 1)
+    regs.now = regs.now + ticks * 1_000_000_000
+    b: u32 = ticks + data
+    c: i32 = i32(5) / 2
+    d: u32 = 1 - ticks
+    # explicit: wrap in the type, or narrow with a cast
+    regs.count = regs.count + u32(1)
+    regs.count = u32(regs.count * 2)
+    program(ticks << 1)
+    program(ticks & ~0x10)
+    regs.now = u64(regs.now + ticks * 1_000_000_000)
+    e: i32 = i32(-7) / i32(2)
+    f: int = ticks + 1
+"""
+
+
+def test_implicit_narrowing_fails_mypy(tmp_path, monkeypatch):
+    api = pytest.importorskip("mypy.api")
+    src = tmp_path / "narrowing.py"
+    src.write_text(NARROWING)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out, err, _ = api.run(
+        ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "c"), str(src)]
+    )
+    errors = [
+        (int(line.split(":")[1]), line.split(": error: ")[1])
+        for line in out.splitlines()
+        if ": error: " in line
+    ]
+    int_to = 'Incompatible types in assignment (expression has type "int", variable '
+    assert errors == [
+        (17, int_to + 'has type "UInt32")  [assignment]'),
+        (18, int_to + 'has type "UInt32")  [assignment]'),
+        (
+            19,
+            (
+                'Argument 1 to "program" has incompatible type "int"; expected '
+                '"UInt32"  [arg-type]'
+            ),
+        ),
+        (20, int_to + 'has type "UInt64")  [assignment]'),
+        (21, int_to + 'has type "UInt32")  [assignment]'),
+        (22, int_to + 'has type "Int32")  [assignment]'),
+        (23, int_to + 'has type "UInt32")  [assignment]'),
+    ], out + err
 
 
 # --- bitops.h -------------------------------------------------------------------

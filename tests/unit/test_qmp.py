@@ -32,6 +32,7 @@ from qemu_api.qdev import (
     prop_string,
     prop_u32,
 )
+from qemu_api.qmp_event import qapi_event_emit, qapi_event_remove_all_listeners
 from qemu_api.qom import Container, Object, container_get, object_get_root, override
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
 from qemu_api.trace import TraceEvent
@@ -245,7 +246,7 @@ def qmp() -> Iterator[Setup]:
         yield setup
     finally:
         setup.close()
-        runstate.qapi_event_remove_all_listeners()
+        qapi_event_remove_all_listeners()
         runstate.qemu_system_reset_handler(None)
         runstate.runstate_init(RunState.PRELAUNCH)
         trace.trace_reset()
@@ -652,7 +653,7 @@ def test_stop_and_cont_send_events_before_the_reply(client: Client) -> None:
 
 
 def test_event_layout(client: Client) -> None:
-    runstate.qapi_event_send("DEVICE_DELETED", {"device": "uart0", "path": "/x"})
+    qapi_event_emit("DEVICE_DELETED", {"device": "uart0", "path": "/x"})
     (line,) = client.raw()
     assert line.startswith(b'{"timestamp": {"seconds": ')
     assert line.endswith(
@@ -667,11 +668,11 @@ def test_events_need_negotiation_and_reach_every_monitor(qmp: Setup) -> None:
     a.raw()
     b.raw()
     a.cmd("qmp_capabilities")
-    runstate.qapi_event_send("PING")
+    qapi_event_emit("PING", {})
     assert a.one()["event"] == "PING"
     b.nothing()
     b.cmd("qmp_capabilities")
-    runstate.qapi_event_send("PONG", {"n": 1})
+    qapi_event_emit("PONG", {"n": 1})
     assert a.one()["data"] == {"n": 1}
     assert b.one()["event"] == "PONG"
 
@@ -722,7 +723,7 @@ def test_disconnect_resets_the_session(qmp: Setup) -> None:
     c.send('{"execute": "qu')  # a partial request, dropped with the client
     c.pump()
     chr_.hang_up()
-    runstate.qapi_event_send("LOST")  # nobody to tell
+    qapi_event_emit("LOST", {})  # nobody to tell
     c2 = qmp.connect(chr_)
     assert c2.raw() == [GREETING]
     assert c2.cmd("query-status") == error("CommandNotFound", NEGOTIATE_FIRST)
@@ -803,7 +804,7 @@ def test_close_stops_serving(qmp: Setup) -> None:
     mon.close()
     mon.close()
     assert chr_.frontend is None
-    runstate.qapi_event_send("GONE")
+    qapi_event_emit("GONE", {})
     c.nothing()
 
 
@@ -1422,6 +1423,8 @@ def test_qapi_gen_module_passes_mypy_strict(tmp_path: Path) -> None:
         str(pkg / "__init__.py"),
         "--module",
         str(pkg / "qmp_schema.py"),
+        "--events",
+        str(pkg / "qapi_events.py"),
         "--reference-module",
         str(pkg / "qmp_reference.py"),
     )

@@ -9,6 +9,7 @@ import pytest
 
 from qemu_api.error import Error
 from qemu_api.option import parse_bool, parse_size, qemu_opts_parse, split_opts
+from qemu_api.qmp_event import qapi_event_add_listener, qapi_event_remove_all_listeners
 from qemu_api.timer import (
     CLOCK_REALTIME,
     CLOCK_VIRTUAL,
@@ -42,7 +43,7 @@ def test_split_and_parse_opts() -> None:
 def test_opts_errors() -> None:
     with pytest.raises(Error, match=r"^Invalid parameter 'colour'$"):
         qemu_opts_parse("a=1,colour=2", accepted=frozenset({"a"}))
-    with pytest.raises(Error, match=r"^Invalid parameter '=x'$"):
+    with pytest.raises(Error, match=r"^Invalid parameter ''$"):  # as QEMU 7.2
         qemu_opts_parse("a=1,=x")
     with pytest.raises(Error, match="Parameter 'server' expects 'on' or 'off'"):
         parse_bool("server", "perhaps")
@@ -73,7 +74,7 @@ def test_parse_size_rejects(bad: str) -> None:
 def test_runstate_events_and_reset() -> None:
     events: list[tuple[str, object]] = []
     runstate.runstate_init(RunState.PRELAUNCH)
-    runstate.qapi_event_add_listener(lambda n, d: events.append((n, d)))
+    qapi_event_add_listener(lambda n, d: events.append((n, d)))
     resets: list[ShutdownCause] = []
     runstate.qemu_system_reset_handler(resets.append)
     try:
@@ -84,7 +85,7 @@ def test_runstate_events_and_reset() -> None:
         runstate.qemu_system_reset(ShutdownCause.HOST_QMP_SYSTEM_RESET)
         runstate.qemu_system_shutdown_request(ShutdownCause.HOST_QMP_QUIT)
     finally:
-        runstate.qapi_event_remove_all_listeners()
+        qapi_event_remove_all_listeners()
         runstate.qemu_system_reset_handler(None)
     assert events == [
         ("RESUME", {}),
