@@ -662,33 +662,30 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             regs.ibrd &= IBRD_MASK
             regs.fbrd &= FBRD_MASK
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["PL011State"](
         "pl011",
         version_id=2,
         minimum_version_id=2,
         post_load=post_load,
         fields=[
             vmstate_unused(4),  # readbuff, dropped in QEMU 9.2
-            vmstate_uint32("flags", path="regs.flags"),
-            vmstate_uint32("lcr", path="regs.line_control"),
-            vmstate_uint32("rsr", path="regs.rsr"),
-            vmstate_uint32("cr", path="regs.control"),
-            vmstate_uint32("dmacr", path="regs.dmacr"),
-            vmstate_uint32("int_enabled", path="regs.int_enabled"),
-            vmstate_uint32("int_level", path="regs.int_level"),
+            vmstate_uint32(lambda s: s.regs.get().flags),
+            vmstate_uint32(lambda s: s.regs.get().line_control, name="lcr"),
+            vmstate_uint32(lambda s: s.regs.get().rsr),
+            vmstate_uint32(lambda s: s.regs.get().control, name="cr"),
+            vmstate_uint32(lambda s: s.regs.get().dmacr),
+            vmstate_uint32(lambda s: s.regs.get().int_enabled),
+            vmstate_uint32(lambda s: s.regs.get().int_level),
             vmstate_array(
-                "read_fifo",
-                vmstate_info_uint32,
-                PL011_FIFO_DEPTH,
-                path="regs.read_fifo",
+                lambda s: s.regs.get().read_fifo, vmstate_info_uint32, PL011_FIFO_DEPTH
             ),
-            vmstate_uint32("ilpr", path="regs.ilpr"),
-            vmstate_uint32("ibrd", path="regs.ibrd"),
-            vmstate_uint32("fbrd", path="regs.fbrd"),
-            vmstate_uint32("ifl", path="regs.ifl"),
-            vmstate_int32("read_pos", path="regs.read_pos"),
-            vmstate_int32("read_count", path="regs.read_count"),
-            vmstate_int32("read_trigger", path="regs.read_trigger"),
+            vmstate_uint32(lambda s: s.regs.get().ilpr),
+            vmstate_uint32(lambda s: s.regs.get().ibrd),
+            vmstate_uint32(lambda s: s.regs.get().fbrd),
+            vmstate_uint32(lambda s: s.regs.get().ifl),
+            vmstate_int32(lambda s: s.regs.get().read_pos),
+            vmstate_int32(lambda s: s.regs.get().read_count),
+            vmstate_int32(lambda s: s.regs.get().read_trigger),
         ],
         subsections=[
             VMStateDescription(
@@ -696,7 +693,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 version_id=1,
                 minimum_version_id=1,
                 needed=clock_needed,
-                fields=[vmstate_clock("clk")],
+                fields=[vmstate_clock(lambda s: s.clk)],
             ),
         ],
     )
