@@ -679,6 +679,13 @@ class _BqlStructMeta(type):
     ) -> _BqlStructMeta:
         if namespace.get("_bql_raw_view", False):
             return super().__new__(mcls, name, bases, namespace, **kwargs)
+        if "__slots__" in namespace and any(
+            isinstance(b, _BqlStructMeta) for b in bases
+        ):
+            raise TypeError(
+                f"{name}: a BqlStruct takes its slots from the annotated fields; "
+                "remove __slots__"
+            )
         namespace.setdefault("__slots__", ())
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if not any(isinstance(b, _BqlStructMeta) for b in bases):
@@ -695,7 +702,9 @@ class _BqlStructMeta(type):
                         f"{name}.{attr}: '{attr}' is a BqlStruct attribute or a "
                         "private name; rename the field"
                     )
-                if attr in klass.__dict__:
+                if attr in klass.__dict__ and not isinstance(
+                    klass.__dict__[attr], _StructField
+                ):
                     raise TypeError(
                         f"{name}.{attr}: a BqlStruct field has no class-level "
                         f"default; set it in __init__ (self.{attr} = ...), or "

@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 
 from qemu_api.bits import BitField, Bitfield, u8, u16, u32, u64
-from qemu_api.bql import BqlCell, BqlRefCell
+from qemu_api.bql import BorrowMutError, BqlCell, BqlRefCell, BqlStruct
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileError, QEMUFileReader, QEMUFileWriter
 from qemu_api.migration.vmstate import (
@@ -849,3 +850,165 @@ def test_array_field_records_its_length() -> None:
             fields=[vmstate_array(lambda s: s.fifo, vmstate_info_uint8, 5)],
             state=made,
         )
+
+
+# -- BqlStruct state --------------------------------------------------------------
+
+
+class StructRegs(BqlStruct):
+    ctrl: u32
+    fifo: Annotated[list[u8], 3]
+    inner: Inner3
+
+    def __init__(self) -> None:
+        self.ctrl = u32(0)
+        self.fifo = [u8(0)] * 3
+        self.inner = Inner3()
+
+
+class Inner3(BqlStruct):
+    level: int
+
+    def __init__(self) -> None:
+        self.level = 0
+
+    vmsd = VMStateDescription["Inner3"](
+        "inner3", fields=[vmstate_int32(lambda s: s.level)]
+    )
+
+
+class StructDev:
+    regs: StructRegs
+
+    def __init__(self) -> None:
+        self.regs = StructRegs()
+
+    vmsd = VMStateDescription["StructDev"](
+        "struct-dev",
+        fields=[
+            vmstate_uint32(lambda s: s.regs.ctrl, name="cr"),
+            vmstate_array(lambda s: s.regs.fifo, vmstate_info_uint8, 3),
+            vmstate_struct(lambda s: s.regs.inner, Inner3.vmsd),
+        ],
+    )
+
+
+def test_bqlstruct_fields_round_trip() -> None:
+    src = StructDev()
+    src.regs.ctrl = u32(0x301)
+    with src.regs.borrow_mut() as raw:
+        raw.fifo[1] = u8(0x42)
+    src.regs.inner.level = -5
+    data = save(StructDev.vmsd, src)
+    assert data.hex() == "00000301" + "004200" + "fffffffb"
+    assert describe(StructDev.vmsd, src)["fields"][0]["name"] == "cr"
+    dst = StructDev()
+    fifo = dst.regs.fifo
+    load(StructDev.vmsd, dst, data, 0)
+    assert (dst.regs.ctrl, dst.regs.fifo, dst.regs.inner.level) == (0x301, fifo, -5)
+    assert dst.regs.fifo is fifo  # loaded in place
+    assert fifo == [0, 0x42, 0]
+
+
+def test_loading_into_a_borrowed_struct_is_refused() -> None:
+    src = StructDev()
+    dst = StructDev()
+    data = save(StructDev.vmsd, src)
+    with dst.regs.borrow(), pytest.raises(BorrowMutError):
+        load(StructDev.vmsd, dst, data, 0)
+
+
+def test_field_length_from_annotated() -> None:
+    with pytest.raises(Error, match=r"StructRegs.fifo has 3 elements, but the desc"):
+        VMStateDescription[Any](
+            "short",
+            fields=[vmstate_array(lambda s: s.regs.fifo, vmstate_info_uint8, 4)],
+            state=StructDev,
+        )
+
+
+# -- static typing ---------------------------------------------------------------
+
+MISUSE = """
+from dataclasses import dataclass, field
+
+from qemu_api.bits import u32
+from qemu_api.bql import BqlStruct
+from qemu_api.clock import Clock
+from qemu_api.migration.vmstate import (
+    VMStateDescription,
+    vmstate_clock,
+    vmstate_struct,
+    vmstate_timer_ptr,
+    vmstate_uint32,
+)
+
+
+class Regs(BqlStruct):
+    flags: u32
+    lcr: u32
+
+
+@dataclass
+class Other:
+    x: u32 = field(default_factory=u32)
+
+    vmsd = VMStateDescription["Other"]("other", fields=[vmstate_uint32(lambda s: s.x)])
+
+
+class Dev:
+    regs: Regs
+    clk: Clock
+
+    def post_load(self, version_id: int) -> None:
+        pass
+
+    vmsd = VMStateDescription(
+        "dev",
+        post_load=post_load,
+        fields=[
+            vmstate_uint32(lambda s: s.regs.flags),
+            vmstate_uint32(lambda s: s.regs.flgs),
+            vmstate_uint32(lambda s: s.lcr),
+            vmstate_timer_ptr(lambda s: s.clk),
+            vmstate_struct(lambda s: s.regs, Other.vmsd),
+            vmstate_clock(lambda s: s.clk),
+        ],
+    )
+"""
+
+
+def test_wrong_field_references_fail_mypy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    src = tmp_path / "misuse.py"
+    src.write_text(MISUSE)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out, err, _ = api.run(
+        ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "c"), str(src)]
+    )
+    lines = [
+        line.split(": error: ")[1] for line in out.splitlines() if ": error: " in line
+    ]
+    assert lines == [
+        '"Regs" has no attribute "flgs"; maybe "flags"?  [attr-defined]',
+        '"Dev" has no attribute "lcr"  [attr-defined]',
+        (
+            'Argument 1 to "vmstate_timer_ptr" has incompatible type '
+            '"Callable[[Dev], Clock]"; expected "Callable[[Dev], Timer]"  [arg-type]'
+        ),
+        (
+            'Incompatible return value type (got "Clock", expected "Timer")  '
+            "[return-value]"
+        ),
+        (
+            'Argument 1 to "vmstate_struct" has incompatible type "Callable[[Dev], '
+            'Regs]"; expected "Callable[[Dev], Other | BqlRefCell[Other] | '
+            'BqlCell[Other]]"  [arg-type]'
+        ),
+        (
+            'Incompatible return value type (got "Regs", expected "Other | '
+            'BqlRefCell[Other] | BqlCell[Other]")  [return-value]'
+        ),
+    ], err
