@@ -73,6 +73,20 @@ T_co = TypeVar("T_co", covariant=True)
 # counter are only written by the thread that holds the lock.
 _bql = threading.Lock()
 _owner: int | None = None
+
+
+class _Held(threading.local):
+    """Per thread: whether this thread holds the BQL.
+
+    The checks read this flag rather than compare thread ids: a thread id is
+    a large int, and ``get_ident()`` would allocate one on every access of
+    device state.
+    """
+
+    held = False
+
+
+_held = _Held()
 _unlock_blocked = 0
 # Record where each borrow was taken (QEMU's debug_cell feature).
 _debug_cell = False
@@ -113,7 +127,7 @@ def bql_locked() -> bool:
     >>> bql_locked()
     True
     """
-    return _owner == get_ident()
+    return _held.held
 
 
 def _not_held(what: str) -> BqlNotHeldError:
@@ -138,7 +152,7 @@ def bql_assert_locked(what: str = "this operation") -> None:
 
     >>> bql_assert_locked("reading the timer")
     """
-    if _owner != get_ident():
+    if not _held.held:
         raise _not_held(what)
 
 
@@ -151,7 +165,7 @@ def bql_lock() -> None:
     """
     global _owner
     me = get_ident()
-    if _owner == me:
+    if _held.held:
         raise BqlAlreadyHeldError(
             "bql_lock(): the current thread already holds the BQL and the BQL is "
             "not recursive; take it once at the outermost level (device callbacks "
@@ -159,6 +173,7 @@ def bql_lock() -> None:
         )
     _bql.acquire()
     _owner = me
+    _held.held = True
 
 
 def bql_unlock() -> None:
@@ -170,7 +185,7 @@ def bql_unlock() -> None:
             (QEMU's ``bql_block_unlock``); leave the ``with`` block first.
     """
     global _owner
-    if _owner != get_ident():
+    if not _held.held:
         raise BqlNotHeldError(
             "bql_unlock(): the current thread does not hold the BQL; "
             "only the thread that called bql_lock() may release it"
@@ -182,6 +197,7 @@ def bql_unlock() -> None:
             "the BQL"
         )
     _owner = None
+    _held.held = False
     _bql.release()
 
 
@@ -203,7 +219,7 @@ def bql_block_unlock(increase: bool) -> None:
     >>> bql_block_unlock(False)
     """
     global _unlock_blocked
-    if _owner != get_ident():
+    if not _held.held:
         raise _not_held("bql_block_unlock()")
     if increase:
         _unlock_blocked += 1
@@ -306,7 +322,7 @@ class BqlCell(Generic[T]):
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.get()")
         return self._value
 
@@ -316,7 +332,7 @@ class BqlCell(Generic[T]):
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.set()")
         self._value = value
 
@@ -326,7 +342,7 @@ class BqlCell(Generic[T]):
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.replace()")
         old = self._value
         self._value = value
@@ -339,7 +355,7 @@ class BqlCell(Generic[T]):
             BqlNotHeldError: the current thread does not hold the BQL.
             TypeError: the value's type has no no-argument constructor.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.take()")
         old = self._value
         kind = type(old)
@@ -397,7 +413,7 @@ class BqlRef(Generic[T]):
     def __enter__(self) -> T:
         global _unlock_blocked
         cell = self._cell
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held(f"{cell._label()}.borrow()")
         if cell._borrows < 0:
             raise BorrowError(
@@ -440,7 +456,7 @@ class BqlRefMut(Generic[T]):
     def __enter__(self) -> T:
         global _unlock_blocked
         cell = self._cell
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held(f"{cell._label()}.borrow_mut()")
         if cell._borrows:
             kind = "mutably" if cell._borrows < 0 else "already"
@@ -629,7 +645,7 @@ class _StructField:
     def __get__(self, obj: BqlStruct | None, objtype: type | None = None) -> object:
         if obj is None:
             return self
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held(f"reading {self.name}")
         if obj._borrows < 0:
             raise BorrowError(
@@ -642,7 +658,7 @@ class _StructField:
         return self._get(obj._value)
 
     def __set__(self, obj: BqlStruct, value: object) -> None:
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held(f"writing {self.name}")
         if obj._borrows:
             kind = "mutably" if obj._borrows < 0 else "already"
@@ -854,7 +870,7 @@ before calling out to IRQ lines, chardevs or timers
     def __repr__(self) -> str:
         cell = self._cell
         name = type(self).__name__
-        if _owner != get_ident():
+        if not _held.held:
             return f"<{name} (BQL not held)>"
         if cell._borrows < 0 and cell is self:
             return f"<{name} (mutably borrowed)>"

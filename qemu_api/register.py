@@ -123,7 +123,7 @@ from qemu_api._fieldref import (
     type_name,
 )
 from qemu_api.bits import Bitfield, FixedUInt
-from qemu_api.bql import BqlCell, BqlRefCell, BqlStruct
+from qemu_api.bql import BqlCell, BqlRefCell, BqlStruct, _held
 from qemu_api.error import Error
 from qemu_api.log import LOG_GUEST_ERROR, LOG_UNIMP, qemu_log_mask, qemu_loglevel_mask
 
@@ -961,6 +961,8 @@ class _Compiled:
             return self.map._logger_read(self.map.log.wo_read, reg)
         plain = not access & RC and reg._post_read is None
         hook = reg._read
+        if plain and hook is None and fa is not None and fa.parent is not None:
+            return _struct_read(fa.parent, _attr_of(fa), fa.to_int)
         if plain and hook is None and fa is not None:
             get = fa.get
             to_int = fa.to_int
@@ -1005,51 +1007,16 @@ class _Compiled:
         plain = not reg.rsvd and not reg.unimp and reg._pre_write is None
         hook = reg._write
         if plain and hook is None and fa is not None and fa.parent is not None:
-            holder_of = fa.parent
-            attr = fa.key[-1]
-            assert isinstance(attr, str)
-            to_int = fa.to_int
-            from_int = fa.from_int
-            fmask = fa.mask
-            wmask = reg.write_mask & fmask
+            wmask = reg.write_mask & fa.mask
             if access & W and wmask == full:
-                return _plain_write(holder_of, attr, from_int, full, post)
+                return _struct_write(fa.parent, _attr_of(fa), fa.from_int, full, post)
             if access & W:
-                keep = fmask & ~wmask
-
-                def write_masked(dev: Any, offset: int, value: int) -> None:
-                    holder = holder_of(dev)
-                    old = getattr(holder, attr)
-                    old = old if to_int is None else to_int(old)
-                    new = (value & wmask) | (old & keep)
-                    setattr(holder, attr, new if from_int is None else from_int(new))
-                    if post is not None:
-                        post(dev)
-
-                return write_masked
-            if access & W1S:
-
-                def write_w1s(dev: Any, offset: int, value: int) -> None:
-                    holder = holder_of(dev)
-                    old = getattr(holder, attr)
-                    old = old if to_int is None else to_int(old)
-                    new = old | (value & wmask)
-                    setattr(holder, attr, new if from_int is None else from_int(new))
-                    if post is not None:
-                        post(dev)
-
-                return write_w1s
-
-            def write_w1c(dev: Any, offset: int, value: int) -> None:
-                holder = holder_of(dev)
-                old = getattr(holder, attr)
-                old = old if to_int is None else to_int(old)
-                new = old & ~(value & wmask)
-                setattr(holder, attr, new if from_int is None else from_int(new))
-                if post is not None:
-                    post(dev)
-
-            return write_w1c
+                kind = _Merge.KEEP
+            elif access & W1S:
+                kind = _Merge.SET
+            else:
+                kind = _Merge.CLEAR
+            return _struct_merge(fa, kind, wmask, post)
         if plain and hook is not None and access & W:
             # Without a field the other bits are 0, so the mask applies as is;
             # with one they keep the field's value, which the general path does.
@@ -1079,18 +1046,70 @@ def _write_ignored(dev: object, offset: int, value: int) -> None:
     return None
 
 
-def _plain_write(
-    holder_of: Callable[[Any], Any],
+# The fast paths below read and write a BqlStruct field through the struct's
+# raw view after doing the checks of its checked attribute inline (the BQL
+# flag, the borrow count): one Python call per access instead of two.  When a
+# check fails they go through the checked attribute, which raises the error.
+# They mask a value only when it does not fit already: "v & 0xFFFFFFFF"
+# makes a temporary int object (the mask is not a one-digit int), and the
+# MMIO path allocates nothing.
+
+
+def _attr_of(fa: _FieldAccess) -> str:
+    attr = fa.key[-1]
+    assert isinstance(attr, str)
+    return attr
+
+
+def _struct_read(
+    struct_of: Callable[[Any], Any],
+    attr: str,
+    to_int: Callable[[Any], int] | None,
+) -> Callable[[Any, int], int]:
+    """Read a BqlStruct field (a short shared borrow)."""
+    held = _held
+    raw_get = operator.attrgetter(attr)
+    if to_int is None:
+
+        def read_int(dev: Any, offset: int) -> int:
+            st = struct_of(dev)
+            value: int = (
+                raw_get(st._value)
+                if held.held and st._borrows >= 0
+                else getattr(st, attr)
+            )
+            return value
+
+        return read_int
+    conv = to_int
+
+    def read_conv(dev: Any, offset: int) -> int:
+        st = struct_of(dev)
+        if held.held and st._borrows >= 0:
+            return conv(raw_get(st._value))
+        return conv(getattr(st, attr))
+
+    return read_conv
+
+
+def _struct_write(
+    struct_of: Callable[[Any], Any],
     attr: str,
     from_int: Callable[[int], Any] | None,
     full: int,
     post: Callable[[Any], None] | None,
 ) -> Callable[[Any, int, int], None]:
-    """A plain write: one checked store of the whole value, then ``post``."""
+    """Store a whole value into a BqlStruct field (a short mutable borrow)."""
+    held = _held
     if from_int is None and post is None:
 
         def write_int(dev: Any, offset: int, value: int) -> None:
-            setattr(holder_of(dev), attr, value & full)
+            st = struct_of(dev)
+            setattr(
+                st._value if held.held and not st._borrows else st,
+                attr,
+                value if 0 <= value <= full else value & full,
+            )
 
         return write_int
     if from_int is None:
@@ -1098,18 +1117,96 @@ def _plain_write(
         post_write = post
 
         def write_int_post(dev: Any, offset: int, value: int) -> None:
-            setattr(holder_of(dev), attr, value & full)
+            st = struct_of(dev)
+            setattr(
+                st._value if held.held and not st._borrows else st,
+                attr,
+                value if 0 <= value <= full else value & full,
+            )
             post_write(dev)
 
         return write_int_post
     conv = from_int
 
     def write_conv(dev: Any, offset: int, value: int) -> None:
-        setattr(holder_of(dev), attr, conv(value & full))
+        st = struct_of(dev)
+        setattr(
+            st._value if held.held and not st._borrows else st,
+            attr,
+            conv(value if 0 <= value <= full else value & full),
+        )
         if post is not None:
             post(dev)
 
     return write_conv
+
+
+@final
+class _Merge(enum.Enum):
+    """How a write combines with the stored value."""
+
+    KEEP = "keep"  # W with a write mask: the other bits keep their value
+    SET = "set"  # W1S
+    CLEAR = "clear"  # W1C
+
+
+def _struct_merge(
+    fa: _FieldAccess,
+    kind: _Merge,
+    wmask: int,
+    post: Callable[[Any], None] | None,
+) -> Callable[[Any, int, int], None]:
+    """A read-modify-write of a BqlStruct field (one mutable borrow)."""
+    assert fa.parent is not None
+    struct_of = fa.parent
+    attr = _attr_of(fa)
+    to_int = fa.to_int
+    from_int = fa.from_int
+    keep = fa.mask & ~wmask
+    held = _held
+    # With every bit writable, an in-range value needs no masking.
+    whole = wmask == fa.mask
+
+    if kind is _Merge.CLEAR:
+
+        def write_clear(dev: Any, offset: int, value: int) -> None:
+            st = struct_of(dev)
+            target = st._value if held.held and not st._borrows else st
+            old = getattr(target, attr)
+            old = old if to_int is None else to_int(old)
+            bits = value if whole and 0 <= value <= wmask else value & wmask
+            new = old & ~bits
+            setattr(target, attr, new if from_int is None else from_int(new))
+            if post is not None:
+                post(dev)
+
+        return write_clear
+    if kind is _Merge.SET:
+
+        def write_set(dev: Any, offset: int, value: int) -> None:
+            st = struct_of(dev)
+            target = st._value if held.held and not st._borrows else st
+            old = getattr(target, attr)
+            old = old if to_int is None else to_int(old)
+            bits = value if whole and 0 <= value <= wmask else value & wmask
+            new = old | bits
+            setattr(target, attr, new if from_int is None else from_int(new))
+            if post is not None:
+                post(dev)
+
+        return write_set
+
+    def write_keep(dev: Any, offset: int, value: int) -> None:
+        st = struct_of(dev)
+        target = st._value if held.held and not st._borrows else st
+        old = getattr(target, attr)
+        old = old if to_int is None else to_int(old)
+        new = (value & wmask) | (old & keep)
+        setattr(target, attr, new if from_int is None else from_int(new))
+        if post is not None:
+            post(dev)
+
+    return write_keep
 
 
 @final
