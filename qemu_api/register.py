@@ -437,7 +437,7 @@ class Register(Generic[D_contra]):
         self.fields = fields
         self.trace_name = name if trace_name is None else trace_name
         self.index: int | None = None
-        self.array: RegisterArray[Any] | None = None
+        self.array: RegisterArray[D_contra] | None = None
         self._read: Callable[[Any], int] | None = read
         self._write: Callable[[Any, int], None] | None = write
         self._pre_write: Callable[[Any, int], int] | None = pre_write
