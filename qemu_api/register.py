@@ -205,6 +205,9 @@ RW: Final = Access.R | Access.W
 
 _WRITES: Final = (Access.W, Access.W1C, Access.W1S, Access.WI)
 
+_BYTE_TABLE_MAX: Final = 0x10000
+"""Register blocks up to this size decode through a table with one entry per byte."""
+
 
 @final
 class Decode(enum.Enum):
@@ -1407,7 +1410,12 @@ class RegisterMap(Generic[D_contra]):
             _Compiled(self, reg, self._field_access(reg, owner)) for reg in self
         ]
         self._check_resets(compiled)
+        # One table entry per byte while the block is small: the offset is
+        # then the index, and no int is computed per access (a shifted index
+        # above 256 is a new int object).  Larger blocks index by granule.
         granule = min((reg.size for reg in self.registers), default=self.size)
+        if self.size <= _BYTE_TABLE_MAX:
+            granule = 1
         shift = granule.bit_length() - 1
         hole = _Slot(
             None,
@@ -1595,11 +1603,12 @@ class RegisterMap(Generic[D_contra]):
         trace_write = self.trace_write
         read_span = self._read_span
         write_span = self._write_span
+        bytewise = shift == 0  # "offset >> 0" would still make a new int
 
         if self.decode is Decode.WHOLE:
 
             def read_whole(dev: Any, offset: int, size: int) -> int:
-                i = offset >> shift
+                i = offset if bytewise else offset >> shift
                 slot = slots[i] if 0 <= i < n else hole
                 value = slot.read(dev, offset)
                 if trace_read is not None:
@@ -1607,7 +1616,7 @@ class RegisterMap(Generic[D_contra]):
                 return value
 
             def write_whole(dev: Any, offset: int, value: int, size: int) -> None:
-                i = offset >> shift
+                i = offset if bytewise else offset >> shift
                 slot = slots[i] if 0 <= i < n else hole
                 if trace_write is not None:
                     trace_write(offset, value, slot.name)
@@ -1616,7 +1625,7 @@ class RegisterMap(Generic[D_contra]):
             return read_whole, write_whole
 
         def read_bytes(dev: Any, offset: int, size: int) -> int:
-            i = offset >> shift
+            i = offset if bytewise else offset >> shift
             slot = slots[i] if 0 <= i < n else hole
             if offset == slot.base and size == slot.size:
                 value = slot.read(dev, offset)
@@ -1627,7 +1636,7 @@ class RegisterMap(Generic[D_contra]):
             return value
 
         def write_bytes(dev: Any, offset: int, value: int, size: int) -> None:
-            i = offset >> shift
+            i = offset if bytewise else offset >> shift
             slot = slots[i] if 0 <= i < n else hole
             if trace_write is not None:
                 trace_write(offset, value, slot.name)
