@@ -1026,9 +1026,12 @@ class _Compiled:
             mask = reg.write_mask
             if fa is None or mask == full:
                 write_hook = hook
+                low_bits = mask & (mask + 1) == 0  # 0xFF, 0xFFFFFFFF, ...
 
                 def write_with_hook(dev: Any, offset: int, value: int) -> None:
-                    write_hook(dev, value & mask)
+                    write_hook(
+                        dev, value if low_bits and 0 <= value <= mask else value & mask
+                    )
                     if post is not None:
                         post(dev)
 
@@ -1036,7 +1039,7 @@ class _Compiled:
         write_bits = self.write_bits
 
         def write_general(dev: Any, offset: int, value: int) -> None:
-            write_bits(dev, offset, value & full, full)
+            write_bits(dev, offset, value if 0 <= value <= full else value & full, full)
 
         return write_general
 
