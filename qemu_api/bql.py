@@ -14,6 +14,12 @@ While a :class:`BqlRefCell` borrow is alive the lock cannot be released
 (QEMU's ``bql_block_unlock(true)``): a callback cannot drop the BQL while it
 still holds a reference into device state.
 
+Register state is usually a :class:`BqlStruct`: a class whose annotated
+fields each check the BQL on every read and write, so that a register write
+reads like one (``self.regs.ibrd = value``), while ``with regs.borrow_mut()``
+blocks keep the exclusive-borrow discipline of a :class:`BqlRefCell` for
+changes that span several fields.
+
 >>> regs = BqlRefCell([0, 0, 0])
 >>> with regs.borrow_mut() as r:
 ...     r[1] = 0x42
@@ -28,11 +34,13 @@ still holds a reference into device state.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
+import typing
 from _thread import get_ident
 from types import TracebackType
-from typing import Generic, TypeVar, final
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, final
 
 from qemu_api._compat import override
 
@@ -46,6 +54,7 @@ __all__ = [
     "BqlRef",
     "BqlRefCell",
     "BqlRefMut",
+    "BqlStruct",
     "BqlUnlockBlockedError",
     "bql_assert_locked",
     "bql_block_unlock",
@@ -57,12 +66,27 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 # The lock itself, the thread id of its owner (None when free) and the number
 # of live BqlRefCell borrows (QEMU's bql_unlock_blocked).  The owner and the
 # counter are only written by the thread that holds the lock.
 _bql = threading.Lock()
 _owner: int | None = None
+
+
+class _Held(threading.local):
+    """Per thread: whether this thread holds the BQL.
+
+    The checks read this flag rather than compare thread ids: a thread id is
+    a large int, and ``get_ident()`` would allocate one on every access of
+    device state.
+    """
+
+    held = False
+
+
+_held = _Held()
 _unlock_blocked = 0
 # Record where each borrow was taken (QEMU's debug_cell feature).
 _debug_cell = False
@@ -103,7 +127,7 @@ def bql_locked() -> bool:
     >>> bql_locked()
     True
     """
-    return _owner == get_ident()
+    return _held.held
 
 
 def _not_held(what: str) -> BqlNotHeldError:
@@ -128,7 +152,7 @@ def bql_assert_locked(what: str = "this operation") -> None:
 
     >>> bql_assert_locked("reading the timer")
     """
-    if _owner != get_ident():
+    if not _held.held:
         raise _not_held(what)
 
 
@@ -141,7 +165,7 @@ def bql_lock() -> None:
     """
     global _owner
     me = get_ident()
-    if _owner == me:
+    if _held.held:
         raise BqlAlreadyHeldError(
             "bql_lock(): the current thread already holds the BQL and the BQL is "
             "not recursive; take it once at the outermost level (device callbacks "
@@ -149,6 +173,7 @@ def bql_lock() -> None:
         )
     _bql.acquire()
     _owner = me
+    _held.held = True
 
 
 def bql_unlock() -> None:
@@ -160,7 +185,7 @@ def bql_unlock() -> None:
             (QEMU's ``bql_block_unlock``); leave the ``with`` block first.
     """
     global _owner
-    if _owner != get_ident():
+    if not _held.held:
         raise BqlNotHeldError(
             "bql_unlock(): the current thread does not hold the BQL; "
             "only the thread that called bql_lock() may release it"
@@ -172,6 +197,7 @@ def bql_unlock() -> None:
             "the BQL"
         )
     _owner = None
+    _held.held = False
     _bql.release()
 
 
@@ -193,7 +219,7 @@ def bql_block_unlock(increase: bool) -> None:
     >>> bql_block_unlock(False)
     """
     global _unlock_blocked
-    if _owner != get_ident():
+    if not _held.held:
         raise _not_held("bql_block_unlock()")
     if increase:
         _unlock_blocked += 1
@@ -296,7 +322,7 @@ class BqlCell(Generic[T]):
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.get()")
         return self._value
 
@@ -306,7 +332,7 @@ class BqlCell(Generic[T]):
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.set()")
         self._value = value
 
@@ -316,7 +342,7 @@ class BqlCell(Generic[T]):
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.replace()")
         old = self._value
         self._value = value
@@ -329,7 +355,7 @@ class BqlCell(Generic[T]):
             BqlNotHeldError: the current thread does not hold the BQL.
             TypeError: the value's type has no no-argument constructor.
         """
-        if _owner != get_ident():
+        if not _held.held:
             raise _not_held("BqlCell.take()")
         old = self._value
         kind = type(old)
@@ -355,6 +381,20 @@ def _caller_location() -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+class _Borrowable(Protocol[T_co]):
+    """What the borrow guards need: a :class:`BqlRefCell` or a :class:`BqlStruct`."""
+
+    _borrows: int
+    _where: str
+
+    @property
+    def _value(self) -> T_co: ...
+
+    def _label(self) -> str: ...
+
+    def _where_text(self) -> str: ...
+
+
 @final
 class BqlRef(Generic[T]):
     """The context manager returned by :meth:`BqlRefCell.borrow`.
@@ -365,18 +405,20 @@ class BqlRef(Generic[T]):
 
     __slots__ = ("_cell",)
 
-    def __init__(self, cell: BqlRefCell[T]) -> None:
-        self._cell = cell
+    def __init__(self, cell: _Borrowable[Any]) -> None:
+        # Any: a BqlStruct's value is its raw view, typed Self, which mypy
+        # cannot match against the protocol; the constructors below fix T.
+        self._cell: _Borrowable[T] = cell
 
     def __enter__(self) -> T:
         global _unlock_blocked
         cell = self._cell
-        if _owner != get_ident():
-            raise _not_held("BqlRefCell.borrow()")
+        if not _held.held:
+            raise _not_held(f"{cell._label()}.borrow()")
         if cell._borrows < 0:
             raise BorrowError(
-                "BqlRefCell.borrow(): the cell is already mutably borrowed"
-                f"{cell._where_text()}; leave that 'with ... borrow_mut()' "
+                f"{cell._label()}.borrow(): the {_noun(cell)} is already mutably "
+                f"borrowed{cell._where_text()}; leave that 'with ... borrow_mut()' "
                 "block before borrowing again"
             )
         if _debug_cell and cell._borrows == 0:
@@ -406,20 +448,22 @@ class BqlRefMut(Generic[T]):
 
     __slots__ = ("_cell",)
 
-    def __init__(self, cell: BqlRefCell[T]) -> None:
-        self._cell = cell
+    def __init__(self, cell: _Borrowable[Any]) -> None:
+        # Any: a BqlStruct's value is its raw view, typed Self, which mypy
+        # cannot match against the protocol; the constructors below fix T.
+        self._cell: _Borrowable[T] = cell
 
     def __enter__(self) -> T:
         global _unlock_blocked
         cell = self._cell
-        if _owner != get_ident():
-            raise _not_held("BqlRefCell.borrow_mut()")
+        if not _held.held:
+            raise _not_held(f"{cell._label()}.borrow_mut()")
         if cell._borrows:
             kind = "mutably" if cell._borrows < 0 else "already"
             raise BorrowMutError(
-                f"BqlRefCell.borrow_mut(): the cell is {kind} borrowed"
-                f"{cell._where_text()}; leave that 'with' block first (pass "
-                "the value down instead of borrowing the cell again)"
+                f"{cell._label()}.borrow_mut(): the {_noun(cell)} is {kind} "
+                f"borrowed{cell._where_text()}; leave that 'with' block first "
+                f"(pass the value down instead of borrowing the {_noun(cell)} again)"
             )
         if _debug_cell:
             cell._where = _caller_location()
@@ -436,6 +480,10 @@ class BqlRefMut(Generic[T]):
         global _unlock_blocked
         self._cell._borrows = 0
         _unlock_blocked -= 1
+
+
+def _noun(cell: _Borrowable[object]) -> str:
+    return "cell" if isinstance(cell, BqlRefCell) else "struct"
 
 
 @final
@@ -475,13 +523,16 @@ borrowed; leave that 'with ... borrow_mut()' block before borrowing again
         # > 0: number of shared borrows; -1: mutably borrowed; 0: free.
         self._borrows = 0
         self._where = ""
-        self._ref_guard = BqlRef(self)
-        self._mut_guard = BqlRefMut(self)
+        self._ref_guard = BqlRef[T](self)
+        self._mut_guard = BqlRefMut[T](self)
 
     def _where_text(self) -> str:
         if _debug_cell and self._where:
             return f" (first borrowed at {self._where})"
         return ""
+
+    def _label(self) -> str:
+        return "BqlRefCell"
 
     def borrow(self) -> BqlRef[T]:
         """Borrow the value for reading: ``with cell.borrow() as value:``.
@@ -541,3 +592,290 @@ borrowed; leave that 'with ... borrow_mut()' block before borrowing again
         if self._borrows < 0:
             return "BqlRefCell(<mutably borrowed>)"
         return f"BqlRefCell({self._value!r})"
+
+
+# -- BqlStruct: a struct whose fields check the BQL ---------------------------------
+
+# Attributes of BqlStruct itself, which a field may not shadow.
+_STRUCT_RESERVED: frozenset[str] = frozenset(
+    {
+        "_borrows",
+        "_cell",
+        "_label",
+        "_mut_guard",
+        "_raw_class",
+        "_ref_guard",
+        "_value",
+        "_where",
+        "_where_text",
+        "borrow",
+        "borrow_mut",
+        "is_borrowed",
+        "struct_fields",
+    }
+)
+
+
+def _is_class_constant(annotation: object) -> bool:
+    """True for ``ClassVar[...]`` and ``Final`` annotations (not fields)."""
+    if isinstance(annotation, str):
+        head = annotation.split("[", 1)[0].strip()
+        return head.rsplit(".", 1)[-1] in ("ClassVar", "Final")
+    origin = typing.get_origin(annotation) or annotation
+    return origin is typing.ClassVar or origin is typing.Final
+
+
+@final
+class _StructField:
+    """The checked attribute of one :class:`BqlStruct` field.
+
+    Reading is a short shared borrow, writing a short mutable borrow: both
+    need the BQL, a read fails while a ``borrow_mut()`` block of the struct is
+    alive, a write while any borrow is.  The value lives in the struct's raw
+    view (a slot), which ``with struct.borrow_mut() as raw`` hands out.
+    """
+
+    __slots__ = ("_get", "_set", "name")
+
+    def __init__(self, qualname: str, member: Any) -> None:
+        self.name = qualname
+        self._get: Any = member.__get__
+        self._set: Any = member.__set__
+
+    def __get__(self, obj: BqlStruct | None, objtype: type | None = None) -> object:
+        if obj is None:
+            return self
+        if not _held.held:
+            raise _not_held(f"reading {self.name}")
+        if obj._borrows < 0:
+            raise BorrowError(
+                f"reading {self.name}: the struct is mutably borrowed"
+                f"{obj._where_text()}; code that runs inside that 'with ... "
+                "borrow_mut()' block (a callback that re-entered the device?) "
+                "must use the block's value, or the block must end before "
+                "calling out to IRQ lines, chardevs or timers"
+            )
+        return self._get(obj._value)
+
+    def __set__(self, obj: BqlStruct, value: object) -> None:
+        if not _held.held:
+            raise _not_held(f"writing {self.name}")
+        if obj._borrows:
+            kind = "mutably" if obj._borrows < 0 else "already"
+            raise BorrowMutError(
+                f"writing {self.name}: the struct is {kind} borrowed"
+                f"{obj._where_text()}; write through the value of the 'with' "
+                "block instead, or end the block before calling out to code "
+                "that may re-enter the device"
+            )
+        self._set(obj._value, value)
+
+    def __delete__(self, obj: BqlStruct) -> None:
+        raise AttributeError(f"{self.name}: BqlStruct fields cannot be deleted")
+
+    @override
+    def __repr__(self) -> str:
+        return f"<BqlStruct field {self.name}>"
+
+
+class _BqlStructMeta(type):
+    """Turns the annotated fields of a :class:`BqlStruct` subclass into checked ones.
+
+    Each subclass gets empty ``__slots__`` (no stray attributes), a checked
+    :class:`_StructField` per field, and a hidden raw-view subclass whose
+    slots hold the values.
+    """
+
+    def __new__(
+        mcls,
+        name: str,
+        bases: tuple[type, ...],
+        namespace: dict[str, Any],
+        **kwargs: Any,
+    ) -> _BqlStructMeta:
+        if namespace.get("_bql_raw_view", False):
+            return super().__new__(mcls, name, bases, namespace, **kwargs)
+        if "__slots__" in namespace and any(
+            isinstance(b, _BqlStructMeta) for b in bases
+        ):
+            raise TypeError(
+                f"{name}: a BqlStruct takes its slots from the annotated fields; "
+                "remove __slots__"
+            )
+        namespace.setdefault("__slots__", ())
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not any(isinstance(b, _BqlStructMeta) for b in bases):
+            return cls  # BqlStruct itself
+        fields: list[str] = []
+        for klass in reversed(cls.__mro__):
+            if not isinstance(klass, _BqlStructMeta) or klass.__name__ == "BqlStruct":
+                continue
+            for attr, ann in inspect.get_annotations(klass).items():
+                if _is_class_constant(ann) or attr in fields:
+                    continue
+                if attr in _STRUCT_RESERVED or attr.startswith("__"):
+                    raise TypeError(
+                        f"{name}.{attr}: '{attr}' is a BqlStruct attribute or a "
+                        "private name; rename the field"
+                    )
+                if attr in klass.__dict__ and not isinstance(
+                    klass.__dict__[attr], _StructField
+                ):
+                    raise TypeError(
+                        f"{name}.{attr}: a BqlStruct field has no class-level "
+                        f"default; set it in __init__ (self.{attr} = ...), or "
+                        "annotate a class constant with ClassVar"
+                    )
+                fields.append(attr)
+        raw = super().__new__(
+            mcls,
+            name,
+            (cls,),
+            {
+                "__slots__": tuple(fields),
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__doc__": f"The raw view of {name}: its fields without checks.",
+                "_bql_raw_view": True,
+            },
+        )
+        for attr in fields:
+            setattr(cls, attr, _StructField(f"{name}.{attr}", raw.__dict__[attr]))
+        type.__setattr__(cls, "_raw_class", raw)
+        type.__setattr__(cls, "struct_fields", tuple(fields))
+        return cls
+
+
+class BqlStruct(metaclass=_BqlStructMeta):
+    """Device state whose fields check the BQL on every access.
+
+    Subclass it and annotate the fields; set their values in ``__init__``.
+    Each field is then a checked attribute: reading it is a short shared
+    borrow and writing it a short mutable borrow of the whole struct, so a
+    register write is one line (``self.regs.ibrd = value & IBRD_MASK``) and
+    still needs the BQL.  Code that changes several fields together, or calls
+    methods of the struct on the MMIO path, takes one borrow for the whole
+    change: ``with regs.borrow_mut() as raw:`` yields the struct's *raw view*,
+    the same fields without checks (so the block costs three calls, not one
+    per access), and for as long as the block is alive any access through
+    the struct itself fails -- a callback that re-enters the device while
+    its state is half changed is caught, as with :class:`BqlRefCell`.
+
+    This is QEMU Rust's ``BqlRefCell<Registers>`` with the borrow folded
+    into each field access; mypy checks the fields as ordinary attributes.
+    Python cannot stop code from changing an object read from a field in
+    place (a :class:`~qemu_api.bits.Bitfield`, a list): do that inside a
+    ``borrow_mut()`` block, and assign whole values through the struct.
+
+    Class attributes that are not fields are annotated ``ClassVar`` or
+    ``Final``.  A field may not have a class-level default.
+
+    >>> class Counter(BqlStruct):
+    ...     count: int
+    ...     period: int
+    ...
+    ...     def __init__(self) -> None:
+    ...         self.count = 0
+    ...         self.period = 10
+    >>> c = Counter()
+    >>> c.count += 1  # a checked read, then a checked write
+    >>> with c.borrow_mut() as raw:  # one exclusive borrow for several fields
+    ...     raw.period = 20
+    ...     raw.count = raw.period * 2
+    ...     c.period  # what a re-entrant callback would do
+    Traceback (most recent call last):
+      ...
+    qemu_api.bql.BorrowError: reading Counter.period: the struct is mutably \
+borrowed; code that runs inside that 'with ... borrow_mut()' block (a callback \
+that re-entered the device?) must use the block's value, or the block must end \
+before calling out to IRQ lines, chardevs or timers
+    >>> c.count, c.period
+    (40, 20)
+    >>> Counter.struct_fields
+    ('count', 'period')
+    """
+
+    __slots__ = ("_borrows", "_cell", "_mut_guard", "_ref_guard", "_value", "_where")
+
+    struct_fields: ClassVar[tuple[str, ...]] = ()
+    """The names of the fields, in declaration order (base classes first)."""
+    _raw_class: ClassVar[type[BqlStruct]]
+
+    _borrows: int
+    _cell: Self
+    _value: Self
+    _where: str
+    _ref_guard: BqlRef[Self]
+    _mut_guard: BqlRefMut[Self]
+
+    def __new__(cls, *args: object, **kwargs: object) -> Self:
+        """Make the struct and its raw view; ``__init__`` then sets the fields."""
+        raw_class = cls.__dict__.get("_raw_class")
+        if raw_class is None:
+            raise TypeError(
+                f"{cls.__name__} is not a struct to instantiate: subclass "
+                "BqlStruct and annotate its fields"
+            )
+        self = object.__new__(cls)
+        raw = object.__new__(raw_class)
+        self._init_view(self, raw)
+        raw._init_view(self, raw)
+        return self
+
+    def _init_view(self, cell: Self, raw: Self) -> None:
+        self._cell = cell
+        self._value = raw
+        self._borrows = 0
+        self._where = ""
+        self._ref_guard = BqlRef[Self](cell)
+        self._mut_guard = BqlRefMut[Self](cell)
+
+    def _label(self) -> str:
+        return type(self).__name__
+
+    def _where_text(self) -> str:
+        if _debug_cell and self._cell._where:
+            return f" (first borrowed at {self._cell._where})"
+        return ""
+
+    def borrow(self) -> BqlRef[Self]:
+        """Borrow the struct for reading: ``with regs.borrow() as raw:``.
+
+        The value is the raw view; field accesses through the struct itself
+        stay allowed meanwhile (shared borrows nest), writes fail.
+
+        Raises (on entering the ``with`` block):
+            BqlNotHeldError: the current thread does not hold the BQL.
+            BorrowError: the struct is mutably borrowed.
+        """
+        return self._cell._ref_guard
+
+    def borrow_mut(self) -> BqlRefMut[Self]:
+        """Borrow the struct for changing it: ``with regs.borrow_mut() as raw:``.
+
+        The value is the raw view; any access through the struct itself
+        fails until the block ends.
+
+        Raises (on entering the ``with`` block):
+            BqlNotHeldError: the current thread does not hold the BQL.
+            BorrowMutError: the struct is already borrowed.
+        """
+        return self._cell._mut_guard
+
+    def is_borrowed(self) -> bool:
+        """Return True while a ``borrow()`` or ``borrow_mut()`` block is alive."""
+        return self._cell._borrows != 0
+
+    @override
+    def __repr__(self) -> str:
+        cell = self._cell
+        name = type(self).__name__
+        if not _held.held:
+            return f"<{name} (BQL not held)>"
+        if cell._borrows < 0 and cell is self:
+            return f"<{name} (mutably borrowed)>"
+        raw = cell._value
+        shown = ", ".join(
+            f"{f}={getattr(raw, f, '<unset>')!r}" for f in type(self).struct_fields
+        )
+        return f"{name}({shown})"

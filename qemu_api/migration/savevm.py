@@ -254,8 +254,8 @@ _VMSTATE_ICOUNT: Final = VMStateDescription[_TimersState](
     minimum_version_id=1,
     needed=lambda s: False,
     fields=[
-        vmstate_int64("qemu_icount_bias", path="icount_bias"),
-        vmstate_int64("qemu_icount", path="icount"),
+        vmstate_int64(lambda s: s.icount_bias, name="qemu_icount_bias"),
+        vmstate_int64(lambda s: s.icount, name="qemu_icount"),
     ],
 )
 
@@ -265,9 +265,9 @@ _VMSTATE_TIMERS: Final = VMStateDescription[_TimersState](
     minimum_version_id=1,
     pre_save=_timers_pre_save,
     fields=[
-        vmstate_int64("cpu_ticks_offset"),
+        vmstate_int64(lambda s: s.cpu_ticks_offset),
         vmstate_unused(8),
-        vmstate_int64("cpu_clock_offset", version_id=2),
+        vmstate_int64(lambda s: s.cpu_clock_offset, version_id=2),
     ],
     subsections=[_VMSTATE_ICOUNT],
     state=_TimersState,
@@ -304,7 +304,10 @@ _VMSTATE_GLOBALSTATE: Final = VMStateDescription[_GlobalState](
     version_id=1,
     minimum_version_id=1,
     post_load=_global_state_post_load,
-    fields=[vmstate_uint32("size"), vmstate_buffer("runstate", _RUNSTATE_SIZE)],
+    fields=[
+        vmstate_uint32(lambda s: s.size),
+        vmstate_buffer(lambda s: s.runstate, _RUNSTATE_SIZE),
+    ],
     state=_GlobalState,
 )
 

@@ -15,15 +15,26 @@ structs and struct arrays, timers (:func:`vmstate_timer_ptr`), clocks
 fields that exist only from a given version; subsections with a ``needed``
 predicate; and ``pre_save``/``pre_load``/``post_load`` hooks.
 
-Fields name attributes of the state.  When the description is attached to a
-class (``vmsd = VMStateDescription(...)`` in the class body, or
-``state=Class``), every field is checked against the class's annotations: a
-missing attribute, a type that does not fit the field kind (a ``u16`` where
-``vmstate_uint32`` expects ``u32``) or a fixed array of the wrong length is an
-:class:`~qemu_api.error.Error` at class creation, naming the field.  Fields
-reach through :class:`~qemu_api.bql.BqlRefCell` and
-:class:`~qemu_api.bql.BqlCell` holders, so a device keeps its registers in a
-dataclass inside a ``BqlRefCell`` as usual:
+Fields name the state's attributes with typed references: each field
+constructor takes a lambda from the state to the attribute,
+``vmstate_uint32(lambda s: s.regs.flags)``, and the field is named after the
+last attribute unless ``name=`` says otherwise (the wire name QEMU uses).  mypy
+checks the lambda against the description's state type: a misspelt or
+missing attribute, an attribute of another class, or one whose type does not
+fit the field kind (a ``Timer`` for ``vmstate_uint32``, a struct whose
+description is for another class) is a type error.  Give the state type as
+``VMStateDescription[State](...)`` (``VMStateDescription["State"]`` in the
+class's own body) unless a hook already names it.
+
+At run time, attaching the description to a class (``vmsd =
+VMStateDescription(...)`` in the class body, or ``state=Class``) checks every
+field against the class's annotations as well: a missing attribute, a type
+that does not fit the field kind (a ``u16`` where ``vmstate_uint32`` expects
+``u32``, which mypy accepts since both are ``int``) or a fixed array of the
+wrong length is an :class:`~qemu_api.error.Error` at class creation, naming
+the field.  References reach through :class:`~qemu_api.bql.BqlStruct` fields
+and through :class:`~qemu_api.bql.BqlRefCell` and
+:class:`~qemu_api.bql.BqlCell` holders (``lambda s: s.regs.get().ctrl``):
 
 >>> from dataclasses import dataclass
 >>> from qemu_api.bits import u8, u32
@@ -33,14 +44,14 @@ dataclass inside a ``BqlRefCell`` as usual:
 ...     fifo: list[u8] = array_field(u8, 4)
 ...     count: int = 0
 ...
-...     vmsd = VMStateDescription(
+...     vmsd = VMStateDescription["Regs"](
 ...         "doc-regs",
 ...         version_id=2,
 ...         minimum_version_id=1,
 ...         fields=[
-...             vmstate_uint32("ctrl"),
-...             vmstate_array("fifo", vmstate_info_uint8, 4),
-...             vmstate_int32("count", version_id=2),
+...             vmstate_uint32(lambda r: r.ctrl),
+...             vmstate_array(lambda r: r.fifo, vmstate_info_uint8, 4),
+...             vmstate_int32(lambda r: r.count, version_id=2),
 ...         ],
 ...     )
 >>> regs = Regs(ctrl=u32(0x301), count=-2)
@@ -61,7 +72,9 @@ reports that as a ``RuntimeError`` whose cause is this error):
 >>> @dataclass
 ... class Bad:
 ...     ctrl: u8 = u8(0)
->>> VMStateDescription("doc-bad", fields=[vmstate_uint32("ctrl")], state=Bad)
+>>> VMStateDescription[Bad](
+...     "doc-bad", fields=[vmstate_uint32(lambda s: s.ctrl)], state=Bad
+... )
 Traceback (most recent call last):
   ...
 qemu_api.error.Error: VMState 'doc-bad', field 'ctrl': Bad.ctrl is annotated \
@@ -87,17 +100,22 @@ registered under that name.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
-import inspect
-import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from types import FrameType, SimpleNamespace
-from typing import TYPE_CHECKING, Any, Final, Generic, Never, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
 
+from qemu_api._fieldref import (
+    FieldRefError,
+    caller_namespaces,
+    describe_path,
+    field_path,
+    resolve_annotation,
+    type_name,
+    unwrap_annotation,
+)
 from qemu_api.bits import Bitfield, FixedUInt, UInt8, UInt16, UInt32, UInt64
-from qemu_api.bql import BqlCell, BqlRefCell
+from qemu_api.bql import BqlCell, BqlRefCell, BqlStruct
 from qemu_api.clock import Clock
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
@@ -165,6 +183,8 @@ else:
     T_contra = TypeVar("T_contra", contravariant=True)
 S = TypeVar("S")
 E = TypeVar("E")
+St = TypeVar("St")
+V = TypeVar("V")
 
 QEMU_VM_SUBSECTION: Final = 0x05
 """The byte that starts a subsection in the stream."""
@@ -265,8 +285,10 @@ class VMStateField(Generic[T_contra]):
     """One entry of a :class:`VMStateDescription` (QEMU's ``VMStateField``).
 
     Make fields with the ``vmstate_*`` functions, not directly.  The type
-    parameter is the state a :func:`vmstate_validate` test receives; other
-    fields accept any state.
+    parameter is the state the field belongs to: the argument type of its
+    field reference (``vmstate_uint32(lambda s: s.regs.flags)`` in a
+    ``VMStateDescription[PL011State]`` is a ``VMStateField[PL011State]``), or
+    of a :func:`vmstate_validate` test; :func:`vmstate_unused` fits any state.
 
     Attributes:
         name: the field's name in the stream's JSON description and in errors.
@@ -281,6 +303,7 @@ class VMStateField(Generic[T_contra]):
         "name",
         "num",
         "num_field",
+        "num_path",
         "path",
         "size",
         "test",
@@ -294,10 +317,10 @@ class VMStateField(Generic[T_contra]):
         kind: _Kind,
         name: str,
         *,
-        path: str | None = None,
+        path: tuple[str, ...] = (),
         info: VMStateInfo | None = None,
         num: int = 1,
-        num_field: str | None = None,
+        num_path: tuple[str, ...] = (),
         size: int = 0,
         vmsd: VMStateDescription[Any] | None = None,
         version_id: int = 0,
@@ -312,19 +335,13 @@ class VMStateField(Generic[T_contra]):
             raise Error(f"{func}('{name}'): the element count must be 0 or more")
         self.kind = kind
         self.name = name
-        where = path if path is not None else name
-        self.path: tuple[str, ...] = tuple(where.split(".")) if where else ()
-        if kind not in (_Kind.UNUSED, _Kind.VALIDATE) and (
-            not self.path or not all(p.isidentifier() for p in self.path)
-        ):
-            raise Error(
-                f"{func}('{name}'): '{where}' is not an attribute path; name an "
-                "attribute of the state, or reach into a nested object with "
-                "path='regs.flags'"
-            )
+        self.path = path
         self.info = info
         self.num = num
-        self.num_field = num_field
+        self.num_path = num_path
+        # The name of the earlier field holding the count, found by
+        # VMStateDescription from num_path.
+        self.num_field: str | None = None
         self.size = size
         self.vmsd = vmsd
         self.version_id = version_id
@@ -351,141 +368,190 @@ class VMStateField(Generic[T_contra]):
         return f"{self._func}('{self.name}')"
 
 
-def _scalar(
-    func: str, info: VMStateInfo, name: str, version_id: int, path: str | None
-) -> VMStateField[object]:
-    return VMStateField[object](
-        func, _Kind.SCALAR, name, path=path, info=info, version_id=version_id
+_Ref = Callable[[St], V]
+"""A field reference: ``lambda s: s.regs.flags`` (see :mod:`qemu_api._fieldref`)."""
+
+IntLike = int | Bitfield
+"""What the integer fields hold: ``int``, a fixed-width integer or a Bitfield."""
+
+
+def _ref_path(func: str, ref: Callable[..., object], what: str) -> tuple[str, ...]:
+    try:
+        steps = field_path(ref)
+    except FieldRefError as exc:
+        raise Error(f"{func}(): {what}: {exc}") from None
+    path: list[str] = []
+    for step in steps:
+        if not isinstance(step, str):
+            raise Error(
+                f"{func}(): {what} {describe_path(steps)} indexes a list; a field "
+                "names a whole attribute (migrate lists with vmstate_array)"
+            )
+        path.append(step)
+    return tuple(path)
+
+
+def _field_of(
+    func: str,
+    kind: _Kind,
+    ref: Callable[..., object],
+    name: str | None,
+    **kwargs: Any,
+) -> VMStateField[Any]:
+    path = _ref_path(func, ref, "the field reference")
+    return VMStateField[Any](
+        func, kind, path[-1] if name is None else name, path=path, **kwargs
     )
 
 
+def _scalar(
+    func: str,
+    info: VMStateInfo,
+    ref: Callable[..., object],
+    name: str | None,
+    version_id: int,
+) -> VMStateField[Any]:
+    return _field_of(func, _Kind.SCALAR, ref, name, info=info, version_id=version_id)
+
+
 def vmstate_bool(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, bool], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A ``bool`` attribute, one byte on the wire (``VMSTATE_BOOL``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.enabled`` (through nested objects:
+            ``lambda s: s.regs.enabled``).
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``
-            (``"regs.enabled"``).
     """
-    return _scalar("vmstate_bool", vmstate_info_bool, name, version_id, path)
+    return _scalar("vmstate_bool", vmstate_info_bool, ref, name, version_id)
 
 
 def vmstate_int8(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, int], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A signed 8-bit attribute (``VMSTATE_INT8``): ``int`` or ``u8``.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.level``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_int8", vmstate_info_int8, name, version_id, path)
+    return _scalar("vmstate_int8", vmstate_info_int8, ref, name, version_id)
 
 
 def vmstate_int16(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, int], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A signed 16-bit attribute (``VMSTATE_INT16``): ``int`` or ``u16``.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.level``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_int16", vmstate_info_int16, name, version_id, path)
+    return _scalar("vmstate_int16", vmstate_info_int16, ref, name, version_id)
 
 
 def vmstate_int32(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, int], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A signed 32-bit attribute (``VMSTATE_INT32``): ``int`` or ``u32``.
 
     An ``int`` must hold a value in -2**31..2**31-1 when it is saved; a
     ``u32`` is written as its two's complement bits.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.regs.read_pos``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_int32", vmstate_info_int32, name, version_id, path)
+    return _scalar("vmstate_int32", vmstate_info_int32, ref, name, version_id)
 
 
 def vmstate_int64(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, int], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A signed 64-bit attribute (``VMSTATE_INT64``): ``int`` or ``u64``.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.offset``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_int64", vmstate_info_int64, name, version_id, path)
+    return _scalar("vmstate_int64", vmstate_info_int64, ref, name, version_id)
 
 
 def vmstate_uint8(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, IntLike], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A ``u8``, ``int`` or Bitfield (at most 8 bits) attribute (``VMSTATE_UINT8``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.regs.count``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_uint8", vmstate_info_uint8, name, version_id, path)
+    return _scalar("vmstate_uint8", vmstate_info_uint8, ref, name, version_id)
 
 
 def vmstate_uint16(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, IntLike], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A ``u16``, ``int`` or Bitfield (at most 16 bits) attribute (``VMSTATE_UINT16``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.regs.divisor``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_uint16", vmstate_info_uint16, name, version_id, path)
+    return _scalar("vmstate_uint16", vmstate_info_uint16, ref, name, version_id)
 
 
 def vmstate_uint32(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, IntLike], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A ``u32``, ``int`` or Bitfield (at most 32 bits) attribute (``VMSTATE_UINT32``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.regs.flags``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
 
-    >>> vmstate_uint32("flags", path="regs.flags")
+    >>> vmstate_uint32(lambda s: s.regs.flags)
     vmstate_uint32('flags')
+    >>> vmstate_uint32(lambda s: s.regs.line_control, name="lcr").path
+    ('regs', 'line_control')
     """
-    return _scalar("vmstate_uint32", vmstate_info_uint32, name, version_id, path)
+    return _scalar("vmstate_uint32", vmstate_info_uint32, ref, name, version_id)
 
 
 def vmstate_uint64(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, IntLike], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A ``u64``, ``int`` or Bitfield (at most 64 bits) attribute (``VMSTATE_UINT64``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.counter``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return _scalar("vmstate_uint64", vmstate_info_uint64, name, version_id, path)
+    return _scalar("vmstate_uint64", vmstate_info_uint64, ref, name, version_id)
 
 
 def vmstate_timer_ptr(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, Timer], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A :class:`~qemu_api.timer.Timer` attribute (``VMSTATE_TIMER_PTR``).
 
     The stream holds the expiry in ns as a signed 64-bit number, -1 when the
@@ -493,48 +559,44 @@ def vmstate_timer_ptr(
     timer at that expiry (``timer_mod_ns``) or deletes it.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.timer``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return VMStateField[object](
-        "vmstate_timer_ptr",
-        _Kind.SCALAR,
-        name,
-        path=path,
-        info=vmstate_info_timer,
-        version_id=version_id,
-    )
+    return _scalar("vmstate_timer_ptr", vmstate_info_timer, ref, name, version_id)
 
 
 def vmstate_array(
-    name: str,
+    ref: _Ref[St, Sequence[IntLike | Timer]],
     info: VMStateInfo,
     num: int,
     *,
+    name: str | None = None,
     version_id: int = 0,
-    path: str | None = None,
-) -> VMStateField[object]:
+) -> VMStateField[St]:
     """A fixed-length ``list`` attribute (``VMSTATE_UINT32_ARRAY`` and friends).
 
     The elements are written one after the other, with no count.  The
     attribute is a ``list`` whose elements fit ``info`` (``list[u32]`` for
     :data:`vmstate_info_uint32`, ``list[Timer]`` for
     :data:`vmstate_info_timer`); declare it in a dataclass with
-    :func:`array_field` so that its length is checked against ``num``.
+    :func:`array_field`, or annotate it ``Annotated[list[int], 16]``, so
+    that its length is checked against ``num``.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.regs.read_fifo``.
         info: the element type, e.g. :data:`vmstate_info_uint32`.
         num: the number of elements.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return VMStateField[object](
+    return _field_of(
         "vmstate_array",
         _Kind.ARRAY,
+        ref,
         name,
-        path=path,
         info=info,
         num=num,
         version_id=version_id,
@@ -542,56 +604,57 @@ def vmstate_array(
 
 
 def vmstate_varray(
-    name: str,
+    ref: _Ref[St, Sequence[IntLike | Timer]],
     info: VMStateInfo,
-    num_field: str,
+    num: _Ref[St, IntLike],
     *,
+    name: str | None = None,
     version_id: int = 0,
-    path: str | None = None,
-) -> VMStateField[object]:
+) -> VMStateField[St]:
     """The first *n* elements of a ``list``, *n* held by an earlier field.
 
-    QEMU's ``VMSTATE_VARRAY_UINT8/UINT16/UINT32/INT32``: ``num_field`` names
-    an earlier ``uint8``, ``uint16``, ``uint32`` or ``int32`` field of the
-    same description.  Loading stores the elements into the existing list,
-    which must be long enough.
+    QEMU's ``VMSTATE_VARRAY_UINT8/UINT16/UINT32/INT32``: ``num`` names the
+    attribute of an earlier ``uint8``, ``uint16``, ``uint32`` or ``int32``
+    field of the same description.  Loading stores the elements into the
+    existing list, which must be long enough.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the list attribute, ``lambda s: s.items``.
         info: the element type.
-        num_field: the name of the earlier field holding the count.
+        num: the attribute holding the count, ``lambda s: s.count``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return VMStateField[object](
+    return _field_of(
         "vmstate_varray",
         _Kind.VARRAY,
+        ref,
         name,
-        path=path,
         info=info,
-        num_field=num_field,
+        num_path=_ref_path("vmstate_varray", num, "the element count"),
         version_id=version_id,
     )
 
 
 def vmstate_buffer(
-    name: str, size: int, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, bytes | bytearray],
+    size: int,
+    *,
+    name: str | None = None,
+    version_id: int = 0,
+) -> VMStateField[St]:
     """A ``bytearray`` (or ``bytes``) attribute of ``size`` bytes (``VMSTATE_BUFFER``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.data``.
         size: the number of bytes.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return VMStateField[object](
-        "vmstate_buffer",
-        _Kind.BUFFER,
-        name,
-        path=path,
-        size=size,
-        version_id=version_id,
+    return _field_of(
+        "vmstate_buffer", _Kind.BUFFER, ref, name, size=size, version_id=version_id
     )
 
 
@@ -605,23 +668,18 @@ def vmstate_unused(size: int, *, version_id: int = 0) -> VMStateField[object]:
         version_id: the first version of the description with these bytes.
     """
     return VMStateField[object](
-        "vmstate_unused",
-        _Kind.UNUSED,
-        "unused",
-        path="",
-        size=size,
-        version_id=version_id,
+        "vmstate_unused", _Kind.UNUSED, "unused", size=size, version_id=version_id
     )
 
 
 def vmstate_struct(
-    name: str,
+    ref: _Ref[St, S | BqlRefCell[S] | BqlCell[S]],
     vmsd: VMStateDescription[S],
     *,
+    name: str | None = None,
     version_id: int = 0,
-    path: str | None = None,
     size: int | None = None,
-) -> VMStateField[object]:
+) -> VMStateField[St]:
     """A nested object with its own description (``VMSTATE_STRUCT``).
 
     The attribute holds an instance of the class ``vmsd`` is attached to
@@ -629,18 +687,19 @@ def vmstate_struct(
     subsections are written inline.  Loading fills the existing object.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.regs``.
         vmsd: the nested description, attached to its class.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
         size: the C ``sizeof`` that ``-dump-vmstate`` shows; by default the
             bytes of the nested fields.
     """
-    return VMStateField[object](
+    return _field_of(
         "vmstate_struct",
         _Kind.STRUCT,
+        ref,
         name,
-        path=path,
         vmsd=vmsd,
         size=-1 if size is None else size,
         version_id=version_id,
@@ -648,29 +707,30 @@ def vmstate_struct(
 
 
 def vmstate_struct_array(
-    name: str,
+    ref: _Ref[St, Sequence[S]],
     vmsd: VMStateDescription[S],
     num: int,
     *,
+    name: str | None = None,
     version_id: int = 0,
-    path: str | None = None,
     size: int | None = None,
-) -> VMStateField[object]:
+) -> VMStateField[St]:
     """A fixed-length ``list`` of nested objects (``VMSTATE_STRUCT_ARRAY``).
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the list attribute, ``lambda s: s.timers``.
         vmsd: the description of each element, attached to its class.
         num: the number of elements.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
         size: the C ``sizeof`` of one element for ``-dump-vmstate``.
     """
-    return VMStateField[object](
+    return _field_of(
         "vmstate_struct_array",
         _Kind.STRUCT_ARRAY,
+        ref,
         name,
-        path=path,
         vmsd=vmsd,
         num=num,
         size=-1 if size is None else size,
@@ -679,41 +739,42 @@ def vmstate_struct_array(
 
 
 def vmstate_struct_varray(
-    name: str,
+    ref: _Ref[St, Sequence[S]],
     vmsd: VMStateDescription[S],
-    num_field: str,
+    num: _Ref[St, IntLike],
     *,
+    name: str | None = None,
     version_id: int = 0,
-    path: str | None = None,
     size: int | None = None,
-) -> VMStateField[object]:
+) -> VMStateField[St]:
     """The first *n* objects of a ``list``, *n* held by an earlier field.
 
     QEMU's ``VMSTATE_STRUCT_VARRAY_UINT8/UINT32/INT32``.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the list attribute, ``lambda s: s.timers``.
         vmsd: the description of each element, attached to its class.
-        num_field: the name of the earlier field holding the count.
+        num: the attribute holding the count, ``lambda s: s.num_timers``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
         size: the C ``sizeof`` of one element for ``-dump-vmstate``.
     """
-    return VMStateField[object](
+    return _field_of(
         "vmstate_struct_varray",
         _Kind.STRUCT_VARRAY,
+        ref,
         name,
-        path=path,
         vmsd=vmsd,
-        num_field=num_field,
+        num_path=_ref_path("vmstate_struct_varray", num, "the element count"),
         size=-1 if size is None else size,
         version_id=version_id,
     )
 
 
 def vmstate_clock(
-    name: str, *, version_id: int = 0, path: str | None = None
-) -> VMStateField[object]:
+    ref: _Ref[St, Clock], *, name: str | None = None, version_id: int = 0
+) -> VMStateField[St]:
     """A :class:`~qemu_api.clock.Clock` attribute (``VMSTATE_CLOCK``).
 
     QEMU's struct pointer to ``vmstate_clock``: the period (``uint64``, in
@@ -722,15 +783,16 @@ def vmstate_clock(
     clock's callbacks, as QEMU does.
 
     Args:
-        name: the attribute, and the field's name in the stream description.
+        ref: the attribute, ``lambda s: s.clk``.
+        name: the field's name in the stream description; by default the
+            last attribute of ``ref``.
         version_id: the first version of the description with this field.
-        path: the attribute path when it differs from ``name``.
     """
-    return VMStateField[object](
+    return _field_of(
         "vmstate_clock",
         _Kind.CLOCK,
+        ref,
         name,
-        path=path,
         vmsd=_VMSTATE_CLOCK,
         size=8,
         version_id=version_id,
@@ -749,9 +811,7 @@ def vmstate_validate(name: str, test: Callable[[T, int], bool]) -> VMStateField[
         test: called with the state (holding the values loaded so far) and
             the stream's version of the description.
     """
-    return VMStateField[T](
-        "vmstate_validate", _Kind.VALIDATE, name, path="", num=0, test=test
-    )
+    return VMStateField[T]("vmstate_validate", _Kind.VALIDATE, name, num=0, test=test)
 
 
 def array_field(factory: Callable[[], E], length: int) -> list[E]:
@@ -780,19 +840,6 @@ def array_field(factory: Callable[[], E], length: int) -> list[E]:
 
 
 # -- descriptions -----------------------------------------------------------------
-
-
-def _caller_namespaces(depth: int) -> list[Mapping[str, object]]:
-    """The globals and locals of the frames above, nearest first."""
-    spaces: list[Mapping[str, object]] = []
-    frame: FrameType | None = sys._getframe(depth)
-    for _ in range(8):
-        if frame is None:
-            break
-        spaces.append(frame.f_locals)
-        spaces.append(frame.f_globals)
-        frame = frame.f_back
-    return spaces
 
 
 @final
@@ -833,11 +880,14 @@ class VMStateDescription(Generic[T_contra]):
             its parent, a count field that does not come earlier, versions out
             of order), or it does not match ``state``.
 
-    >>> VMStateDescription(
+    >>> from qemu_api.clock import Clock
+    >>> class Uart:
+    ...     clk: Clock
+    >>> VMStateDescription[Uart](
     ...     "pl011/clock",
     ...     version_id=1,
     ...     minimum_version_id=1,
-    ...     fields=[vmstate_clock("clk")],
+    ...     fields=[vmstate_clock(lambda s: s.clk)],
     ... )
     VMStateDescription('pl011/clock', version_id=1)
     """
@@ -861,7 +911,7 @@ class VMStateDescription(Generic[T_contra]):
         self,
         name: str,
         *,
-        fields: Sequence[VMStateField[Never]],
+        fields: Sequence[VMStateField[T_contra]],
         version_id: int = 0,
         minimum_version_id: int = 0,
         subsections: Sequence[VMStateDescription[T_contra]] = (),
@@ -883,7 +933,7 @@ class VMStateDescription(Generic[T_contra]):
         self.pre_load: Callable[[Any], None] | None = pre_load
         self.post_load: Callable[[Any, int], None] | None = post_load
         self._bindings: dict[type, tuple[_Binding, ...]] = {}
-        self._namespaces = _caller_namespaces(2)
+        self._namespaces = caller_namespaces(1)
         self._check()
         if state is not None:
             self.bind(state)
@@ -901,7 +951,7 @@ class VMStateDescription(Generic[T_contra]):
                 f"minimum_version_id {self.minimum_version_id} must be between 0 "
                 f"and version_id {self.version_id}",
             )
-        seen: dict[str, VMStateField[Any]] = {}
+        earlier: list[VMStateField[Any]] = []
         for field in self.fields:
             if not isinstance(field, VMStateField):
                 raise self._error(
@@ -916,13 +966,16 @@ class VMStateDescription(Generic[T_contra]):
                     f"description's version_id {self.version_id}; raise version_id",
                 )
             if field.kind in _VARRAYS:
-                count = seen.get(field.num_field or "")
+                count = next(
+                    (f for f in earlier if f.path and f.path == field.num_path), None
+                )
                 if count is None:
                     raise self._error(
                         field,
-                        f"the element count '{field.num_field}' must be an earlier "
-                        "field of the same description",
+                        f"the element count '{'.'.join(field.num_path)}' must be "
+                        "an earlier field of the same description",
                     )
+                field.num_field = count.name
                 if (
                     count.kind is not _Kind.SCALAR
                     or count.info is None
@@ -930,14 +983,14 @@ class VMStateDescription(Generic[T_contra]):
                 ):
                     raise self._error(
                         field,
-                        f"the element count '{field.num_field}' must be a uint8, "
+                        f"the element count '{count.name}' must be a uint8, "
                         "uint16, uint32 or int32 field",
                     )
             if field.kind in _STRUCTS and not isinstance(
                 field.vmsd, VMStateDescription
             ):
                 raise self._error(field, "vmstate_struct needs a VMStateDescription")
-            seen.setdefault(field.name, field)
+            earlier.append(field)
         names = set()
         for sub in self.subsections:
             if not isinstance(sub, VMStateDescription):
@@ -956,7 +1009,7 @@ class VMStateDescription(Generic[T_contra]):
 
     def __set_name__(self, owner: type, attr: str) -> None:
         """Attach the description to the class whose body assigns it."""
-        self._namespaces = _caller_namespaces(1) + self._namespaces
+        self._namespaces = caller_namespaces(1) + self._namespaces
         self.bind(owner)
 
     def bind(self, owner: type) -> None:
@@ -1022,71 +1075,17 @@ class VMStateDescription(Generic[T_contra]):
 # -- binding: annotations, converters and accessors --------------------------------
 
 
-def _type_name(ann: object) -> str:
-    if isinstance(ann, type):
-        if issubclass(ann, FixedUInt):
-            return ann._SHORT
-        return ann.__name__
-    return repr(ann).replace("typing.", "")
+_type_name = type_name
+_unwrap = unwrap_annotation
 
 
 def _resolve(
     vmsd: VMStateDescription[Any], field: VMStateField[Any], owner: type, attr: str
 ) -> tuple[object, type]:
     """Return the evaluated annotation of ``owner.attr`` and the class defining it."""
-    for klass in owner.__mro__:
-        anns = inspect.get_annotations(klass)
-        if attr not in anns:
-            continue
-        ann = anns[attr]
-        if not isinstance(ann, str):
-            return ann, klass
-        module = sys.modules.get(klass.__module__)
-        globalns: dict[str, object] = dict(vars(module)) if module else {}
-        localns: dict[str, object] = {}
-        for space in reversed(vmsd._namespaces):
-            localns.update(space)
-        localns[owner.__name__] = owner
-        holder = SimpleNamespace(__annotations__={attr: ann})
-        try:
-            hints = typing.get_type_hints(
-                holder, globalns, localns, include_extras=True
-            )
-        except (NameError, AttributeError, TypeError, SyntaxError) as exc:
-            raise vmsd._error(
-                field,
-                f"cannot evaluate the annotation '{ann}' of "
-                f"{klass.__name__}.{attr} ({exc}); import the types it uses "
-                "at module level, not under 'if TYPE_CHECKING:'",
-            ) from None
-        return hints[attr], klass
-    known = sorted({a for k in owner.__mro__ for a in inspect.get_annotations(k)})
-    close = difflib.get_close_matches(attr, known, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise vmsd._error(
-        field,
-        f"{owner.__name__} has no annotated attribute '{attr}'{hint} (declare "
-        f"it in the class body, e.g. '{attr}: u32')",
+    return resolve_annotation(
+        owner, attr, vmsd._namespaces, lambda msg: vmsd._error(field, msg)
     )
-
-
-def _unwrap(ann: object) -> tuple[object, tuple[object, ...], str]:
-    """Strip ``Annotated``, ``BqlCell`` and ``BqlRefCell``; return the metadata."""
-    meta: tuple[object, ...] = ()
-    holder = ""
-    while True:
-        origin = typing.get_origin(ann)
-        if origin is typing.Annotated:
-            meta = meta + tuple(getattr(ann, "__metadata__", ()))
-            ann = typing.get_args(ann)[0]
-        elif origin in (BqlCell, BqlRefCell) or ann in (BqlCell, BqlRefCell):
-            args = typing.get_args(ann)
-            holder = getattr(origin or ann, "__name__", "")
-            if not args:
-                return object, meta, holder
-            ann = args[0]
-        else:
-            return ann, meta, holder
 
 
 def _declared_length(owner: type, attr: str, meta: tuple[object, ...]) -> int | None:
@@ -1389,9 +1388,13 @@ def _write(obj: object, path: tuple[str, ...], value: object) -> None:
 
 
 def _modify(obj: object, path: tuple[str, ...], fn: Callable[[Any], None]) -> None:
-    """Call ``fn`` on the object at ``path``, mutably borrowing cells on the way."""
+    """Call ``fn`` on the object at ``path``, mutably borrowing cells on the way.
+
+    A :class:`~qemu_api.bql.BqlStruct` on the way is borrowed too, and ``fn``
+    gets its raw view: loading changes lists and nested objects in place.
+    """
     current = getattr(obj, path[0])
-    if isinstance(current, BqlRefCell):
+    if isinstance(current, BqlRefCell | BqlStruct):
         with current.borrow_mut() as inner:
             if len(path) == 1:
                 fn(inner)
@@ -1449,7 +1452,10 @@ _VMSTATE_MULDIV: Final = VMStateDescription[_ClockView](
     minimum_version_id=1,
     needed=_muldiv_needed,
     post_load=_muldiv_post_load,
-    fields=[vmstate_uint32("multiplier"), vmstate_uint32("divider")],
+    fields=[
+        vmstate_uint32(lambda v: v.multiplier),
+        vmstate_uint32(lambda v: v.divider),
+    ],
 )
 
 _VMSTATE_CLOCK: Final = VMStateDescription[_ClockView](
@@ -1457,7 +1463,7 @@ _VMSTATE_CLOCK: Final = VMStateDescription[_ClockView](
     version_id=0,
     minimum_version_id=0,
     pre_load=_clock_pre_load,
-    fields=[vmstate_uint64("period")],
+    fields=[vmstate_uint64(lambda v: v.period)],
     subsections=[_VMSTATE_MULDIV],
     state=_ClockView,
 )

@@ -12,6 +12,11 @@ Prints nanoseconds per access for
       (QEMU's widening in access_with_adjusted_size: the slow path),
   (e) AddressSpace.write to the device among 64 regions,
   (f) a call of an empty Python method with the same arguments,
+  (g) AddressSpace.read of a device whose registers are a
+      qemu_api.register.RegisterMap over a BqlStruct (the decode table, the
+      BQL and borrow checks of the field), among 64 regions,
+  (h) AddressSpace.write to that device,
+  (i) a direct call of that map's read callback,
 
 then the ratios to (a).  The target is (c) within 4x of (a).  The figures
 exclude the timing loop; the ratio is also shown with the loop counted in
@@ -40,12 +45,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from qemu_api import bql
+from qemu_api.bql import BqlStruct
 from qemu_api.memory import (
     AddressSpace,
     MemoryRegion,
     MemoryRegionOps,
     OpsImpl,
 )
+from qemu_api.register import RW, W1C, Decode, R, Register, RegisterMap
 
 BASE = 0x0900_0000
 STRIDE = 0x1_0000
@@ -68,6 +75,43 @@ class Device:
 
     def write(self, offset: int, value: int, size: int) -> None:
         self.reg = value
+
+
+class RegState(BqlStruct):
+    """The register state of :class:`RegDevice`."""
+
+    ctrl: int
+    status: int
+
+    def __init__(self) -> None:
+        self.ctrl = 0x42
+        self.status = 0
+
+
+class RegDevice:
+    """A device whose two registers are declared in a RegisterMap."""
+
+    regs: RegState
+
+    def __init__(self) -> None:
+        self.regs = RegState()
+
+    registers = RegisterMap["RegDevice"](
+        "regdev",
+        0x1000,
+        [
+            Register("CTRL", 0x0, RW, field=lambda s: s.regs.ctrl),
+            Register("STATUS", 0x4, R | W1C, field=lambda s: s.regs.status),
+        ],
+        decode=Decode.WHOLE,
+    )
+
+
+REG_OPS = MemoryRegionOps[RegDevice](
+    read=RegDevice.registers.read,
+    write=RegDevice.registers.write,
+    impl=OpsImpl(min_access_size=4, max_access_size=4),
+)
 
 
 def allocating_read(dev: Device, offset: int, size: int) -> int:
@@ -95,6 +139,20 @@ def make_space(count: int, ops: MemoryRegionOps[Device] = OPS) -> AddressSpace:
             BASE + i * STRIDE, MemoryRegion.io(dev, f"dev{i}", 0x1000, ops, dev)
         )
     return AddressSpace(root, f"bench{count}")
+
+
+def make_reg_space(count: int) -> tuple[AddressSpace, RegDevice]:
+    """64 regions, the one in the middle (index 40) a RegDevice."""
+    root = MemoryRegion.container(None, "system", 2**64)
+    reg_dev = RegDevice()
+    for i in range(count):
+        if i == 40:
+            region = MemoryRegion.io(reg_dev, "regdev", 0x1000, REG_OPS, reg_dev)
+        else:
+            dev = Device()
+            region = MemoryRegion.io(dev, f"dev{i}", 0x1000, OPS, dev)
+        root.add_subregion(BASE + i * STRIDE, region)
+    return AddressSpace(root, f"regbench{count}"), reg_dev
 
 
 def measure(
@@ -167,6 +225,7 @@ def main() -> int:
     direct = Device()
     one = make_space(1)
     many = make_space(64)
+    regs, reg_dev = make_reg_space(64)
     middle = BASE + 40 * STRIDE
     env: dict[str, object] = {
         "empty_method": Empty().method,
@@ -174,6 +233,10 @@ def main() -> int:
         "one_read": one.read,
         "many_read": many.read,
         "many_write": many.write,
+        "reg_read": regs.read,
+        "reg_write": regs.write,
+        "map_read": RegDevice.registers.read,
+        "reg_dev": reg_dev,
         "A1": BASE,
         "A64": middle,
         "B1": middle + 1,
@@ -186,6 +249,9 @@ def main() -> int:
             "d": "many_read(B1, 1)",
             "e": "many_write(A64, 7, 4)",
             "f": "empty_method(A64, 4)",
+            "g": "reg_read(A64, 4)",
+            "h": "reg_write(A64, 7, 4)",
+            "i": "map_read(reg_dev, 0, 4)",
         },
         env,
     )
@@ -196,6 +262,9 @@ def main() -> int:
         "d": "1-byte read of a 4-byte-impl region (widened)",
         "e": "AddressSpace.write, 64 regions",
         "f": "call of an empty method with read's arguments",
+        "g": "AddressSpace.read, RegisterMap device",
+        "h": "AddressSpace.write, RegisterMap device",
+        "i": "direct call of the RegisterMap's read",
     }
     print(
         f"MMIO dispatch, ns per access (best of {REPEAT} x {NUMBER}, "
@@ -205,7 +274,7 @@ def main() -> int:
         print(f"  ({key}) {label:48s} {results[key]:8.1f}")
     a = results["a"]
     print("ratios to (a):")
-    for key in "bcde":
+    for key in "bcdeghi":
         print(f"  {key}/a = {results[key] / a:5.2f}")
     floor = (results["a"] + results["f"]) / a
     print(f"  (a+f)/a = {floor:5.2f}  (the floor: any dispatch is a call plus (a))")
@@ -217,12 +286,16 @@ def main() -> int:
         f"{'met' if gross <= 4 else 'not met'} gross"
     )
 
+    status = middle + 4  # made once: an address computed per call would allocate
     noisy = make_space(64, ALLOCATING_OPS)
     noisy_peak, _ = allocation_per_access(lambda: noisy.read(middle, 4))
     checks = {
         "read, 1 region": lambda: one.read(BASE, 4),
         "read, 64 regions": lambda: many.read(middle, 4),
         "write, 64 regions": lambda: many.write(middle, 7, 4),
+        "RegisterMap read": lambda: regs.read(middle, 4),
+        "RegisterMap write": lambda: regs.write(middle, 7, 4),
+        "RegisterMap W1C write": lambda: regs.write(status, 1, 4),
     }
     print(
         f"allocation check (tracemalloc: worst of {ALLOC_SAMPLES} single accesses; "

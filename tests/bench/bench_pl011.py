@@ -3,8 +3,15 @@
 
 Usage: python tests/bench/bench_pl011.py [KILOBYTES]
 
-Two figures, each moving KILOBYTES (default 256) through a ``pl011`` mapped
-at 0x09000000 in the system address space, as a guest's driver would:
+First the cost of single register accesses through ``AddressSpace.read`` and
+``AddressSpace.write`` (the MMIO path of every guest access: dispatch, decode,
+the register's own work, trace points off), in ns per access, best of several
+runs: reads of FR, RIS, MIS, an ID register, ICR (write-only: a guest-error
+line, logging off) and a reserved offset; writes of ILPR, IBRD, IMSC (which
+updates the six IRQ lines), ICR, CR and RIS (read-only).
+
+Then two figures, each moving KILOBYTES (default 256) through a ``pl011``
+mapped at 0x09000000 in the system address space, as a guest's driver would:
 
   transmit: one 32-bit store to DR per byte through ``AddressSpace.write``,
             with a ``null`` chardev behind the UART (a byte store, as Linux's
@@ -75,6 +82,47 @@ def new_uart(chardev_label: str, backend: str, options: dict[str, str]) -> None:
     mem.write(BASE + CR, 0x301, 4)  # UARTEN, TXE, RXE
 
 
+REGISTER_CASES: tuple[tuple[str, str, int], ...] = (
+    ("read", "FR", 0x018),
+    ("read", "RIS", 0x03C),
+    ("read", "MIS", 0x040),
+    ("read", "PeriphID0", 0xFE0),
+    ("read", "ICR (write-only)", 0x044),
+    ("read", "reserved 0x008", 0x008),
+    ("write", "ILPR", 0x020),
+    ("write", "IBRD", 0x024),
+    ("write", "IMSC", 0x038),
+    ("write", "ICR", 0x044),
+    ("write", "CR", 0x030),
+    ("write", "RIS (read-only)", 0x03C),
+)
+REGISTER_NUMBER = 20_000
+REGISTER_REPEAT = 7
+
+
+def bench_registers(mem: AddressSpace) -> dict[str, float]:
+    """Time single register accesses through the address space (ns, best of runs)."""
+    import timeit
+
+    env: dict[str, object] = {"read": mem.read, "write": mem.write}
+    stmts = {}
+    for kind, label, offset in REGISTER_CASES:
+        addr = BASE + offset
+        if kind == "read":
+            stmts[f"{kind} {label}"] = f"read({addr}, 4)"
+        else:
+            value = 0x301 if label == "CR" else 0
+            stmts[f"{kind} {label}"] = f"write({addr}, {value}, 4)"
+    stmts["loop"] = "pass"
+    timers = {k: timeit.Timer(v, globals=env) for k, v in stmts.items()}
+    best = dict.fromkeys(stmts, float("inf"))
+    for _ in range(REGISTER_REPEAT):
+        for key, timer in timers.items():
+            best[key] = min(best[key], timer.timeit(REGISTER_NUMBER))
+    loop = best.pop("loop")
+    return {k: (v - loop) / REGISTER_NUMBER * 1e9 for k, v in best.items()}
+
+
 def bench_transmit(mem: AddressSpace, payload: bytes) -> float:
     """Write every byte to DR; returns the seconds taken."""
     write = mem.write
@@ -134,6 +182,14 @@ def main(argv: list[str]) -> int:
         print(f"pl011 throughput, {kilobytes} KiB each way")
         new_uart("null0", "null", {})
         mem = get_address_space_memory()
+        figures = bench_registers(mem)
+        print(
+            f"  register accesses, ns each (best of {REGISTER_REPEAT} x "
+            f"{REGISTER_NUMBER}, loop subtracted):"
+        )
+        for label, ns in figures.items():
+            print(f"    {label:28s} {ns:8.1f}")
+        print(f"    {'mean':28s} {sum(figures.values()) / len(figures):8.1f}")
         elapsed = bench_transmit(mem, payload)
         rate = len(payload) / elapsed
         print(

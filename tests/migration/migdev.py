@@ -73,18 +73,18 @@ class Sub:
     a: u32 = field(default_factory=u32)
     extra: u16 = field(default_factory=u16)
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["Sub"](
         "mig-sub",
         version_id=1,
         minimum_version_id=1,
-        fields=[vmstate_uint32("a")],
+        fields=[vmstate_uint32(lambda s: s.a)],
         subsections=[
             VMStateDescription(
                 "mig-sub/extra",
                 version_id=1,
                 minimum_version_id=1,
                 needed=_sub_extra_needed,
-                fields=[vmstate_uint16("extra")],
+                fields=[vmstate_uint16(lambda s: s.extra)],
             )
         ],
     )
@@ -115,29 +115,29 @@ class Regs:
     # Not migrated: derived in post_load.
     loads: int = 0
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["Regs"](
         "mig-regs",
         version_id=3,
         minimum_version_id=2,
         fields=[
-            vmstate_uint8("b8"),
-            vmstate_uint16("b16"),
-            vmstate_uint32("b32"),
-            vmstate_uint64("b64"),
-            vmstate_int8("s8"),
-            vmstate_int16("s16"),
-            vmstate_int32("s32"),
-            vmstate_int64("s64"),
-            vmstate_bool("flag"),
-            vmstate_array("fixed", vmstate_info_uint32, 4),
-            vmstate_uint8("count"),
-            vmstate_varray("counted", vmstate_info_uint16, "count"),
-            vmstate_buffer("buf", 6),
-            vmstate_struct("sub", Sub.vmsd),
-            vmstate_struct_array("subs", Sub.vmsd, 2),
-            vmstate_uint32("nsubs"),
-            vmstate_struct_varray("vsubs", Sub.vmsd, "nsubs"),
-            vmstate_uint32("late", version_id=3),
+            vmstate_uint8(lambda r: r.b8),
+            vmstate_uint16(lambda r: r.b16),
+            vmstate_uint32(lambda r: r.b32),
+            vmstate_uint64(lambda r: r.b64),
+            vmstate_int8(lambda r: r.s8),
+            vmstate_int16(lambda r: r.s16),
+            vmstate_int32(lambda r: r.s32),
+            vmstate_int64(lambda r: r.s64),
+            vmstate_bool(lambda r: r.flag),
+            vmstate_array(lambda r: r.fixed, vmstate_info_uint32, 4),
+            vmstate_uint8(lambda r: r.count),
+            vmstate_varray(lambda r: r.counted, vmstate_info_uint16, lambda r: r.count),
+            vmstate_buffer(lambda r: r.buf, 6),
+            vmstate_struct(lambda r: r.sub, Sub.vmsd),
+            vmstate_struct_array(lambda r: r.subs, Sub.vmsd, 2),
+            vmstate_uint32(lambda r: r.nsubs),
+            vmstate_struct_varray(lambda r: r.vsubs, Sub.vmsd, lambda r: r.nsubs),
+            vmstate_uint32(lambda r: r.late, version_id=3),
         ],
     )
 
@@ -231,8 +231,8 @@ class MigTestDev(SysBusDevice, type_name=TYPE_MIG_TEST_DEV):
         post_load=post_load,
         fields=[
             vmstate_unused(2),
-            vmstate_struct("regs", Regs.vmsd),
-            vmstate_timer_ptr("timer"),
+            vmstate_struct(lambda d: d.regs, Regs.vmsd),
+            vmstate_timer_ptr(lambda d: d.timer),
             vmstate_validate("b8 is not 0xff", _b8_valid),
         ],
         subsections=[
@@ -241,14 +241,14 @@ class MigTestDev(SysBusDevice, type_name=TYPE_MIG_TEST_DEV):
                 version_id=1,
                 minimum_version_id=1,
                 needed=_clock_needed,
-                fields=[vmstate_clock("clk")],
+                fields=[vmstate_clock(lambda d: d.clk)],
             ),
             VMStateDescription(
                 "mig-test-dev/period",
                 version_id=1,
                 minimum_version_id=1,
                 needed=_period_needed,
-                fields=[vmstate_uint32("period")],
+                fields=[vmstate_uint32(lambda d: d.period)],
             ),
         ],
     )

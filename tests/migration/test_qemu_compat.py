@@ -36,6 +36,7 @@ from qemu_api.migration.savevm import (
 )
 from qemu_api.migration.vmstate import (
     VMStateDescription,
+    VMStateField,
     vmstate_array,
     vmstate_clock,
     vmstate_info_uint32,
@@ -307,21 +308,25 @@ class Pl011Regs72:
     read_trigger: int = 0
 
 
-def pl011_72_fields() -> list[Any]:
-    names = ["readbuff", "flags", "lcr", "rsr", "cr", "dmacr", "int_enabled"]
-    names += ["int_level"]
-    fields: list[Any] = [vmstate_uint32(n, path=f"regs.{n}") for n in names]
-    fields.append(
-        vmstate_array("read_fifo", vmstate_info_uint32, 16, path="regs.read_fifo")
-    )
-    fields += [
-        vmstate_uint32(n, path=f"regs.{n}") for n in ("ilpr", "ibrd", "fbrd", "ifl")
+def pl011_72_fields() -> list[VMStateField[Pl011As72]]:
+    return [
+        vmstate_uint32(lambda s: s.regs.get().readbuff),
+        vmstate_uint32(lambda s: s.regs.get().flags),
+        vmstate_uint32(lambda s: s.regs.get().lcr),
+        vmstate_uint32(lambda s: s.regs.get().rsr),
+        vmstate_uint32(lambda s: s.regs.get().cr),
+        vmstate_uint32(lambda s: s.regs.get().dmacr),
+        vmstate_uint32(lambda s: s.regs.get().int_enabled),
+        vmstate_uint32(lambda s: s.regs.get().int_level),
+        vmstate_array(lambda s: s.regs.get().read_fifo, vmstate_info_uint32, 16),
+        vmstate_uint32(lambda s: s.regs.get().ilpr),
+        vmstate_uint32(lambda s: s.regs.get().ibrd),
+        vmstate_uint32(lambda s: s.regs.get().fbrd),
+        vmstate_uint32(lambda s: s.regs.get().ifl),
+        vmstate_int32(lambda s: s.regs.get().read_pos),
+        vmstate_int32(lambda s: s.regs.get().read_count),
+        vmstate_int32(lambda s: s.regs.get().read_trigger),
     ]
-    fields += [
-        vmstate_int32(n, path=f"regs.{n}")
-        for n in ("read_pos", "read_count", "read_trigger")
-    ]
-    return fields
 
 
 class Pl011As72(SysBusDevice, type_name="mig-pl011-as-7.2"):
@@ -330,7 +335,7 @@ class Pl011As72(SysBusDevice, type_name="mig-pl011-as-7.2"):
     regs: BqlRefCell[Pl011Regs72]
     clk: Clock
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["Pl011As72"](
         "pl011",
         version_id=2,
         minimum_version_id=2,
@@ -340,7 +345,7 @@ class Pl011As72(SysBusDevice, type_name="mig-pl011-as-7.2"):
                 "pl011/clock",
                 version_id=1,
                 minimum_version_id=1,
-                fields=[vmstate_clock("clk")],
+                fields=[vmstate_clock(lambda s: s.clk)],
             )
         ],
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 
 from qemu_api.bits import BitField, Bitfield, u8, u16, u32, u64
-from qemu_api.bql import BqlCell, BqlRefCell
+from qemu_api.bql import BorrowMutError, BqlCell, BqlRefCell, BqlStruct
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileError, QEMUFileReader, QEMUFileWriter
 from qemu_api.migration.vmstate import (
@@ -122,15 +123,15 @@ def test_scalar_wire_layout_is_big_endian_and_twos_complement() -> None:
     vmsd = VMStateDescription(
         "layout",
         fields=[
-            vmstate_uint8("a"),
-            vmstate_uint16("b"),
-            vmstate_uint32("c"),
-            vmstate_uint64("d"),
-            vmstate_int8("e"),
-            vmstate_int16("f"),
-            vmstate_int32("g"),
-            vmstate_int64("h"),
-            vmstate_bool("i"),
+            vmstate_uint8(lambda s: s.a),
+            vmstate_uint16(lambda s: s.b),
+            vmstate_uint32(lambda s: s.c),
+            vmstate_uint64(lambda s: s.d),
+            vmstate_int8(lambda s: s.e),
+            vmstate_int16(lambda s: s.f),
+            vmstate_int32(lambda s: s.g),
+            vmstate_int64(lambda s: s.h),
+            vmstate_bool(lambda s: s.i),
         ],
         state=S,
     )
@@ -152,7 +153,7 @@ def test_signed_field_holding_unsigned_bits() -> None:
     class S:
         pos: u32 = field(default_factory=u32)
 
-    vmsd = VMStateDescription("s", fields=[vmstate_int32("pos")], state=S)
+    vmsd = VMStateDescription("s", fields=[vmstate_int32(lambda s: s.pos)], state=S)
     data = save(vmsd, S(u32(0xFFFFFFFE)))
     assert data.hex() == "fffffffe"
     t = S()
@@ -168,7 +169,9 @@ def test_value_that_does_not_fit_fails_the_save_naming_the_field() -> None:
         m: int = 0
 
     vmsd = VMStateDescription(
-        "fits", fields=[vmstate_int8("n"), vmstate_uint16("m")], state=S
+        "fits",
+        fields=[vmstate_int8(lambda s: s.n), vmstate_uint16(lambda s: s.m)],
+        state=S,
     )
     with pytest.raises(Error, match=r"VMState 'fits', field 'n': .*200.*int8"):
         save(vmsd, S(n=200))
@@ -191,7 +194,7 @@ def test_bitfield_register_round_trips_and_rejects_wide_values() -> None:
     class S:
         ctrl: Ctrl = field(default_factory=Ctrl)
 
-    vmsd = VMStateDescription("bf", fields=[vmstate_uint16("ctrl")], state=S)
+    vmsd = VMStateDescription("bf", fields=[vmstate_uint16(lambda s: s.ctrl)], state=S)
     s = S(Ctrl.from_int(0x811))
     data = save(vmsd, s)
     assert data.hex() == "0811"
@@ -214,7 +217,7 @@ def test_timer_migrates_its_expiry_or_minus_one() -> None:
     def fired() -> None:
         fires.append(1)
 
-    vmsd = VMStateDescription("tm", fields=[vmstate_timer_ptr("t")], state=S)
+    vmsd = VMStateDescription("tm", fields=[vmstate_timer_ptr(lambda s: s.t)], state=S)
     s = S()
     assert save(vmsd, s).hex() == "ffffffffffffffff"
     s.t.mod_ns(1500)
@@ -240,7 +243,7 @@ def test_timer_arrays() -> None:
         )
 
     vmsd = VMStateDescription(
-        "ta", fields=[vmstate_array("ts", vmstate_info_timer, 2)], state=S
+        "ta", fields=[vmstate_array(lambda s: s.ts, vmstate_info_timer, 2)], state=S
     )
     s = S()
     s.ts[1].mod_ns(7)
@@ -320,10 +323,10 @@ def test_field_newer_than_the_stream_keeps_its_value() -> None:
         version_id=3,
         minimum_version_id=2,
         fields=[
-            vmstate_uint16("old"),
-            vmstate_uint32("late", version_id=3),
-            vmstate_uint8("n", version_id=3),
-            vmstate_varray("items", vmstate_info_uint8, "n"),
+            vmstate_uint16(lambda s: s.old),
+            vmstate_uint32(lambda s: s.late, version_id=3),
+            vmstate_uint8(lambda s: s.n, version_id=3),
+            vmstate_varray(lambda s: s.items, vmstate_info_uint8, lambda s: s.n),
         ],
         state=S,
     )
@@ -413,7 +416,7 @@ def test_hooks_run_in_qemu_order() -> None:
     vmsd = VMStateDescription(
         "hooks",
         version_id=2,
-        fields=[vmstate_uint32("x")],
+        fields=[vmstate_uint32(lambda s: s.x)],
         pre_save=pre_save,
         post_save=post_save,
         pre_load=pre_load,
@@ -507,51 +510,59 @@ def test_unknown_attribute_is_named_with_a_suggestion() -> None:
         match=r"VMState 'p', field 'ctlr': Plain has no annotated attribute 'ctlr'; "
         r"did you mean 'ctrl'\?",
     ):
-        VMStateDescription("p", fields=[vmstate_uint32("ctlr")], state=Plain)
+        VMStateDescription[Any](
+            "p", fields=[vmstate_uint32(lambda s: s.ctlr)], state=Plain
+        )
 
 
 @pytest.mark.parametrize(
     ("fld", "message"),
     [
         (
-            vmstate_uint32("small"),
+            vmstate_uint32(lambda s: s.small),
             (
                 r"Plain.small is annotated u16, but vmstate_uint32 needs u32, int or a "
                 r"Bitfield of at most 32 bits"
             ),
         ),
         (
-            vmstate_bool("ctrl"),
+            vmstate_bool(lambda s: s.ctrl),
             r"Plain.ctrl is annotated u32, but vmstate_bool needs bool",
         ),
         (
-            vmstate_int16("name"),
+            vmstate_int16(lambda s: s.name),
             r"Plain.name is annotated str, but vmstate_int16 needs int \(or u16",
         ),
         (
-            vmstate_array("fifo", vmstate_info_uint8, 8),
+            vmstate_array(lambda s: s.fifo, vmstate_info_uint8, 8),
             r"Plain.fifo has 4 elements, but the description says 8",
         ),
         (
-            vmstate_array("fifo", vmstate_info_uint16, 4),
+            vmstate_array(lambda s: s.fifo, vmstate_info_uint16, 4),
             r"an element of Plain.fifo is annotated u8, but uint16 elements needs u16",
         ),
         (
-            vmstate_array("ctrl", vmstate_info_uint32, 4),
+            vmstate_array(lambda s: s.ctrl, vmstate_info_uint32, 4),
             r"Plain.ctrl is annotated u32, but vmstate_array needs a list",
         ),
         (
-            vmstate_buffer("data", 4),
+            vmstate_buffer(lambda s: s.data, 4),
             r"Plain.data has 3 bytes, but the description says 4",
         ),
         (
-            vmstate_buffer("name", 4),
+            vmstate_buffer(lambda s: s.name, 4),
             r"Plain.name is annotated str, but vmstate_buffer needs bytearray",
         ),
-        (vmstate_timer_ptr("ctrl"), r"Plain.ctrl is annotated u32, but .* Timer"),
-        (vmstate_clock("ctrl"), r"Plain.ctrl is annotated u32, but vmstate_clock"),
         (
-            vmstate_uint32("x", path="ctrl.x"),
+            vmstate_timer_ptr(lambda s: s.ctrl),
+            r"Plain.ctrl is annotated u32, but .* Timer",
+        ),
+        (
+            vmstate_clock(lambda s: s.ctrl),
+            r"Plain.ctrl is annotated u32, but vmstate_clock",
+        ),
+        (
+            vmstate_uint32(lambda s: s.ctrl.x, name="x"),
             r"UInt32 has no annotated attribute 'x'",
         ),
     ],
@@ -571,7 +582,7 @@ def test_bitfield_wider_than_the_field() -> None:
     with pytest.raises(
         Error, match=r"S.ctrl is a 12-bit Bitfield, but vmstate_uint8 holds at most 8"
     ):
-        VMStateDescription("b", fields=[vmstate_uint8("ctrl")], state=S)
+        VMStateDescription("b", fields=[vmstate_uint8(lambda s: s.ctrl)], state=S)
 
 
 def test_class_attribute_is_checked_at_class_creation() -> None:
@@ -581,7 +592,9 @@ def test_class_attribute_is_checked_at_class_creation() -> None:
         class Broken:
             level: u16 = field(default_factory=u16)
 
-            vmsd = VMStateDescription("broken", fields=[vmstate_uint32("level")])
+            vmsd = VMStateDescription["Broken"](
+                "broken", fields=[vmstate_uint32(lambda s: s.level)]
+            )
 
     err = cause(info.value)
     assert isinstance(err, Error)
@@ -594,8 +607,8 @@ def test_device_class_is_checked_at_class_creation() -> None:
         class BadDev(SysBusDevice, type_name="mig-bad-dev"):
             regs: BqlRefCell[Plain]
 
-            vmsd = VMStateDescription(
-                "mig-bad-dev", fields=[vmstate_uint64("ctrl", path="regs.ctrl")]
+            vmsd = VMStateDescription["BadDev"](
+                "mig-bad-dev", fields=[vmstate_uint64(lambda s: s.regs.get().ctrl)]
             )
 
     err = cause(info.value)
@@ -607,7 +620,9 @@ def test_device_class_is_checked_at_class_creation() -> None:
 
 
 def test_struct_description_must_be_attached_to_the_field_type() -> None:
-    loose = VMStateDescription("loose", fields=[vmstate_uint32("ctrl")])
+    loose = VMStateDescription[Plain](
+        "loose", fields=[vmstate_uint32(lambda s: s.ctrl)]
+    )
 
     @dataclass
     class Outer:
@@ -617,20 +632,24 @@ def test_struct_description_must_be_attached_to_the_field_type() -> None:
     with pytest.raises(
         Error, match=r"field 'inner': the nested description 'loose' is not attached"
     ):
-        VMStateDescription("o", fields=[vmstate_struct("inner", loose)], state=Outer)
+        VMStateDescription(
+            "o", fields=[vmstate_struct(lambda s: s.inner, loose)], state=Outer
+        )
     other = VMStateDescription("other", fields=[], state=Outer)
     with pytest.raises(
         Error,
         match=r"Outer.inner is annotated Plain, but the nested description 'other' "
         r"describes Outer",
     ):
-        VMStateDescription("o", fields=[vmstate_struct("inner", other)], state=Outer)
+        VMStateDescription[Any](
+            "o", fields=[vmstate_struct(lambda s: s.inner, other)], state=Outer
+        )
     loose.bind(Plain)
     ok = VMStateDescription(
         "o",
         fields=[
-            vmstate_struct("inner", loose),
-            vmstate_struct_array("many", loose, 2),
+            vmstate_struct(lambda s: s.inner, loose),
+            vmstate_struct_array(lambda s: s.many, loose, 2),
         ],
         state=Outer,
     )
@@ -642,20 +661,26 @@ def test_struct_description_must_be_attached_to_the_field_type() -> None:
     ("kwargs", "message"),
     [
         (
-            {"fields": [vmstate_varray("fifo", vmstate_info_uint8, "n")]},
+            {
+                "fields": [
+                    vmstate_varray(lambda s: s.fifo, vmstate_info_uint8, lambda s: s.n)
+                ]
+            },
             r"field 'fifo': the element count 'n' must be an earlier field",
         ),
         (
             {
                 "fields": [
-                    vmstate_uint64("ctrl"),
-                    vmstate_varray("fifo", vmstate_info_uint8, "ctrl"),
+                    vmstate_uint64(lambda s: s.ctrl),
+                    vmstate_varray(
+                        lambda s: s.fifo, vmstate_info_uint8, lambda s: s.ctrl
+                    ),
                 ]
             },
             r"the element count 'ctrl' must be a uint8, uint16, uint32 or int32",
         ),
         (
-            {"fields": [vmstate_uint32("ctrl", version_id=2)]},
+            {"fields": [vmstate_uint32(lambda s: s.ctrl, version_id=2)]},
             (
                 r"field 'ctrl': the field exists from version 2, after the "
                 r"description's version_id 0"
@@ -691,7 +716,10 @@ def test_paths_through_cells() -> None:
 
     vmsd = VMStateDescription(
         "cells",
-        fields=[vmstate_uint32("cell"), vmstate_uint16("v", path="ref.v")],
+        fields=[
+            vmstate_uint32(lambda s: s.cell.get()),
+            vmstate_uint16(lambda s: s.ref.get().v),
+        ],
         state=Holder,
     )
     h = Holder()
@@ -746,7 +774,7 @@ def test_repeated_field_names_are_numbered() -> None:
 
     vmsd = VMStateDescription(
         "rep",
-        fields=[vmstate_unused(1), vmstate_uint8("x"), vmstate_unused(2)],
+        fields=[vmstate_unused(1), vmstate_uint8(lambda s: s.x), vmstate_unused(2)],
         state=S,
     )
     assert [f["name"] for f in describe(vmsd, S())["fields"]] == [
@@ -763,7 +791,10 @@ def test_validation_entry_has_no_bytes_and_no_description() -> None:
 
     vmsd = VMStateDescription(
         "val",
-        fields=[vmstate_uint8("x"), vmstate_validate("x small", lambda s, v: s.x < 4)],
+        fields=[
+            vmstate_uint8(lambda s: s.x),
+            vmstate_validate("x small", lambda s, v: s.x < 4),
+        ],
         state=S,
     )
     desc: dict[str, object] = {}
@@ -792,7 +823,7 @@ def test_realized_devices_are_registered_with_qemu_instance_ids() -> None:
 
 def test_explicit_instance_id_conflict() -> None:
     s = Plain()
-    vmsd = VMStateDescription("reg", fields=[vmstate_uint32("ctrl")])
+    vmsd = VMStateDescription[Plain]("reg", fields=[vmstate_uint32(lambda s: s.ctrl)])
     e = vmstate_register(s, vmsd, 4)
     assert (e.idstr, e.instance_id, e.version_id) == ("reg", 4, 0)
     assert vmstate_register(Plain(), vmsd, VMSTATE_INSTANCE_ID_ANY).instance_id == 5
@@ -814,6 +845,170 @@ def test_array_field_records_its_length() -> None:
     made = make_dataclass("Made", [("fifo", list[u8], array_field(u8, 4))])
     assert made().fifo == [0, 0, 0, 0]
     with pytest.raises(Error, match=r"Made.fifo has 4 elements, but the desc"):
-        VMStateDescription(
-            "made", fields=[vmstate_array("fifo", vmstate_info_uint8, 5)], state=made
+        VMStateDescription[Any](
+            "made",
+            fields=[vmstate_array(lambda s: s.fifo, vmstate_info_uint8, 5)],
+            state=made,
         )
+
+
+# -- BqlStruct state --------------------------------------------------------------
+
+
+class StructRegs(BqlStruct):
+    ctrl: u32
+    fifo: Annotated[list[u8], 3]
+    inner: Inner3
+
+    def __init__(self) -> None:
+        self.ctrl = u32(0)
+        self.fifo = [u8(0)] * 3
+        self.inner = Inner3()
+
+
+class Inner3(BqlStruct):
+    level: int
+
+    def __init__(self) -> None:
+        self.level = 0
+
+    vmsd = VMStateDescription["Inner3"](
+        "inner3", fields=[vmstate_int32(lambda s: s.level)]
+    )
+
+
+class StructDev:
+    regs: StructRegs
+
+    def __init__(self) -> None:
+        self.regs = StructRegs()
+
+    vmsd = VMStateDescription["StructDev"](
+        "struct-dev",
+        fields=[
+            vmstate_uint32(lambda s: s.regs.ctrl, name="cr"),
+            vmstate_array(lambda s: s.regs.fifo, vmstate_info_uint8, 3),
+            vmstate_struct(lambda s: s.regs.inner, Inner3.vmsd),
+        ],
+    )
+
+
+def test_bqlstruct_fields_round_trip() -> None:
+    src = StructDev()
+    src.regs.ctrl = u32(0x301)
+    with src.regs.borrow_mut() as raw:
+        raw.fifo[1] = u8(0x42)
+    src.regs.inner.level = -5
+    data = save(StructDev.vmsd, src)
+    assert data.hex() == "00000301" + "004200" + "fffffffb"
+    assert describe(StructDev.vmsd, src)["fields"][0]["name"] == "cr"
+    dst = StructDev()
+    fifo = dst.regs.fifo
+    load(StructDev.vmsd, dst, data, 0)
+    assert (dst.regs.ctrl, dst.regs.fifo, dst.regs.inner.level) == (0x301, fifo, -5)
+    assert dst.regs.fifo is fifo  # loaded in place
+    assert fifo == [0, 0x42, 0]
+
+
+def test_loading_into_a_borrowed_struct_is_refused() -> None:
+    src = StructDev()
+    dst = StructDev()
+    data = save(StructDev.vmsd, src)
+    with dst.regs.borrow(), pytest.raises(BorrowMutError):
+        load(StructDev.vmsd, dst, data, 0)
+
+
+def test_field_length_from_annotated() -> None:
+    with pytest.raises(Error, match=r"StructRegs.fifo has 3 elements, but the desc"):
+        VMStateDescription[Any](
+            "short",
+            fields=[vmstate_array(lambda s: s.regs.fifo, vmstate_info_uint8, 4)],
+            state=StructDev,
+        )
+
+
+# -- static typing ---------------------------------------------------------------
+
+MISUSE = """
+from dataclasses import dataclass, field
+
+from qemu_api.bits import u32
+from qemu_api.bql import BqlStruct
+from qemu_api.clock import Clock
+from qemu_api.migration.vmstate import (
+    VMStateDescription,
+    vmstate_clock,
+    vmstate_struct,
+    vmstate_timer_ptr,
+    vmstate_uint32,
+)
+
+
+class Regs(BqlStruct):
+    flags: u32
+    lcr: u32
+
+
+@dataclass
+class Other:
+    x: u32 = field(default_factory=u32)
+
+    vmsd = VMStateDescription["Other"]("other", fields=[vmstate_uint32(lambda s: s.x)])
+
+
+class Dev:
+    regs: Regs
+    clk: Clock
+
+    def post_load(self, version_id: int) -> None:
+        pass
+
+    vmsd = VMStateDescription(
+        "dev",
+        post_load=post_load,
+        fields=[
+            vmstate_uint32(lambda s: s.regs.flags),
+            vmstate_uint32(lambda s: s.regs.flgs),
+            vmstate_uint32(lambda s: s.lcr),
+            vmstate_timer_ptr(lambda s: s.clk),
+            vmstate_struct(lambda s: s.regs, Other.vmsd),
+            vmstate_clock(lambda s: s.clk),
+        ],
+    )
+"""
+
+
+def test_wrong_field_references_fail_mypy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    src = tmp_path / "misuse.py"
+    src.write_text(MISUSE)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out, err, _ = api.run(
+        ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "c"), str(src)]
+    )
+    lines = [
+        line.split(": error: ")[1] for line in out.splitlines() if ": error: " in line
+    ]
+    assert lines == [
+        '"Regs" has no attribute "flgs"; maybe "flags"?  [attr-defined]',
+        '"Dev" has no attribute "lcr"  [attr-defined]',
+        (
+            'Argument 1 to "vmstate_timer_ptr" has incompatible type '
+            '"Callable[[Dev], Clock]"; expected "Callable[[Dev], Timer]"  [arg-type]'
+        ),
+        (
+            'Incompatible return value type (got "Clock", expected "Timer")  '
+            "[return-value]"
+        ),
+        (
+            'Argument 1 to "vmstate_struct" has incompatible type "Callable[[Dev], '
+            'Regs]"; expected "Callable[[Dev], Other | BqlRefCell[Other] | '
+            'BqlCell[Other]]"  [arg-type]'
+        ),
+        (
+            'Incompatible return value type (got "Regs", expected "Other | '
+            'BqlRefCell[Other] | BqlCell[Other]")  [return-value]'
+        ),
+    ], err

@@ -1,5 +1,7 @@
 import enum
 import threading
+import types
+from typing import ClassVar, Final
 
 import pytest
 
@@ -11,6 +13,7 @@ from qemu_api.bql import (
     BqlError,
     BqlNotHeldError,
     BqlRefCell,
+    BqlStruct,
     BqlUnlockBlockedError,
     bql_assert_locked,
     bql_block_unlock,
@@ -324,3 +327,174 @@ def test_refcell_from_other_thread_raises():
     c = BqlRefCell(1)
     exc = run_in_thread(c.get)
     assert isinstance(exc, BqlNotHeldError)
+
+
+# --- BqlStruct ----------------------------------------------------------------------
+
+
+class Uart(BqlStruct):
+    """Registers of a small UART: the fields check the BQL and the borrow."""
+
+    DEPTH: ClassVar[int] = 4
+    WIDTH: Final = 8
+
+    ctrl: int
+    fifo: list[int]
+    count: int
+
+    def __init__(self):
+        self.ctrl = 0
+        self.fifo = [0] * self.DEPTH
+        self.count = 0
+
+    def push(self, byte):
+        self.fifo[self.count] = byte
+        self.count += 1
+
+
+def test_struct_fields_read_and_write_like_attributes():
+    u = Uart()
+    u.ctrl = 0x301
+    u.ctrl |= 0x80
+    assert u.ctrl == 0x381
+    assert Uart.struct_fields == ("ctrl", "fifo", "count")
+    assert (Uart.DEPTH, Uart.WIDTH) == (4, 8)  # class constants are not fields
+
+
+def test_struct_needs_bql_to_read_and_write():
+    u = Uart()
+    bql_unlock()
+    with pytest.raises(BqlNotHeldError, match=r"reading Uart\.ctrl needs the BQL"):
+        _ = u.ctrl
+    with pytest.raises(BqlNotHeldError, match=r"writing Uart\.ctrl needs the BQL"):
+        u.ctrl = 1
+    with pytest.raises(BqlNotHeldError, match=r"Uart\.borrow_mut\(\) needs the BQL"):
+        u.borrow_mut().__enter__()
+    bql_lock()
+    assert u.ctrl == 0
+
+
+def test_struct_from_other_thread_raises():
+    u = Uart()
+    exc = run_in_thread(lambda: u.count)
+    assert isinstance(exc, BqlNotHeldError)
+
+    def write():
+        u.count = 5
+
+    assert isinstance(run_in_thread(write), BqlNotHeldError)
+    assert u.count == 0
+
+
+def test_struct_borrow_mut_yields_the_raw_view():
+    u = Uart()
+    with u.borrow_mut() as raw:
+        assert isinstance(raw, Uart)
+        assert raw is not u
+        raw.push(0x41)
+        raw.push(0x42)
+        assert u.is_borrowed()
+    assert not u.is_borrowed()
+    assert (u.fifo[:2], u.count) == ([0x41, 0x42], 2)
+
+
+def test_struct_reentrant_access_during_a_mutable_borrow_is_caught():
+    u = Uart()
+
+    def callback():
+        # What a chardev or IRQ callback re-entering the device would do.
+        return u.count
+
+    with u.borrow_mut() as raw:
+        raw.count = 1
+        with pytest.raises(
+            BorrowError, match=r"reading Uart\.count: the struct is mut"
+        ):
+            callback()
+        with pytest.raises(
+            BorrowMutError, match=r"writing Uart\.ctrl: the struct is m"
+        ):
+            u.ctrl = 1
+        with pytest.raises(BorrowMutError, match=r"Uart\.borrow_mut\(\): the struct"):
+            u.borrow_mut().__enter__()
+        with pytest.raises(BorrowError, match=r"Uart\.borrow\(\): the struct is"):
+            raw.borrow().__enter__()  # the raw view borrows the same struct
+    assert (u.count, u.ctrl) == (1, 0)
+
+
+def test_struct_shared_borrow_allows_reads_not_writes():
+    u = Uart()
+    with u.borrow() as raw, u.borrow():
+        assert u.ctrl == raw.ctrl == 0
+        with pytest.raises(
+            BorrowMutError, match=r"writing Uart\.ctrl: the struct is al"
+        ):
+            u.ctrl = 1
+    u.ctrl = 1
+
+
+def test_struct_borrow_blocks_unlock_and_names_the_first_borrow():
+    u = Uart()
+    with u.borrow_mut(), pytest.raises(BqlUnlockBlockedError):
+        bql_unlock()
+    bql_set_debug_cell(True)
+    try:
+        with u.borrow_mut(), pytest.raises(BorrowError) as ei:
+            _ = u.ctrl
+    finally:
+        bql_set_debug_cell(False)
+    assert "first borrowed at" in str(ei.value)
+    assert "test_bql.py" in str(ei.value)
+
+
+def test_struct_has_no_stray_attributes():
+    u = Uart()
+    with pytest.raises(AttributeError):
+        object.__setattr__(u, "ctlr", 1)  # a typo that mypy would catch
+    with pytest.raises(AttributeError, match="cannot be deleted"):
+        del u.ctrl
+
+
+def test_struct_subclass_inherits_the_fields():
+    class Luminary(Uart):
+        extra: int
+
+        def __init__(self):
+            super().__init__()
+            self.extra = 7
+
+    lum = Luminary()
+    assert Luminary.struct_fields == ("ctrl", "fifo", "count", "extra")
+    with lum.borrow_mut() as raw:
+        raw.push(1)
+        raw.extra += 1
+    assert (lum.count, lum.extra) == (1, 8)
+    bql_unlock()
+    with pytest.raises(BqlNotHeldError):
+        _ = lum.extra
+    bql_lock()
+
+
+def test_struct_repr():
+    u = Uart()
+    assert repr(u) == "Uart(ctrl=0, fifo=[0, 0, 0, 0], count=0)"
+    with u.borrow_mut():
+        assert repr(u) == "<Uart (mutably borrowed)>"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"__annotations__": {"x": "int"}, "x": 0}, "has no class-level default"),
+        ({"__annotations__": {"borrow": "int"}}, "is a BqlStruct attribute"),
+        ({"__annotations__": {"x": "int"}, "__slots__": ("x",)}, "remove __slots__"),
+    ],
+)
+def test_struct_declaration_errors(body, message):
+    with pytest.raises(TypeError, match=message):
+        types.new_class("Bad", (BqlStruct,), exec_body=lambda ns: ns.update(body))
+
+
+def test_bqlstruct_itself_is_not_instantiable():
+    with pytest.raises(TypeError, match="not a struct to instantiate"):
+        BqlStruct()

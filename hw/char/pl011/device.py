@@ -1,12 +1,19 @@
 """The ARM PrimeCell UART (PL011), register for register as QEMU models it.
 
 This is QEMU's ``hw/char/pl011.c`` (``include/hw/char/pl011.h``) in Python,
-quirks included; the register map is in :mod:`hw.char.pl011.registers`.
+quirks included.  The register state is a :class:`~qemu_api.bql.BqlStruct`
+(:class:`PL011Registers`), the registers are declared once in
+:attr:`PL011State.registers` (a :class:`~qemu_api.register.RegisterMap`: the
+decode, QEMU's "Bad offset" log lines, the trace names and the reset values
+come from it), and the migration state is described from typed references to
+the same fields (:attr:`PL011State.vmsd`); the bit layouts are in
+:mod:`hw.char.pl011.registers`.
 
 - One MMIO region of 4 KiB, implemented with 32-bit accesses (QEMU's
   ``impl.min/max_access_size = 4``): the memory core turns a 1- or 2-byte
   access into one 32-bit access at the same address and an 8-byte access into
-  two, and the register is ``offset >> 2``.
+  two, and the register is ``offset >> 2`` (:attr:`Decode.WHOLE
+  <qemu_api.register.Decode.WHOLE>`).
 - Six sysbus IRQ outputs: 0 UARTINTR (combined), 1 UARTRXINTR, 2 UARTTXINTR,
   3 UARTRTINTR, 4 UARTMSINTR, 5 UARTEINTR (see
   :data:`~hw.char.pl011.registers.IRQMASK`).
@@ -45,7 +52,6 @@ from hw.char.pl011.registers import (
     FBRD_MASK,
     FR_RESET,
     IBRD_MASK,
-    ID_FIRST_INDEX,
     IFLS_RESET,
     INT_CTS,
     INT_DCD,
@@ -60,19 +66,17 @@ from hw.char.pl011.registers import (
     PL011_ID_LUMINARY,
     PL011_MMIO_SIZE,
     Control,
+    Data,
     Flags,
     LineControl,
     ReceiveStatus,
-    RegisterOffset,
-    decode,
-    regname,
 )
-from qemu_api.bql import BqlCell, BqlRefCell
+from qemu_api.bql import BqlCell, BqlStruct
 from qemu_api.chardev import Chardev, ChrEvent
 from qemu_api.clock import Clock, ClockEvent
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource, IRQState
-from qemu_api.log import LOG_GUEST_ERROR, LOG_UNIMP, qemu_log_mask
+from qemu_api.log import LOG_GUEST_ERROR, qemu_log_mask
 from qemu_api.memory import MemoryRegion, MemoryRegionOps, OpsImpl
 from qemu_api.migration.vmstate import (
     VMStateDescription,
@@ -85,6 +89,18 @@ from qemu_api.migration.vmstate import (
 )
 from qemu_api.qdev import ResetType, prop_bool, prop_chr
 from qemu_api.qom import override
+from qemu_api.register import (
+    RO,
+    RW,
+    W1C,
+    WI,
+    Decode,
+    R,
+    Register,
+    RegisterArray,
+    RegisterLog,
+    RegisterMap,
+)
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
 from qemu_trace.pl011 import (
     trace_pl011_baudrate_change,
@@ -133,14 +149,16 @@ def pl011_baudrate(clk_hz: int, ibrd: int, fbrd: int) -> int:
 
 
 @final
-class PL011Registers:
+class PL011Registers(BqlStruct):
     """The register state of a PL011: the fields QEMU migrates.
 
-    Plain state and the register-level operations that do no I/O; the device
-    (:class:`PL011State`) owns it in a :class:`~qemu_api.bql.BqlRefCell` and
-    drives the IRQ lines and the chardev at the points QEMU does. Methods that
-    can change an interrupt level return True when QEMU calls
-    ``pl011_update()`` at that point.
+    A :class:`~qemu_api.bql.BqlStruct`: each field checks the BQL when read
+    or written through the struct (``uart.regs.ibrd``), and the methods
+    below, the register-level operations that do no I/O, run on the struct's
+    raw view inside one ``with regs.borrow_mut() as raw:`` block.  The device
+    (:class:`PL011State`) drives the IRQ lines and the chardev at the points
+    QEMU does, after such a block ends.  Methods that can change an interrupt
+    level return True when QEMU calls ``pl011_update()`` at that point.
 
     Attributes:
         flags: UARTFR.
@@ -162,10 +180,13 @@ class PL011Registers:
     With the FIFOs off (LCR_H.FEN clear, as after reset) one entry fills it:
 
     >>> regs = PL011Registers()
-    >>> regs.fifo_rx_put(0x41), regs.read_count, regs.flags.rxfe, regs.flags.rxff
+    >>> with regs.borrow_mut() as raw:
+    ...     raw.fifo_rx_put(0x41), raw.read_count, raw.flags.rxfe, raw.flags.rxff
     (True, 1, False, True)
-    >>> hex(regs.read_rxdata()), regs.read_count, hex(int(regs.flags))
+    >>> with regs.borrow_mut() as raw:
+    ...     hex(raw.read_rxdata()), raw.read_count, hex(int(raw.flags))
     ('0x41', 0, '0x90')
+    >>> regs.ibrd = 13  # one field: a checked write, no block needed
     """
 
     flags: Flags
@@ -183,24 +204,6 @@ class PL011Registers:
     read_pos: int
     read_count: int
     read_trigger: int
-
-    __slots__ = (
-        "control",
-        "dmacr",
-        "fbrd",
-        "flags",
-        "ibrd",
-        "ifl",
-        "ilpr",
-        "int_enabled",
-        "int_level",
-        "line_control",
-        "read_count",
-        "read_fifo",
-        "read_pos",
-        "read_trigger",
-        "rsr",
-    )
 
     def __init__(self) -> None:
         self.flags = Flags(FR_RESET)
@@ -220,19 +223,13 @@ class PL011Registers:
         self.read_trigger = 1
 
     def reset(self) -> None:
-        """Reset values (``pl011_reset``); the FIFO contents are kept."""
-        self.line_control = LineControl()
-        self.rsr = ReceiveStatus()
-        self.dmacr = 0
-        self.int_enabled = 0
-        self.int_level = 0
-        self.ilpr = 0
-        self.ibrd = 0
-        self.fbrd = 0
+        """The part of ``pl011_reset`` that is not a register's reset value.
+
+        :meth:`PL011State.registers.reset <qemu_api.register.RegisterMap.reset>`
+        stores the registers' reset values first; this empties the FIFOs
+        (their contents are kept) and resets the receive trigger.
+        """
         self.read_trigger = 1
-        self.ifl = IFLS_RESET
-        self.control = Control(CR_RESET)
-        self.flags = Flags()
         self.reset_rx_fifo()
         self.reset_tx_fifo()
 
@@ -351,39 +348,6 @@ class PL011Registers:
         """
         self.read_trigger = 1
 
-    def read(self, reg: RegisterOffset) -> int | None:
-        """The value of a register without read side effects, None if unreadable.
-
-        DR (which pops the FIFO) is the device's business; ICR is write-only.
-        """
-        match reg:
-            case RegisterOffset.RSR:
-                return int(self.rsr)
-            case RegisterOffset.FR:
-                return int(self.flags)
-            case RegisterOffset.ILPR:
-                return self.ilpr
-            case RegisterOffset.IBRD:
-                return self.ibrd
-            case RegisterOffset.FBRD:
-                return self.fbrd
-            case RegisterOffset.LCR_H:
-                return int(self.line_control)
-            case RegisterOffset.CR:
-                return int(self.control)
-            case RegisterOffset.IFLS:
-                return self.ifl
-            case RegisterOffset.IMSC:
-                return self.int_enabled
-            case RegisterOffset.RIS:
-                return self.int_level
-            case RegisterOffset.MIS:
-                return self.int_level & self.int_enabled
-            case RegisterOffset.DMACR:
-                return self.dmacr
-            case _:
-                return None
-
     @override
     def __repr__(self) -> str:
         return (
@@ -410,7 +374,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     """PeriphID0-3 and PCellID0-3, one byte per 32-bit register."""
     user_creatable = False
 
-    regs: BqlRefCell[PL011Registers]
+    regs: PL011Registers
     clk: Clock
 
     chardev = prop_chr("chardev", doc="the serial port's character device")
@@ -420,7 +384,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     @override
     def instance_init(self) -> None:
-        self.regs = BqlRefCell(PL011Registers())
+        self.regs = PL011Registers()
         self.logged_disabled_uart = BqlCell(False)
         self.iomem = MemoryRegion.io(self, "pl011", PL011_MMIO_SIZE, PL011_OPS, self)
         self.init_mmio(self.iomem)
@@ -438,6 +402,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     @override
     def reset_hold(self, reset_type: ResetType) -> None:
         super().reset_hold(reset_type)
+        self.registers.reset(self)
         with self.regs.borrow_mut() as regs:
             regs.reset()
 
@@ -445,34 +410,13 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     def update(self) -> None:
         """Drive each IRQ output from RIS & IMSC and its mask (``pl011_update``)."""
-        with self.regs.borrow() as regs:
-            flags = regs.int_level & regs.int_enabled
+        regs = self.regs
+        flags = regs.int_level & regs.int_enabled
         trace_pl011_irq_state(flags != 0)
         for irq, mask in self._irq_lines:
             irq.set(1 if flags & mask else 0)
 
-    # -- MMIO ----------------------------------------------------------------
-
-    def read(self, offset: int, size: int) -> int:
-        """A 32-bit register read (``pl011_read``)."""
-        match decode(offset):
-            case RegisterOffset.DR:
-                value = self.read_rxdata()
-            case None if offset >> 2 >= ID_FIRST_INDEX:
-                value = self.device_id[(offset - 0xFE0) >> 2]
-            case None:
-                value = self.bad_read(offset)
-            case reg:
-                with self.regs.borrow() as regs:
-                    readable = regs.read(reg)
-                value = self.bad_read(offset) if readable is None else readable
-        trace_pl011_read(offset, value, regname(offset))
-        return value
-
-    def bad_read(self, offset: int) -> int:
-        """A read of a reserved or write-only register: log it and return 0."""
-        qemu_log_mask(LOG_GUEST_ERROR, f"pl011_read: Bad offset 0x{offset:x}\n")
-        return 0
+    # -- registers with side effects --------------------------------------------
 
     def read_rxdata(self) -> int:
         """A DR read: pop the FIFO, update the IRQs, let the chardev send more."""
@@ -482,64 +426,12 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.chardev.accept_input()
         return c
 
-    def write(self, offset: int, value: int, size: int) -> None:
-        """A 32-bit register write (``pl011_write``)."""
-        trace_pl011_write(offset, value, regname(offset))
-        match decode(offset):
-            case RegisterOffset.DR:
-                self.write_txdata(value & 0xFF)
-            case RegisterOffset.RSR:  # UARTECR: any write clears the errors
-                with self.regs.borrow_mut() as regs:
-                    regs.rsr = ReceiveStatus()
-            case RegisterOffset.FR:
-                pass  # Writes to the flag register are ignored.
-            case RegisterOffset.ILPR:
-                with self.regs.borrow_mut() as regs:
-                    regs.ilpr = value
-            case RegisterOffset.IBRD:
-                with self.regs.borrow_mut() as regs:
-                    regs.ibrd = value & IBRD_MASK
-                self.trace_baudrate_change()
-            case RegisterOffset.FBRD:
-                with self.regs.borrow_mut() as regs:
-                    regs.fbrd = value & FBRD_MASK
-                self.trace_baudrate_change()
-            case RegisterOffset.LCR_H:
-                self.write_line_control(LineControl(value))
-            case RegisterOffset.CR:
-                with self.regs.borrow_mut() as regs:
-                    regs.control = Control(value)
-                    update = regs.loopback_mdmctrl()
-                if update:
-                    self.update()
-            case RegisterOffset.IFLS:
-                with self.regs.borrow_mut() as regs:
-                    regs.ifl = value
-                    regs.set_read_trigger()
-            case RegisterOffset.IMSC:
-                with self.regs.borrow_mut() as regs:
-                    regs.int_enabled = value
-                self.update()
-            case RegisterOffset.ICR:
-                with self.regs.borrow_mut() as regs:
-                    regs.int_level &= ~value
-                self.update()
-            case RegisterOffset.DMACR:
-                with self.regs.borrow_mut() as regs:
-                    regs.dmacr = value
-                if value & 3:
-                    qemu_log_mask(LOG_UNIMP, "pl011: DMA not implemented\n")
-            case RegisterOffset.RIS | RegisterOffset.MIS | None:
-                qemu_log_mask(
-                    LOG_GUEST_ERROR, f"pl011_write: Bad offset 0x{offset:x}\n"
-                )
-
     def write_txdata(self, ch: int) -> None:
         """Transmit a byte (``pl011_write_txdata``), whatever the enable bits say."""
-        with self.regs.borrow() as regs:
-            uarten = regs.control.uarten
-            txe = regs.control.txe
-            looping = regs.loopback_enabled()
+        control = self.regs.control
+        uarten = control.uarten
+        txe = control.txe
+        looping = control.lbe
         if not uarten and not self.logged_disabled_uart.get():
             # Logged once: popular guests (Linux among them) never set UARTEN.
             qemu_log_mask(LOG_GUEST_ERROR, "PL011 data written to disabled UART\n")
@@ -553,15 +445,15 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 update = regs.loopback_tx(ch)
             if update:
                 self.update()
-        with self.regs.borrow_mut() as regs:
-            regs.int_level |= INT_TX
+        self.regs.int_level |= INT_TX
         self.update()
 
-    def write_line_control(self, lcr: LineControl) -> None:
+    def write_line_control(self, value: int) -> None:
         """An LCR_H write: FIFO reset on an FEN change, break on a BRK change."""
-        with self.regs.borrow_mut() as regs:
-            old = regs.line_control
-            if old.fen != lcr.fen:
+        lcr = LineControl(value)
+        old = self.regs.line_control
+        if old.fen != lcr.fen:
+            with self.regs.borrow_mut() as regs:
                 regs.reset_rx_fifo()
                 regs.reset_tx_fifo()
         if old.brk != lcr.brk:
@@ -575,13 +467,29 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             regs.line_control = lcr
             regs.set_read_trigger()
 
+    def control_written(self) -> None:
+        """After a CR write: in loopback, the modem outputs become the inputs."""
+        with self.regs.borrow_mut() as regs:
+            update = regs.loopback_mdmctrl()
+        if update:
+            self.update()
+
+    def masked_interrupts(self) -> int:
+        """UARTMIS: the raw interrupts that are enabled."""
+        regs = self.regs
+        return regs.int_level & regs.int_enabled
+
+    def read_id(self, index: int) -> int:
+        """PeriphID0-3 and PCellID0-3, from the class's ID bytes."""
+        return self.device_id[index]
+
     # -- clock -----------------------------------------------------------------
 
     def trace_baudrate_change(self) -> None:
         """Trace the baud rate that IBRD, FBRD and the clock give."""
-        with self.regs.borrow() as regs:
-            ibrd = regs.ibrd
-            fbrd = regs.fbrd
+        regs = self.regs
+        ibrd = regs.ibrd
+        fbrd = regs.fbrd
         clk_hz = self.clk.get_hz()
         trace_pl011_baudrate_change(
             pl011_baudrate(clk_hz, ibrd, fbrd), clk_hz, ibrd, fbrd
@@ -610,9 +518,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     def receive(self, buf: bytes) -> None:
         """Queue bytes from the chardev; dropped while looping back."""
         trace_pl011_receive(len(buf))
-        with self.regs.borrow() as regs:
-            if regs.loopback_enabled():
-                return
+        if self.regs.control.lbe:
+            return
         for byte in buf:
             with self.regs.borrow_mut() as regs:
                 update = regs.fifo_rx_put(byte)
@@ -662,33 +569,173 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             regs.ibrd &= IBRD_MASK
             regs.fbrd &= FBRD_MASK
 
-    vmsd = VMStateDescription(
+    # -- declarations ----------------------------------------------------------
+
+    registers = RegisterMap["PL011State"](
+        "pl011",
+        PL011_MMIO_SIZE,
+        [
+            Register(
+                "DR",
+                0x000,
+                RW,
+                read=read_rxdata,
+                write=write_txdata,
+                write_mask=0xFF,
+                fields=Data,
+                doc="UARTDR: a read pops the receive FIFO, a write transmits",
+            ),
+            Register(
+                "RSR",
+                0x004,
+                RW,
+                field=lambda s: s.regs.rsr,
+                pre_write=lambda s, value: 0,
+                doc="UARTRSR/UARTECR: receive status; any write clears it",
+            ),
+            Register(
+                "FR",
+                0x018,
+                R | WI,
+                field=lambda s: s.regs.flags,
+                reset=FR_RESET,
+                doc="UARTFR: flags; writes are ignored",
+            ),
+            Register(
+                "ILPR",
+                0x020,
+                RW,
+                field=lambda s: s.regs.ilpr,
+                doc="UARTILPR: IrDA low-power counter (stored, not used)",
+            ),
+            Register(
+                "IBRD",
+                0x024,
+                RW,
+                field=lambda s: s.regs.ibrd,
+                write_mask=IBRD_MASK,
+                post_write=trace_baudrate_change,
+                doc="UARTIBRD: integer baud rate divisor",
+            ),
+            Register(
+                "FBRD",
+                0x028,
+                RW,
+                field=lambda s: s.regs.fbrd,
+                write_mask=FBRD_MASK,
+                post_write=trace_baudrate_change,
+                doc="UARTFBRD: fractional baud rate divisor",
+            ),
+            Register(
+                "LCR_H",
+                0x02C,
+                RW,
+                field=lambda s: s.regs.line_control,
+                write=write_line_control,
+                trace_name="LCRH",
+                doc="UARTLCR_H: line control (FIFO enable, send break)",
+            ),
+            Register(
+                "CR",
+                0x030,
+                RW,
+                field=lambda s: s.regs.control,
+                reset=CR_RESET,
+                post_write=control_written,
+                doc="UARTCR: enables, loopback, modem outputs",
+            ),
+            Register(
+                "IFLS",
+                0x034,
+                RW,
+                field=lambda s: s.regs.ifl,
+                reset=IFLS_RESET,
+                post_write=lambda s: s.regs.set_read_trigger(),
+                doc="UARTIFLS: interrupt FIFO level select (stored, not used)",
+            ),
+            Register(
+                "IMSC",
+                0x038,
+                RW,
+                field=lambda s: s.regs.int_enabled,
+                post_write=update,
+                doc="UARTIMSC: interrupt mask set/clear",
+            ),
+            Register(
+                "RIS",
+                0x03C,
+                RO,
+                field=lambda s: s.regs.int_level,
+                doc="UARTRIS: raw interrupt status",
+            ),
+            Register(
+                "MIS",
+                0x040,
+                RO,
+                read=masked_interrupts,
+                doc="UARTMIS: masked interrupt status",
+            ),
+            Register(
+                "ICR",
+                0x044,
+                W1C,
+                field=lambda s: s.regs.int_level,
+                post_write=update,
+                doc="UARTICR: interrupt clear (write only)",
+            ),
+            Register(
+                "DMACR",
+                0x048,
+                RW,
+                field=lambda s: s.regs.dmacr,
+                unimp=0x3,
+                doc="UARTDMACR: DMA control (DMA is not implemented)",
+            ),
+            RegisterArray(
+                "ID",
+                0xFE0,
+                8,
+                RO,
+                read=read_id,
+                trace_name="ID",
+                doc="PeriphID0-3 and PCellID0-3, one ID byte each",
+            ),
+        ],
+        decode=Decode.WHOLE,
+        log=RegisterLog.bad_offset(
+            "pl011_read: Bad offset 0x{addr:x}\n",
+            "pl011_write: Bad offset 0x{addr:x}\n",
+            unimp="pl011: DMA not implemented\n",
+        ),
+        trace_read=trace_pl011_read,
+        trace_write=trace_pl011_write,
+    )
+    """QEMU's ``pl011_read``/``pl011_write`` as a table: the PL011's registers."""
+
+    vmsd = VMStateDescription["PL011State"](
         "pl011",
         version_id=2,
         minimum_version_id=2,
         post_load=post_load,
         fields=[
             vmstate_unused(4),  # readbuff, dropped in QEMU 9.2
-            vmstate_uint32("flags", path="regs.flags"),
-            vmstate_uint32("lcr", path="regs.line_control"),
-            vmstate_uint32("rsr", path="regs.rsr"),
-            vmstate_uint32("cr", path="regs.control"),
-            vmstate_uint32("dmacr", path="regs.dmacr"),
-            vmstate_uint32("int_enabled", path="regs.int_enabled"),
-            vmstate_uint32("int_level", path="regs.int_level"),
+            vmstate_uint32(lambda s: s.regs.flags),
+            vmstate_uint32(lambda s: s.regs.line_control, name="lcr"),
+            vmstate_uint32(lambda s: s.regs.rsr),
+            vmstate_uint32(lambda s: s.regs.control, name="cr"),
+            vmstate_uint32(lambda s: s.regs.dmacr),
+            vmstate_uint32(lambda s: s.regs.int_enabled),
+            vmstate_uint32(lambda s: s.regs.int_level),
             vmstate_array(
-                "read_fifo",
-                vmstate_info_uint32,
-                PL011_FIFO_DEPTH,
-                path="regs.read_fifo",
+                lambda s: s.regs.read_fifo, vmstate_info_uint32, PL011_FIFO_DEPTH
             ),
-            vmstate_uint32("ilpr", path="regs.ilpr"),
-            vmstate_uint32("ibrd", path="regs.ibrd"),
-            vmstate_uint32("fbrd", path="regs.fbrd"),
-            vmstate_uint32("ifl", path="regs.ifl"),
-            vmstate_int32("read_pos", path="regs.read_pos"),
-            vmstate_int32("read_count", path="regs.read_count"),
-            vmstate_int32("read_trigger", path="regs.read_trigger"),
+            vmstate_uint32(lambda s: s.regs.ilpr),
+            vmstate_uint32(lambda s: s.regs.ibrd),
+            vmstate_uint32(lambda s: s.regs.fbrd),
+            vmstate_uint32(lambda s: s.regs.ifl),
+            vmstate_int32(lambda s: s.regs.read_pos),
+            vmstate_int32(lambda s: s.regs.read_count),
+            vmstate_int32(lambda s: s.regs.read_trigger),
         ],
         subsections=[
             VMStateDescription(
@@ -696,7 +743,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 version_id=1,
                 minimum_version_id=1,
                 needed=clock_needed,
-                fields=[vmstate_clock("clk")],
+                fields=[vmstate_clock(lambda s: s.clk)],
             ),
         ],
     )
@@ -704,8 +751,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
 
 PL011_OPS: Final = MemoryRegionOps[PL011State](
-    read=PL011State.read,
-    write=PL011State.write,
+    read=PL011State.registers.read,
+    write=PL011State.registers.write,
     impl=OpsImpl(min_access_size=4, max_access_size=4),
 )
 """QEMU's ``pl011_ops``: native endian, 32-bit callbacks, every size valid."""

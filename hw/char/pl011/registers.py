@@ -1,16 +1,11 @@
-"""The PL011 register map: offsets, bitfields, interrupt bits and ID bytes.
+"""The PL011 register layouts: bitfields, masks, reset values, interrupt bits, IDs.
 
-This module is the register description of the ARM PrimeCell UART (PL011)
-as QEMU models it: the constants and bit definitions at the top of QEMU's
-``hw/char/pl011.c`` and ``include/hw/char/pl011.h``, with the names of the
-PL011 Technical Reference Manual (ARM DDI 0183). The device model lives in
-:mod:`hw.char.pl011.device`.
-
-Offsets are byte offsets in the 4 KiB register block; QEMU decodes a register
-from ``offset >> 2``, so :func:`decode` does too:
-
->>> decode(0x18), decode(0x19), decode(0x1C)
-(<RegisterOffset.FR: 24>, <RegisterOffset.FR: 24>, None)
+This module holds the bit definitions of the ARM PrimeCell UART (PL011) as
+QEMU models it: the constants at the top of QEMU's ``hw/char/pl011.c`` and
+``include/hw/char/pl011.h``, with the names of the PL011 Technical Reference
+Manual (ARM DDI 0183).  The registers themselves -- offsets, access kinds,
+reset values, the state behind each -- are declared once in the device's
+register map, :attr:`hw.char.pl011.device.PL011State.registers`.
 
 Registers with flags are :class:`~qemu_api.bits.Bitfield` values that keep
 every bit written to them (QEMU stores the whole 32-bit value):
@@ -22,7 +17,6 @@ every bit written to them (QEMU stores the whole 32-bit value):
 
 from __future__ import annotations
 
-import enum
 from typing import Final, final
 
 from qemu_api.bits import BitField, Bitfield
@@ -33,7 +27,6 @@ __all__ = [
     "FBRD_MASK",
     "FR_RESET",
     "IBRD_MASK",
-    "ID_FIRST_INDEX",
     "IFLS_RESET",
     "INT_BE",
     "INT_CTS",
@@ -58,9 +51,6 @@ __all__ = [
     "Flags",
     "LineControl",
     "ReceiveStatus",
-    "RegisterOffset",
-    "decode",
-    "regname",
 ]
 
 PL011_MMIO_SIZE: Final = 0x1000
@@ -68,91 +58,6 @@ PL011_MMIO_SIZE: Final = 0x1000
 
 PL011_FIFO_DEPTH: Final = 16
 """Entries of QEMU's receive FIFO (``PL011_FIFO_DEPTH``; real r1p5 parts have 32)."""
-
-
-@final
-class RegisterOffset(enum.IntEnum):
-    """The registers, by byte offset (QEMU decodes ``offset >> 2``)."""
-
-    DR = 0x000
-    """UARTDR, the data register: a read pops the receive FIFO, a write transmits."""
-    RSR = 0x004
-    """UARTRSR/UARTECR, receive status; any write clears it."""
-    FR = 0x018
-    """UARTFR, flags (read only; writes are ignored)."""
-    ILPR = 0x020
-    """UARTILPR, IrDA low-power counter (stored, not used)."""
-    IBRD = 0x024
-    """UARTIBRD, integer baud rate divisor (16 bits)."""
-    FBRD = 0x028
-    """UARTFBRD, fractional baud rate divisor (6 bits)."""
-    LCR_H = 0x02C
-    """UARTLCR_H, line control: FIFO enable and send break."""
-    CR = 0x030
-    """UARTCR, control: enables, loopback, modem outputs."""
-    IFLS = 0x034
-    """UARTIFLS, interrupt FIFO level select (stored, not used)."""
-    IMSC = 0x038
-    """UARTIMSC, interrupt mask set/clear (the enabled interrupts)."""
-    RIS = 0x03C
-    """UARTRIS, raw interrupt status (read only)."""
-    MIS = 0x040
-    """UARTMIS, masked interrupt status (read only)."""
-    ICR = 0x044
-    """UARTICR, interrupt clear (write only)."""
-    DMACR = 0x048
-    """UARTDMACR, DMA control (DMA is not implemented)."""
-
-
-_BY_INDEX: Final[tuple[RegisterOffset | None, ...]] = tuple(
-    next((r for r in RegisterOffset if r >> 2 == i), None) for i in range(19)
-)
-
-ID_FIRST_INDEX: Final = 0xFE0 >> 2
-"""``offset >> 2`` of PeriphID0; PeriphID0-3 and PCellID0-3 follow (to 0xFFC)."""
-
-
-def decode(offset: int) -> RegisterOffset | None:
-    """Return the register at byte ``offset``, decoded as QEMU does (``offset >> 2``).
-
-    None for reserved offsets and for the ID registers, which the device reads
-    from its ID bytes.
-    """
-    index = offset >> 2
-    return _BY_INDEX[index] if index < len(_BY_INDEX) else None
-
-
-_NAMES: Final = {
-    RegisterOffset.DR: "DR",
-    RegisterOffset.RSR: "RSR",
-    RegisterOffset.FR: "FR",
-    RegisterOffset.ILPR: "ILPR",
-    RegisterOffset.IBRD: "IBRD",
-    RegisterOffset.FBRD: "FBRD",
-    RegisterOffset.LCR_H: "LCRH",
-    RegisterOffset.CR: "CR",
-    RegisterOffset.IFLS: "IFLS",
-    RegisterOffset.IMSC: "IMSC",
-    RegisterOffset.RIS: "RIS",
-    RegisterOffset.MIS: "MIS",
-    RegisterOffset.ICR: "ICR",
-    RegisterOffset.DMACR: "DMACR",
-}
-_NAME_BY_INDEX: Final = tuple(
-    "UNKN" if reg is None else _NAMES[reg] for reg in _BY_INDEX
-)
-
-
-def regname(offset: int) -> str:
-    """The register name the trace events print (QEMU's ``pl011_regname``).
-
-    >>> regname(0x2C), regname(0xFE4), regname(0x100)
-    ('LCRH', 'ID', 'UNKN')
-    """
-    index = offset >> 2
-    if index < len(_NAME_BY_INDEX):
-        return _NAME_BY_INDEX[index]
-    return "ID" if ID_FIRST_INDEX <= index <= 0x400 else "UNKN"
 
 
 @final

@@ -7,6 +7,7 @@ log flags, trace patterns or armed timers survive a test.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import pytest
@@ -29,6 +30,25 @@ from tests.runtime import qemu_runtime
 __all__ = ["qemu_runtime"]
 
 BASE = 0x0900_0000
+
+
+class R(enum.IntEnum):
+    """The register offsets of the PL011 TRM (ARM DDI 0183), as the tests use them."""
+
+    DR = 0x000
+    RSR = 0x004
+    FR = 0x018
+    ILPR = 0x020
+    IBRD = 0x024
+    FBRD = 0x028
+    LCR_H = 0x02C
+    CR = 0x030
+    IFLS = 0x034
+    IMSC = 0x038
+    RIS = 0x03C
+    MIS = 0x040
+    ICR = 0x044
+    DMACR = 0x048
 
 
 class RecordingChardev(Chardev):

@@ -27,8 +27,7 @@ from hw.char.pl011.registers import (
     PL011_ID_ARM,
     PL011_ID_LUMINARY,
 )
-from hw.char.pl011.registers import RegisterOffset as R
-from hw.char.pl011.tests.conftest import BASE, RecordingChardev, Uart, make_uart
+from hw.char.pl011.tests.conftest import BASE, R, RecordingChardev, Uart, make_uart
 from qemu_api.clock import Clock
 from qemu_api.error import Error
 from qemu_api.irq import qemu_allocate_irq

@@ -7,8 +7,7 @@ import struct
 import pytest
 
 from hw.char.pl011.device import PL011State
-from hw.char.pl011.registers import RegisterOffset as R
-from hw.char.pl011.tests.conftest import BASE, Uart, make_uart
+from hw.char.pl011.tests.conftest import BASE, R, Uart, make_uart
 from qemu_api.clock import Clock, clock_period_from_hz
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter

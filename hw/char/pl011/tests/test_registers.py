@@ -1,15 +1,20 @@
-"""The PL011 register description: offsets, decoding, bit layouts, ID bytes."""
+"""The PL011 register description: the map, decoding, bit layouts, ID bytes."""
 
 from __future__ import annotations
 
 import pytest
 
 from hw.char.pl011 import registers as r
-from hw.char.pl011.registers import RegisterOffset as R
+from hw.char.pl011.device import PL011State
+from hw.char.pl011.tests.conftest import R
+from qemu_api.register import RAZ, RC, RO, RW, W1C, W1S, WI, Decode, W
+from qemu_api.register import R as READ
+
+MAP = PL011State.registers
 
 
 def test_register_offsets_are_the_trm_map() -> None:
-    assert {reg.name: int(reg) for reg in R} == {
+    assert {reg.name: reg.offset for reg in MAP if reg.array is None} == {
         "DR": 0x000,
         "RSR": 0x004,
         "FR": 0x018,
@@ -25,23 +30,46 @@ def test_register_offsets_are_the_trm_map() -> None:
         "ICR": 0x044,
         "DMACR": 0x048,
     }
+    assert {reg.name: int(R[reg.name]) for reg in MAP if reg.array is None} == {
+        reg.name: reg.offset for reg in MAP if reg.array is None
+    }
+    assert [reg.offset for reg in MAP if reg.array is not None] == list(
+        range(0xFE0, 0x1000, 4)
+    )
+    assert all(reg.width == 32 for reg in MAP)
+    assert (MAP.size, MAP.decode) == (r.PL011_MMIO_SIZE, Decode.WHOLE)
 
 
-@pytest.mark.parametrize("reg", list(R))
-def test_decode_uses_offset_shifted_by_two(reg: R) -> None:
+def test_access_kinds_follow_qemu() -> None:
+    """Which registers QEMU's pl011_read/pl011_write accept, and how."""
+    kinds = {reg.name: reg.access for reg in MAP if reg.array is None}
+    assert kinds["FR"] == READ | WI  # writes ignored without a log line
+    assert kinds["RIS"] == kinds["MIS"] == RO  # a write is a bad offset
+    assert kinds["ICR"] == W1C  # write one to clear RIS; a read is a bad offset
+    assert all(kinds[n] == RW for n in ("DR", "RSR", "ILPR", "IBRD", "FBRD"))
+    assert all(kinds[n] == RW for n in ("LCR_H", "CR", "IFLS", "IMSC", "DMACR"))
+    assert all(reg.access == RO for reg in MAP if reg.array is not None)
+    assert not any(reg.access & (W1S | RC | RAZ) for reg in MAP)
+    assert MAP["ICR"].access & W1C
+    assert not MAP["ICR"].access & (READ | W)
+
+
+@pytest.mark.parametrize("name", [reg.name for reg in MAP])
+def test_decode_uses_offset_shifted_by_two(name: str) -> None:
+    reg = MAP[name]
     for byte in range(4):
-        assert r.decode(reg + byte) is reg
+        assert MAP.decode_offset(reg.offset + byte) is reg
 
 
 @pytest.mark.parametrize(
-    "offset", [0x08, 0x0C, 0x10, 0x14, 0x1C, 0x4C, 0x50, 0x100, 0xFDC, 0xFE0, 0xFFC]
+    "offset", [0x08, 0x0C, 0x10, 0x14, 0x1C, 0x4C, 0x50, 0x100, 0xFDC, 0x1000]
 )
-def test_decode_reserved_and_id_offsets(offset: int) -> None:
-    assert r.decode(offset) is None
+def test_decode_reserved_offsets(offset: int) -> None:
+    assert MAP.decode_offset(offset) is None
 
 
 def test_regname_matches_qemu_table() -> None:
-    assert [r.regname(reg) for reg in R] == [
+    assert [MAP.regname(reg) for reg in R] == [
         "DR",
         "RSR",
         "FR",
@@ -57,8 +85,30 @@ def test_regname_matches_qemu_table() -> None:
         "ICR",
         "DMACR",
     ]
-    assert r.regname(0xFE0) == r.regname(0xFFF) == "ID"
-    assert r.regname(0x08) == r.regname(0x4C) == r.regname(0xFDC) == "UNKN"
+    assert MAP.regname(0xFE0) == MAP.regname(0xFFF) == "ID"
+    assert MAP.regname(0x08) == MAP.regname(0x4C) == MAP.regname(0xFDC) == "UNKN"
+
+
+def test_reset_values_and_masks_are_qemus() -> None:
+    resets = {reg.name: reg.reset for reg in MAP if reg.reset is not None}
+    assert resets == {
+        "RSR": 0,
+        "FR": r.FR_RESET,
+        "ILPR": 0,
+        "IBRD": 0,
+        "FBRD": 0,
+        "LCR_H": 0,
+        "CR": r.CR_RESET,
+        "IFLS": r.IFLS_RESET,
+        "IMSC": 0,
+        "RIS": 0,
+        "ICR": 0,
+        "DMACR": 0,
+    }
+    assert (MAP["IBRD"].write_mask, MAP["FBRD"].write_mask) == (0xFFFF, 0x3F)
+    assert MAP["DR"].write_mask == 0xFF
+    assert MAP["DMACR"].unimp == 0x3  # TXDMAE and RXDMAE: "DMA not implemented"
+    assert MAP["DR"].fields is r.Data
 
 
 def test_flag_register_bits() -> None:

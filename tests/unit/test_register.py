@@ -1,0 +1,842 @@
+"""Register maps: access kinds, masks, logs, arrays, 64-bit halves, reset, decode.
+
+The semantics are those of QEMU's hw/core/register.c (register_read,
+register_write with its write-enable mask, register_reset) and the log lines
+are QEMU 7.2's (the strings in its binary); the PrimeCell decode (Decode.WHOLE)
+is the offset >> 2 switch of QEMU's pl011.c.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+from qemu_api.bits import BitField, Bitfield, u8, u16, u64
+from qemu_api.bql import (
+    BorrowError,
+    BorrowMutError,
+    BqlCell,
+    BqlNotHeldError,
+    BqlRefCell,
+    BqlStruct,
+)
+from qemu_api.error import Error
+from qemu_api.log import LOG_GUEST_ERROR, LOG_UNIMP, qemu_set_log
+from qemu_api.memory import (
+    AddressSpace,
+    MemoryRegion,
+    MemoryRegionOps,
+    OpsImpl,
+    OpsValid,
+)
+from qemu_api.register import (
+    RAZ,
+    RC,
+    RO,
+    RW,
+    W1C,
+    W1S,
+    WI,
+    WO,
+    Access,
+    Decode,
+    R,
+    Register,
+    RegisterArray,
+    RegisterLog,
+    RegisterMap,
+    W,
+)
+
+
+class Ctrl(Bitfield, width=32):
+    enable = BitField(0, 1, bool)
+    mode = BitField(4, 2, int)
+
+
+class Regs(BqlStruct):
+    data: int
+    ctrl: Ctrl
+    status: int
+    latch: int
+    mask: u16
+    counter: int
+    prio: list[int]
+    timers: list[Timer64]
+
+    def __init__(self) -> None:
+        self.data = 0
+        self.ctrl = Ctrl()
+        self.status = 0
+        self.latch = 0
+        self.mask = u16(0)
+        self.counter = 0
+        self.prio = [0] * 8
+        self.timers = [Timer64(), Timer64()]
+
+
+class Timer64(BqlStruct):
+    config: u64
+    cmp: int
+
+    def __init__(self) -> None:
+        self.config = u64(0)
+        self.cmp = 0
+
+
+class Dev:
+    """A device with one register of each kind (offsets in the map below)."""
+
+    regs: Regs
+
+    def __init__(self) -> None:
+        self.regs = Regs()
+        self.events: list[str] = []
+        self.fifo = [0x41, 0x42]
+
+    def pop(self) -> int:
+        self.events.append("pop")
+        return self.fifo.pop(0) if self.fifo else 0
+
+    def send(self, value: int) -> None:
+        self.events.append(f"send {value:#x}")
+
+    def changed(self) -> None:
+        self.events.append("changed")
+
+    def double(self, value: int) -> int:
+        return value * 2
+
+    def prio_written(self, n: int) -> None:
+        self.events.append(f"prio {n}")
+
+    registers = RegisterMap["Dev"](
+        "dev",
+        0x200,
+        [
+            Register("DATA", 0x00, RW, read=pop, write=send, write_mask=0xFF),
+            Register("CTRL", 0x04, RW, field=lambda s: s.regs.ctrl, reset=0x10),
+            Register("STATUS", 0x08, R | W1C, field=lambda s: s.regs.status),
+            Register("SET", 0x0C, W1S, field=lambda s: s.regs.status),
+            Register("LATCH", 0x10, R | RC, field=lambda s: s.regs.latch),
+            Register(
+                "MASK",
+                0x14,
+                RW,
+                field=lambda s: s.regs.mask,
+                write_mask=0xF0F0,
+                rsvd=0x0F00,
+                unimp=0x8000,
+                post_write=changed,
+            ),
+            Register("ID", 0x18, RO, read=lambda s: 0xC0FFEE),
+            Register("KICK", 0x1C, WO, field=lambda s: s.regs.data),
+            Register("IGN", 0x20, R | WI, field=lambda s: s.regs.data, reset=None),
+            Register("ZERO", 0x24, RAZ | W, field=lambda s: s.regs.latch, reset=None),
+            Register(
+                "DBL",
+                0x28,
+                RW,
+                field=lambda s: s.regs.counter,
+                pre_write=lambda s, v: v + 1,
+                post_read=double,
+            ),
+            Register("CNT", 0x30, RW, width=64, field=lambda s: s.regs.counter),
+            RegisterArray(
+                "PRIO",
+                0x40,
+                8,
+                RW,
+                width=8,
+                field=lambda s, n: s.regs.prio[n],
+                post_write=prio_written,
+                reset=[1, 2, 3, 4, 5, 6, 7, 8],
+            ),
+            RegisterArray(
+                "TCFG",
+                0x100,
+                2,
+                RW,
+                width=64,
+                stride=0x20,
+                field=lambda s, n: s.regs.timers[n].config,
+            ),
+            RegisterArray(
+                "TCMP",
+                0x108,
+                2,
+                R | W1S,
+                width=64,
+                stride=0x20,
+                field=lambda s, n: s.regs.timers[n].cmp,
+            ),
+        ],
+    )
+
+
+M = Dev.registers
+
+
+@pytest.fixture
+def dev() -> Dev:
+    d = Dev()
+    M.reset(d)
+    return d
+
+
+@pytest.fixture
+def log(capsys: pytest.CaptureFixture[str]) -> pytest.CaptureFixture[str]:
+    qemu_set_log(LOG_GUEST_ERROR | LOG_UNIMP)
+    capsys.readouterr()
+    return capsys
+
+
+# -- access kinds --------------------------------------------------------------------
+
+
+def test_rw_field_and_bitfield(dev: Dev) -> None:
+    assert M.read(dev, 0x04, 4) == 0x10  # the reset value, through the Bitfield
+    M.write(dev, 0x04, 0x31, 4)
+    assert dev.regs.ctrl.enable
+    assert dev.regs.ctrl.mode == 3
+    assert type(dev.regs.ctrl) is Ctrl
+    assert M.read(dev, 0x04, 4) == 0x31
+
+
+def test_callbacks_instead_of_a_field(dev: Dev) -> None:
+    assert [M.read(dev, 0x00, 4), M.read(dev, 0x00, 4)] == [0x41, 0x42]
+    M.write(dev, 0x00, 0x1234, 4)  # write_mask 0xFF, no field: the rest is 0
+    assert dev.events == ["pop", "pop", "send 0x34"]
+
+
+def test_write_one_to_clear_and_to_set(dev: Dev) -> None:
+    dev.regs.status = 0b1111
+    M.write(dev, 0x08, 0b0101, 4)
+    assert M.read(dev, 0x08, 4) == 0b1010
+    M.write(dev, 0x0C, 0b0001, 4)
+    assert dev.regs.status == 0b1011
+    M.write(dev, 0x0C, 0, 4)
+    M.write(dev, 0x08, 0, 4)
+    assert dev.regs.status == 0b1011
+
+
+def test_write_only_w1s_reads_are_guest_errors(
+    dev: Dev, log: pytest.CaptureFixture[str]
+) -> None:
+    dev.regs.status = 3
+    assert M.read(dev, 0x0C, 4) == 0
+    assert log.readouterr().err == (
+        "dev: read from write-only register SET at address: 0xc\n"
+    )
+
+
+def test_clear_on_read(dev: Dev) -> None:
+    dev.regs.latch = 0x55
+    assert M.read(dev, 0x10, 4) == 0x55
+    assert M.read(dev, 0x10, 4) == 0
+
+
+def test_write_mask_keeps_the_other_bits_and_reserved_bits_log(
+    dev: Dev, log: pytest.CaptureFixture[str]
+) -> None:
+    dev.regs.mask = u16(0x0A0A)
+    M.write(dev, 0x14, 0x3333, 4)
+    # register.c: new = (val & ~no_w_mask) | (old & no_w_mask), with the
+    # reserved bits in no_w_mask; a reserved bit that would change is logged.
+    assert dev.regs.mask == (0x3333 & 0xF0F0) | (0x0A0A & ~0xF0F0)
+    assert type(dev.regs.mask) is u16
+    assert log.readouterr().err == (
+        "dev: change of value in reserved bitfields: 0x900)\n"
+    )
+    assert dev.events == ["changed"]
+
+
+def test_unimplemented_bits_log_as_unimp(
+    dev: Dev, log: pytest.CaptureFixture[str]
+) -> None:
+    M.write(dev, 0x14, 0x8000 | 0x00A0, 4)
+    assert log.readouterr().err == (
+        "dev:MASK writing 0x80a0 to unimplemented bits: 0x8000\n"
+    )
+    assert dev.regs.mask == 0x80A0  # stored as the write mask says
+
+
+def test_read_only_and_write_only(dev: Dev, log: pytest.CaptureFixture[str]) -> None:
+    assert M.read(dev, 0x18, 4) == 0xC0FFEE
+    M.write(dev, 0x18, 1, 4)
+    assert M.read(dev, 0x1C, 4) == 0
+    M.write(dev, 0x1C, 7, 4)
+    assert dev.regs.data == 7
+    assert log.readouterr().err == (
+        "dev: write to read-only register ID at address: 0x18\n"
+        "dev: read from write-only register KICK at address: 0x1c\n"
+    )
+
+
+def test_writes_ignored_and_reads_as_zero_are_silent(
+    dev: Dev, log: pytest.CaptureFixture[str]
+) -> None:
+    dev.regs.data = 9
+    dev.regs.latch = 5
+    M.write(dev, 0x20, 1, 4)
+    assert M.read(dev, 0x20, 4) == 9
+    assert M.read(dev, 0x24, 4) == 0
+    M.write(dev, 0x24, 3, 4)
+    assert dev.regs.latch == 3
+    assert log.readouterr().err == ""
+
+
+def test_pre_write_and_post_read_hooks(dev: Dev) -> None:
+    M.write(dev, 0x28, 20, 4)
+    assert dev.regs.counter == 21
+    assert M.read(dev, 0x28, 4) == 42
+
+
+def test_guest_errors_are_silent_without_the_log_flag(
+    dev: Dev, capsys: pytest.CaptureFixture[str]
+) -> None:
+    M.read(dev, 0x1C, 4)
+    M.write(dev, 0x18, 1, 4)
+    M.read(dev, 0x1F0, 4)
+    M.write(dev, 0x14, 0xFFFF, 4)
+    assert capsys.readouterr().err == ""
+
+
+# -- decode ----------------------------------------------------------------------
+
+
+def test_unassigned_offsets_log_register_c_lines(
+    dev: Dev, log: pytest.CaptureFixture[str]
+) -> None:
+    assert M.read(dev, 0x2C, 4) == 0
+    M.write(dev, 0x2C, 5, 4)
+    assert M.read(dev, 0x1F8, 4) == 0
+    assert log.readouterr().err == (
+        "dev:  read to unimplemented register at address: 0x2c\n"
+        "dev: write to unimplemented register at address: 0x2c\n"
+        "dev:  read to unimplemented register at address: 0x1f8\n"
+    )
+
+
+@pytest.mark.parametrize(("offset", "size"), [(0x200, 4), (0x1000, 4), (-4, 4)])
+def test_offsets_outside_the_block_are_unassigned(
+    dev: Dev, log: pytest.CaptureFixture[str], offset: int, size: int
+) -> None:
+    assert M.read(dev, offset, size) == 0
+    M.write(dev, offset, 1, size)
+    err = log.readouterr().err
+    assert err.count("unimplemented register") == 2
+
+
+@pytest.mark.parametrize("size", [0, 3, 16])
+def test_bad_sizes_are_guest_errors(
+    dev: Dev, log: pytest.CaptureFixture[str], size: int
+) -> None:
+    before = dev.regs.status
+    if size == 3:
+        # A 3-byte access is bytes 0-2 of the register.
+        dev.regs.status = 0xAABBCCDD
+        assert M.read(dev, 0x08, size) == 0xBBCCDD
+        assert log.readouterr().err == ""
+        return
+    assert M.read(dev, 0x08, size) == 0
+    M.write(dev, 0x08, 0xFF, size)
+    assert dev.regs.status == before
+    assert log.readouterr().err == (
+        "dev:  read to unimplemented register at address: 0x8\n"
+        "dev: write to unimplemented register at address: 0x8\n"
+    )
+
+
+def test_regname_and_lookup() -> None:
+    assert M.regname(0x04) == "CTRL"
+    assert M.regname(0x07) == "CTRL"
+    assert M.regname(0x2C) == "UNKN"
+    assert M.regname(0x43) == "PRIO3"
+    assert M["PRIO3"].offset == 0x43
+    assert M["TCMP1"].offset == 0x128
+    assert M.decode_offset(0x2C) is None
+    with pytest.raises(KeyError, match="no register 'CTLR'; did you mean 'CTRL'"):
+        M["CTLR"]
+    assert len(M) == 12 + 8 + 2 + 2
+    assert [r.name for r in M][:3] == ["DATA", "CTRL", "STATUS"]
+
+
+def test_trace_points_get_offset_value_and_name(dev: Dev) -> None:
+    seen: list[tuple[str, int, int, str]] = []
+
+    class Traced:
+        regs: Regs
+
+        def __init__(self) -> None:
+            self.regs = Regs()
+
+        registers = RegisterMap["Traced"](
+            "traced",
+            0x10,
+            [Register("A", 0, RW, field=lambda s: s.regs.data, trace_name="AA")],
+            trace_read=lambda o, v, n: seen.append(("r", o, v, n)),
+            trace_write=lambda o, v, n: seen.append(("w", o, v, n)),
+            unknown_name="?",
+        )
+
+    t = Traced()
+    Traced.registers.write(t, 0, 5, 4)
+    Traced.registers.read(t, 0, 4)
+    Traced.registers.read(t, 8, 4)
+    assert seen == [("w", 0, 5, "AA"), ("r", 0, 5, "AA"), ("r", 8, 0, "?")]
+
+
+# -- partial and spanning accesses (Decode.BYTES) ---------------------------------
+
+
+def test_64_bit_register_as_32_bit_halves(dev: Dev) -> None:
+    dev.regs.counter = 0x1122_3344_5566_7788
+    assert M.read(dev, 0x30, 4) == 0x5566_7788
+    assert M.read(dev, 0x34, 4) == 0x1122_3344
+    assert M.read(dev, 0x30, 8) == 0x1122_3344_5566_7788
+    M.write(dev, 0x34, 0xAABB_CCDD, 4)
+    assert dev.regs.counter == 0xAABB_CCDD_5566_7788
+    M.write(dev, 0x30, 0x0102_0304, 4)
+    assert dev.regs.counter == 0xAABB_CCDD_0102_0304
+    assert M.read(dev, 0x36, 2) == 0xAABB
+
+
+def test_halves_of_w1s_registers_set_only_their_bits(dev: Dev) -> None:
+    dev.regs.timers[1].cmp = 0x1
+    M.write(dev, 0x12C, 0x8000_0000, 4)  # high half of TCMP1
+    assert dev.regs.timers[1].cmp == 0x8000_0000_0000_0001
+    assert dev.regs.timers[0].cmp == 0
+    M.write(dev, 0x100, 0xFFFF_FFFF, 4)
+    assert dev.regs.timers[0].config == 0xFFFF_FFFF
+    assert type(dev.regs.timers[0].config) is u64
+
+
+def test_partial_rc_clears_only_the_bytes_read(dev: Dev) -> None:
+    dev.regs.latch = 0x1234
+    assert M.read(dev, 0x11, 1) == 0x12
+    assert dev.regs.latch == 0x34
+
+
+def test_one_access_over_several_byte_registers(dev: Dev) -> None:
+    assert M.read(dev, 0x40, 4) == 0x0403_0201  # the reset values, little-endian
+    M.write(dev, 0x44, 0x0D0C_0B0A, 4)
+    assert dev.regs.prio == [1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D]
+    assert dev.events == ["prio 4", "prio 5", "prio 6", "prio 7"]
+    assert M.read(dev, 0x40, 8) == 0x0D0C_0B0A_0403_0201
+
+
+def test_access_across_a_register_and_a_hole(
+    dev: Dev, log: pytest.CaptureFixture[str]
+) -> None:
+    dev.regs.latch = 0xFFFF_FFFF  # LATCH is 0x10, RC; MASK follows at 0x14
+    dev.regs.mask = u16(0x1234)
+    assert M.read(dev, 0x12, 4) == 0x1234_FFFF
+    assert dev.regs.latch == 0x0000_FFFF
+    assert M.read(dev, 0x2A, 4) == 0  # DBL's upper half, then a hole
+    assert log.readouterr().err == (
+        "dev:  read to unimplemented register at address: 0x2c\n"
+    )
+
+
+# -- reset ---------------------------------------------------------------------------
+
+
+def test_reset_stores_the_declared_values(dev: Dev) -> None:
+    dev.regs.ctrl = Ctrl(0xFF)
+    dev.regs.status = 7
+    dev.regs.prio[3] = 99
+    dev.regs.data = 5
+    M.reset(dev)
+    assert int(dev.regs.ctrl) == 0x10
+    assert dev.regs.status == 0
+    assert dev.regs.prio == [1, 2, 3, 4, 5, 6, 7, 8]
+    # IGN has reset=None and KICK (same field) resets it to 0.
+    assert dev.regs.data == 0
+    assert dev.events == []  # no hook runs
+
+
+def test_reset_values_of_aliases_must_agree() -> None:
+    class S(BqlStruct):
+        x: int
+
+    class D:
+        s: S
+
+    with pytest.raises(
+        Error,
+        match=r"register B \(offset 0x4\): reset=0x1, but A resets the same field to "
+        r"0x0; make them agree",
+    ):
+        RegisterMap["D"](
+            "d",
+            8,
+            [
+                Register("A", 0, RW, field=lambda d: d.s.x),
+                Register("B", 4, RW, field=lambda d: d.s.x, reset=1),
+            ],
+        ).bind(D)
+
+
+# -- the big lock and borrows --------------------------------------------------------
+
+
+def test_access_without_the_bql_raises(dev: Dev) -> None:
+    errors: list[BaseException] = []
+
+    def guest() -> None:
+        try:
+            M.read(dev, 0x08, 4)
+        except BaseException as exc:
+            errors.append(exc)
+        try:
+            M.write(dev, 0x04, 1, 4)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=guest)
+    t.start()
+    t.join(5)
+    assert [type(e) for e in errors] == [BqlNotHeldError, BqlNotHeldError]
+    assert "reading Regs.status needs the BQL" in str(errors[0])
+    assert "writing Regs.ctrl needs the BQL" in str(errors[1])
+    assert int(dev.regs.ctrl) == 0x10
+
+
+def test_mmio_while_the_state_is_borrowed_is_caught(dev: Dev) -> None:
+    with dev.regs.borrow_mut():
+        with pytest.raises(BorrowError, match=r"reading Regs\.status: the struct is"):
+            M.read(dev, 0x08, 4)
+        with pytest.raises(BorrowMutError, match=r"writing Regs\.ctrl: the struct is"):
+            M.write(dev, 0x04, 1, 4)
+    with dev.regs.borrow():
+        assert M.read(dev, 0x08, 4) == 0  # shared borrows nest
+        with pytest.raises(BorrowMutError):
+            M.write(dev, 0x04, 1, 4)
+        with pytest.raises(BorrowMutError):
+            M.write(dev, 0x44, 1, 1)  # an element of a list in the struct
+
+
+def test_fields_in_cells() -> None:
+    class Inner:
+        level: int
+
+        def __init__(self) -> None:
+            self.level = 0
+
+    class C:
+        plain: BqlCell[int]
+        ref: BqlRefCell[Inner]
+
+        def __init__(self) -> None:
+            self.plain = BqlCell(0)
+            self.ref = BqlRefCell(Inner())
+
+        registers = RegisterMap["C"](
+            "c",
+            8,
+            [
+                Register("P", 0, RW, field=lambda s: s.plain.get()),
+                Register("Q", 4, R | W1S, field=lambda s: s.ref.get().level),
+            ],
+        )
+
+    c = C()
+    C.registers.write(c, 0, 7, 4)
+    C.registers.write(c, 4, 6, 4)
+    C.registers.write(c, 4, 1, 4)
+    assert (c.plain.get(), c.ref.get().level) == (7, 7)
+    with c.ref.borrow(), pytest.raises(BorrowMutError):
+        C.registers.write(c, 4, 1, 4)
+
+
+# -- through an address space ----------------------------------------------------
+
+
+def test_dispatch_through_an_address_space(dev: Dev) -> None:
+    ops = MemoryRegionOps[Dev](
+        read=M.read,
+        write=M.write,
+        valid=OpsValid(min_access_size=1, max_access_size=8),
+        impl=OpsImpl(min_access_size=1, max_access_size=8),
+    )
+    root = MemoryRegion.container(None, "root", 1 << 32)
+    root.add_subregion(0x1000, MemoryRegion.io(dev, "dev", M.size, ops, dev))
+    space = AddressSpace(root, "test-register")
+    dev.regs.counter = 0x1122_3344_5566_7788
+    assert space.read(0x1034, 4) == 0x1122_3344
+    space.write(0x1042, 0x0706, 2)
+    assert dev.regs.prio[:4] == [1, 2, 6, 7]
+
+
+def test_whole_register_decode_ignores_size_and_low_bits(
+    log: pytest.CaptureFixture[str],
+) -> None:
+    class P:
+        regs: Regs
+
+        def __init__(self) -> None:
+            self.regs = Regs()
+
+        registers = RegisterMap["P"](
+            "p",
+            0x1000,
+            [
+                Register("FR", 0x18, R | WI, field=lambda s: s.regs.status, reset=0x90),
+                Register("CR", 0x30, RW, field=lambda s: s.regs.data, reset=0x300),
+            ],
+            decode=Decode.WHOLE,
+            log=RegisterLog.bad_offset(
+                "p_read: Bad offset 0x{addr:x}\n", "p_write: Bad offset 0x{addr:x}\n"
+            ),
+        )
+
+    p = P()
+    P.registers.reset(p)
+    assert P.registers.read(p, 0x19, 1) == 0x90  # the whole register, not byte 1
+    assert P.registers.read(p, 0x32, 2) == 0x300
+    P.registers.write(p, 0x31, 0x1234, 1)
+    assert p.regs.data == 0x1234
+    P.registers.write(p, 0x18, 1, 4)
+    assert P.registers.read(p, 0x1C, 4) == 0
+    P.registers.write(p, 0xFFF, 1, 4)
+    assert log.readouterr().err == (
+        "p_read: Bad offset 0x1c\np_write: Bad offset 0xfff\n"
+    )
+
+
+# -- declaration errors --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Register("A", 2, RW, field=lambda s: s.x), "must sit at a multiple"),
+        (lambda: Register("A", 0, RW, width=12, field=lambda s: s.x), "width=12"),
+        (lambda: Register("A", 0, R | RAZ, read=lambda s: 0), "R and RAZ both"),
+        (lambda: Register("A", 0, W | W1C, field=lambda s: s.x), "W and W1C both"),
+        (lambda: Register("A", 0, Access(0)), "neither read nor written"),
+        (lambda: Register("A", 0, RC | W, field=lambda s: s.x), "RC .* needs R"),
+        (lambda: Register("A", 0, RO), "needs field= or read="),
+        (lambda: Register("A", 0, WO), "needs field= or write="),
+        (lambda: Register("A", 0, R | W1C, read=lambda s: 0), "needs field="),
+        (
+            lambda: Register[Any]("A", 0, RO, field=lambda s: s.x, post_write=print),
+            "need a writable register",
+        ),
+        (lambda: Register("A", 0, RAZ | WI, reset=5), "a reset value needs a field"),
+        (
+            lambda: Register(
+                "A", 0, RW, width=8, field=lambda s: s.x, write_mask=0x100
+            ),
+            "write_mask=0x100 has bits outside the 8-bit register",
+        ),
+        (
+            lambda: Register[Any]("A", 0, RW, field=lambda s: s.x + 1),
+            "computes something instead of naming a field",
+        ),
+        (lambda: Register("A", 0, RW, field=lambda s: s), "returns its argument"),
+        (
+            lambda: RegisterArray("A", 0, 2, RW, field=lambda s, n: s.x[n], reset=[1]),
+            "1 reset values for 2 elements",
+        ),
+        (
+            lambda: RegisterArray("A", 0, 4, RAZ | WI, width=32, stride=2),
+            "stride=2 is less than the 4 bytes",
+        ),
+        (
+            lambda: RegisterMap[Any](
+                "m",
+                8,
+                [Register("A", 0, RAZ | WI), Register("B", 2, RAZ | WI, width=16)],
+            ),
+            "B at 0x2 overlaps A",
+        ),
+        (
+            lambda: RegisterMap[Any]("m", 8, [Register("A", 8, RAZ | WI)]),
+            "ends past the 0x8-byte block",
+        ),
+        (
+            lambda: RegisterMap[Any](
+                "m", 8, [Register("A", 0, RAZ | WI), Register("A", 4, RAZ | WI)]
+            ),
+            "two registers are called A",
+        ),
+        (lambda: RegisterLog(bad_read="{offset}"), "may use {prefix}"),
+    ],
+)
+def test_inconsistent_declarations(make: Any, message: str) -> None:
+    with pytest.raises(Error, match=message):
+        make()
+
+
+class Plain:
+    x: int
+
+    def __init__(self) -> None:
+        self.x = 0
+
+
+class Holder(BqlStruct):
+    wide: Ctrl
+    small: u8
+    name: str
+    inner: Timer64
+
+    def __init__(self) -> None:
+        self.wide = Ctrl()
+        self.small = u8(0)
+        self.name = ""
+        self.inner = Timer64()
+
+
+class Bad:
+    h: Holder
+    p: Plain
+    fifo: Annotated[list[int], 4]
+
+
+@pytest.mark.parametrize(
+    ("reg", "message"),
+    [
+        (Register("A", 0, RW, field=lambda s: s.p.x), "not BQL-protected state"),
+        (Register("A", 0, RW, field=lambda s: s.h.nope), "no annotated attribute"),
+        (Register("A", 0, RW, field=lambda s: s.h.name), "annotated str"),
+        (Register("A", 0, RW, field=lambda s: s.h.inner), "names the struct Timer64"),
+        (
+            Register("A", 0, RW, width=16, field=lambda s: s.h.wide),
+            "32-bit Ctrl, wider than the 16-bit register",
+        ),
+        (
+            Register("A", 0, RW, field=lambda s: s.h.small),
+            "holds the bits 0xff, but the write mask and reset value reach 0xffffffff",
+        ),
+        (Register("A", 0, RW, field=lambda s: s.h.name[0]), "indexes a str"),
+    ],
+)
+def test_references_that_do_not_fit_the_class(reg: Any, message: str) -> None:
+    with pytest.raises(Error, match=message):
+        RegisterMap[Any]("m", 8, [reg]).bind(Bad)
+
+
+def test_a_map_binds_to_one_class() -> None:
+    class S(BqlStruct):
+        x: int
+
+    class A:
+        s: S
+
+    class B:
+        s: S
+
+    m = RegisterMap[Any]("m", 4, [Register("X", 0, RW, field=lambda d: d.s.x)])
+    m.bind(A)
+    with pytest.raises(Error, match="is bound to A, not to B"):
+        m.bind(B)
+
+
+def test_module_level_map_binds_on_first_use() -> None:
+    class S(BqlStruct):
+        x: int
+
+        def __init__(self) -> None:
+            self.x = 3
+
+    class D:
+        s: S
+
+        def __init__(self) -> None:
+            self.s = S()
+
+    m = RegisterMap[D]("m", 4, [Register("X", 0, RW, field=lambda d: d.s.x)])
+    assert m.read(D(), 0, 4) == 3
+
+
+# -- static typing ---------------------------------------------------------------
+
+MISUSE = """
+from qemu_api.bql import BqlStruct
+from qemu_api.register import RO, RW, Register, RegisterArray, RegisterMap
+
+
+class Regs(BqlStruct):
+    ctrl: int
+    name: str
+
+    def __init__(self) -> None:
+        self.ctrl = 0
+        self.name = ""
+
+
+class Dev:
+    regs: Regs
+
+    def update(self) -> None:
+        pass
+
+    def read_id(self, n: int) -> int:
+        return n
+
+    registers = RegisterMap["Dev"](
+        "dev",
+        0x100,
+        [
+            Register("CTRL", 0x0, RW, field=lambda s: s.regs.ctlr),
+            Register("NAME", 0x4, RW, field=lambda s: s.regs.name),
+            Register("UPD", 0x8, RW, field=lambda s: s.regs.ctrl, post_write=read_id),
+            Register("ID", 0xC, RO, read=read_id),
+            RegisterArray("IDS", 0x10, 4, RO, read=update),
+        ],
+    )
+
+
+def use(d: Dev) -> None:
+    d.regs.ctrl = "on"
+"""
+
+
+def test_misused_register_map_fails_mypy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    src = tmp_path / "misuse.py"
+    src.write_text(MISUSE)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out, err, _ = api.run(
+        ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "c"), str(src)]
+    )
+    lines = [
+        line.split(": error: ")[1] for line in out.splitlines() if ": error: " in line
+    ]
+    assert lines == [
+        '"Regs" has no attribute "ctlr"  [attr-defined]',
+        (
+            'Argument "field" to "Register" has incompatible type "Callable[[Dev], '
+            'str]"; expected "Callable[[Dev], int | Bitfield] | None"  [arg-type]'
+        ),
+        (
+            'Incompatible return value type (got "str", expected "int | Bitfield")  '
+            "[return-value]"
+        ),
+        (
+            'Argument "post_write" to "Register" has incompatible type '
+            '"Callable[[Dev, int], int]"; expected "Callable[[Dev], None] | None"  '
+            "[arg-type]"
+        ),
+        (
+            'Argument "read" to "Register" has incompatible type "Callable[[Dev, '
+            'int], int]"; expected "Callable[[Dev], int] | None"  [arg-type]'
+        ),
+        (
+            'Argument "read" to "RegisterArray" has incompatible type '
+            '"Callable[[Dev], None]"; expected "Callable[[Dev, int], int] | None"  '
+            "[arg-type]"
+        ),
+        (
+            'Incompatible types in assignment (expression has type "str", variable '
+            'has type "int")  [assignment]'
+        ),
+    ], err
