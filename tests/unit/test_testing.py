@@ -66,7 +66,8 @@ def test_reset_runtime_drops_everything() -> None:
     object_property_add_child(object_get_root(), "leftover", Container())
     get_system_memory().add_subregion(0x1000, MemoryRegion.ram(None, "r", 0x1000))
     vmstate_register(
-        Regs(), VMStateDescription("regs", fields=[vmstate_uint32("ctrl")])
+        Regs(),
+        VMStateDescription["Regs"]("regs", fields=[vmstate_uint32(lambda s: s.ctrl)]),
     )
     migrate_get_current().status = MigrationStatus.COMPLETED
     events: list[str] = []

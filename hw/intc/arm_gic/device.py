@@ -1134,18 +1134,18 @@ class GICIrqState:
     edge_trigger: bool = False
     group: int = 0
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["GICIrqState"](
         "arm_gic_irq_state",
         version_id=1,
         minimum_version_id=1,
         fields=[
-            vmstate_uint8("enabled"),
-            vmstate_uint8("pending"),
-            vmstate_uint8("active"),
-            vmstate_uint8("level"),
-            vmstate_bool("model"),
-            vmstate_bool("edge_trigger"),
-            vmstate_uint8("group"),
+            vmstate_uint8(lambda s: s.enabled),
+            vmstate_uint8(lambda s: s.pending),
+            vmstate_uint8(lambda s: s.active),
+            vmstate_uint8(lambda s: s.level),
+            vmstate_bool(lambda s: s.model),
+            vmstate_bool(lambda s: s.edge_trigger),
+            vmstate_uint8(lambda s: s.group),
         ],
     )
     """QEMU's ``vmstate_gic_irq_state``."""
@@ -1520,68 +1520,58 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
             mig.check(regs)
             mig.restore(regs)
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["GICState"](
         "arm_gic",
         version_id=12,
         minimum_version_id=12,
         pre_save=pre_save,
         post_load=post_load,
         fields=[
-            vmstate_uint32("ctlr", path="mig.ctlr"),
+            vmstate_uint32(lambda s: s.mig.get().ctlr),
             vmstate_array(
-                "cpu_ctlr", vmstate_info_uint32, GIC_NCPU, path="mig.cpu_ctlr"
+                lambda s: s.mig.get().cpu_ctlr, vmstate_info_uint32, GIC_NCPU
             ),
             vmstate_struct_array(
-                "irq_state",
+                lambda s: s.mig.get().irq_state,
                 GICIrqState.vmsd,
                 GIC_MAXIRQ,
-                path="mig.irq_state",
                 size=7,
                 version_id=1,
             ),
             vmstate_array(
-                "irq_target", vmstate_info_uint8, GIC_MAXIRQ, path="mig.irq_target"
+                lambda s: s.mig.get().irq_target, vmstate_info_uint8, GIC_MAXIRQ
             ),
             vmstate_array(
-                "priority1",
+                lambda s: s.mig.get().priority1,
                 vmstate_info_uint8,
                 GIC_INTERNAL * GIC_NCPU,
-                path="mig.priority1",
             ),
             vmstate_array(
-                "priority2",
+                lambda s: s.mig.get().priority2,
                 vmstate_info_uint8,
                 GIC_MAXIRQ - GIC_INTERNAL,
-                path="mig.priority2",
             ),
             vmstate_array(
-                "sgi_pending",
+                lambda s: s.mig.get().sgi_pending,
                 vmstate_info_uint8,
                 GIC_NR_SGIS * GIC_NCPU,
-                path="mig.sgi_pending",
             ),
             vmstate_array(
-                "priority_mask", vmstate_info_uint16, GIC_NCPU, path="mig.priority_mask"
+                lambda s: s.mig.get().priority_mask, vmstate_info_uint16, GIC_NCPU
             ),
             vmstate_array(
-                "running_priority",
-                vmstate_info_uint16,
-                GIC_NCPU,
-                path="mig.running_priority",
+                lambda s: s.mig.get().running_priority, vmstate_info_uint16, GIC_NCPU
             ),
             vmstate_array(
-                "current_pending",
-                vmstate_info_uint16,
-                GIC_NCPU,
-                path="mig.current_pending",
+                lambda s: s.mig.get().current_pending, vmstate_info_uint16, GIC_NCPU
             ),
-            vmstate_array("bpr", vmstate_info_uint8, GIC_NCPU, path="mig.bpr"),
-            vmstate_array("abpr", vmstate_info_uint8, GIC_NCPU, path="mig.abpr"),
+            vmstate_array(lambda s: s.mig.get().bpr, vmstate_info_uint8, GIC_NCPU),
+            vmstate_array(lambda s: s.mig.get().abpr, vmstate_info_uint8, GIC_NCPU),
             vmstate_array(
-                "apr", vmstate_info_uint32, GIC_NR_APRS * GIC_NCPU, path="mig.apr"
+                lambda s: s.mig.get().apr, vmstate_info_uint32, GIC_NR_APRS * GIC_NCPU
             ),
             vmstate_array(
-                "nsapr", vmstate_info_uint32, GIC_NR_APRS * GIC_NCPU, path="mig.nsapr"
+                lambda s: s.mig.get().nsapr, vmstate_info_uint32, GIC_NR_APRS * GIC_NCPU
             ),
         ],
     )
