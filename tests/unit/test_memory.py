@@ -41,7 +41,7 @@ from qemu_api.memory import (
     reset_system_memory,
     target_big_endian,
 )
-from qemu_api.qom import Container
+from qemu_api.qom import Container, Object, object_get_root
 
 
 @pytest.fixture(autouse=True)
@@ -1582,3 +1582,58 @@ def test_bad_accesses_are_guest_errors_too(capsys) -> None:
     assert capsys.readouterr().err == (
         "Invalid read at addr 0x10, size 4, region '(null)', reason: rejected\n"
     )
+
+
+# ---------------------------------------------------------------------------
+# Regions as QOM objects, and lifetimes
+
+
+def test_region_of_a_dead_owner_is_unmapped_and_emptied(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    board = object_get_root().property_add_child("board", Container())
+    outer = MemoryRegion.container(None, "outer", 0x10000)
+    mine = MemoryRegion.container(board, "mine", 0x1000)
+    ram = MemoryRegion.ram(None, "ram", 0x100)
+    mine.add_subregion(0, ram)
+    outer.add_subregion(0x1000, mine)
+    space = AddressSpace(outer, "view")
+    assert space.stb(0x1000, 7) is MEMTX_OK
+    board.unparent()
+    # The owned container left its container, and let go of what it held.
+    assert mine.parent_container is None
+    assert not ram.is_mapped()
+    assert outer.subregions == ()
+    assert space.ldub(0x1000) == 0
+    assert capsys.readouterr().err == invalid("read", 0x1000, 1, "(null)", "rejected")
+    # The unowned RAM lives on and can be mapped again.
+    outer.add_subregion(0, ram)
+    assert space.ldub(0) == 7
+
+
+def owner_of(space: AddressSpace) -> Object | None:
+    """Read the owner through a call, so mypy does not narrow it across calls."""
+    return space.owner
+
+
+def test_address_space_dies_with_its_owner() -> None:
+    root = MemoryRegion.container(None, "root", 0x100)
+    owner = object_get_root().property_add_child("dma", Container())
+    space = AddressSpace(root, "owned", owner=owner)
+    assert space.owner is owner
+    assert "address-space: owned\n" in mtree_info()
+    owner.unparent()
+    assert owner_of(space) is None
+    assert "address-space: owned\n" not in mtree_info()
+
+
+def test_destroyed_address_space_is_not_destroyed_again_by_its_owner() -> None:
+    root = MemoryRegion.container(None, "root", 0x100)
+    owner = object_get_root().property_add_child("dma", Container())
+    space = AddressSpace(root, "owned", owner=owner)
+    space.destroy()
+    assert space.owner is None
+    again = AddressSpace(root, "owned")
+    owner.unparent()
+    assert "address-space: owned\n" in mtree_info()
+    again.destroy()
