@@ -958,9 +958,9 @@ class MemoryRegion(Object, type_name=TYPE_MEMORY_REGION):
                 self._ops = _UNASSIGNED_OPS
                 self._opaque = None
                 _io_regions.discard(self)
-                # Views that reach the region through an alias re-render.
-                _mark_pending(self._mapped_via_alias > 0)
             self._enabled = False
+            # Views that reach the region through an alias re-render without it.
+            _mark_pending(self._mapped_via_alias > 0)
 
     @classmethod
     def _make(cls, owner: Object | None, name: str, size: int) -> MemoryRegion:

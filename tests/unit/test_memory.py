@@ -1637,3 +1637,14 @@ def test_destroyed_address_space_is_not_destroyed_again_by_its_owner() -> None:
     owner.unparent()
     assert "address-space: owned\n" in mtree_info()
     again.destroy()
+
+
+def test_alias_into_a_dead_region_shows_nothing() -> None:
+    board = object_get_root().property_add_child("board", Container())
+    ram = MemoryRegion.ram(board, "ram", 0x100)
+    ram.get_ram_ptr()[0] = 0x5A
+    window = MemoryRegion.alias(None, "window", ram, 0, 0x100)
+    space = space_with((0x200, window))
+    assert space.ldub(0x200) == 0x5A
+    board.unparent()
+    assert space.ldub(0x200) == 0
