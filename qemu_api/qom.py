@@ -1003,10 +1003,21 @@ the base type down by itself, so the parent's would run twice; remove the call
         The object's ``instance_unparent`` hook runs (a device unrealizes),
         then what it owns is released (:meth:`own_resource`), its properties
         and children are torn down depth-first, and ``instance_finalize``
-        runs. Does nothing for an object without a parent.
+        runs. An object without a parent (one that was created and is being
+        dropped, as after a failed configuration) is torn down the same way:
+        QEMU's ``object_unparent`` followed by the creator's
+        ``object_unref``. The root of the tree is never torn down this way
+        (see :func:`object_tree_reset`).
+
+        >>> c = Container()
+        >>> c.unparent()
+        >>> c.is_finalized()
+        True
         """
         parent = self._parent
         if parent is None or self._name is None:
+            if self is not _root and not self._initializing and not self._finalized:
+                _finalize_child(self)
             return
         prop = parent._properties.get(self._name)
         if prop is not None and prop.is_child():

@@ -207,6 +207,20 @@ def test_nothing_reaches_an_unparented_device(
     assert Probe.calls == []
 
 
+def test_dropping_a_device_that_never_joined_the_tree_releases_it() -> None:
+    # What -device does when a property is refused: the new device is dropped.
+    Probe.calls.clear()
+    dev = Probe()
+    dev.tick_timer.mod_ns(PERIOD_NS)
+    line = dev.get_gpio_in(0)
+    dev.unparent()
+    assert dev.is_finalized()
+    assert dev.tick_timer.released
+    clock_step(10 * PERIOD_NS)
+    line.raise_()
+    assert Probe.calls == []
+
+
 def test_dead_region_is_not_reachable_through_an_alias() -> None:
     Probe.calls.clear()
     dev = Probe()
