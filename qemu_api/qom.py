@@ -941,8 +941,14 @@ the base type down by itself, so the parent's would run twice; remove the call
                 if found is None:
                     any_obj, amb = object_resolve_path_full(path)
                     if any_obj is not None or amb:
+                        got = (
+                            f"'{path}' is a {any_obj.typename()}"
+                            if any_obj is not None
+                            else f"'{path}' matches no {tname}"
+                        )
                         raise Error(
-                            f"Invalid parameter type for '{name}', expected: {tname}"
+                            f"Invalid parameter type for '{name}', expected: {tname}",
+                            hint=f"{got}; link<{tname}> takes the path of a {tname}.\n",
                         )
                     raise Error(
                         f"Device '{path}' not found",
@@ -957,7 +963,9 @@ the base type down by itself, so the parent's would run twice; remove the call
                 typed = target.dynamic_cast(target_type)
                 if typed is None:
                     raise Error(
-                        f"Invalid parameter type for '{name}', expected: {tname}"
+                        f"Invalid parameter type for '{name}', expected: {tname}",
+                        hint=f"The target is a {target.typename()}; "
+                        f"link<{tname}> takes a {target_type.__name__}.\n",
                     )
             if check is None:
                 raise Error(f"Property '{self.typename()}.{name}' is not writable")

@@ -681,10 +681,17 @@ def test_memory_link_refuses_a_wrong_type(dma_bus: MemoryRegion) -> None:
     other = DmaTest()
     object_property_add_child(qdev_get_machine(), "other", other)
     expected = "Invalid parameter type for 'memory', expected: memory-region"
-    with pytest.raises(Error, match=expected):
+    with pytest.raises(Error, match=expected) as err:
         dev.property_set_link("memory", other)
-    with pytest.raises(Error, match=expected):
+    assert err.value.hint == (
+        "The target is a test-life-dma; link<memory-region> takes a MemoryRegion.\n"
+    )
+    with pytest.raises(Error, match=expected) as err:
         dev.property_set("memory", "/machine/other")
+    assert err.value.hint == (
+        "'/machine/other' is a test-life-dma; link<memory-region> takes the path "
+        "of a memory-region.\n"
+    )
     assert dev.memory is None
 
 
