@@ -53,6 +53,7 @@ from typing import ClassVar, final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
+from qemu_api.qom import Object, callback_owner
 
 __all__ = [
     "CHR_READ_BUF_LEN",
@@ -656,6 +657,12 @@ class CharBackend:
     ``receive(data)`` gets at most that many; ``event(ev)`` gets
     :class:`ChrEvent` notifications.  All run with the BQL held.
 
+    The handlers belong to their owner, the device whose methods they are
+    (or ``owner=``): unrealizing or finalizing it removes them, so no input
+    or event reaches a device that is gone.  Install them in ``realize``;
+    a device frontend declared with ``prop_chr`` is also disconnected from
+    its backend when the device is finalized.
+
     >>> ring = qemu_chr_new("out", "ringbuf")
     >>> fe = CharBackend()
     >>> fe.connect(ring)
@@ -667,9 +674,10 @@ class CharBackend:
     >>> qemu_chr_delete("out")
     """
 
-    __slots__ = ("_can_receive", "_chr", "_event", "_fe_open", "_receive")
+    __slots__ = ("_can_receive", "_chr", "_event", "_fe_open", "_owner", "_receive")
 
     def __init__(self) -> None:
+        self._owner: Object | None = None
         self._chr: Chardev | None = None
         self._can_receive: Callable[[], int] | None = None
         self._receive: Callable[[bytes], None] | None = None
@@ -720,16 +728,35 @@ class CharBackend:
         can_receive: Callable[[], int],
         receive: Callable[[bytes], None],
         event: Callable[[ChrEvent], None] | None = None,
+        *,
+        owner: Object | None = None,
     ) -> None:
         """Install the device's handlers (``qemu_chr_fe_set_handlers``).
 
         If the backend is already open, ``event`` gets
         :attr:`ChrEvent.OPENED` at once, as in QEMU.
 
+        Args:
+            can_receive: how many bytes the device can take now.
+            receive: takes at most that many bytes.
+            event: takes :class:`ChrEvent` notifications, or None.
+            owner: the object the handlers call into; by default the QOM
+                object whose method ``receive`` is. Unrealizing or
+                finalizing it removes the handlers.
+
         Raises:
             BqlNotHeldError: the current thread does not hold the BQL.
+            Error: the owner is already finalized.
         """
         bql_assert_locked("CharBackend.set_handlers()")
+        if owner is None:
+            owner = callback_owner(receive)
+        if owner is not self._owner:
+            if self._owner is not None:
+                self._owner.disown_resource(self)
+            if owner is not None:
+                owner.own_resource(self)
+            self._owner = owner
         self._can_receive = can_receive
         self._receive = receive
         self._event = event
@@ -744,12 +771,27 @@ class CharBackend:
     def disable_handlers(self) -> None:
         """Remove the handlers: no more input or events reach the device."""
         bql_assert_locked("CharBackend.disable_handlers()")
+        if self._owner is not None:
+            self._owner.disown_resource(self)
+            self._owner = None
+        self._clear_handlers()
+
+    def _clear_handlers(self) -> None:
         self._can_receive = None
         self._receive = None
         self._event = None
         if self._chr is not None:
             self._chr.update_read_handler()
             self._set_open(False)
+
+    def owner_quiesce(self) -> None:
+        """The owner was unrealized: remove the handlers (realize installs them)."""
+        self.disable_handlers()
+
+    def owner_release(self) -> None:
+        """The owner is gone: remove the handlers."""
+        self._owner = None
+        self._clear_handlers()
 
     def _set_open(self, fe_open: bool) -> None:
         if self._fe_open != fe_open:

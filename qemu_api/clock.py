@@ -13,7 +13,10 @@ period to every clock below it and calls their callbacks, filtered by the
 
 Devices get their clocks from :mod:`qemu_api.qdev`
 (``DeviceState.init_clock_in("clk", self.clk_update, ClockEvent.UPDATE)``),
-which makes the clock a QOM child of the device named after the clock.
+which makes the clock a QOM child of the device named after the clock. A
+clock's callback dies with its owner, the QOM object whose method it is (or
+``owner=``): once the owner is finalized, period changes no longer reach it.
+A finalized clock leaves its clock tree.
 
 Converting between time and ticks must go through :meth:`Clock.ticks_to_ns`
 and :meth:`Clock.ns_to_ticks`, which do QEMU's 128-bit arithmetic:
@@ -38,7 +41,7 @@ from collections.abc import Callable
 from typing import Final, TypeAlias, final
 
 from qemu_api.error import Error
-from qemu_api.qom import Object, override
+from qemu_api.qom import Object, callback_owner, override
 
 __all__ = [
     "CLOCK_PERIOD_1SEC",
@@ -177,6 +180,7 @@ class Clock(Object, type_name=TYPE_CLOCK):
         self._period = 0
         self._callback: ClockCallback | None = None
         self._callback_events = ClockEvent(0)
+        self._callback_owner: Object | None = None
         self._multiplier = 1
         self._divider = 1
         self._source: Clock | None = None
@@ -184,7 +188,8 @@ class Clock(Object, type_name=TYPE_CLOCK):
 
     @override
     def instance_finalize(self) -> None:
-        """Disconnect from the source and from every child clock."""
+        """Drop the callback and leave the tree: source and child clocks."""
+        self.clear_callback()
         for child in list(self._children):
             child._disconnect()
         self._disconnect()
@@ -198,19 +203,51 @@ class Clock(Object, type_name=TYPE_CLOCK):
 
     # -- callback -------------------------------------------------------------
 
-    def set_callback(self, callback: ClockCallback, events: ClockEvent) -> None:
+    def set_callback(
+        self,
+        callback: ClockCallback,
+        events: ClockEvent,
+        *,
+        owner: Object | None = None,
+    ) -> None:
         """Register the one callback of this clock (``clock_set_callback``).
 
         Args:
             callback: called with the :class:`ClockEvent` that happened.
             events: the events the callback wants, e.g.
                 ``ClockEvent.UPDATE | ClockEvent.PRE_UPDATE``.
+            owner: the object the callback calls into; by default the QOM
+                object whose method ``callback`` is. When it is finalized
+                the callback is dropped.
+
+        Raises:
+            Error: the owner is already finalized.
         """
+        if owner is None:
+            owner = callback_owner(callback)
+        if owner is not self._callback_owner:
+            if self._callback_owner is not None:
+                self._callback_owner.disown_resource(self)
+            if owner is not None:
+                owner.own_resource(self)
+            self._callback_owner = owner
         self._callback = callback
         self._callback_events = events
 
     def clear_callback(self) -> None:
         """Unregister the callback (``clock_clear_callback``)."""
+        if self._callback_owner is not None:
+            self._callback_owner.disown_resource(self)
+            self._callback_owner = None
+        self._callback = None
+        self._callback_events = ClockEvent(0)
+
+    def owner_quiesce(self) -> None:
+        """Keep the callback while the owner is unrealized (as QEMU does)."""
+
+    def owner_release(self) -> None:
+        """The callback's owner is gone: drop the callback."""
+        self._callback_owner = None
         self._callback = None
         self._callback_events = ClockEvent(0)
 

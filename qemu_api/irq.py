@@ -30,6 +30,25 @@ one call, with nothing allocated.
 >>> seen
 [(3, 1), (3, 1), (3, 0)]
 
+A line's handler calls into the object that owns the input, so the line dies
+with it: a GPIO input is a QOM child of its device, and a line from
+:func:`qemu_allocate_irq` is owned by the object whose method the handler is
+(or by ``owner=``). Once the owner is finalized, level changes on the line
+reach nobody, exactly as on a line whose handler ignores them; whoever drives
+it keeps working:
+
+>>> from qemu_api.qom import Container
+>>> ctl = Container()  # stands in for an interrupt controller
+>>> line = qemu_allocate_irq(lambda n, level: seen.append(("ctl", level)), 0, owner=ctl)
+>>> out.connect(line)
+>>> out.raise_()
+>>> root = Container()
+>>> _ = root.property_add_child("ctl", ctl)
+>>> ctl.unparent()
+>>> out.lower()  # the controller is gone: nothing is delivered
+>>> seen[-1]
+('ctl', 1)
+
 The IRQ splitter and OR gate (``TYPE_SPLIT_IRQ``, ``TYPE_OR_IRQ``) are
 devices, so they live in :mod:`qemu_api.qdev` (``SplitIRQ``, ``OrIRQ``).
 """
@@ -41,7 +60,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias, final
 
 from qemu_api.bql import BqlCell
-from qemu_api.qom import Object, override
+from qemu_api.qom import Object, callback_owner, override
 from qemu_trace.qemu_api import trace_qemu_irq_set
 
 __all__ = [
@@ -87,7 +106,9 @@ class IRQState(Object, type_name=TYPE_IRQ):
     """The input end of an interrupt line (QEMU ``qemu_irq``).
 
     Create it with :func:`qemu_allocate_irq`; a bare ``IRQState()`` ignores
-    every level change.
+    every level change. When its owner is finalized (or the line itself, as a
+    QOM child of a device), the handler is dropped: the line then ignores
+    every level change, as a bare one does.
     """
 
     @override
@@ -95,6 +116,11 @@ class IRQState(Object, type_name=TYPE_IRQ):
         """Start as a line that ignores every level change."""
         self._handler: IRQHandler = _no_handler
         self._n = 0
+
+    @override
+    def instance_finalize(self) -> None:
+        """Drop the handler: the line delivers nothing any more."""
+        self._handler = _no_handler
 
     @property
     def n(self) -> int:
@@ -119,26 +145,58 @@ class IRQState(Object, type_name=TYPE_IRQ):
         self.set(1)
         self.set(0)
 
+    def owner_quiesce(self) -> None:
+        """Keep delivering while the owner is unrealized (as QEMU does)."""
 
-def qemu_allocate_irq(handler: IRQHandler, n: int) -> IRQState:
-    """Create the input end of a line, calling ``handler(n, level)``.
+    def owner_release(self) -> None:
+        """The owner is gone: drop the handler; the line delivers nothing."""
+        self._handler = _no_handler
 
-    >>> qemu_allocate_irq(lambda n, level: None, 5).n
-    5
-    """
+
+def _new_irq(handler: IRQHandler, n: int) -> IRQState:
     irq = IRQState()
     irq._handler = handler
     irq._n = n
     return irq
 
 
-def qemu_allocate_irqs(handler: IRQHandler, count: int) -> list[IRQState]:
+def qemu_allocate_irq(
+    handler: IRQHandler, n: int, *, owner: Object | None = None
+) -> IRQState:
+    """Create the input end of a line, calling ``handler(n, level)``.
+
+    Args:
+        handler: called with the line number and the new level.
+        n: the line number.
+        owner: the object the handler calls into; by default the QOM object
+            whose method ``handler`` is (:func:`~qemu_api.qom.callback_owner`).
+            When it is finalized the line stops delivering.
+
+    Raises:
+        Error: the owner is already finalized.
+
+    >>> qemu_allocate_irq(lambda n, level: None, 5).n
+    5
+    """
+    irq = _new_irq(handler, n)
+    if owner is None:
+        owner = callback_owner(handler)
+    if owner is not None:
+        owner.own_resource(irq)
+    return irq
+
+
+def qemu_allocate_irqs(
+    handler: IRQHandler, count: int, *, owner: Object | None = None
+) -> list[IRQState]:
     """Create ``count`` lines numbered 0 to ``count - 1`` sharing ``handler``.
+
+    ``owner`` is as for :func:`qemu_allocate_irq`.
 
     >>> [irq.n for irq in qemu_allocate_irqs(lambda n, level: None, 3)]
     [0, 1, 2]
     """
-    return [qemu_allocate_irq(handler, i) for i in range(count)]
+    return [qemu_allocate_irq(handler, i, owner=owner) for i in range(count)]
 
 
 def qemu_irq_intercept_in(
@@ -161,7 +219,9 @@ def qemu_irq_intercept_in(
     [('spy', 4, 1), ('dev', 4, 1)]
     """
     for irq in gpio_in:
-        original = qemu_allocate_irq(irq._handler, irq._n)
+        # The copy belongs to the intercepted line: finalizing the line (with
+        # its device) drops the partial that holds it.
+        original = _new_irq(irq._handler, irq._n)
         irq._handler = functools.partial(handler, original)
 
 

@@ -46,7 +46,7 @@ Guest accesses go through an address space:
 ... )
 >>> dev = Counter()
 >>> root = MemoryRegion.container(None, "root", 0x10000)
->>> root.add_subregion(0x1000, MemoryRegion.io(dev, "counter", 0x100, ops, dev))
+>>> root.add_subregion(0x1000, MemoryRegion.io(None, "counter", 0x100, ops, dev))
 >>> space = AddressSpace(root, "example")
 >>> hex(space.read(0x1000, 4))
 '0x11223344'
@@ -88,6 +88,7 @@ from qemu_api.log import (
     qemu_log_mask,
     qemu_loglevel_mask,
 )
+from qemu_api.qom import JSONValue, Object, ObjectProperty
 from qemu_api.trace import add_state_listener, trace_event_name
 from qemu_trace.qemu_api import (
     trace_memory_region_ops_read,
@@ -103,6 +104,7 @@ __all__ = [
     "MEMTX_DECODE_ERROR",
     "MEMTX_ERROR",
     "MEMTX_OK",
+    "TYPE_MEMORY_REGION",
     "UINT64_MAX",
     "AddressSpace",
     "Endianness",
@@ -128,6 +130,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+TYPE_MEMORY_REGION: Final = "memory-region"
+"""QOM type name of :class:`MemoryRegion`."""
 
 UINT64_MAX: Final = (1 << 64) - 1
 """The largest ``hwaddr``; as a region size it means 2**64, as in QEMU."""
@@ -834,8 +839,17 @@ def _check_hwaddr(where: str, addr: int) -> int:
     return addr
 
 
+def _no_set_container(mr: MemoryRegion | None) -> None:
+    """The ``container`` link is read-only; map with add_subregion()."""
+
+
+def _escape_name(name: str) -> str:
+    """QEMU's ``memory_region_escape_name``: a name usable as a QOM path part."""
+    return "".join(f"\\x{ord(c):02x}" if c in "/[\\]" else c for c in name)
+
+
 @final
-class MemoryRegion:
+class MemoryRegion(Object, type_name=TYPE_MEMORY_REGION):
     """A region of guest physical memory (QEMU's ``MemoryRegion``).
 
     Regions are made with the classmethods :meth:`io`, :meth:`ram`,
@@ -849,22 +863,37 @@ class MemoryRegion:
     ``mr->container``) and an alias's target is :attr:`alias_target`: the
     names ``container`` and ``alias`` are the constructors.
 
+    A region is a QOM object (``TYPE_MEMORY_REGION``), so a device can link
+    to one (``prop_link("memory", MemoryRegion)``, QEMU's
+    ``link<memory-region>``).  A region with an owner is the owner's QOM
+    child ``NAME[N]``, as in QEMU (``qom-list`` shows ``pl011[0]`` under a
+    PL011), with QEMU's read-only properties ``container``, ``addr``,
+    ``priority`` and ``size``; it dies with its owner: when the owner is
+    finalized the region is unmapped from its container, its own subregions
+    are unmapped, and an I/O region stops calling its ops, so the addresses
+    where it was become unassigned.  A region without an owner stays out of
+    the QOM tree (QEMU puts those under ``/machine/unattached``).
+
     >>> system = MemoryRegion.container(None, "sys", 0x100000)
     >>> ram = MemoryRegion.ram(None, "ram", 0x1000)
     >>> system.add_subregion(0x8000, ram)
     >>> ram.addr, ram.size, ram.parent_container is system
     (32768, 4096, True)
+    >>> from qemu_api.qom import Container
+    >>> board = Container()
+    >>> sram = MemoryRegion.ram(board, "sram", 0x100)
+    >>> sram.canonical_path() is None, sram.name_in_parent, sram.property_get("size")
+    (True, 'sram[0]', 256)
     """
 
     __slots__ = (
-        "__weakref__",
         "_addr",
         "_alias",
         "_alias_offset",
         "_container",
         "_enabled",
         "_mapped_via_alias",
-        "_name",
+        "_mr_name",
         "_opaque",
         "_ops",
         "_owner",
@@ -876,11 +905,12 @@ class MemoryRegion:
         "_terminates",
     )
 
-    def __init__(self, owner: object | None, name: str, size: int) -> None:
-        """Make a container region; prefer :meth:`container`."""
-        self._owner = owner
-        self._name = name
-        self._size = _check_size(f"memory region '{name}'", size)
+    @override
+    def _qom_instance_init(self) -> None:
+        """An empty, nameless container of size 0 (``memory_region_initfn``)."""
+        self._owner: Object | None = None
+        self._mr_name = ""
+        self._size = 0
         self._addr = 0
         self._priority = 0
         self._container: MemoryRegion | None = None
@@ -894,18 +924,76 @@ class MemoryRegion:
         self._ops: _BoundOps = _UNASSIGNED_OPS
         self._opaque: object = None
         self._ram: RamBuffer | None = None
+        self.property_add_link(
+            "container",
+            MemoryRegion,
+            lambda: self._container,
+            _no_set_container,
+            None,
+        )
+        self.property_add_uint("addr", 64, lambda: self._addr)
+        self.property_add(
+            ObjectProperty("priority", "uint32", getter=self._priority_json)
+        )
+        self.property_add_uint("size", 64, lambda: min(self._size, UINT64_MAX))
+
+    def _priority_json(self) -> JSONValue:
+        # QEMU declares "uint32" but visits the int32 priority.
+        return self._priority
+
+    @override
+    def instance_finalize(self) -> None:
+        """Leave the memory map: unmapped, empty, and calling no ops any more.
+
+        QEMU's ``memory_region_finalize`` (which requires that the region was
+        unmapped first; here finalizing an owner unmaps its regions).
+        """
+        with memory_region_transaction():
+            container = self._container
+            if container is not None:
+                container.del_subregion(self)
+            for sub in list(self._subregions):
+                self.del_subregion(sub)
+            if self._ops is not _UNASSIGNED_OPS:
+                self._ops = _UNASSIGNED_OPS
+                self._opaque = None
+                _io_regions.discard(self)
+            self._enabled = False
+            # Views that reach the region through an alias re-render without it.
+            _mark_pending(self._mapped_via_alias > 0)
+
+    @classmethod
+    def _make(cls, owner: Object | None, name: str, size: int) -> MemoryRegion:
+        if owner is not None and not isinstance(owner, Object):
+            raise Error(
+                f"memory region '{name}': owner is a {type(owner).__name__}; "
+                "expected the QOM object that owns the region (usually the "
+                "device), or None"
+            )
+        mr = cls()
+        mr._owner = owner
+        mr._mr_name = name
+        mr._size = _check_size(f"memory region '{name}'", size)
+        return mr
+
+    def _attach(self) -> MemoryRegion:
+        """Become the owner's child ``NAME[N]`` (``memory_region_do_init``)."""
+        if self._owner is not None:
+            self._owner.property_add_child(f"{_escape_name(self._mr_name)}[*]", self)
+        return self
 
     # -- constructors -------------------------------------------------------
 
     @classmethod
-    def container(cls, owner: object | None, name: str, size: int) -> MemoryRegion:
+    def container(cls, owner: Object | None, name: str, size: int) -> MemoryRegion:
         """Make a container: a region that only holds subregions.
 
         QEMU's ``memory_region_init``.  Accesses that hit no subregion are
         unassigned.
 
         Args:
-            owner: the object (usually the device) that owns the region.
+            owner: the QOM object (usually the device) that owns the region;
+                the region becomes its child ``NAME[N]`` and dies with it.
             name: the region's name, shown by ``info mtree`` and in logs.
             size: the size in bytes; ``UINT64_MAX`` means 2**64.
 
@@ -918,12 +1006,12 @@ class MemoryRegion:
         >>> MemoryRegion.container(None, "system", UINT64_MAX).size == 2**64
         True
         """
-        return cls(owner, name, size)
+        return cls._make(owner, name, size)._attach()
 
     @classmethod
     def io(
         cls,
-        owner: object | None,
+        owner: Object | None,
         name: str,
         size: int,
         ops: MemoryRegionOps[T],
@@ -932,7 +1020,8 @@ class MemoryRegion:
         """Make an I/O region whose accesses call ``ops`` (``memory_region_init_io``).
 
         Args:
-            owner: the object (usually the device) that owns the region.
+            owner: the QOM object (usually the device) that owns the region;
+                the region becomes its child ``NAME[N]`` and dies with it.
             name: the region's name.
             size: the size in bytes.
             ops: the callbacks and access rules.
@@ -950,17 +1039,17 @@ class MemoryRegion:
                 f"memory region '{name}': ops is a {type(ops).__name__}; expected "
                 "a MemoryRegionOps(read=..., write=...)"
             )
-        mr = cls(owner, name, size)
+        mr = cls._make(owner, name, size)
         mr._ops = _bind_ops(ops, opaque)
         mr._opaque = opaque
         mr._terminates = True
         _io_regions.add(mr)
         if _mmio_tracing:
             mr._ops.set_tracing(mr, True)
-        return mr
+        return mr._attach()
 
     @classmethod
-    def ram(cls, owner: object | None, name: str, size: int) -> MemoryRegion:
+    def ram(cls, owner: Object | None, name: str, size: int) -> MemoryRegion:
         """Make a RAM region, zero-filled (``memory_region_init_ram``).
 
         Its contents are an anonymous memory mapping (a ``bytearray`` when
@@ -969,7 +1058,7 @@ class MemoryRegion:
         them without copying.
 
         Args:
-            owner: the object that owns the region.
+            owner: the QOM object that owns the region (see :meth:`container`).
             name: the region's name; it also names the RAM block.
             size: the size in bytes.
 
@@ -979,13 +1068,13 @@ class MemoryRegion:
         Raises:
             Error: the size is out of range.
         """
-        mr = cls(owner, name, size)
+        mr = cls._make(owner, name, size)
         mr._ram = _alloc_ram(mr._size)
         mr._terminates = True
-        return mr
+        return mr._attach()
 
     @classmethod
-    def rom(cls, owner: object | None, name: str, size: int) -> MemoryRegion:
+    def rom(cls, owner: Object | None, name: str, size: int) -> MemoryRegion:
         """Make a ROM region (``memory_region_init_rom``).
 
         Guest reads see the contents; guest writes are rejected with
@@ -994,7 +1083,7 @@ class MemoryRegion:
         :meth:`AddressSpace.write_rom`.
 
         Args:
-            owner: the object that owns the region.
+            owner: the QOM object that owns the region (see :meth:`container`).
             name: the region's name.
             size: the size in bytes.
 
@@ -1011,7 +1100,7 @@ class MemoryRegion:
     @classmethod
     def alias(
         cls,
-        owner: object | None,
+        owner: Object | None,
         name: str,
         orig: MemoryRegion,
         offset: int,
@@ -1023,7 +1112,7 @@ class MemoryRegion:
         makes that part of ``orig`` visible there too.
 
         Args:
-            owner: the object that owns the region.
+            owner: the QOM object that owns the region (see :meth:`container`).
             name: the region's name.
             orig: the region to look into.
             offset: where the window starts in ``orig``.
@@ -1035,20 +1124,20 @@ class MemoryRegion:
         Raises:
             Error: the size or offset is out of range.
         """
-        mr = cls(owner, name, size)
+        mr = cls._make(owner, name, size)
         mr._alias = orig
         mr._alias_offset = _check_hwaddr(f"alias '{name}'", offset)
-        return mr
+        return mr._attach()
 
     # -- attributes -----------------------------------------------------------
 
     @property
     def name(self) -> str:
         """The region's name (``memory_region_name``)."""
-        return self._name
+        return self._mr_name
 
     @property
-    def owner(self) -> object | None:
+    def owner(self) -> Object | None:
         """The object that owns the region (``memory_region_owner``)."""
         return self._owner
 
@@ -1147,7 +1236,7 @@ class MemoryRegion:
             mr = mr._alias
         if mr._ram is None:
             raise Error(
-                f"memory region '{self._name}' is not RAM; get_ram_ptr() needs a "
+                f"memory region '{self._mr_name}' is not RAM; get_ram_ptr() needs a "
                 "region made by MemoryRegion.ram() or .rom() (or an alias of one)"
             )
         return memoryview(mr._ram)[offset:]
@@ -1209,22 +1298,22 @@ class MemoryRegion:
                 "add_subregion: expected a MemoryRegion, got "
                 f"{type(subregion).__name__}"
             )
-        offset = _check_hwaddr(f"mapping '{subregion._name}'", offset)
+        offset = _check_hwaddr(f"mapping '{subregion._mr_name}'", offset)
         bql_assert_locked("changing the memory topology")
         if subregion._container is not None:
             raise Error(
-                f"memory region '{subregion._name}' is already mapped in "
-                f"'{subregion._container._name}'; a region can be in only one "
+                f"memory region '{subregion._mr_name}' is already mapped in "
+                f"'{subregion._container._mr_name}'; a region can be in only one "
                 "container",
                 hint=f"Unmap it first with "
-                f"{subregion._container._name}.del_subregion(region), or map an "
+                f"{subregion._container._mr_name}.del_subregion(region), or map an "
                 "alias of it (MemoryRegion.alias) to show it at a second place.\n",
             )
         node: MemoryRegion | None = self
         while node is not None:
             if node is subregion:
                 raise Error(
-                    f"mapping '{subregion._name}' in '{self._name}' would make a "
+                    f"mapping '{subregion._mr_name}' in '{self._mr_name}' would make a "
                     "cycle: a region cannot contain itself or its own container"
                 )
             node = node._container
@@ -1268,11 +1357,11 @@ class MemoryRegion:
             where = (
                 "is not mapped anywhere"
                 if subregion._container is None
-                else f"is mapped in '{subregion._container._name}'"
+                else f"is mapped in '{subregion._container._mr_name}'"
             )
             raise Error(
-                f"del_subregion: memory region '{subregion._name}' {where}, not in "
-                f"'{self._name}'; call del_subregion on its parent_container"
+                f"del_subregion: memory region '{subregion._mr_name}' {where}, not in "
+                f"'{self._mr_name}'; call del_subregion on its parent_container"
             )
         memory_region_transaction_begin()
         try:
@@ -1330,12 +1419,12 @@ class MemoryRegion:
         Raises:
             Error: the size is out of range.
         """
-        size = _check_size(f"memory region '{self._name}'", size)
+        size = _check_size(f"memory region '{self._mr_name}'", size)
         if size == self._size:
             return
         if self._ram is not None and size > len(self._ram):
             raise Error(
-                f"set_size: RAM region '{self._name}' has {len(self._ram):#x} bytes "
+                f"set_size: RAM region '{self._mr_name}' has {len(self._ram):#x} bytes "
                 f"of storage and cannot grow to {size:#x}; make a new region with "
                 "MemoryRegion.ram() instead"
             )
@@ -1358,7 +1447,7 @@ class MemoryRegion:
         Raises:
             Error: the address is out of range.
         """
-        addr = _check_hwaddr(f"moving '{self._name}'", addr)
+        addr = _check_hwaddr(f"moving '{self._mr_name}'", addr)
         if addr == self._addr:
             return
         with memory_region_transaction():
@@ -1379,10 +1468,10 @@ class MemoryRegion:
         """
         if self._alias is None:
             raise Error(
-                f"set_alias_offset: memory region '{self._name}' is not an alias; "
+                f"set_alias_offset: memory region '{self._mr_name}' is not an alias; "
                 "make it with MemoryRegion.alias()"
             )
-        offset = _check_hwaddr(f"alias '{self._name}'", offset)
+        offset = _check_hwaddr(f"alias '{self._mr_name}'", offset)
         if offset == self._alias_offset:
             return
         memory_region_transaction_begin()
@@ -1457,14 +1546,14 @@ class MemoryRegion:
     @override
     def __repr__(self) -> str:
         return (
-            f"<MemoryRegion '{self._name}' {_memory_region_type(self)} "
+            f"<MemoryRegion '{self._mr_name}' {_memory_region_type(self)} "
             f"size={self._size:#x}>"
         )
 
 
 # The region behind every unassigned address (QEMU's io_mem_unassigned, whose
 # name is NULL and prints as "(null)").
-_IO_MEM_UNASSIGNED: Final = MemoryRegion(None, "(null)", _SIZE_2_64)
+_IO_MEM_UNASSIGNED: Final = MemoryRegion._make(None, "(null)", _SIZE_2_64)
 _IO_MEM_UNASSIGNED._terminates = True
 
 
@@ -1493,7 +1582,7 @@ def _log_invalid(
     kind = "write" if is_write else "read"
     qemu_log_mask(
         _LOG_BAD_ACCESS,
-        f"Invalid {kind} at addr 0x{addr:X}, size {size}, region '{mr._name}', "
+        f"Invalid {kind} at addr 0x{addr:X}, size {size}, region '{mr._mr_name}', "
         f"reason: {why}\n",
     )
 
@@ -2003,7 +2092,7 @@ def _access_allowed(
     qemu_log_mask(
         _LOG_BAD_ACCESS,
         f"Invalid access to non-RAM device at addr 0x{addr:X}, size {length}, "
-        f"region '{mr._name}'\n",
+        f"region '{mr._mr_name}'\n",
     )
     return False
 
@@ -2029,9 +2118,19 @@ class AddressSpace:
     :meth:`write_buf`, :meth:`rw`) are cut into pieces that may fall in
     different regions, as ``address_space_rw`` does.
 
+    A device that masters DMA builds its address space in ``realize`` from
+    its ``memory`` link and passes ``owner=self``: the address space is then
+    destroyed when the device is unrealized (or finalized, if it was made
+    before realize), so it stops being rendered and leaves ``info mtree``.
+
     Args:
         root: the root of the tree.
         name: the name shown by ``info mtree``.
+        owner: the object whose life bounds the address space's, or None.
+
+    Raises:
+        Error: ``root`` is not a :class:`MemoryRegion`, or the owner is
+            finalized.
 
     >>> root = MemoryRegion.container(None, "bus", 0x10000)
     >>> root.add_subregion(0x100, MemoryRegion.ram(None, "sram", 0x100))
@@ -2047,6 +2146,7 @@ class AddressSpace:
         "__weakref__",
         "_cached",
         "_name",
+        "_owner",
         "_rc",
         "_rcx",
         "_root",
@@ -2056,7 +2156,13 @@ class AddressSpace:
         "_wcx",
     )
 
-    def __init__(self, root: MemoryRegion, name: str = "anonymous") -> None:
+    def __init__(
+        self,
+        root: MemoryRegion,
+        name: str = "anonymous",
+        *,
+        owner: Object | None = None,
+    ) -> None:
         if not isinstance(root, MemoryRegion):
             raise Error(
                 f"AddressSpace {name!r}: root is a {type(root).__name__}; expected "
@@ -2071,6 +2177,9 @@ class AddressSpace:
         self._rcx: _ReadCache = _read_caches()
         self._wcx: _WriteCache = _write_caches()
         self._cached = 0
+        self._owner = owner
+        if owner is not None:
+            owner.own_resource(self)
         _address_spaces.append(weakref.ref(self))
         self._update_topology()
 
@@ -2084,15 +2193,34 @@ class AddressSpace:
         """The root of the rendered tree."""
         return self._root
 
+    @property
+    def owner(self) -> Object | None:
+        """The object whose life bounds this address space's, or None."""
+        return self._owner
+
     def destroy(self) -> None:
         """Stop rendering this address space (``address_space_destroy``).
 
         Accesses keep using the last view.
         """
+        if self._owner is not None:
+            self._owner.disown_resource(self)
+            self._owner = None
+        self._unregister()
+
+    def _unregister(self) -> None:
         for i, ref in enumerate(_address_spaces):
             if ref() is self:
                 del _address_spaces[i]
                 break
+
+    def owner_quiesce(self) -> None:
+        """Keep rendering while the owner is unrealized."""
+
+    def owner_release(self) -> None:
+        """The owner is gone: destroy the address space."""
+        self._owner = None
+        self._unregister()
 
     def _update_topology(self) -> None:
         sections: list[_Section] = []
@@ -2891,7 +3019,7 @@ class AddressSpace:
 
     @override
     def __repr__(self) -> str:
-        return f"<AddressSpace '{self._name}' root='{self._root._name}'>"
+        return f"<AddressSpace '{self._name}' root='{self._root._mr_name}'>"
 
 
 def _resolve_alias(mr: MemoryRegion) -> MemoryRegion:
@@ -3120,7 +3248,7 @@ class GuestMemory:
             mr = mr._alias
         if mr._ram is None:
             raise Error(
-                f"GuestMemory: memory region '{target._name}' is not RAM or ROM; "
+                f"GuestMemory: memory region '{target._mr_name}' is not RAM or ROM; "
                 "DMA into device registers goes through an AddressSpace: use "
                 "GuestMemory(get_address_space_memory())"
             )
@@ -3465,13 +3593,13 @@ def _mtree_print_mr(
             out.append(
                 f"{_MTREE_INDENT * level}{cur_start:016x}-{cur_end:016x} "
                 f"(prio {mr._priority}, {_memory_region_type(mr)}): alias "
-                f"{mr._name} @{alias._name} {mr._alias_offset:016x}-"
+                f"{mr._mr_name} @{alias._mr_name} {mr._alias_offset:016x}-"
                 f"{alias_end:016x}{state}\n"
             )
     elif mr._enabled or disabled:
         out.append(
             f"{_MTREE_INDENT * level}{cur_start:016x}-{cur_end:016x} "
-            f"(prio {mr._priority}, {_memory_region_type(mr)}): {mr._name}{state}\n"
+            f"(prio {mr._priority}, {_memory_region_type(mr)}): {mr._mr_name}{state}\n"
         )
     # Subregions by address, higher priority first at equal addresses.
     queue: list[MemoryRegion] = []
@@ -3500,14 +3628,13 @@ def _mtree_flatview(out: list[str], spaces: list[AddressSpace]) -> None:
     for counter, (root, members) in enumerate(groups):
         out.append(f"FlatView #{counter}\n")
         for space in members:
-            line = f' AS "{space._name}", root: {root._name}'
+            line = f' AS "{space._name}", root: {root._mr_name}'
             if root._alias is not None:
-                line += f", alias {root._alias._name}"
+                line += f", alias {root._alias._mr_name}"
             out.append(line + "\n")
         physmr = _flatview_root(root)
-        out.append(
-            f" Root memory region: {physmr._name if physmr is not None else '(none)'}\n"
-        )
+        physname = physmr._mr_name if physmr is not None else "(none)"
+        out.append(f" Root memory region: {physname}\n")
         ranges = _generate_memory_topology(root)
         if not ranges:
             out.append(f"{_MTREE_INDENT}No rendered FlatView\n\n")
@@ -3518,7 +3645,7 @@ def _mtree_flatview(out: list[str], spaces: list[AddressSpace]) -> None:
             end = (fr.start + _mr_size(fr.size)) & _HWADDR_MASK
             line = (
                 f"{_MTREE_INDENT}{fr.start:016x}-{end:016x} "
-                f"(prio {mr._priority}, {kind}): {mr._name}"
+                f"(prio {mr._priority}, {kind}): {mr._mr_name}"
             )
             if fr.offset_in_region:
                 line += f" @{fr.offset_in_region:016x}"
@@ -3572,7 +3699,7 @@ def mtree_info(*, flatview: bool = False, disabled: bool = False) -> str:
     i = 0
     while i < len(alias_queue):
         mr = alias_queue[i]
-        out.append(f"memory-region: {mr._name}\n")
+        out.append(f"memory-region: {mr._mr_name}\n")
         _mtree_print_mr(out, mr, 1, 0, alias_queue, disabled)
         out.append("\n")
         i += 1

@@ -17,14 +17,22 @@ Life cycle, as in QEMU:
 
 1. ``instance_init`` creates what the device owns: MMIO regions, GPIO lines
    (:meth:`DeviceState.init_gpio_in`, :meth:`DeviceState.init_gpio_out`),
-   clock inputs (:meth:`DeviceState.init_clock_in`).
+   clock inputs (:meth:`DeviceState.init_clock_in`), timers. It does not call
+   ``super().instance_init()`` (a class that does is refused when defined);
+   if it raises, everything it created is released.
 2. The board sets properties and calls :func:`qdev_realize` (or
    ``sysbus_realize``). The device's ``realize`` hook validates its
    configuration and raises :class:`~qemu_api.error.Error` with a helpful
-   message if it is wrong; the device then stays unrealized and can be fixed
-   and realized again.
+   message if it is wrong; the device then stays unrealized, with what
+   realize had started undone, and can be fixed and realized again. Realize
+   installs chardev handlers and builds DMA views.
 3. Reset is three-phase (:class:`Resettable`): every ``reset_enter`` of the
    tree runs before any ``reset_hold``, then the ``reset_exit`` phases.
+4. Unrealize disarms the device's timers, removes its chardev handlers and
+   releases what realize created. Unparenting unrealizes, then finalizes:
+   everything the device owns dies with it (timers, interrupt inputs, chardev
+   handlers, clocks, memory regions, address spaces), so nothing calls into
+   it afterwards. See :class:`~qemu_api.qom.OwnedResource`.
 
 >>> class Blinky(DeviceState, type_name="doc-blinky"):
 ...     period = prop_u32("period", default=10, doc="blink period in ticks")
@@ -363,6 +371,9 @@ class _PropertyBase:
     def _install(self, dev: DeviceState) -> None:
         raise NotImplementedError
 
+    def _check_realize(self, dev: DeviceState) -> None:
+        """Refuse to realize ``dev`` if the property is not set as it must be."""
+
 
 class QdevProperty(_PropertyBase, Generic[G, S]):
     """A typed qdev property, declared as a class attribute of a device.
@@ -593,9 +604,12 @@ class _ChrProperty(QdevProperty[CharBackend, Chardev | None]):
 
 @final
 class _LinkProperty(QdevProperty[ObjT | None, ObjT | None]):
-    def __init__(self, name: str, target_type: type[ObjT], doc: str | None) -> None:
+    def __init__(
+        self, name: str, target_type: type[ObjT], doc: str | None, required: bool
+    ) -> None:
         super().__init__(name, f"link<{target_type.TYPE_NAME}>", doc, None, False)
         self._target_type = target_type
+        self.required = required
 
     @override
     def _initial(self, dev: DeviceState) -> ObjT | None:
@@ -608,6 +622,18 @@ class _LinkProperty(QdevProperty[ObjT | None, ObjT | None]):
     @override
     def _store(self, dev: DeviceState, value: ObjT | None) -> None:
         dev.property_set_link(self.name, value)
+
+    @override
+    def _check_realize(self, dev: DeviceState) -> None:
+        if self.required and self._values[dev] is None:
+            tname = self._target_type.TYPE_NAME
+            raise Error(
+                f"'{self.name}' link is not set",
+                hint=f"Device '{dev.typename()}' needs its link<{tname}> property "
+                f"'{self.name}' before it is realized: "
+                f"dev.property_set_link('{self.name}', target), or "
+                f"dev.property_set('{self.name}', '/qom/path/of/target').\n",
+            )
 
     @override
     def _install(self, dev: DeviceState) -> None:
@@ -774,13 +800,42 @@ def prop_chr(
 
 
 def prop_link(
-    name: str, target_type: type[ObjT], *, doc: str | None = None
+    name: str,
+    target_type: type[ObjT],
+    *,
+    doc: str | None = None,
+    required: bool = False,
 ) -> QdevProperty[ObjT | None, ObjT | None]:
     """Declare a ``link<TYPE>`` property to another object (``DEFINE_PROP_LINK``).
 
-    Through QOM it is set with a path; the target must be a ``target_type``.
+    The device reads the target (or None); the board sets it before realize,
+    typed with ``dev.property_set_link(name, target)`` or by QOM path with
+    ``dev.property_set(name, path)``. The target must be a ``target_type``:
+    anything else is refused with QEMU's "Invalid parameter type for 'NAME',
+    expected: TYPE". After realize the link cannot change.
+
+    A DMA master declares QEMU's ``memory`` link to the region it masters
+    (``DEFINE_PROP_LINK("memory", ..., TYPE_MEMORY_REGION, MemoryRegion *)``)
+    and builds its view of it in realize::
+
+        class DmaEngine(SysBusDevice, type_name="dma-engine"):
+            memory = prop_link("memory", MemoryRegion, required=True)
+
+            def realize(self) -> None:
+                super().realize()
+                assert self.memory is not None  # required=True checked it
+                self.dma = GuestMemory(
+                    AddressSpace(self.memory, self.memory.name, owner=self)
+                )
+
+    Args:
+        name: the property name.
+        target_type: the class every target must be an instance of.
+        doc: the description shown by ``-device TYPE,help``.
+        required: refuse to realize while the link is unset, with QEMU's
+            "'NAME' link is not set".
     """
-    return _LinkProperty(name, target_type, doc)
+    return _LinkProperty(name, target_type, doc, required)
 
 
 def prop_array(
@@ -994,36 +1049,65 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
                 hint="plug it with qdev_realize(dev, bus); for a sysbus device "
                 "use sysbus_realize(dev)",
             )
+        for prop in type(self)._qdev_props:
+            prop._check_realize(self)
         unattached = False
         if self.parent is None:
             container_get(qdev_get_machine(), "unattached").property_add_child(
                 "device[*]", self
             )
             unattached = True
+        # What the device acquires from here on belongs to the realized phase
+        # and is released at unrealize (or at once if realize fails).
+        self._qom_scope = []
         try:
             self.realize()
-        except Exception:
+        except BaseException:
+            self._end_realized_phase()
             if unattached:
                 self._detach()
             raise
         try:
             for listener in tuple(_device_listeners):
                 listener.realize(self)
-        except Exception:
-            self.unrealize()
-            if unattached:
-                self._detach()
+        except BaseException:
+            try:
+                self.unrealize()
+            finally:
+                self._end_realized_phase()
+                if unattached:
+                    self._detach()
             raise
         self._realized = True
 
+    def _end_realized_phase(self) -> None:
+        """Quiesce everything the device owns; release what the realized phase took."""
+        for res in (*self._qom_owned, *self._qom_scope):
+            res.owner_quiesce()
+        if self._qom_scope is not self._qom_owned:
+            scope = self._qom_scope
+            self._qom_scope = self._qom_owned
+            while scope:
+                scope.pop().owner_release()
+
     def _do_unrealize(self) -> None:
-        for bus in self._child_buses:
-            for dev in bus.devices():
-                dev._set_realized(False)
-        for listener in reversed(_device_listeners):
-            listener.unrealize(self)
-        self.unrealize()
-        self._realized = False
+        try:
+            for bus in self._child_buses:
+                for dev in bus.devices():
+                    dev._set_realized(False)
+            for listener in reversed(_device_listeners):
+                listener.unrealize(self)
+            self.unrealize()
+        finally:
+            self._end_realized_phase()
+            self._realized = False
+
+    @override
+    def _qom_instance_finalize(self) -> None:
+        """Disconnect the GPIO outputs: a dead device drives no line."""
+        for lst in self._gpios.values():
+            for src in lst.outputs:
+                src.connect(None)
 
     @override
     def instance_unparent(self) -> None:
@@ -1059,7 +1143,9 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
 
         ``handler(line, level)`` runs when a line changes; numbering continues
         after the inputs already created with the same name. Each input is a
-        QOM child ``NAME[i]`` of the device.
+        QOM child ``NAME[i]`` of the device, so it lives as long as the device:
+        once the device is finalized the line delivers nothing, whoever still
+        drives it.
         """
         lst = self._gpio_list(name)
         if name is not None and lst.outputs:
@@ -1071,6 +1157,9 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
         for i in range(start, start + n):
             irq = qemu_allocate_irq(handler, i)
             self.property_add_child(f"{base}[{i}]", irq)
+            # A child lives until the device is finalized, even when it was
+            # created while the device was realized.
+            self.disown_resource(irq)
             lst.inputs.append(irq)
 
     def init_gpio_in(self, handler: IRQHandler, n: int) -> None:
@@ -1206,11 +1295,15 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
         """Create clock input ``name`` (``qdev_init_clock_in``).
 
         The clock is the QOM child ``name`` of the device; ``callback`` runs on
-        the ``events`` that the board's clock tree propagates.
+        the ``events`` that the board's clock tree propagates, until the
+        device is finalized.
         """
         clk = self._add_clock(name, False)
         if callback is not None:
             clk.set_callback(callback, events)
+            # The clock is a child: it and its callback live until the
+            # device is finalized.
+            self.disown_resource(clk)
         return clk
 
     def init_clock_out(self, name: str) -> Clock:

@@ -14,9 +14,21 @@ This module models QEMU's QOM (``include/qom/object.h``, ``qom/object.c``,
 - **Construction is all or nothing** (QEMU's pinned-init goal). ``Timer()``
   (or ``Timer.new()`` / :func:`object_new`) runs every ``instance_init`` from
   the base type down, then every ``instance_post_init``; only then is the object
-  returned. Until it is returned the object cannot be attached to the tree, and
-  an exception in an init hook leaves no trace anywhere. Objects take no
-  constructor arguments: they are configured through properties afterwards.
+  returned. Until it is returned the object cannot be attached to the tree. If
+  an init hook raises, what the object had acquired is undone before the
+  exception propagates: its resources are released (an armed timer cannot
+  fire), its properties and children are torn down, and the
+  ``instance_finalize`` of every class whose ``instance_init`` had completed
+  runs. Objects take no constructor arguments: they are configured through
+  properties afterwards. A hook never calls its parent's version
+  (``super().instance_init()``): the framework chains them, and a class that
+  does is refused when it is defined.
+- **Resources die with their owner.** Timers, interrupt lines, clock
+  callbacks, chardev handlers and address spaces that call into an object
+  are *owned* by it (:class:`OwnedResource`, :meth:`Object.own_resource`);
+  by default the owner is the object whose method the callback is
+  (:func:`callback_owner`). Finalizing the object releases them, so nothing
+  calls into a dead object.
 - **The object tree** starts at :func:`object_get_root`. ``child<T>``
   properties make an object own another (paths like ``/machine/unattached``);
   ``link<T>`` properties point at objects elsewhere in the tree.
@@ -49,12 +61,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import (
     ClassVar,
     Final,
     NamedTuple,
+    Protocol,
     Self,
     TypeAlias,
     TypeVar,
@@ -75,8 +90,10 @@ __all__ = [
     "Object",
     "ObjectProperty",
     "ObjectPropertyInfo",
+    "OwnedResource",
     "PathResolution",
     "TypeInfo",
+    "callback_owner",
     "container_get",
     "object_cast",
     "object_class_by_name",
@@ -131,6 +148,70 @@ LinkCheck: TypeAlias = Callable[["Object", str, "Object | None"], None]
 It raises :class:`~qemu_api.error.Error` to refuse the change (QEMU's
 ``check`` argument of ``object_property_add_link``).
 """
+
+
+class OwnedResource(Protocol):
+    """Something that calls into an object and must not outlive it.
+
+    Timers (:class:`~qemu_api.timer.Timer`), interrupt lines
+    (:class:`~qemu_api.irq.IRQState`), clock callbacks
+    (:class:`~qemu_api.clock.Clock`), chardev handlers
+    (:class:`~qemu_api.chardev.CharBackend`) and address spaces
+    (:class:`~qemu_api.memory.AddressSpace`) implement it; they give
+    themselves to their owner with :meth:`Object.own_resource` when they are
+    created with one. The owner calls the two methods at the end of its life:
+
+    - :meth:`owner_quiesce` when a device is unrealized: stop acting on the
+      owner for now (a timer is disarmed, chardev handlers are removed), but
+      stay usable, since the device may be realized again;
+    - :meth:`owner_release` when the owner is finalized (or, for a resource
+      created while a device was realized, when it is unrealized): drop every
+      reference into the owner for good. It may be called more than once.
+    """
+
+    def owner_quiesce(self) -> None:
+        """The owning device was unrealized: stop calling into it for now."""
+
+    def owner_release(self) -> None:
+        """The owner is going away: never call into it again."""
+
+
+def callback_owner(callback: Callable[..., object]) -> Object | None:
+    """Return the QOM object whose method ``callback`` is, or None.
+
+    This is the default owner of a timer, an interrupt handler, a clock
+    callback or chardev handlers: a callback that is a method of a device
+    (``self.timer_expired``), possibly wrapped in :func:`functools.partial`,
+    dies with the device. For a lambda or another function the owner cannot
+    be known: pass ``owner=`` explicitly.
+
+    >>> c = Container()
+    >>> callback_owner(c.typename) is c, callback_owner(lambda: None)
+    (True, None)
+    """
+    fn: object = callback
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        owner = fn.__self__
+        if isinstance(owner, Object):
+            return owner
+    return None
+
+
+def _calls_own_hook(code: types.CodeType, name: str) -> bool:
+    """Whether ``code`` (or code nested in it) refers to attribute ``name``."""
+    if name in code.co_names:
+        return True
+    return any(
+        isinstance(const, types.CodeType) and _calls_own_hook(const, name)
+        for const in code.co_consts
+    )
+
+
+# Hooks the framework chains from the base type down (or up, for finalize):
+# a class that calls its parent's version would run it twice.
+_CHAINED_HOOKS: Final = ("instance_init", "instance_post_init", "instance_finalize")
 
 
 @final
@@ -456,9 +537,14 @@ class Object:
 
     Subclass with a type name; define ``instance_init`` (and optionally
     ``instance_post_init``, ``instance_finalize``, ``class_init``) instead of
-    ``__init__``. Each class's hooks run in order from the base type down; do
-    not call ``super()`` from them: the framework chains them as QEMU does,
-    and a ``super()`` call would run the parent's hook twice.
+    ``__init__``. The framework chains the hooks as QEMU does: every class's
+    ``instance_init`` runs from the base type down, then every
+    ``instance_post_init``; ``instance_finalize`` runs from the most derived
+    type up. So a hook never calls ``super()``: a class whose
+    ``instance_init``, ``instance_post_init`` or ``instance_finalize`` calls
+    its parent's (``super().instance_init()``, ``Parent.instance_init(self)``)
+    is refused with a :class:`TypeError` when it is defined, because the
+    parent's hook would run twice.
 
     >>> class Dummy(Object, type_name="doc-dummy"):
     ...     def instance_init(self) -> None:
@@ -466,6 +552,14 @@ class Object:
     >>> d = Dummy.new()
     >>> d.typename(), d.value, d.parent is None
     ('doc-dummy', 42, True)
+    >>> class Twice(Dummy, type_name="doc-twice"):
+    ...     def instance_init(self) -> None:
+    ...         super().instance_init()
+    Traceback (most recent call last):
+    ...
+    TypeError: Twice.instance_init calls instance_init (super().instance_init() \
+or Parent.instance_init(self)): QOM runs the instance_init of every class from \
+the base type down by itself, so the parent's would run twice; remove the call
     """
 
     TYPE_NAME: ClassVar[str] = TYPE_OBJECT
@@ -483,7 +577,8 @@ class Object:
 
         Raises:
             TypeError: on a missing or duplicate type name, on an ``__init__``
-                override, or when two object classes are bases.
+                override, when two object classes are bases, or when a
+                chained hook calls its parent's version.
         """
         super().__init_subclass__(**kwargs)
         if type_name is None:
@@ -503,6 +598,21 @@ class Object:
                 f"QOM class {cls.__qualname__} must derive from exactly one object "
                 "class (QOM is single inheritance; add behaviour with Interface mixins)"
             )
+        for hook_name in _CHAINED_HOOKS:
+            fn = cls.__dict__.get(hook_name)
+            code = getattr(fn, "__code__", None)
+            if isinstance(code, types.CodeType) and _calls_own_hook(code, hook_name):
+                order = (
+                    "from the most derived type up"
+                    if hook_name == "instance_finalize"
+                    else "from the base type down"
+                )
+                raise TypeError(
+                    f"{cls.__qualname__}.{hook_name} calls {hook_name} "
+                    f"(super().{hook_name}() or Parent.{hook_name}(self)): QOM "
+                    f"runs the {hook_name} of every class {order} by itself, so "
+                    "the parent's would run twice; remove the call"
+                )
         interfaces = tuple(
             b.TYPE_NAME
             for b in cls.__bases__
@@ -518,23 +628,27 @@ class Object:
                 cls=cls,
             )
         )
-        init_hooks: list[Callable[[Object], None]] = []
+        init_chain: list[tuple[type, tuple[Callable[[Object], None], ...]]] = []
         post_hooks: list[Callable[[Object], None]] = []
         for klass in reversed(cls.__mro__):
-            for hook_name in ("_qom_instance_init", "instance_init"):
-                hook = klass.__dict__.get(hook_name)
-                if hook is not None:
-                    init_hooks.append(hook)
+            hooks = tuple(
+                hook
+                for hook_name in ("_qom_instance_init", "instance_init")
+                if (hook := klass.__dict__.get(hook_name)) is not None
+            )
+            init_chain.append((klass, hooks))
             hook = klass.__dict__.get("instance_post_init")
             if hook is not None:
                 post_hooks.append(hook)
-        cls._qom_init_hooks = tuple(init_hooks)
+        cls._qom_init_chain = tuple(init_chain)
         cls._qom_post_init_hooks = tuple(post_hooks)
         own_class_init = cls.__dict__.get("class_init")
         if own_class_init is not None:
             cls.class_init()
 
-    _qom_init_hooks: ClassVar[tuple[Callable[[Object], None], ...]] = ()
+    _qom_init_chain: ClassVar[
+        tuple[tuple[type, tuple[Callable[[Object], None], ...]], ...]
+    ] = ()
     _qom_post_init_hooks: ClassVar[tuple[Callable[[Object], None], ...]] = ()
 
     def __init__(self) -> None:
@@ -552,11 +666,23 @@ class Object:
         self._link_setters: dict[str, Callable[[Object | None], None]] = {}
         self._parent: Object | None = None
         self._name: str | None = None
+        self._qom_owned: list[OwnedResource] = []
+        # Where own_resource() puts new resources; a device switches it to a
+        # list of its own while it is realized.
+        self._qom_scope = self._qom_owned
+        self._finalized = False
         self._initializing = True
-        for hook in cls._qom_init_hooks:
-            hook(self)
-        for hook in cls._qom_post_init_hooks:
-            hook(self)
+        completed: list[type] = []
+        try:
+            for klass, hooks in cls._qom_init_chain:
+                for hook in hooks:
+                    hook(self)
+                completed.append(klass)
+            for hook in cls._qom_post_init_hooks:
+                hook(self)
+        except BaseException as exc:
+            _abort_construction(self, completed, exc)
+            raise
         self._initializing = False
 
     # -- hooks ------------------------------------------------------------
@@ -569,19 +695,85 @@ class Object:
         """Framework part of instance initialisation, before ``instance_init``."""
 
     def instance_init(self) -> None:
-        """Instance initialisation hook (QEMU ``instance_init``)."""
+        """Instance initialisation hook (QEMU ``instance_init``).
+
+        Create what the object owns. Do not call ``super().instance_init()``:
+        the hooks of the parent types have already run.
+        """
 
     def instance_post_init(self) -> None:
         """Hook run after every ``instance_init`` (QEMU ``instance_post_init``)."""
 
     def instance_finalize(self) -> None:
-        """Hook run when the object is torn down after :meth:`unparent`."""
+        """Hook run when the object is torn down after :meth:`unparent`.
+
+        It runs after the object's resources were released and its
+        properties and children torn down, most derived type first. It also
+        runs for every class whose ``instance_init`` had completed when a
+        later init hook raised.
+        """
+
+    def _qom_instance_finalize(self) -> None:
+        """Framework part of finalization, after ``instance_finalize``."""
 
     def instance_unparent(self) -> None:
         """Hook run when the object is detached from its parent (QEMU ``unparent``).
 
         Devices use it to unrealize themselves. Overrides should call super.
         """
+
+    # -- lifetime -----------------------------------------------------------
+
+    def is_finalized(self) -> bool:
+        """Whether the object was torn down (or its construction failed).
+
+        A finalized object owns nothing any more: nothing calls into it.
+        """
+        return self._finalized
+
+    def own_resource(self, resource: OwnedResource) -> None:
+        """Make this object the owner of ``resource``, which must not outlive it.
+
+        The resource's :meth:`~OwnedResource.owner_release` runs when the
+        object is finalized, in the reverse order of ownership; for a device,
+        a resource taken while it is realized (or realizing) is released when
+        it is unrealized, and :meth:`~OwnedResource.owner_quiesce` runs on
+        every resource at unrealize. Timers, interrupt lines, clock
+        callbacks, chardev handlers and address spaces call this themselves
+        when they are given an owner.
+
+        Raises:
+            Error: the object is finalized; a dead object cannot own anything.
+
+        >>> class Probe:
+        ...     def owner_quiesce(self) -> None: ...
+        ...     def owner_release(self) -> None:
+        ...         print("released")
+        >>> c = Container()
+        >>> c.own_resource(Probe())
+        >>> root = Container()
+        >>> _ = root.property_add_child("c", c)
+        >>> c.unparent()
+        released
+        """
+        if self._finalized:
+            raise Error(
+                f"{self!r} is finalized and cannot own {resource!r}",
+                hint="create timers, interrupt lines and handlers while their "
+                "owner is alive (in instance_init or realize)",
+            )
+        self._qom_scope.append(resource)
+
+    def disown_resource(self, resource: OwnedResource) -> None:
+        """Forget ``resource`` without releasing it (it was released already).
+
+        Does nothing if this object does not own it.
+        """
+        for owned in (self._qom_scope, self._qom_owned):
+            for i, res in enumerate(owned):
+                if res is resource:
+                    del owned[i]
+                    return
 
     # -- identity and casts -----------------------------------------------
 
@@ -664,6 +856,13 @@ class Object:
             Error: the child already has a parent, is still being initialised,
                 or the name is taken.
         """
+        if child._finalized or self._finalized:
+            dead = child if child._finalized else self
+            raise Error(
+                f"cannot add child '{name}': {dead!r} was finalized",
+                hint="a torn-down object cannot be put back in the tree; "
+                "create a new one",
+            )
         if child._initializing:
             raise Error(
                 f"object of type '{child.typename()}' cannot be added as child "
@@ -742,8 +941,14 @@ class Object:
                 if found is None:
                     any_obj, amb = object_resolve_path_full(path)
                     if any_obj is not None or amb:
+                        got = (
+                            f"'{path}' is a {any_obj.typename()}"
+                            if any_obj is not None
+                            else f"'{path}' matches no {tname}"
+                        )
                         raise Error(
-                            f"Invalid parameter type for '{name}', expected: {tname}"
+                            f"Invalid parameter type for '{name}', expected: {tname}",
+                            hint=f"{got}; link<{tname}> takes the path of a {tname}.\n",
                         )
                     raise Error(
                         f"Device '{path}' not found",
@@ -758,7 +963,9 @@ class Object:
                 typed = target.dynamic_cast(target_type)
                 if typed is None:
                     raise Error(
-                        f"Invalid parameter type for '{name}', expected: {tname}"
+                        f"Invalid parameter type for '{name}', expected: {tname}",
+                        hint=f"The target is a {target.typename()}; "
+                        f"link<{tname}> takes a {target_type.__name__}.\n",
                     )
             if check is None:
                 raise Error(f"Property '{self.typename()}.{name}' is not writable")
@@ -801,12 +1008,24 @@ class Object:
     def unparent(self) -> None:
         """Detach from the parent and tear down this subtree (``object_unparent``).
 
-        The object's ``instance_unparent`` hook runs (a device unrealizes), then
-        its children are torn down depth-first, then ``instance_finalize``.
-        Does nothing for an object without a parent.
+        The object's ``instance_unparent`` hook runs (a device unrealizes),
+        then what it owns is released (:meth:`own_resource`), its properties
+        and children are torn down depth-first, and ``instance_finalize``
+        runs. An object without a parent (one that was created and is being
+        dropped, as after a failed configuration) is torn down the same way:
+        QEMU's ``object_unparent`` followed by the creator's
+        ``object_unref``. The root of the tree is never torn down this way
+        (see :func:`object_tree_reset`).
+
+        >>> c = Container()
+        >>> c.unparent()
+        >>> c.is_finalized()
+        True
         """
         parent = self._parent
         if parent is None or self._name is None:
+            if self is not _root and not self._initializing and not self._finalized:
+                _finalize_child(self)
             return
         prop = parent._properties.get(self._name)
         if prop is not None and prop.is_child():
@@ -1078,15 +1297,62 @@ def _finalize_child(child: Object) -> None:
     _finalize(child)
 
 
-def _finalize(obj: Object) -> None:
+def _release_resources(owned: list[OwnedResource]) -> None:
+    """Release ``owned`` in the reverse order of ownership and empty it."""
+    while owned:
+        owned.pop().owner_release()
+
+
+def _release_owned(obj: Object) -> None:
+    if obj._qom_scope is not obj._qom_owned:
+        _release_resources(obj._qom_scope)
+        obj._qom_scope = obj._qom_owned
+    _release_resources(obj._qom_owned)
+
+
+def _release_properties(obj: Object) -> None:
     for name in list(obj._properties):
         prop = obj._properties.pop(name, None)
         if prop is not None and prop._release is not None:
             prop._release()
-    for klass in type(obj).__mro__:
-        hook = klass.__dict__.get("instance_finalize")
+
+
+def _run_finalize_hooks(obj: Object, klass: type) -> None:
+    for hook_name in ("instance_finalize", "_qom_instance_finalize"):
+        hook = klass.__dict__.get(hook_name)
         if hook is not None:
             hook(obj)
+
+
+def _finalize(obj: Object) -> None:
+    """Tear ``obj`` down (``object_finalize``): resources, properties, hooks."""
+    if obj._finalized:
+        return
+    obj._finalized = True
+    _release_owned(obj)
+    _release_properties(obj)
+    for klass in type(obj).__mro__:
+        _run_finalize_hooks(obj, klass)
+
+
+def _abort_construction(obj: Object, completed: list[type], exc: BaseException) -> None:
+    """Undo a construction that raised ``exc`` after the classes ``completed``.
+
+    Like a C++ constructor that throws: what the object acquired is released,
+    and only the classes whose ``instance_init`` had completed are finalized.
+    A failure while undoing is noted on ``exc`` rather than hiding it.
+    """
+    obj._finalized = True
+    try:
+        _release_owned(obj)
+        _release_properties(obj)
+        for klass in reversed(completed):
+            _run_finalize_hooks(obj, klass)
+    except Exception as undo_exc:
+        exc.add_note(
+            f"while undoing the construction of '{obj.typename()}': "
+            f"{type(undo_exc).__name__}: {undo_exc}"
+        )
 
 
 _register(TypeInfo(TYPE_OBJECT, None, True, (), Object))

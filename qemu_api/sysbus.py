@@ -15,7 +15,7 @@ the BQL.
 >>> class Blob(SysBusDevice, type_name="doc-blob"):
 ...     @override
 ...     def instance_init(self) -> None:
-...         self.iomem = MemoryRegion(self, "blob", 0x100)
+...         self.iomem = MemoryRegion.container(self, "blob", 0x100)
 ...         self.irq = InterruptSource()
 ...         self.init_mmio(self.iomem)
 ...         self.init_irq(self.irq)

@@ -38,6 +38,12 @@ Due timers run in expiry order; timers with the same expiry run in the order
 they were armed.  A callback may re-arm or delete any timer, including its
 own; a timer armed at or before the current time runs at the next
 :func:`clock_step`, :func:`clock_set` or :func:`qemu_clock_run_timers`.
+
+A device's timer dies with the device (QEMU Rust's ``Timer``, deleted when
+the device is dropped): its owner is the QOM object whose method the callback
+is, or ``owner=``.  Unrealizing the owner disarms the timer; finalizing it
+(``unparent``) deletes it for good, so a periodic timer never fires into a
+dead device, and nothing needs deleting by hand in ``instance_finalize``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from typing import final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
+from qemu_api.qom import Object, callback_owner
 from qemu_api.trace import trace_event_name
 from qemu_trace.qemu_api import trace_timer_del, trace_timer_fire, trace_timer_mod
 
@@ -199,9 +206,14 @@ class Timer:
     it.  Arming an armed timer moves it.  The callback runs once per arming,
     with the BQL held; it may re-arm the timer for periodic behaviour.
 
-    Timers on the virtual clock belong to the machine: a device deletes its
-    timers when it is unrealized (QEMU's ``timer_del``), and
-    :func:`virtual_clock_reset` deletes them all.
+    A timer has an owner, the object it calls into: by default the QOM
+    object whose method ``callback`` is (``self.expired``), or ``owner``.
+    When the owner is unrealized the timer is disarmed; when it is
+    finalized, or when its construction fails after the timer was made, the
+    timer is *released*: disarmed for good, its callback dropped, and arming
+    it again is an error.  A timer created while a device is realized
+    (in ``realize``) is released when the device is unrealized.
+    :func:`virtual_clock_reset` disarms every timer.
 
     Args:
         clock: the clock the expiry times refer to.
@@ -209,16 +221,53 @@ class Timer:
             (:data:`SCALE_NS`, :data:`SCALE_US`, :data:`SCALE_MS`, or any
             positive integer).
         callback: called with no arguments when the timer expires.
+        owner: the object the timer must not outlive; None for the owner
+            of a method callback, or no owner for a plain function.
 
     Raises:
         TypeError: ``clock`` is not a :class:`QEMUClockType`.
         ValueError: ``scale`` is not a positive integer.
+        Error: the owner is already finalized.
+
+    >>> from qemu_api.qom import Container
+    >>> class Ticker:
+    ...     def __init__(self) -> None:
+    ...         self.ticks = 0
+    ...         self.node = Container()  # stands in for a device
+    ...         self.timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.tick, owner=self.node)
+    ...
+    ...     def tick(self) -> None:
+    ...         self.ticks += 1
+    ...         self.timer.mod_ns(qemu_clock_get_ns(CLOCK_VIRTUAL) + 10)
+    >>> virtual_clock_reset()
+    >>> t = Ticker()
+    >>> t.timer.mod_ns(10)
+    >>> _ = clock_step(35)
+    >>> root = Container()
+    >>> _ = root.property_add_child("ticker", t.node)
+    >>> t.node.unparent()  # the owner dies: the periodic timer with it
+    >>> _ = clock_step(100)
+    >>> t.ticks, t.timer.pending()
+    (3, False)
     """
 
-    __slots__ = ("_callback", "_expire_ns", "_list", "clock", "scale")
+    __slots__ = (
+        "_callback",
+        "_expire_ns",
+        "_list",
+        "_owner",
+        "_released",
+        "clock",
+        "scale",
+    )
 
     def __init__(
-        self, clock: QEMUClockType, scale: int, callback: Callable[[], None]
+        self,
+        clock: QEMUClockType,
+        scale: int,
+        callback: Callable[[], None],
+        *,
+        owner: Object | None = None,
     ) -> None:
         self.clock = _clock_type(clock)
         if scale <= 0:
@@ -231,6 +280,39 @@ class Timer:
         self._list = _LISTS[clock]
         # -1 when not pending, as QEMUTimer.expire_time.
         self._expire_ns = -1
+        self._released = False
+        self._owner = owner if owner is not None else callback_owner(callback)
+        if self._owner is not None:
+            self._owner.own_resource(self)
+
+    @property
+    def owner(self) -> Object | None:
+        """The object the timer dies with, or None."""
+        return self._owner
+
+    @property
+    def released(self) -> bool:
+        """Whether the timer died with its owner; it can no longer be armed."""
+        return self._released
+
+    def owner_quiesce(self) -> None:
+        """The owner was unrealized: disarm (:class:`~qemu_api.qom.OwnedResource`)."""
+        self.delete()
+
+    def owner_release(self) -> None:
+        """The owner is gone: disarm for good and drop the callback."""
+        self.delete()
+        self._released = True
+        self._callback = _released_callback
+
+    def _refuse_released(self) -> None:
+        raise Error(
+            f"Timer.mod(): this timer was released with its owner {self._owner!r} "
+            "and cannot be armed again",
+            hint="A timer dies when its owner is finalized, or when it is "
+            "unrealized if the timer was created during realize. Create timers "
+            "in instance_init to keep them across unrealize and realize.\n",
+        )
 
     def _unlink(self) -> None:
         active = self._list.active
@@ -251,6 +333,8 @@ class Timer:
         """
         global _seq
         bql_assert_locked("Timer.mod()")
+        if self._released:
+            self._refuse_released()
         if self._expire_ns >= 0:
             self._unlink()
         expire = expire_ns if expire_ns > 0 else 0
@@ -287,6 +371,8 @@ class Timer:
             self.mod_ns(expire_ns)
         else:
             bql_assert_locked("Timer.mod_anticipate()")
+            if self._released:
+                self._refuse_released()
 
     def mod_anticipate(self, expire_time: int) -> None:
         """:meth:`mod_anticipate_ns` with the time in the timer's scale.
@@ -324,23 +410,56 @@ class Timer:
 
     @override
     def __repr__(self) -> str:
-        state = f"expire={self._expire_ns} ns" if self._expire_ns >= 0 else "idle"
+        if self._released:
+            state = "released"
+        elif self._expire_ns >= 0:
+            state = f"expire={self._expire_ns} ns"
+        else:
+            state = "idle"
         return f"Timer({self.clock.name}, scale={self.scale}, {state})"
 
 
-def timer_new_ns(clock: QEMUClockType, callback: Callable[[], None]) -> Timer:
-    """Return a new timer in nanoseconds (QEMU's ``timer_new_ns``)."""
-    return Timer(clock, SCALE_NS, callback)
+def _released_callback() -> None:
+    """The callback of a released timer (never called: it cannot be armed)."""
 
 
-def timer_new_us(clock: QEMUClockType, callback: Callable[[], None]) -> Timer:
-    """Return a new timer in microseconds (QEMU's ``timer_new_us``)."""
-    return Timer(clock, SCALE_US, callback)
+def timer_new_ns(
+    clock: QEMUClockType,
+    callback: Callable[[], None],
+    *,
+    owner: Object | None = None,
+) -> Timer:
+    """Return a new timer in nanoseconds (QEMU's ``timer_new_ns``).
+
+    ``owner`` is as for :class:`Timer`.
+    """
+    return Timer(clock, SCALE_NS, callback, owner=owner)
 
 
-def timer_new_ms(clock: QEMUClockType, callback: Callable[[], None]) -> Timer:
-    """Return a new timer in milliseconds (QEMU's ``timer_new_ms``)."""
-    return Timer(clock, SCALE_MS, callback)
+def timer_new_us(
+    clock: QEMUClockType,
+    callback: Callable[[], None],
+    *,
+    owner: Object | None = None,
+) -> Timer:
+    """Return a new timer in microseconds (QEMU's ``timer_new_us``).
+
+    ``owner`` is as for :class:`Timer`.
+    """
+    return Timer(clock, SCALE_US, callback, owner=owner)
+
+
+def timer_new_ms(
+    clock: QEMUClockType,
+    callback: Callable[[], None],
+    *,
+    owner: Object | None = None,
+) -> Timer:
+    """Return a new timer in milliseconds (QEMU's ``timer_new_ms``).
+
+    ``owner`` is as for :class:`Timer`.
+    """
+    return Timer(clock, SCALE_MS, callback, owner=owner)
 
 
 def _run_list(timer_list: _TimerList, current_time: int) -> bool:

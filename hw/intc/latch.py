@@ -34,7 +34,6 @@ class IntcLatch(SysBusDevice, type_name="intc-latch", abstract=True):
 
     @override
     def instance_init(self) -> None:
-        super().instance_init()
         self._levels: BqlRefCell[list[int]] = BqlRefCell([])
 
     def inputs(self) -> int:

@@ -136,7 +136,7 @@ def make_space(count: int, ops: MemoryRegionOps[Device] = OPS) -> AddressSpace:
     for i in range(count):
         dev = Device()
         root.add_subregion(
-            BASE + i * STRIDE, MemoryRegion.io(dev, f"dev{i}", 0x1000, ops, dev)
+            BASE + i * STRIDE, MemoryRegion.io(None, f"dev{i}", 0x1000, ops, dev)
         )
     return AddressSpace(root, f"bench{count}")
 

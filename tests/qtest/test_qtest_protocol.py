@@ -87,7 +87,6 @@ class Probe(SysBusDevice, type_name="test-qtest-probe"):
 
     @override
     def instance_init(self) -> None:
-        super().instance_init()
         self.reg = 0
         self.in_levels: dict[int, int] = {}
         self.outs = [InterruptSource(), InterruptSource()]

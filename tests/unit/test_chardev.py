@@ -23,6 +23,7 @@ from qemu_api.chardev import (
     ringbuf_write,
 )
 from qemu_api.error import Error
+from qemu_api.qom import Object, object_get_root, override
 
 
 class BoundedChardev(Chardev):
@@ -683,3 +684,52 @@ def test_needs_bql(what, call):
     with pytest.raises(BqlNotHeldError) as ei:
         call(chr_, fe)
     assert str(ei.value).startswith(f"{what} needs the BQL")
+
+
+class Frontend(Object, type_name="test-chardev-frontend"):
+    """A QOM object with chardev handlers as methods."""
+
+    @override
+    def instance_init(self) -> None:
+        self.got = bytearray()
+        self.fe = CharBackend()
+
+    def can_receive(self) -> int:
+        return 8
+
+    def receive(self, data: bytes) -> None:
+        self.got += data
+
+
+def test_handlers_die_with_their_owner() -> None:
+    chr_ = qemu_chr_new("c", "null")
+    dev = object_get_root().property_add_child("dev", Frontend())
+    dev.fe.connect(chr_)
+    dev.fe.set_handlers(dev.can_receive, dev.receive)
+    assert chr_.be_write(b"ab") == 2
+    dev.unparent()
+    assert chr_.be_write(b"cd") == 0
+    assert not chr_.frontend_open
+    assert bytes(dev.got) == b"ab"
+
+
+def test_handlers_quiesce_and_change_owner() -> None:
+    chr_ = qemu_chr_new("c", "null")
+    dev = object_get_root().property_add_child("dev", Frontend())
+    other = object_get_root().property_add_child("other", Frontend())
+    fe = CharBackend()
+    fe.connect(chr_)
+    fe.set_handlers(dev.can_receive, dev.receive)
+    # Handlers of another owner replace them; the first owner lets go.
+    fe.set_handlers(other.can_receive, other.receive)
+    dev.unparent()
+    assert chr_.be_write(b"x") == 1
+    fe.owner_quiesce()
+    assert chr_.be_write(b"y") == 0
+    fe.set_handlers(other.can_receive, other.receive)
+    fe.disable_handlers()
+    # Disabled handlers are no longer owned: the owner's death is a no-op.
+    other.unparent()
+    fe.set_handlers(lambda: 1, lambda data: None)
+    assert chr_.be_write(b"zz") == 1
+    assert bytes(other.got) == b"x"

@@ -233,3 +233,36 @@ def test_finalize_disconnects() -> None:
     assert not dst.has_source()
     src.update_hz(5)  # no longer reaches dst
     assert dst.get_hz() == 0
+
+
+def test_callback_dies_with_its_owner_and_changing_owner_moves_it() -> None:
+    first = object_get_root().property_add_child("first", Container())
+    second = object_get_root().property_add_child("second", Container())
+    src, clk = Clock(), Clock()
+    clk.set_source(src)
+    events: list[str] = []
+    clk.set_callback(lambda e: events.append("first"), ClockEvent.UPDATE, owner=first)
+    src.update_hz(1)
+    clk.set_callback(lambda e: events.append("second"), ClockEvent.UPDATE, owner=second)
+    # The first owner no longer holds the clock: its death changes nothing.
+    first.unparent()
+    src.update_hz(2)
+    second.unparent()
+    src.update_hz(3)
+    assert events == ["first", "second"]
+    assert clk.get_hz() == 3
+
+
+def test_finalized_clock_leaves_its_tree() -> None:
+    holder = object_get_root().property_add_child("holder", Container())
+    src = clock_new(holder, "src")
+    mid = clock_new(holder, "mid")
+    leaf = Clock()
+    mid.set_source(src)
+    leaf.set_source(mid)
+    src.update_hz(100)
+    holder.unparent()
+    assert not leaf.has_source()
+    assert not mid.has_source()
+    src.update_hz(5)
+    assert leaf.get_hz() == 100

@@ -27,7 +27,7 @@ from qemu_api.qdev import (
     qdev_new,
     qdev_realize,
 )
-from qemu_api.qom import object_tree_reset
+from qemu_api.qom import Container, Object, object_get_root, object_tree_reset, override
 
 
 @pytest.fixture(autouse=True)
@@ -221,3 +221,66 @@ def test_or_irq_line_count_errors() -> None:
     with pytest.raises(Error, match=re.escape(msg)):
         qdev_realize(gate)
     assert not gate.property_get("realized")
+
+
+class Controller(Object, type_name="test-irq-controller"):
+    """A QOM object whose method handles a line."""
+
+    @override
+    def instance_init(self) -> None:
+        self.events: list[tuple[int, int]] = []
+
+    def handler(self, n: int, level: int) -> None:
+        self.events.append((n, level))
+
+
+def test_line_stops_delivering_when_its_owner_dies() -> None:
+    ctl = object_get_root().property_add_child("ctl", Controller())
+    lines = qemu_allocate_irqs(ctl.handler, 2)
+    out = InterruptSource()
+    out.connect(lines[1])
+    out.raise_()
+    ctl.unparent()
+    out.lower()
+    qemu_set_irq(lines[0], 1)
+    assert ctl.events == [(1, 1)]
+
+
+def test_line_owner_may_be_given() -> None:
+    seen: list[int] = []
+    holder = object_get_root().property_add_child("holder", Container())
+    line = qemu_allocate_irq(lambda n, level: seen.append(level), 0, owner=holder)
+    line.raise_()
+    holder.unparent()
+    line.lower()
+    assert seen == [1]
+
+
+def test_intercepted_input_of_a_dead_device_delivers_nothing() -> None:
+    split = qdev_new("split-irq")
+    qdev_realize(split)
+    intercepted: list[int] = []
+
+    def spy(original: IRQState, n: int, level: int) -> None:
+        intercepted.append(level)
+        original.set(level)
+
+    line = split.get_gpio_in(0)
+    qemu_irq_intercept_in([line], spy)
+    line.raise_()
+    split.unparent()
+    line.lower()
+    assert intercepted == [1]
+
+
+def test_finalized_device_drives_no_line() -> None:
+    gate = qdev_new("or-irq")
+    qdev_realize(gate)
+    rec = Recorder()
+    gate.connect_gpio_out(0, qemu_allocate_irq(rec.handler, 0))
+    assert isinstance(gate, OrIRQ)
+    out = gate.out_irq
+    gate.unparent()
+    out.raise_()
+    assert rec.events == []
+    assert out.irq is None

@@ -41,6 +41,7 @@ from qemu_api.memory import (
     reset_system_memory,
     target_big_endian,
 )
+from qemu_api.qom import Container, Object, object_get_root
 
 
 @pytest.fixture(autouse=True)
@@ -250,7 +251,7 @@ def test_ops_defaults_are_qemus() -> None:
 
 
 def test_container_attributes() -> None:
-    owner = object()
+    owner = Container()
     c = MemoryRegion.container(owner, "bus", 0x1000)
     assert (c.name, c.owner, c.size, c.addr, c.priority) == ("bus", owner, 0x1000, 0, 0)
     assert c.enabled
@@ -275,7 +276,7 @@ def test_size_uint64_max_means_2_64() -> None:
 
 def test_io_region_calls_ops_with_region_offsets() -> None:
     dev = Recorder(default=0x1234)
-    mr = MemoryRegion.io(dev, "dev", 0x100, recorder_ops(), dev)
+    mr = MemoryRegion.io(None, "dev", 0x100, recorder_ops(), dev)
     assert mr.opaque is dev
     assert not mr.is_ram()
     space = space_with((0x2000, mr))
@@ -326,7 +327,7 @@ def test_get_ram_ptr_of_alias_and_of_io() -> None:
     alias.get_ram_ptr()[0] = 0x99
     assert ram.get_ram_ptr()[0x40] == 0x99
     dev = Recorder()
-    io = MemoryRegion.io(dev, "dev", 4, recorder_ops(), dev)
+    io = MemoryRegion.io(None, "dev", 4, recorder_ops(), dev)
     with pytest.raises(Error, match="memory region 'dev' is not RAM; get_ram_ptr"):
         io.get_ram_ptr()
 
@@ -355,7 +356,7 @@ def test_rom_reads_and_rejects_writes(capsys: pytest.CaptureFixture[str]) -> Non
 def test_rom_is_written_by_loaders_and_debug_accesses() -> None:
     rom = MemoryRegion.rom(None, "bios", 0x10)
     dev = Recorder()
-    io = MemoryRegion.io(dev, "dev", 0x10, recorder_ops(), dev)
+    io = MemoryRegion.io(None, "dev", 0x10, recorder_ops(), dev)
     space = space_with((0, rom), (0x10, io))
     assert space.write_rom(0x0C, b"\xaa" * 8) is MEMTX_OK
     assert bytes(rom.get_ram_ptr()[0x0C:0x10]) == b"\xaa" * 4
@@ -399,7 +400,7 @@ def test_alias_maps_a_window() -> None:
 
 def test_alias_of_io_region_forwards_offsets() -> None:
     dev = Recorder(default=5)
-    io = MemoryRegion.io(dev, "dev", 0x100, recorder_ops(), dev)
+    io = MemoryRegion.io(None, "dev", 0x100, recorder_ops(), dev)
     alias = MemoryRegion.alias(None, "dev-alias", io, 0x20, 0x10)
     space = space_with((0x100, io), (0x1000, alias))
     assert space.read(0x1004, 4) == 5
@@ -475,7 +476,7 @@ def test_higher_priority_wins_and_lower_shows_around_it() -> None:
     low = MemoryRegion.ram(None, "low", 0x1000)
     low.get_ram_ptr()[:] = b"\x11" * 0x1000
     dev = Recorder(default=0xEE)
-    high = MemoryRegion.io(dev, "high", 0x100, recorder_ops(), dev)
+    high = MemoryRegion.io(None, "high", 0x100, recorder_ops(), dev)
     root = MemoryRegion.container(None, "root", 0x10000)
     root.add_subregion_overlap(0, low, 0)
     root.add_subregion_overlap(0x800, high, 1)
@@ -556,7 +557,7 @@ def test_enable_disable(capsys: pytest.CaptureFixture[str]) -> None:
     under = MemoryRegion.ram(None, "under", 0x100)
     under.get_ram_ptr()[0] = 0x55
     dev = Recorder(default=0xAA)
-    over = MemoryRegion.io(dev, "over", 0x100, recorder_ops(), dev)
+    over = MemoryRegion.io(None, "over", 0x100, recorder_ops(), dev)
     root = MemoryRegion.container(None, "root", 0x1000)
     root.add_subregion_overlap(0, over, 1)
     space = AddressSpace(root)
@@ -576,7 +577,7 @@ def test_enable_disable(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_set_address_moves_and_readds() -> None:
     dev = Recorder(default=1)
-    io = MemoryRegion.io(dev, "dev", 0x10, recorder_ops(), dev)
+    io = MemoryRegion.io(None, "dev", 0x10, recorder_ops(), dev)
     other = MemoryRegion.ram(None, "other", 0x10)
     space = space_with((0x100, io), (0x200, other))
     io.set_address(0x200)
@@ -731,7 +732,7 @@ def test_unassigned_access_is_not_logged_without_the_mask(
 def test_invalid_size_and_unaligned(capsys: pytest.CaptureFixture[str]) -> None:
     dev = Recorder(default=7)
     ops = recorder_ops(valid=OpsValid(min_access_size=4, max_access_size=4))
-    space = space_with((0x1000, MemoryRegion.io(dev, "regs", 0x100, ops, dev)))
+    space = space_with((0x1000, MemoryRegion.io(None, "regs", 0x100, ops, dev)))
     slot = MemTxResultSlot()
     assert space.read(0x1000, 1, result=slot) == 0
     assert space.read(0x1000, 8, result=slot) == 0
@@ -751,14 +752,14 @@ def test_invalid_size_and_unaligned(capsys: pytest.CaptureFixture[str]) -> None:
 def test_valid_unaligned_lets_the_device_see_it() -> None:
     dev = Recorder(default=3)
     ops = recorder_ops(valid=OpsValid(max_access_size=4, unaligned=True))
-    space = space_with((0, MemoryRegion.io(dev, "u", 0x100, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "u", 0x100, ops, dev)))
     assert space.read(0x3, 4) == 3
     assert dev.calls == [("r", 3, 4, 0)]
 
 
 def test_valid_max_zero_accepts_every_size() -> None:
     dev = Recorder(default=1)
-    space = space_with((0, MemoryRegion.io(dev, "any", 0x100, recorder_ops(), dev)))
+    space = space_with((0, MemoryRegion.io(None, "any", 0x100, recorder_ops(), dev)))
     slot = MemTxResultSlot()
     space.read(0, 8, result=slot)
     assert result_of(slot) is MEMTX_OK
@@ -778,7 +779,7 @@ def test_accepts_hook(capsys: pytest.CaptureFixture[str]) -> None:
         read=Recorder.read, write=Recorder.write, accepts=accepts
     )
     dev = Recorder(default=9)
-    space = space_with((0, MemoryRegion.io(dev, "sec", 0x100, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "sec", 0x100, ops, dev)))
     secure = MemTxAttrs(secure=True)
     assert space.read(0x10, 4) == 0
     assert space.read(0x10, 4, secure) == 9
@@ -819,7 +820,7 @@ def test_with_attrs_callbacks_report_errors() -> None:
         impl=OpsImpl(min_access_size=4, max_access_size=4),
     )
     dev = Recorder()
-    space = space_with((0, MemoryRegion.io(dev, "attr", 0x100, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "attr", 0x100, ops, dev)))
     user = MemTxAttrs(user=True)
     slot = MemTxResultSlot()
     assert space.read(0x10, 4, user, slot) == 0x42
@@ -862,7 +863,7 @@ def test_device_read_must_return_an_int() -> None:
         read=Broken.read, write=Broken.write, impl=OpsImpl(min_access_size=4)
     )
     dev = Broken()
-    space = space_with((0, MemoryRegion.io(dev, "broken", 0x10, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "broken", 0x10, ops, dev)))
     with pytest.raises(Error, match=r"MMIO read callback .*Broken.read returned None"):
         space.read(0, 4)
     with pytest.raises(Error, match=r"returned None; expected an int"):
@@ -872,7 +873,7 @@ def test_device_read_must_return_an_int() -> None:
 def test_read_values_are_masked_to_the_access_size() -> None:
     dev = Recorder()
     dev.values = {(0, 1): 0x1234, (0, 2): -1, (0, 4): 1 << 40}
-    space = space_with((0, MemoryRegion.io(dev, "wide", 0x10, recorder_ops(), dev)))
+    space = space_with((0, MemoryRegion.io(None, "wide", 0x10, recorder_ops(), dev)))
     assert space.read(0, 1) == 0x34
     assert space.read(0, 2) == 0xFFFF
     assert space.read(0, 4) == 0
@@ -883,8 +884,8 @@ def test_read_values_are_masked_to_the_access_size() -> None:
 
 def test_dispatch_cache_follows_topology_changes() -> None:
     d1, d2 = Recorder(default=1), Recorder(default=2)
-    r1 = MemoryRegion.io(d1, "d1", 0x10, recorder_ops(), d1)
-    r2 = MemoryRegion.io(d2, "d2", 0x10, recorder_ops(), d2)
+    r1 = MemoryRegion.io(None, "d1", 0x10, recorder_ops(), d1)
+    r2 = MemoryRegion.io(None, "d2", 0x10, recorder_ops(), d2)
     space = space_with((0, r1))
     assert space.read(0, 4) == 1
     space.root.del_subregion(r1)
@@ -946,7 +947,7 @@ def test_split_and_combine_reads(
     ops = memlike_ops(
         endianness, OpsImpl(min_access_size=impl[0], max_access_size=impl[1])
     )
-    space = space_with((0x1000, MemoryRegion.io(dev, "dev", 0x40, ops, dev)))
+    space = space_with((0x1000, MemoryRegion.io(None, "dev", 0x40, ops, dev)))
     expected = int.from_bytes(dev.mem[0x10 : 0x10 + size], op_order)
     load = {
         (1, "little"): space.ldub,
@@ -984,7 +985,7 @@ def test_split_writes(
     ops = memlike_ops(
         endianness, OpsImpl(min_access_size=impl[0], max_access_size=impl[1])
     )
-    space = space_with((0x1000, MemoryRegion.io(dev, "dev", 0x40, ops, dev)))
+    space = space_with((0x1000, MemoryRegion.io(None, "dev", 0x40, ops, dev)))
     value = 0xA1B2C3D4E5F60718 & ((1 << (8 * size)) - 1)
     store = {
         (1, "little"): space.stb,
@@ -1029,7 +1030,7 @@ def test_widened_and_split_read_values(
         impl=OpsImpl(min_access_size=4, max_access_size=4),
         valid=OpsValid(min_access_size=1, max_access_size=8, unaligned=True),
     )
-    space = space_with((0, MemoryRegion.io(dev, "w", 0x100, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "w", 0x100, ops, dev)))
     get = space.ldq_be if endianness is DEVICE_BIG_ENDIAN else space.ldq_le
     load = {
         1: space.ldub,
@@ -1047,8 +1048,8 @@ def test_widened_writes_shift_the_value() -> None:
     le_ops = recorder_ops(endianness=DEVICE_LITTLE_ENDIAN, impl=impl)
     be_ops = recorder_ops(endianness=DEVICE_BIG_ENDIAN, impl=impl)
     space = space_with(
-        (0, MemoryRegion.io(le, "le", 0x10, le_ops, le)),
-        (0x10, MemoryRegion.io(be, "be", 0x10, be_ops, be)),
+        (0, MemoryRegion.io(None, "le", 0x10, le_ops, le)),
+        (0x10, MemoryRegion.io(None, "be", 0x10, be_ops, be)),
     )
     space.stb(0x1, 0x5A)
     space.stb(0x11, 0x5A)
@@ -1063,12 +1064,12 @@ def test_byte_swap_between_access_and_device_order() -> None:
         endianness=DEVICE_LITTLE_ENDIAN,
         impl=OpsImpl(min_access_size=4, max_access_size=4),
     )
-    space = space_with((0, MemoryRegion.io(dev, "le", 0x10, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "le", 0x10, ops, dev)))
     assert space.ldl_le(0) == 0x11223344
     assert space.ldl_be(0) == 0x44332211
     space.stl_be(4, 0xAABBCCDD)
     assert dev.calls[-1] == ("w", 4, 4, 0xDDCCBBAA)
-    r = MemoryRegion.io(dev, "direct", 0x10, ops, dev)
+    r = MemoryRegion.io(None, "direct", 0x10, ops, dev)
     assert r.dispatch_read(0, 4, endianness=DEVICE_BIG_ENDIAN) == (MEMTX_OK, 0x44332211)
     assert r.dispatch_write(8, 0x01020304, 4, endianness=DEVICE_BIG_ENDIAN) is MEMTX_OK
     assert dev.calls[-1] == ("w", 8, 4, 0x04030201)
@@ -1109,7 +1110,9 @@ def test_big_endian_target() -> None:
     # A native-endian device is big-endian here: no swap for native loads.
     dev = Recorder(default=0x11223344)
     ops = recorder_ops(endianness=DEVICE_NATIVE_ENDIAN)
-    get_system_memory().add_subregion(0x1000, MemoryRegion.io(dev, "n", 0x10, ops, dev))
+    get_system_memory().add_subregion(
+        0x1000, MemoryRegion.io(None, "n", 0x10, ops, dev)
+    )
     assert space.read(0x1000, 4) == 0x11223344
     assert space.ldl_le(0x1000) == 0x44332211
     reset_system_memory()
@@ -1119,7 +1122,7 @@ def test_big_endian_target() -> None:
 def test_native_endian_device_on_little_endian_target() -> None:
     dev = Recorder(default=0x11223344)
     ops = recorder_ops(endianness=DEVICE_NATIVE_ENDIAN)
-    space = space_with((0, MemoryRegion.io(dev, "n", 0x10, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "n", 0x10, ops, dev)))
     assert space.read(0, 4) == 0x11223344
     assert space.ldl(0) == 0x11223344
     assert space.ldl_be(0) == 0x44332211
@@ -1199,7 +1202,7 @@ def test_buffer_read_and_write_across_regions(
         OpsImpl(min_access_size=4, max_access_size=4),
         OpsValid(min_access_size=1, max_access_size=4),
     )
-    io = MemoryRegion.io(dev, "io", 0x10, ops, dev)
+    io = MemoryRegion.io(None, "io", 0x10, ops, dev)
     space = space_with((0x1000, ram), (0x1010, io))
     buf = bytearray(0x1C)
     assert space.read_buf(0x100C, buf) is MEMTX_DECODE_ERROR
@@ -1222,7 +1225,7 @@ def test_buffer_read_and_write_across_regions(
 def test_buffer_pieces_follow_alignment() -> None:
     dev = Recorder()
     ops = recorder_ops(valid=OpsValid(min_access_size=1, max_access_size=8))
-    space = space_with((0, MemoryRegion.io(dev, "d", 0x100, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "d", 0x100, ops, dev)))
     assert space.write_buf(0x1, bytes(15)) is MEMTX_OK
     # memory_access_size: bounded by valid.max (8) and the address alignment;
     # impl max 4 then splits the 8-byte piece in two.
@@ -1239,7 +1242,7 @@ def test_mmio_buffer_access_is_not_clipped_at_the_region_end() -> None:
     # As in QEMU (address_space_translate_internal): MMIO registers expect
     # full-width accesses, so a piece may run past the end of the region.
     dev = Recorder(default=0x44332211)
-    space = space_with((0, MemoryRegion.io(dev, "tiny", 2, recorder_ops(), dev)))
+    space = space_with((0, MemoryRegion.io(None, "tiny", 2, recorder_ops(), dev)))
     buf = bytearray(4)
     assert space.read_buf(0, buf) is MEMTX_OK
     assert dev.calls == [("r", 0, 4, 0)]
@@ -1249,7 +1252,7 @@ def test_mmio_buffer_access_is_not_clipped_at_the_region_end() -> None:
 def test_buffer_access_in_device_byte_order() -> None:
     dev = Recorder(default=0x11223344)
     ops = recorder_ops(endianness=DEVICE_BIG_ENDIAN)
-    space = space_with((0, MemoryRegion.io(dev, "be", 0x10, ops, dev)))
+    space = space_with((0, MemoryRegion.io(None, "be", 0x10, ops, dev)))
     buf = bytearray(4)
     space.read_buf(0, buf)
     assert bytes(buf) == b"\x11\x22\x33\x44"
@@ -1272,7 +1275,7 @@ def test_memory_only_attrs_refuse_mmio(capsys: pytest.CaptureFixture[str]) -> No
     dev = Recorder()
     ram = MemoryRegion.ram(None, "ram", 0x10)
     space = space_with(
-        (0, ram), (0x10, MemoryRegion.io(dev, "dev", 0x10, recorder_ops(), dev))
+        (0, ram), (0x10, MemoryRegion.io(None, "dev", 0x10, recorder_ops(), dev))
     )
     mem_only = MemTxAttrs(memory=True)
     assert space.write_buf(0, bytes(8), mem_only) is MEMTX_OK
@@ -1288,7 +1291,7 @@ def test_access_valid(capsys: pytest.CaptureFixture[str]) -> None:
     dev = Recorder()
     ops = recorder_ops(valid=OpsValid(min_access_size=4, max_access_size=4))
     ram = MemoryRegion.ram(None, "ram", 0x10)
-    space = space_with((0, ram), (0x10, MemoryRegion.io(dev, "dev", 0x10, ops, dev)))
+    space = space_with((0, ram), (0x10, MemoryRegion.io(None, "dev", 0x10, ops, dev)))
     assert space.access_valid(0, 0x10, True)
     assert space.access_valid(0x10, 8, False)
     assert not space.access_valid(0x20, 4, False)
@@ -1425,7 +1428,7 @@ def test_guest_memory_on_address_space(capsys: pytest.CaptureFixture[str]) -> No
     )
     get_system_memory().add_subregion(0x1000, ram)
     get_system_memory().add_subregion(
-        0x1010, MemoryRegion.io(dev, "fifo", 0x10, ops, dev)
+        0x1010, MemoryRegion.io(None, "fifo", 0x10, ops, dev)
     )
     mem = GuestMemory(get_address_space_memory())
     assert mem.target is get_address_space_memory()
@@ -1452,7 +1455,7 @@ def test_guest_memory_on_address_space(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_guest_memory_refuses_programming_errors() -> None:
     dev = Recorder()
-    io = MemoryRegion.io(dev, "dev", 0x10, recorder_ops(), dev)
+    io = MemoryRegion.io(None, "dev", 0x10, recorder_ops(), dev)
     with pytest.raises(Error, match="memory region 'dev' is not RAM or ROM; DMA into"):
         GuestMemory(io)
     with pytest.raises(Error, match="target is a int; expected an AddressSpace"):
@@ -1476,7 +1479,7 @@ def test_mtree_info_tree() -> None:
     ram = MemoryRegion.ram(None, "ram", 0x8000_0000)
     system.add_subregion(0x4000_0000, ram)
     dev = Recorder()
-    uart = MemoryRegion.io(dev, "pl011", 0x1000, recorder_ops(), dev)
+    uart = MemoryRegion.io(None, "pl011", 0x1000, recorder_ops(), dev)
     system.add_subregion(0x0900_0000, uart)
     flash = MemoryRegion.rom(None, "flash", 0x0400_0000)
     system.add_subregion(0, flash)
@@ -1579,3 +1582,69 @@ def test_bad_accesses_are_guest_errors_too(capsys) -> None:
     assert capsys.readouterr().err == (
         "Invalid read at addr 0x10, size 4, region '(null)', reason: rejected\n"
     )
+
+
+# ---------------------------------------------------------------------------
+# Regions as QOM objects, and lifetimes
+
+
+def test_region_of_a_dead_owner_is_unmapped_and_emptied(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    board = object_get_root().property_add_child("board", Container())
+    outer = MemoryRegion.container(None, "outer", 0x10000)
+    mine = MemoryRegion.container(board, "mine", 0x1000)
+    ram = MemoryRegion.ram(None, "ram", 0x100)
+    mine.add_subregion(0, ram)
+    outer.add_subregion(0x1000, mine)
+    space = AddressSpace(outer, "view")
+    assert space.stb(0x1000, 7) is MEMTX_OK
+    board.unparent()
+    # The owned container left its container, and let go of what it held.
+    assert mine.parent_container is None
+    assert not ram.is_mapped()
+    assert outer.subregions == ()
+    assert space.ldub(0x1000) == 0
+    assert capsys.readouterr().err == invalid("read", 0x1000, 1, "(null)", "rejected")
+    # The unowned RAM lives on and can be mapped again.
+    outer.add_subregion(0, ram)
+    assert space.ldub(0) == 7
+
+
+def owner_of(space: AddressSpace) -> Object | None:
+    """Read the owner through a call, so mypy does not narrow it across calls."""
+    return space.owner
+
+
+def test_address_space_dies_with_its_owner() -> None:
+    root = MemoryRegion.container(None, "root", 0x100)
+    owner = object_get_root().property_add_child("dma", Container())
+    space = AddressSpace(root, "owned", owner=owner)
+    assert space.owner is owner
+    assert "address-space: owned\n" in mtree_info()
+    owner.unparent()
+    assert owner_of(space) is None
+    assert "address-space: owned\n" not in mtree_info()
+
+
+def test_destroyed_address_space_is_not_destroyed_again_by_its_owner() -> None:
+    root = MemoryRegion.container(None, "root", 0x100)
+    owner = object_get_root().property_add_child("dma", Container())
+    space = AddressSpace(root, "owned", owner=owner)
+    space.destroy()
+    assert space.owner is None
+    again = AddressSpace(root, "owned")
+    owner.unparent()
+    assert "address-space: owned\n" in mtree_info()
+    again.destroy()
+
+
+def test_alias_into_a_dead_region_shows_nothing() -> None:
+    board = object_get_root().property_add_child("board", Container())
+    ram = MemoryRegion.ram(board, "ram", 0x100)
+    ram.get_ram_ptr()[0] = 0x5A
+    window = MemoryRegion.alias(None, "window", ram, 0, 0x100)
+    space = space_with((0x200, window))
+    assert space.ldub(0x200) == 0x5A
+    board.unparent()
+    assert space.ldub(0x200) == 0

@@ -563,3 +563,68 @@ def test_tree_reset_tears_everything_down() -> None:
     assert object_get_root() is not old_root
     assert Dog.finalized == [d.name]
     assert object_resolve_path("/machine") is None
+
+
+def test_owned_resources_are_released_in_reverse_order() -> None:
+    owner = Container()
+    object_get_root().property_add_child("owner", owner)
+    order = []
+
+    class Probe:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def owner_quiesce(self) -> None:
+            order.append(("quiesce", self.name))
+
+        def owner_release(self) -> None:
+            order.append(("release", self.name))
+
+    for name in ("a", "b", "c"):
+        owner.own_resource(Probe(name))
+    kept = Probe("kept")
+    owner.own_resource(kept)
+    owner.disown_resource(kept)
+    owner.unparent()
+    assert order == [("release", "c"), ("release", "b"), ("release", "a")]
+    assert owner.is_finalized()
+
+
+def test_chained_hooks_are_checked_at_class_definition() -> None:
+    with pytest.raises(TypeError, match="the parent's would run twice"):
+
+        class Again(Animal, type_name="test-qom-again"):
+            @override
+            def instance_init(self) -> None:
+                super().instance_init()
+
+    assert object_class_by_name("test-qom-again") is None
+
+
+def test_failed_init_releases_owned_resources_and_children() -> None:
+    released = []
+
+    class Tracker:
+        def owner_quiesce(self) -> None:
+            pass
+
+        def owner_release(self) -> None:
+            released.append("tracker")
+
+    class HalfBuilt(Object, type_name="test-qom-half-built"):
+        @override
+        def instance_init(self) -> None:
+            self.own_resource(Tracker())
+            self.part = self.property_add_child("part", Container())
+            HalfBuilt.seen = self
+            raise Error("no")
+
+        seen: ClassVar[Object | None] = None
+
+    with pytest.raises(Error, match="no"):
+        HalfBuilt()
+    assert released == ["tracker"]
+    half = HalfBuilt.seen
+    assert half is not None
+    assert half.is_finalized()
+    assert half.properties() == []

@@ -35,8 +35,8 @@ def _fresh_tree() -> Iterator[None]:
 class Uart(SysBusDevice, type_name="test-sysbus-uart"):
     @override
     def instance_init(self) -> None:
-        self.iomem = MemoryRegion(self, "test-uart", 0x1000)
-        self.extra = MemoryRegion(self, "test-uart-extra", 0x100)
+        self.iomem = MemoryRegion.container(self, "test-uart", 0x1000)
+        self.extra = MemoryRegion.container(self, "test-uart-extra", 0x100)
         self.irqs = [InterruptSource(), InterruptSource()]
         self.init_mmio(self.iomem)
         self.init_mmio(self.extra)

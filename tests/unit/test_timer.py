@@ -4,6 +4,7 @@ import pytest
 
 from qemu_api.bql import BqlNotHeldError, bql_locked, bql_unlock
 from qemu_api.error import Error
+from qemu_api.qom import Container, Object, object_get_root
 from qemu_api.timer import (
     CLOCK_HOST,
     CLOCK_REALTIME,
@@ -469,3 +470,45 @@ def test_needs_bql(what, call):
     with pytest.raises(BqlNotHeldError) as ei:
         call(t)
     assert str(ei.value).startswith(f"{what} needs the BQL")
+
+
+# -- ownership ------------------------------------------------------------------
+
+
+class _TimerOwner(Object, type_name="test-timer-owner"):
+    def on_timer(self) -> None:
+        self.fired = True
+
+
+def _attached(obj: Object, name: str) -> Object:
+    return object_get_root().property_add_child(name, obj)
+
+
+def test_timer_owner_is_inferred_from_a_bound_method() -> None:
+    owner = _TimerOwner()
+    t = Timer(CLOCK_VIRTUAL, SCALE_NS, owner.on_timer)
+    assert t.owner is owner
+    assert timer_new_ns(CLOCK_VIRTUAL, lambda: None).owner is None
+    other = Container()
+    assert timer_new_us(CLOCK_VIRTUAL, owner.on_timer, owner=other).owner is other
+    assert timer_new_ms(CLOCK_VIRTUAL, lambda: None, owner=other).owner is other
+
+
+def test_timer_dies_with_its_owner() -> None:
+    owner = _TimerOwner()
+    _attached(owner, "owner")
+    t = Timer(CLOCK_VIRTUAL, SCALE_US, owner.on_timer)
+    t.mod(5)
+    owner.unparent()
+    assert not t.pending()
+    assert t.released
+    assert repr(t) == "Timer(VIRTUAL, scale=1000, released)"
+    clock_step(10_000)
+    assert not hasattr(owner, "fired")
+    # Disarming a released timer is harmless (an explicit timer_del in a
+    # device's instance_finalize keeps working); arming it is an error.
+    t.delete()
+    with pytest.raises(Error, match="released with its owner"):
+        t.mod(1)
+    with pytest.raises(Error, match="released with its owner"):
+        t.mod_anticipate_ns(0)
