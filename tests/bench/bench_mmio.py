@@ -147,10 +147,10 @@ def make_reg_space(count: int) -> tuple[AddressSpace, RegDevice]:
     reg_dev = RegDevice()
     for i in range(count):
         if i == 40:
-            region = MemoryRegion.io(reg_dev, "regdev", 0x1000, REG_OPS, reg_dev)
+            region = MemoryRegion.io(None, "regdev", 0x1000, REG_OPS, reg_dev)
         else:
             dev = Device()
-            region = MemoryRegion.io(dev, f"dev{i}", 0x1000, OPS, dev)
+            region = MemoryRegion.io(None, f"dev{i}", 0x1000, OPS, dev)
         root.add_subregion(BASE + i * STRIDE, region)
     return AddressSpace(root, f"regbench{count}"), reg_dev
 

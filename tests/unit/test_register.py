@@ -564,7 +564,7 @@ def test_dispatch_through_an_address_space(dev: Dev) -> None:
         impl=OpsImpl(min_access_size=1, max_access_size=8),
     )
     root = MemoryRegion.container(None, "root", 1 << 32)
-    root.add_subregion(0x1000, MemoryRegion.io(dev, "dev", M.size, ops, dev))
+    root.add_subregion(0x1000, MemoryRegion.io(None, "dev", M.size, ops, dev))
     space = AddressSpace(root, "test-register")
     dev.regs.counter = 0x1122_3344_5566_7788
     assert space.read(0x1034, 4) == 0x1122_3344

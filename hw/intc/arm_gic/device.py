@@ -1329,7 +1329,6 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
 
     @override
     def instance_init(self) -> None:
-        super().instance_init()
         self.regs = BqlRefCell(GICRegisters())
         self.mig = BqlRefCell(GICMigrationState())
         self.parent_irq: tuple[InterruptSource, ...] = ()
