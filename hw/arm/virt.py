@@ -107,7 +107,7 @@ VIRT_FLASH_BANK_SIZE: Final = 64 * MiB
 PLATFORM_BUS_NUM_IRQS: Final = 64
 """Interrupt lines of the platform bus (QEMU's ``PLATFORM_BUS_NUM_IRQS``)."""
 
-VIRT_DYNAMIC_SYSBUS: Final = ("pl011",)
+VIRT_DYNAMIC_SYSBUS: Final[tuple[str, ...]] = ("pl011",)
 """The sysbus types ``-device`` may add to virt's platform bus.
 
 QEMU 7.2 allows VFIO platform devices, ``ramfb`` and ``tpm-tis-device``, none
