@@ -145,7 +145,25 @@ class Fdt:
         err = libfdt.fdt_open_into(blob, buf, len(buf))
         if err < 0:
             raise Error(f"Unable to copy device tree into memory: {_strerror(err)}")
-        return cls(buf)
+        fdt = cls(buf)
+        fdt._check_names()
+        return fdt
+
+    def _check_names(self) -> None:
+        """Read every node and property name once: libfdt's check leaves them.
+
+        Names must be text (the binding returns them as ``str``); a blob with
+        names that are not is refused here rather than failing later.
+        """
+        try:
+            for path in self.node_paths():
+                if libfdt.fdt_path_offset(self._blob, path) < 0:
+                    raise Error(f"invalid device tree blob: node {path!r} not found")
+                self.properties(path)
+        except (SystemError, TypeError, UnicodeError, ValueError) as e:
+            raise Error(
+                f"invalid device tree blob: a node or property name is not text ({e})"
+            ) from None
 
     @property
     def size(self) -> int:

@@ -37,6 +37,7 @@ qemu_api.error.Error: rom: requested regions overlap (rom late. free=0x...12, ..
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -288,6 +289,12 @@ def load_elf(data: bytes, elf_machine: int) -> ElfImage:
             high = max(high, paddr + memsz)
     except (ELFError, ELFParseError) as e:
         raise ElfLoadError(ELF_LOAD_FAILED, f"malformed ELF file: {e}") from None
+    except (OverflowError, ValueError, struct.error, IndexError, KeyError) as e:
+        # pyelftools trusts the header's offsets and sizes: a corrupt one
+        # surfaces as one of these.
+        raise ElfLoadError(
+            ELF_LOAD_FAILED, f"malformed ELF file: {type(e).__name__}: {e}"
+        ) from None
     if not segments:
         raise ElfLoadError(ELF_LOAD_FAILED, "no loadable segment")
     return ElfImage(final_entry, low, high, total, tuple(segments))

@@ -290,3 +290,15 @@ def test_dumpdtb_writes_the_whole_buffer_and_exits_zero(
     assert capsys.readouterr().err.endswith(f"info: dtb dumped to {out}. Exiting.\n")
     with pytest.raises(Error, match="Failed dumping dtb to"):
         qemu_fdt_dumpdtb(fdt, str(tmp_path / "no" / "such" / "dir.dtb"))
+
+
+def test_names_that_are_not_text_are_refused() -> None:
+    fdt = create_device_tree()
+    fdt.add_subnode("/zz")
+    fdt.setprop_cell("/zz", "qq", 1)
+    for name in (b"zz\0", b"qq\0"):
+        blob = bytearray(fdt.packed())
+        pos = blob.index(name)
+        blob[pos : pos + 2] = b"\xff\xfe"
+        with pytest.raises(Error, match=r"invalid device tree blob: .*not text"):
+            Fdt.from_bytes(bytes(blob))

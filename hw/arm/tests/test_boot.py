@@ -451,3 +451,14 @@ def test_user_dtb_errors(files: Files) -> None:
     kernel = files("Image", arm64_image(BODY))
     with pytest.raises(Error, match=r"Couldn't open dtb file .*magic"):
         build_virt(kernel=kernel, dtb=files("bad.dtb", b"x" * 100))
+
+
+def test_elf_offsets_past_any_file_are_refused(files: Files) -> None:
+    data = bytearray(elf_file([Segment(RAM + MiB, b"\0" * 64)], RAM + MiB))
+    struct.pack_into("<Q", data, 64 + 8, 1 << 63)  # p_offset of segment 0
+    path = files("huge.elf", bytes(data))
+    with pytest.raises(Error) as err:
+        build_virt(kernel=path)
+    assert err.value.msg.startswith(
+        f"Couldn't load elf '{path}': Failed to load ELF (malformed ELF file: "
+    )
