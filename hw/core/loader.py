@@ -36,16 +36,12 @@ qemu_api.error.Error: rom: requested regions overlap (rom late. free=0x...12, ..
 
 from __future__ import annotations
 
-import io
-import struct
+import importlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, final
-
-from elftools.common.exceptions import ELFError, ELFParseError
-from elftools.elf.elffile import ELFFile
 
 from qemu_api.error import Error
 from qemu_api.memory import (
@@ -90,9 +86,6 @@ EM_AARCH64: Final = 183
 
 _ELF_MAGIC: Final = b"\x7fELF"
 _EI_NIDENT: Final = 16
-_PT_LOAD: Final = "PT_LOAD"
-_PF_X: Final = 1
-_MACHINE_NAMES: Final = {EM_ARM: "EM_ARM", EM_AARCH64: "EM_AARCH64"}
 
 
 def load_elf_strerror(error: int) -> str:
@@ -224,80 +217,22 @@ def load_elf(data: bytes, elf_machine: int) -> ElfImage:
     """Read the loadable segments of an ELF file for *elf_machine*.
 
     QEMU's ``load_elf``: segments go to their physical addresses
-    (``p_paddr``); segments with no memory size are skipped.
+    (``p_paddr``); segments with no memory size are skipped. The file is
+    read with ``pyelftools`` (:mod:`hw.core.elf_reader`), imported on the
+    first ELF kernel only: it takes longer to import than the rest of the
+    emulator's start.
 
     Raises:
         ElfLoadError: not an ELF file, a file for another machine or word
             size, a big-endian file, or a malformed file.
     """
     if not is_elf(data):
-        raise ElfLoadError(ELF_LOAD_NOT_ELF, "no \\x7fELF magic")
+        raise ElfLoadError(ELF_LOAD_NOT_ELF, "no ELF magic")
     if len(data) < _EI_NIDENT:
         raise ElfLoadError(ELF_LOAD_FAILED, "the ELF header is truncated")
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        machine = elf.header["e_machine"]
-        want = _MACHINE_NAMES.get(elf_machine, str(elf_machine))
-        if machine != want:
-            raise ElfLoadError(
-                ELF_LOAD_WRONG_ARCH,
-                f"e_machine is {machine}, this board needs {want}",
-            )
-        if (elf.elfclass == 64) != (elf_machine == EM_AARCH64):
-            raise ElfLoadError(
-                ELF_LOAD_WRONG_ARCH, f"a {elf.elfclass}-bit ELF file for {want}"
-            )
-        if not elf.little_endian:
-            raise ElfLoadError(
-                ELF_LOAD_WRONG_ENDIAN, "big-endian; the board runs little-endian"
-            )
-        entry: int = elf.header["e_entry"]
-        final_entry = entry
-        segments: list[ElfSegment] = []
-        low, high, total = 1 << 64, 0, 0
-        for i, seg in enumerate(elf.iter_segments()):
-            if seg["p_type"] != _PT_LOAD:
-                continue
-            paddr: int = seg["p_paddr"]
-            vaddr: int = seg["p_vaddr"]
-            filesz: int = seg["p_filesz"]
-            memsz: int = seg["p_memsz"]
-            if filesz > memsz:
-                raise ElfLoadError(
-                    ELF_LOAD_FAILED,
-                    f"segment {i} has p_filesz 0x{filesz:x} > p_memsz 0x{memsz:x}",
-                )
-            body = seg.data()
-            if len(body) != filesz:
-                raise ElfLoadError(
-                    ELF_LOAD_FAILED,
-                    f"segment {i} reaches past the end of the file "
-                    f"(0x{filesz:x} bytes at offset 0x{seg['p_offset']:x})",
-                )
-            if paddr + memsz > 1 << 64:
-                raise ElfLoadError(ELF_LOAD_TOO_BIG, f"segment {i} ends past 2**64")
-            if (
-                vaddr != paddr
-                and vaddr <= entry < vaddr + filesz
-                and seg["p_flags"] & _PF_X
-            ):
-                final_entry = entry - vaddr + paddr
-            if memsz:
-                segments.append(ElfSegment(i, paddr, body, memsz))
-            total += memsz
-            low = min(low, paddr)
-            high = max(high, paddr + memsz)
-    except (ELFError, ELFParseError) as e:
-        raise ElfLoadError(ELF_LOAD_FAILED, f"malformed ELF file: {e}") from None
-    except (OverflowError, ValueError, struct.error, IndexError, KeyError) as e:
-        # pyelftools trusts the header's offsets and sizes: a corrupt one
-        # surfaces as one of these.
-        raise ElfLoadError(
-            ELF_LOAD_FAILED, f"malformed ELF file: {type(e).__name__}: {e}"
-        ) from None
-    if not segments:
-        raise ElfLoadError(ELF_LOAD_FAILED, "no loadable segment")
-    return ElfImage(final_entry, low, high, total, tuple(segments))
+    reader = importlib.import_module("hw.core.elf_reader")
+    image: ElfImage = reader.read_elf(data, elf_machine)
+    return image
 
 
 # -- ROM blobs ------------------------------------------------------------------------
