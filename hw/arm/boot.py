@@ -309,9 +309,7 @@ def load_aarch64_image(
     return kernel_size, entry
 
 
-def _arm_load_elf(
-    info: ArmBootInfo, data: bytes, roms: RomLoader, filename: str
-) -> ElfImage | None:
+def _arm_load_elf(data: bytes, roms: RomLoader, filename: str) -> ElfImage | None:
     """Load an ELF kernel (``arm_load_elf``); None if *data* is not ELF."""
     if not is_elf(data):
         return None
@@ -338,7 +336,7 @@ def _arm_setup_direct_kernel_boot(info: ArmBootInfo, roms: RomLoader) -> None:
     ram_end = info.loader_start + info.ram_size
     image_low = image_high = 0
     is_linux = False
-    elf = _arm_load_elf(info, data, roms, filename)
+    elf = _arm_load_elf(data, roms, filename)
     if elf is not None:
         kernel_size, entry = elf.total_size, elf.entry
         image_low, image_high = elf.low, elf.high
