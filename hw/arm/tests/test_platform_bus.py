@@ -9,7 +9,7 @@ from hw.arm.virt import VirtMachine
 from hw.char.pl011.device import PL011Luminary, PL011State
 from hw.core.platform_bus import PlatformBusDevice
 from hw.core.sysbus_fdt import PlatformBusFDTData
-from hw.intc.latch import ArmGic
+from hw.intc.arm_gic import GICState
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource
 from qemu_api.memory import MemoryRegion
@@ -63,7 +63,7 @@ def test_subtypes_of_an_allowed_type_are_allowed() -> None:
     # QEMU's object_class_dynamic_cast: pl011_luminary is a pl011.
     assert virt.machine.device_is_dynamic_sysbus(PL011Luminary)
     assert virt.machine.device_is_dynamic_sysbus(PL011State)
-    assert not virt.machine.device_is_dynamic_sysbus(ArmGic)
+    assert not virt.machine.device_is_dynamic_sysbus(GICState)
     assert not virt.machine.device_is_dynamic_sysbus(Plain)
 
 
