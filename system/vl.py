@@ -39,6 +39,7 @@ from qemu_api.qom import object_class_by_name, object_class_get_list, object_tre
 from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import virtual_clock_reset
 from system import runstate
+from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, start_incoming
@@ -90,6 +91,11 @@ OPTIONS: Final[dict[str, bool]] = {
     "rtc": True,
     "msg": True,
     "daemonize": False,
+    "kernel": True,
+    "initrd": True,
+    "append": True,
+    "dtb": True,
+    "bios": True,
 }
 """The options pyqemu accepts, with whether each takes an argument."""
 
@@ -277,8 +283,13 @@ def _chardev_add(arg: str) -> None:
     qemu_chr_new(label, backend, dict(opts.values))
 
 
-def _device_add(arg: str) -> None:
-    """``-device TYPE[,prop=val...]`` (QEMU's ``qdev_device_add``)."""
+def _device_add(arg: str, machine: MachineState) -> None:
+    """``-device TYPE[,prop=val...]`` (QEMU's ``qdev_device_add``).
+
+    Sysbus types are not user-creatable, except those the machine allows on
+    its platform bus (QEMU's dynamic sysbus devices), which it wires once
+    they are realized.
+    """
     opts = qemu_opts_parse(arg, implied="driver")
     driver = opts.take("driver")
     if driver is None:
@@ -289,8 +300,13 @@ def _device_add(arg: str) -> None:
             f"'{driver}' is not a valid device model name",
             hint="Use -device help to list the devices\n",
         )
-    if not cls.user_creatable:
+    dynamic = machine.device_is_dynamic_sysbus(cls)
+    if not cls.user_creatable and not dynamic:
         raise Error("Parameter 'driver' expects a pluggable device type")
+    if issubclass(cls, SysBusDevice) and not dynamic:
+        raise Error(
+            "Parameter 'driver' expects a dynamic sysbus device type for the machine"
+        )
     dev = qdev_new(driver)
     dev_id = opts.take("id")
     for key, value in opts.values.items():
@@ -306,6 +322,7 @@ def _device_add(arg: str) -> None:
         dev.sysbus_realize()
     else:
         qdev_realize(dev)
+    machine.device_plug_cb(dev)
 
 
 def _global_add(arg: str) -> None:
@@ -350,6 +367,16 @@ def usage(prog: str) -> str:
         "[,driftfix=none|slew]\n"
         "                set the RTC base and clock, enable drift fix for clock "
         "ticks (x86 only)\n"
+        "\n"
+        "Linux/Multiboot boot specific:\n"
+        "-kernel bzImage use 'bzImage' as kernel image\n"
+        "-append cmdline use 'cmdline' as kernel command line\n"
+        "-initrd file    use 'file' as initial ram disk\n"
+        "-dtb    file    use 'file' as device tree image\n"
+        "-bios file      set the filename for the BIOS\n"
+        "                (virt: the firmware in flash at address 0)\n"
+        "-machine dumpdtb=file\n"
+        "                write the device tree to 'file' and exit\n"
         "\n"
         "Character device options:\n"
         "-chardev null|ringbuf|file|socket|stdio|pty,id=id[,...]\n"
@@ -494,11 +521,17 @@ class Emulator:
                 cls = find_machine(name, target)
             except Error as e:
                 raise CommandLineError("-machine", e.msg, e.hint) from None
-        for key in props.values:
-            raise CommandLineError(
-                "-machine", f"Property '{cls.TYPE_NAME}.{key}' not found"
-            )
         machine = cls()
+        for key, value in props.values.items():
+            if machine.property_find(key) is None:
+                raise CommandLineError(
+                    "-machine", f"Property '{cls.TYPE_NAME}.{key}' not found"
+                )
+            try:
+                machine.property_parse(key, str(value))
+            except Error as e:
+                raise CommandLineError("-machine", e.msg) from None
+        self.set_boot_images(machine)
         mem = self.cfg.last("m")
         if mem is not None:
             opts = qemu_opts_parse(mem, implied="size")
@@ -509,6 +542,37 @@ class Emulator:
             if machine.ram_size == 0 and cls.default_ram_size:
                 raise CommandLineError("-m", "RAM size must not be 0")
         return machine
+
+    def set_boot_images(self, machine: MachineState) -> None:
+        """``-kernel``, ``-initrd``, ``-append``, ``-dtb`` and ``-bios``.
+
+        Each sets the machine property of the same purpose, as in QEMU
+        (``kernel``, ``initrd``, ``append``, ``dtb``, ``firmware``); they are
+        checked as QEMU checks them (``qemu_validate_options``).
+        """
+        for opt, prop in (
+            ("kernel", "kernel"),
+            ("initrd", "initrd"),
+            ("append", "append"),
+            ("dtb", "dtb"),
+            ("bios", "firmware"),
+        ):
+            value = self.cfg.last(opt)
+            if value is not None:
+                machine.property_set(prop, value)
+        if machine.kernel_filename is None:
+            if machine.kernel_cmdline:
+                raise CommandLineError(
+                    None,
+                    "-append only allowed with -kernel option",
+                    "-append gives the command line of the -kernel image.\n",
+                )
+            if machine.initrd_filename is not None:
+                raise CommandLineError(
+                    None,
+                    "-initrd only allowed with -kernel option",
+                    "-initrd gives the initial ramdisk of the -kernel image.\n",
+                )
 
     def serial_specs(self) -> list[str]:
         """The ``-serial`` list, with QEMU's default when none is given."""
@@ -559,9 +623,10 @@ class Emulator:
         self.machine = machine
         for arg in self.cfg.all("device"):
             try:
-                _device_add(arg)
+                _device_add(arg, machine)
             except Error as e:
                 raise CommandLineError("-device", e.msg, e.hint) from None
+        machine.machine_done()
         runstate.qemu_system_reset_handler(lambda _reason: machine.reset())
         runstate.qemu_system_reset(ShutdownCause.NONE)
         self.loop.virtual_follows_host = accel != "qtest"
@@ -735,6 +800,8 @@ def qemu_main(
     emu = Emulator(cfg, out, err, prog)
     try:
         emu.start()
+    except DtbDumped:
+        return 0
     except CommandLineError as e:
         _print_error(err, prog, e)
         return 1

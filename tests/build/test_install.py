@@ -47,5 +47,17 @@ def test_staged_install_runs(buildroot: Path, venv_bin: Path, tmp_path: Path) ->
             [str(launchers[0]), "-help"], capture_output=True, text=True, check=True
         )
         assert "usage: pyqemu-system-aarch64" in res.stdout
+        # ... with the runtime dependencies installed beside it: the virt board
+        # builds its device tree with libfdt.
+        dtb = tmp_path / "virt.dtb"
+        res = subprocess.run(
+            [str(launchers[0]), "-M", f"virt,dumpdtb={dtb}", "-nodefaults"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        assert dtb.read_bytes()[:4] == bytes.fromhex("d00dfeed")
     else:
         assert not (pylib / "qemu_api").exists()

@@ -320,8 +320,10 @@ def test_global_migrate_clk_off() -> None:
 
 
 def test_pl011_is_not_user_creatable() -> None:
+    # As in QEMU, a sysbus type; only virt's platform bus takes it
+    # (tests/qtest/test_platform_bus.py).
     proc = subprocess.run(
-        [str(qemu_binary()), "-M", "virt", "-nodefaults", "-S", "-device", "pl011"],
+        [str(qemu_binary()), "-M", "none", "-nodefaults", "-S", "-device", "pl011"],
         capture_output=True,
         text=True,
         timeout=60,

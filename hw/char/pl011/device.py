@@ -71,6 +71,7 @@ from hw.char.pl011.registers import (
     LineControl,
     ReceiveStatus,
 )
+from hw.core.sysbus_fdt import PlatformBusFDTData
 from qemu_api.bql import BqlCell, BqlStruct
 from qemu_api.chardev import Chardev, ChrEvent
 from qemu_api.clock import Clock, ClockEvent
@@ -405,6 +406,23 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.registers.reset(self)
         with self.regs.borrow_mut() as regs:
             regs.reset()
+
+    def add_fdt_node(self, data: PlatformBusFDTData) -> None:
+        """Describe this UART on a platform bus (``-device pl011`` on virt).
+
+        The node is the one virt's ``create_uart`` makes for UART0, at the
+        UART's window on the bus with its first (combined) interrupt; a Linux
+        guest binds it as the next ``ttyAMA``.
+        """
+        fdt = data.fdt
+        node = data.node_path(self, "pl011")
+        fdt.add_subnode(node)
+        fdt.setprop_string_array(node, "compatible", ["arm,pl011", "arm,primecell"])
+        fdt.setprop_cells(node, "reg", *data.reg(self, 0))
+        fdt.setprop_cells(node, "interrupts", *data.interrupts(self, 0))
+        if data.clock_phandle is not None:
+            fdt.setprop_cells(node, "clocks", data.clock_phandle, data.clock_phandle)
+            fdt.setprop_string_array(node, "clock-names", ["uartclk", "apb_pclk"])
 
     # -- interrupts ------------------------------------------------------------
 
