@@ -261,7 +261,7 @@ def stand_in(name: str) -> None:
     class StandIn(SysBusDevice, type_name=name):
         @override
         def instance_init(self) -> None:
-            self.init_mmio(MemoryRegion(self, name, 0x1000))
+            self.init_mmio(MemoryRegion.container(self, name, 0x1000))
             self.init_irq(InterruptSource())
 
     assert name == StandIn.TYPE_NAME

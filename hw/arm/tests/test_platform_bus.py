@@ -25,7 +25,7 @@ class Plain(SysBusDevice, type_name="test-pbus-plain"):
 
     @override
     def instance_init(self) -> None:
-        self.init_mmio(MemoryRegion(self, "regs", 0x1800))
+        self.init_mmio(MemoryRegion.container(self, "regs", 0x1800))
         self.init_irq(InterruptSource())
 
 
