@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fetch the Linux guest of pyqemu: Debian's arm64 kernel and busybox, and an initramfs.
+r"""Fetch pyqemu's Linux guest: Debian's arm64 kernel and busybox, and an initramfs.
 
 Usage:
   fetch-guest.py [--dir DIR] [--refresh] [--kernel IMAGE] [--busybox BUSYBOX]
@@ -67,7 +67,14 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 # drivers in; the power button (gpio-keys) and its event device (evdev) are modules.
 # The other names are loaded too when another kernel builds them as modules.
 MODULES = ("rtc-pl031", "gpio-pl061", "evdev", "gpio_keys")
-DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie", "forky", "sid")
+DEBIAN_SUITES: tuple[str, ...] = (
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "sid",
+)
 DEBIAN_SUITES += ("oldstable", "stable", "testing", "unstable")
 ARM64_IMAGE_MAGIC = b"ARM\x64"
 MANIFEST = "guest.json"
@@ -119,7 +126,7 @@ class Source:
 
 
 def host_sources(root: Path = Path("/etc/apt")) -> list[Source]:
-    """The ``deb`` entries of the host's sources.list and sources.list.d (both formats)."""
+    """The ``deb`` entries of the host's sources.list and sources.list.d files."""
     found: list[Source] = []
     files = [root / "sources.list"]
     parts = root / "sources.list.d"
@@ -149,7 +156,9 @@ def host_sources(root: Path = Path("/etc/apt")) -> list[Source]:
                     continue
                 signed = fields.get("signed-by")
                 for uri in fields.get("uris", "").split():
-                    found.append(Source(uri, tuple(fields.get("suites", "").split()), signed))
+                    found.append(
+                        Source(uri, tuple(fields.get("suites", "").split()), signed)
+                    )
         else:
             for line in text.splitlines():
                 m = re.match(r"\s*deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)", line)
@@ -160,22 +169,25 @@ def host_sources(root: Path = Path("/etc/apt")) -> list[Source]:
     return found
 
 
-def debian_mirrors(mirror: str | None, security: str | None) -> tuple[str, str | None, Path]:
+def debian_mirrors(
+    mirror: str | None, security: str | None, root: Path = Path("/etc/apt")
+) -> tuple[str, str | None, Path]:
     """The archive and security mirror URIs and the keyring that signs them."""
-    main_src = sec_src = None
-    for src in host_sources():
+    main_src: Source | None = None
+    sec_src: Source | None = None
+    for src in host_sources(root):
         for suite in src.suites:
             base = suite.split("/")[0].split("-")[0]
             if base not in DEBIAN_SUITES:
                 continue
-            if suite.endswith("-security") or suite.endswith("/updates"):
+            if suite.endswith(("-security", "/updates")):
                 sec_src = sec_src or src
             else:
                 main_src = main_src or src
     keyring = KEYRING
-    for src in (main_src, sec_src):
-        if src is not None and src.signed_by and Path(src.signed_by).is_file():
-            keyring = Path(src.signed_by)
+    for found in (main_src, sec_src):
+        if found is not None and found.signed_by and Path(found.signed_by).is_file():
+            keyring = Path(found.signed_by)
             break
     if mirror is None:
         if main_src is None:
@@ -215,16 +227,22 @@ def host_proxies() -> list[str]:
 
 
 class PrivateApt:
-    """apt-get and apt-cache on a private configuration, state and cache (``APT_CONFIG``).
+    """apt-get and apt-cache on a private configuration, state and cache.
 
-    The file is read before anything of the host's (``/etc/apt/apt.conf.d`` is
-    replaced by an empty directory), so only the host's proxy settings carry over.
+    Its ``APT_CONFIG`` file is read before anything of the host's and replaces
+    ``/etc/apt/apt.conf.d`` by an empty directory: only the host's proxy settings
+    carry over.
     """
 
     def __init__(self, root: Path, mirror: str, security: str | None, keyring: Path):
         self.root = root
-        for d in ("etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d",
-                  "state/lists/partial", "cache/archives/partial"):  # fmt: skip
+        for d in (
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/sources.list.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+        ):
             (root / d).mkdir(parents=True, exist_ok=True)
         (root / "state" / "status").touch()
         opts = f"[arch=arm64 signed-by={keyring}]"
@@ -256,14 +274,19 @@ class PrivateApt:
         """Run an apt tool with its output (its progress) shown."""
         result = subprocess.run([tool, *args], cwd=cwd, env=self.env, check=False)
         if result.returncode != 0:
-            raise FetchError(f"{tool} {' '.join(args)} failed (exit {result.returncode})")
+            raise FetchError(
+                f"{tool} {' '.join(args)} failed (exit {result.returncode})"
+            )
 
     def records(self, *packages: str) -> dict[str, dict[str, str]]:
         """The candidate versions' records in the (signed) package index."""
         result = subprocess.run(
             ["apt-cache", "show", "--no-all-versions", *packages],
-            capture_output=True, text=True, env=self.env, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=False,
+        )
         records: dict[str, dict[str, str]] = {}
         for stanza in result.stdout.split("\n\n"):
             fields: dict[str, str] = {}
@@ -291,8 +314,12 @@ class Package:
     filename: str  # the .deb's name as apt-get download writes it
 
     def describe(self) -> dict[str, object]:
-        return {"package": self.name, "version": self.version, "sha256": self.sha256,
-                "size": self.size}  # fmt: skip
+        return {
+            "package": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
 
 
 def package(rec: dict[str, str]) -> Package:
@@ -337,7 +364,7 @@ def download(apt: PrivateApt, pkg: Package, debs: Path) -> Path:
 
 
 def unpack(deb: Path, dest: Path) -> Path:
-    """``dpkg-deb -x`` into dest, then check every file against the package's md5sums."""
+    """``dpkg-deb -x`` into dest, then check the files against the package's md5sums."""
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)
@@ -451,7 +478,8 @@ def write_manifest(out: Path, manifest: dict[str, object]) -> None:
 
 
 def summary(out: Path, manifest: dict[str, object]) -> None:
-    for item in manifest.get("packages", []) or []:
+    packages = manifest.get("packages")
+    for item in packages if isinstance(packages, list) else []:
         if isinstance(item, dict):
             say(f"  {item['package']} {item['version']} ({mb(int(item['size']))} .deb)")
     for name in ("Image", "initramfs.cpio"):
@@ -468,7 +496,7 @@ def fetch_debian(out: Path, args: argparse.Namespace) -> dict[str, object]:
         if shutil.which(tool) is None:
             raise FetchError(
                 f"{tool} is missing: this host cannot download Debian's packages.\n"
-                "Point the build at an arm64 kernel and a static arm64 busybox instead:\n"
+                "Point the build at an arm64 kernel and a static arm64 busybox:\n"
                 "  scripts/fetch-guest.py --kernel IMAGE --busybox BUSYBOX "
                 "[--modules lib/modules/RELEASE]\n"
                 "or set PYQEMU_GUEST_KERNEL, PYQEMU_GUEST_BUSYBOX (and "
@@ -477,7 +505,7 @@ def fetch_debian(out: Path, args: argparse.Namespace) -> dict[str, object]:
     mirror, security, keyring = debian_mirrors(args.mirror, args.security_mirror)
     apt = PrivateApt(out / "apt", mirror, security, keyring)
     t = time.monotonic()
-    say(f"[1/4] updating the arm64 package index of Debian {SUITE} (state in {apt.root})")
+    say(f"[1/4] updating the arm64 package index of Debian {SUITE} (in {apt.root})")
     apt.run("apt-get", "update")
     say(f"      {time.monotonic() - t:.1f} s")
     meta = apt.records(KERNEL_META)[KERNEL_META]
@@ -504,7 +532,9 @@ def fetch_debian(out: Path, args: argparse.Namespace) -> dict[str, object]:
             shutil.rmtree(stale)
     images = sorted((kdir / "boot").glob("vmlinuz-*"))
     if len(images) != 1:
-        raise FetchError(f"{kernel.name} holds {len(images)} boot/vmlinuz-* files, not one")
+        raise FetchError(
+            f"{kernel.name} holds {len(images)} boot/vmlinuz-* files, not one"
+        )
     release = images[0].name.removeprefix("vmlinuz-")
     install_file(check_image(images[0].read_bytes(), str(images[0])), out / "Image")
     install_file((bdir / "bin" / "busybox").read_bytes(), out / "busybox")
@@ -519,7 +549,9 @@ def fetch_debian(out: Path, args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def fetch_local(out: Path, kernel: Path, busybox: Path, modules: Path | None) -> dict[str, object]:
+def fetch_local(
+    out: Path, kernel: Path, busybox: Path, modules: Path | None
+) -> dict[str, object]:
     for what, path in (("kernel", kernel), ("busybox", busybox)):
         if not path.is_file():
             raise FetchError(f"the {what} {path} does not exist")
@@ -545,26 +577,53 @@ def main(argv: list[str]) -> int:
         "--security-mirror).",
     )
     env = os.environ.get
-    parser.add_argument("--dir", type=Path, default=SRC / "build" / "guest",
-                        help="the cache and output directory (default: build/guest)")  # fmt: skip
-    parser.add_argument("--refresh", action="store_true",
-                        help="ask the archive for newer packages even with a warm cache")  # fmt: skip
-    parser.add_argument("--kernel", type=Path, default=env("PYQEMU_GUEST_KERNEL"),
-                        help="use this arm64 Image (or Image.gz) instead of Debian's")  # fmt: skip
-    parser.add_argument("--busybox", type=Path, default=env("PYQEMU_GUEST_BUSYBOX"),
-                        help="use this static arm64 busybox instead of Debian's")  # fmt: skip
-    parser.add_argument("--modules", type=Path, default=env("PYQEMU_GUEST_MODULES"),
-                        help="the lib/modules/RELEASE directory of --kernel")  # fmt: skip
-    parser.add_argument("--mirror", default=env("PYQEMU_DEBIAN_MIRROR"),
-                        help="a Debian archive URI (default: the host's apt sources)")  # fmt: skip
-    parser.add_argument("--security-mirror", default=env("PYQEMU_DEBIAN_SECURITY_MIRROR"),
-                        help="a Debian security archive URI (default: the host's)")  # fmt: skip
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=SRC / "build" / "guest",
+        help="the cache and output directory (default: build/guest)",
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask the archive for newer packages even with a warm cache",
+    )
+    parser.add_argument(
+        "--kernel",
+        type=Path,
+        default=env("PYQEMU_GUEST_KERNEL"),
+        help="use this arm64 Image (or Image.gz) instead of Debian's",
+    )
+    parser.add_argument(
+        "--busybox",
+        type=Path,
+        default=env("PYQEMU_GUEST_BUSYBOX"),
+        help="use this static arm64 busybox instead of Debian's",
+    )
+    parser.add_argument(
+        "--modules",
+        type=Path,
+        default=env("PYQEMU_GUEST_MODULES"),
+        help="the lib/modules/RELEASE directory of --kernel",
+    )
+    parser.add_argument(
+        "--mirror",
+        default=env("PYQEMU_DEBIAN_MIRROR"),
+        help="a Debian archive URI (default: the host's apt sources)",
+    )
+    parser.add_argument(
+        "--security-mirror",
+        default=env("PYQEMU_DEBIAN_SECURITY_MIRROR"),
+        help="a Debian security archive URI (default: the host's)",
+    )
     args = parser.parse_args(argv)
     out: Path = args.dir.resolve()
     local = args.kernel is not None or args.busybox is not None
     if local and (args.kernel is None or args.busybox is None):
-        say("error: --kernel and --busybox (PYQEMU_GUEST_KERNEL, PYQEMU_GUEST_BUSYBOX) "
-            "go together: give both")  # fmt: skip
+        say(
+            "error: --kernel and --busybox (PYQEMU_GUEST_KERNEL, PYQEMU_GUEST_BUSYBOX) "
+            "go together: give both"
+        )
         return 2
     start = time.monotonic()
     try:
@@ -576,13 +635,16 @@ def main(argv: list[str]) -> int:
                 and old.get("version") == MANIFEST_VERSION
                 and old.get("source") == want_source
                 and not args.refresh
-                and (not local or (
-                    old.get("kernel") == str(args.kernel.resolve())
-                    and old.get("kernel_sha256") == sha256(args.kernel)
-                    and old.get("busybox_from") == str(args.busybox.resolve())
-                    and old.get("modules_dir") == (
-                        str(args.modules.resolve()) if args.modules else None)
-                ))  # fmt: skip
+                and (
+                    not local
+                    or (
+                        old.get("kernel") == str(args.kernel.resolve())
+                        and old.get("kernel_sha256") == sha256(args.kernel)
+                        and old.get("busybox_from") == str(args.busybox.resolve())
+                        and old.get("modules_dir")
+                        == (str(args.modules.resolve()) if args.modules else None)
+                    )
+                )
                 and intact(out, old, "Image", "busybox")
             )
             modules_dir = old.get("modules_dir") if old is not None else None
@@ -612,7 +674,9 @@ def main(argv: list[str]) -> int:
             build_initramfs(out, out / "busybox", modules)
             say(f"      {time.monotonic() - t:.1f} s")
             manifest["version"] = MANIFEST_VERSION
-            manifest["initramfs_inputs"] = inputs_digest(sha256(out / "busybox"), modules)
+            manifest["initramfs_inputs"] = inputs_digest(
+                sha256(out / "busybox"), modules
+            )
             write_manifest(out, manifest)
             say(f"guest ready in {out} ({time.monotonic() - start:.1f} s)")
             summary(out, manifest)

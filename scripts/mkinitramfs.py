@@ -75,7 +75,7 @@ class Entry:
 
 
 def cpio_newc(entries: list[Entry], mtime: int) -> bytes:
-    """Return the entries as a cpio archive in the "newc" format the kernel reads.
+    r"""Return the entries as a cpio archive in the "newc" format the kernel reads.
 
     >>> blob = cpio_newc([Entry("init", stat.S_IFREG | 0o755, b"#!/bin/sh\\n")], 0)
     >>> blob[:6], len(blob) % 4
@@ -89,9 +89,20 @@ def cpio_newc(entries: list[Entry], mtime: int) -> bytes:
         name = e.path.encode() + b"\0"
         nlink = 2 if stat.S_ISDIR(e.mode) else 1
         fields = (
-            ino, e.mode, 0, 0, nlink, mtime, len(e.data),
-            0, 0, e.rdev[0], e.rdev[1], len(name), 0,
-        )  # fmt: skip
+            ino,
+            e.mode,
+            0,
+            0,
+            nlink,
+            mtime,
+            len(e.data),
+            0,
+            0,
+            e.rdev[0],
+            e.rdev[1],
+            len(name),
+            0,
+        )
         out.extend(b"070701" + b"".join(b"%08X" % f for f in fields) + name)
         out.extend(b"\0" * (-len(out) % 4))
         out.extend(e.data)
@@ -166,7 +177,9 @@ def read_module(path: Path) -> bytes:
     if name.endswith(".ko.zst"):
         zstd = shutil.which("zstd")
         if zstd is None:
-            raise InitramfsError(f"{path} is zstd-compressed: install zstd to unpack it")
+            raise InitramfsError(
+                f"{path} is zstd-compressed: install zstd to unpack it"
+            )
         return subprocess.run(
             [zstd, "-dc", str(path)], check=True, capture_output=True
         ).stdout
@@ -203,7 +216,7 @@ def collect_modules(
     """
     if not (moddir / "kernel").is_dir():
         raise InitramfsError(
-            f"{moddir} has no kernel/ directory: expected a kernel's lib/modules/RELEASE"
+            f"{moddir} has no kernel/ directory: give a kernel's lib/modules/RELEASE"
         )
     builtin: set[str] = set()
     builtin_file = moddir / "modules.builtin"
@@ -223,7 +236,9 @@ def collect_modules(
         if name in done:
             return
         if name in chain:
-            raise InitramfsError(f"module dependency loop: {' -> '.join(chain + (name,))}")
+            raise InitramfsError(
+                f"module dependency loop: {' -> '.join((*chain, name))}"
+            )
         path = files.get(name)
         if path is None:
             raise InitramfsError(
@@ -233,7 +248,7 @@ def collect_modules(
         depends = modinfo(data).get("depends", "")
         deps = tuple(d.replace("-", "_") for d in depends.split(",") if d)
         for dep in deps:
-            visit(dep, chain + (name,))
+            visit(dep, (*chain, name))
         rel = path.relative_to(moddir).as_posix()
         for suffix in (".xz", ".gz", ".zst"):
             rel = rel.removesuffix(suffix)
@@ -252,7 +267,7 @@ def collect_modules(
 
 
 def rootfs_entries(root: Path) -> list[Entry]:
-    """The files of the rootfs tree: executables keep their x bit (0755), others 0644."""
+    """The files of the rootfs tree: executables get mode 0755, the others 0644."""
     entries = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
@@ -264,14 +279,18 @@ def rootfs_entries(root: Path) -> list[Entry]:
     return entries
 
 
-def build(busybox: Path, moddir: Path | None, wanted: list[str]) -> tuple[bytes, list[str]]:
+def build(
+    busybox: Path, moddir: Path | None, wanted: list[str]
+) -> tuple[bytes, list[str]]:
     """Return the archive and the report lines (what went in, what is missing)."""
     report = []
     entries: dict[str, Entry] = {}
     for d in DIRECTORIES:
         entries[d] = Entry(d, stat.S_IFDIR | 0o755)
     entries["dev/console"] = Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
-    entries["bin/busybox"] = Entry("bin/busybox", stat.S_IFREG | 0o755, check_busybox(busybox))
+    entries["bin/busybox"] = Entry(
+        "bin/busybox", stat.S_IFREG | 0o755, check_busybox(busybox)
+    )
     entries["bin/sh"] = Entry("bin/sh", stat.S_IFLNK | 0o777, b"busybox")
     for e in rootfs_entries(ROOTFS):
         entries[e.path] = e
@@ -317,12 +336,18 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description="Build the initramfs (cpio newc) of pyqemu's Linux guest."
     )
-    parser.add_argument("--busybox", type=Path, required=True,
-                        help="a static AArch64 busybox binary")  # fmt: skip
-    parser.add_argument("--modules", type=Path,
-                        help="the kernel's lib/modules/RELEASE directory")  # fmt: skip
-    parser.add_argument("--module", action="append", default=[],
-                        help="a module to include and load at boot (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--busybox", type=Path, required=True, help="a static AArch64 busybox binary"
+    )
+    parser.add_argument(
+        "--modules", type=Path, help="the kernel's lib/modules/RELEASE directory"
+    )
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        help="a module to include and load at boot (repeatable)",
+    )
     parser.add_argument("output", type=Path)
     args = parser.parse_args(argv)
     try:

@@ -26,10 +26,17 @@ from tests.linux.guest import (
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--launcher", default="qemu",
-                     help="qemu, pyqemu or a command taking QEMU's command line")  # fmt: skip
-    parser.addoption("--timeout-scale", type=float, default=1.0,
-                     help="multiply every timeout (a slower launcher)")  # fmt: skip
+    parser.addoption(
+        "--launcher",
+        default="qemu",
+        help="qemu, pyqemu or a command taking QEMU's command line",
+    )
+    parser.addoption(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every timeout (a slower launcher)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,12 +66,17 @@ def guest_files() -> GuestFiles:
 class GuestFactory(Protocol):
     """``make_guest(suffix, extra_args)``: a guest on the launcher under test."""
 
-    def __call__(self, suffix: str = "", extra_args: tuple[str, ...] = ()) -> LinuxGuest: ...
+    def __call__(
+        self, suffix: str = "", extra_args: tuple[str, ...] = ()
+    ) -> LinuxGuest: ...
 
 
 @pytest.fixture
 def make_guest(
-    request: pytest.FixtureRequest, launcher: str, guest_files: GuestFiles, timeout_scale: float
+    request: pytest.FixtureRequest,
+    launcher: str,
+    guest_files: GuestFiles,
+    timeout_scale: float,
 ) -> Iterator[GuestFactory]:
     """Create guests on the launcher under test; they are ended after the test."""
     guests: list[LinuxGuest] = []
@@ -73,8 +85,13 @@ def make_guest(
 
     def make(suffix: str = "", extra_args: tuple[str, ...] = ()) -> LinuxGuest:
         name = f"{tag}-{base}{'-' + suffix if suffix else ''}"
-        guest = LinuxGuest(launcher, guest_files, name=name, extra_args=extra_args,
-                           timeout_scale=timeout_scale)  # fmt: skip
+        guest = LinuxGuest(
+            launcher,
+            guest_files,
+            name=name,
+            extra_args=extra_args,
+            timeout_scale=timeout_scale,
+        )
         guests.append(guest)
         return guest
 

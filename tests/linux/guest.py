@@ -15,6 +15,7 @@ host's clock, so a boot says where its time went.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,9 @@ from typing import Final
 import pexpect
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-SOURCE_ROOT: Final = Path(os.environ.get("PYQEMU_SOURCE_ROOT", Path(__file__).parents[2]))
+SOURCE_ROOT: Final = Path(
+    os.environ.get("PYQEMU_SOURCE_ROOT", Path(__file__).parents[2])
+)
 BUILD_ROOT: Final = Path(os.environ.get("PYQEMU_BUILD_ROOT", SOURCE_ROOT / "build"))
 
 QEMU: Final = "qemu-system-aarch64"
@@ -45,6 +48,16 @@ INIT_RAN: Final = re.compile(r"init: kernel (\S+) ran /init at ([0-9.]+) s")
 INIT_MODULES: Final = re.compile(r"init: modules loaded at ([0-9.]+) s")
 INIT_SHELL: Final = re.compile(r"init: starting the shell at ([0-9.]+) s")
 PANIC: Final = re.compile(r"Kernel panic - not syncing[^\r\n]*")
+
+# What pexpect's expect() takes in its list (its stubs' list type, which is invariant).
+Pattern = (
+    re.Pattern[str]
+    | re.Pattern[bytes]
+    | str
+    | bytes
+    | type[pexpect.EOF]
+    | type[pexpect.TIMEOUT]
+)
 
 
 class GuestError(Exception):
@@ -67,8 +80,12 @@ def fetch_guest(directory: Path | None = None) -> GuestFiles:
     failure raises: a test that needs the guest fails, it is never skipped.
     """
     directory = directory or BUILD_ROOT / "guest"
-    cmd = [sys.executable, str(SOURCE_ROOT / "scripts" / "fetch-guest.py"),
-           "--dir", str(directory)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(SOURCE_ROOT / "scripts" / "fetch-guest.py"),
+        "--dir",
+        str(directory),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise GuestError(
@@ -92,10 +109,17 @@ def launcher_cpu_probe(launcher: str) -> str | None:
     """
     if shutil.which(launcher) is None:
         return f"{launcher} is not installed or not executable"
-    for args, want in ((["-accel", "help"], "tcg"), (["-M", "virt", "-cpu", "help"], "cortex-a57")):
+    for args, want in (
+        (["-accel", "help"], "tcg"),
+        (["-M", "virt", "-cpu", "help"], "cortex-a57"),
+    ):
         try:
             result = subprocess.run(
-                [launcher, *args], capture_output=True, text=True, timeout=60, check=False
+                [launcher, *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             return f"{launcher} {' '.join(args)} did not answer within 60 s"
@@ -110,8 +134,11 @@ def launcher_cpu_probe(launcher: str) -> str | None:
 
 @dataclass
 class BootTimes:
-    """Where a boot's time went: host seconds since the launcher started, and the
-    kernel's uptime that ``/init`` printed at its steps."""
+    """Where a boot's time went.
+
+    Host seconds since the launcher started, and the kernel's uptime that ``/init``
+    printed at its steps.
+    """
 
     first_output: float | None = None
     init_host: float | None = None
@@ -129,7 +156,8 @@ class BootTimes:
 
         return (
             f"prompt after {s(self.prompt)} (first output {s(self.first_output)}, "
-            f"/init at {s(self.init_host)}; kernel uptime: /init {s(self.init_uptime)}, "
+            f"/init at {s(self.init_host)}; "
+            f"kernel uptime: /init {s(self.init_uptime)}, "
             f"modules loaded {s(self.modules_uptime)}, shell {s(self.shell_uptime)})"
         )
 
@@ -173,7 +201,9 @@ class LinuxGuest:
     log_dir: Path = field(default_factory=lambda: BUILD_ROOT / "tests" / "linux")
     child: pexpect.spawn[str] | None = None
     started: float = 0.0
-    tmpdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pyqemu-linux-")))
+    tmpdir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="pyqemu-linux-"))
+    )
     transcript: Transcript | None = None
     _qmp: QEMUMonitorProtocol | None = None
     _serial: int = 0
@@ -189,14 +219,26 @@ class LinuxGuest:
     def command(self) -> list[str]:
         """The launcher's command line."""
         return [
-            self.launcher, *MACHINE, "-m", self.memory, "-nographic",
+            self.launcher,
+            *MACHINE,
+            "-m",
+            self.memory,
+            "-nographic",
             # Ctrl-C goes to the guest, as a key on its console.
-            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-            "-kernel", str(self.files.kernel), "-initrd", str(self.files.initrd),
-            "-append", self.append,
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+            "-kernel",
+            str(self.files.kernel),
+            "-initrd",
+            str(self.files.initrd),
+            "-append",
+            self.append,
+            "-qmp",
+            f"unix:{self.qmp_path},server=on,wait=off",
             *self.extra_args,
-        ]  # fmt: skip
+        ]
 
     def start(self) -> None:
         """Start the launcher with the console on a pseudo-terminal."""
@@ -206,9 +248,13 @@ class LinuxGuest:
         self.transcript.file.write("$ " + " ".join(cmd) + "\n")
         self.started = time.monotonic()
         self.child = pexpect.spawn(
-            cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace",
-            timeout=30, dimensions=(50, 200),
-        )  # fmt: skip
+            cmd[0],
+            cmd[1:],
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=30,
+            dimensions=(50, 200),
+        )
         self.child.logfile_read = self.transcript
 
     @property
@@ -232,14 +278,18 @@ class LinuxGuest:
             f"last output:\n{tail}"
         )
 
-    def expect(self, patterns: list[re.Pattern[str] | type[pexpect.EOF]], timeout: float) -> int:
+    def expect(self, patterns: list[Pattern], timeout: float) -> int:
         """Wait for one of the patterns; EOF and timeouts raise unless asked for."""
         try:
-            index: int = self.console.expect(patterns, timeout=timeout * self.timeout_scale)
+            index: int = self.console.expect(
+                patterns, timeout=timeout * self.timeout_scale
+            )
         except pexpect.EOF:
             raise self.fail("the launcher exited") from None
         except pexpect.TIMEOUT:
-            raise self.fail(f"no {patterns[0]!r} within {timeout * self.timeout_scale:.0f} s") from None
+            raise self.fail(
+                f"no {patterns[0]!r} within {timeout * self.timeout_scale:.0f} s"
+            ) from None
         return index
 
     def boot(self, timeout: float = 120) -> BootTimes:
@@ -247,8 +297,13 @@ class LinuxGuest:
         if self.child is None:
             self.start()
         times = BootTimes()
-        patterns: list[re.Pattern[str] | type[pexpect.EOF]] = [
-            PROMPT, INIT_RAN, INIT_MODULES, INIT_SHELL, PANIC, re.compile(r"(?=\S)")
+        patterns: list[Pattern] = [
+            PROMPT,
+            INIT_RAN,
+            INIT_MODULES,
+            INIT_SHELL,
+            PANIC,
+            re.compile(r"(?=\S)"),
         ]
         deadline = time.monotonic() + timeout * self.timeout_scale
         while True:
@@ -282,7 +337,7 @@ class LinuxGuest:
         self.expect([PROMPT], timeout)
 
     def run_rc(self, command: str, timeout: float = 30) -> tuple[int, str]:
-        """Run a shell command; return its exit status and output (``\\n`` lines)."""
+        r"""Run a shell command; return its exit status and output (``\\n`` lines)."""
         self._serial += 1
         marker = f"@{self._serial}@"
         self.console.sendline(f"{command}; echo {marker}$?@")
@@ -340,10 +395,8 @@ class LinuxGuest:
     def close(self) -> None:
         """End the launcher if it still runs and drop the temporary directory."""
         if self._qmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._qmp.close()
-            except OSError:
-                pass
             self._qmp = None
         if self.child is not None:
             if self.child.isalive():

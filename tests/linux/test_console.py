@@ -24,8 +24,9 @@ def booted(
     launcher: str, guest_files: GuestFiles, timeout_scale: float
 ) -> Iterator[tuple[LinuxGuest, BootTimes]]:
     tag = "pyqemu" if "pyqemu" in launcher else "qemu"
-    with LinuxGuest(launcher, guest_files, name=f"{tag}-console",
-                    timeout_scale=timeout_scale) as guest:  # fmt: skip
+    with LinuxGuest(
+        launcher, guest_files, name=f"{tag}-console", timeout_scale=timeout_scale
+    ) as guest:
         times = guest.boot()
         print(f"\n{tag}: {times.describe()}")
         yield guest, times
@@ -36,12 +37,15 @@ def guest(booted: tuple[LinuxGuest, BootTimes]) -> LinuxGuest:
     return booted[0]
 
 
-def test_boot_reaches_the_shell(booted: tuple[LinuxGuest, BootTimes], guest_files: GuestFiles) -> None:
+def test_boot_reaches_the_shell(
+    booted: tuple[LinuxGuest, BootTimes], guest_files: GuestFiles
+) -> None:
     guest, times = booted
     assert times.prompt is not None
     # /init ran on the fetched kernel, then loaded its modules, then started the shell.
     assert times.release == guest_files.release
-    assert times.init_uptime is not None and times.modules_uptime is not None
+    assert times.init_uptime is not None
+    assert times.modules_uptime is not None
     assert times.shell_uptime is not None
     assert times.init_uptime <= times.modules_uptime <= times.shell_uptime
     assert guest.run("uname -r").strip() == guest_files.release
@@ -75,7 +79,9 @@ def interrupts(guest: LinuxGuest) -> dict[str, tuple[int, str, str]]:
     """/proc/interrupts by device name: (count, irq chip, hardware irq)."""
     table = {}
     for line in guest.run("cat /proc/interrupts").splitlines()[1:]:
-        m = re.match(r"\s*(\d+):\s+(\d+)\s+(\S+)\s+(\d+)\s+(?:Level|Edge)\s+(.+?)\s*$", line)
+        m = re.match(
+            r"\s*(\d+):\s+(\d+)\s+(\S+)\s+(\d+)\s+(?:Level|Edge)\s+(.+?)\s*$", line
+        )
         if m:
             table[m.group(5)] = (int(m.group(2)), m.group(3), m.group(4))
     return table

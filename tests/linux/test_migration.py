@@ -40,8 +40,10 @@ def test_migration_keeps_the_printing_loop(make_guest: GuestFactory) -> None:
         assert time.monotonic() < deadline, f"migration did not complete: {status}"
         time.sleep(0.1)
     assert source.qmp.cmd("query-status") == {
-        "status": "postmigrate", "singlestep": False, "running": False
-    }  # fmt: skip
+        "status": "postmigrate",
+        "singlestep": False,
+        "running": False,
+    }
 
     # The source printed its last characters before it stopped; the destination
     # goes on from there.

@@ -22,10 +22,12 @@ def test_rtc_base_sets_the_guest_date(make_guest: GuestFactory) -> None:
     guest = make_guest("", ("-rtc", f"base={BASE}"))
     guest.boot()
     log = guest.run("dmesg")
-    assert re.search(r"rtc-pl031 \S+: setting system clock to 2020-01-01T00:00:", log), log
+    assert re.search(
+        r"rtc-pl031 \S+: setting system clock to 2020-01-01T00:00:", log
+    ), log
     now = int(guest.run("date -u +%s"))
     assert BASE_EPOCH <= now <= BASE_EPOCH + guest.elapsed() + 2
     assert guest.run("date -u +%Y-%m-%d").strip() == "2020-01-01"
     # The RTC itself reads the same time (hwclock reads /dev/rtc0).
     rtc = guest.run("hwclock -r -u")
-    assert "2020" in rtc and "Jan" in rtc, rtc
+    assert re.search(r"\bJan\b.*\b2020\b", rtc), rtc
