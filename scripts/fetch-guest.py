@@ -365,6 +365,11 @@ def download(apt: PrivateApt, pkg: Package, debs: Path) -> Path:
 
 def unpack(deb: Path, dest: Path) -> Path:
     """``dpkg-deb -x`` into dest, then check the files against the package's md5sums."""
+    stamp = dest / ".unpacked-from"
+    digest = sha256(deb)
+    if stamp.is_file() and stamp.read_text() == digest:
+        say(f"{deb.name}: already unpacked and checked")
+        return dest
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)
@@ -388,6 +393,7 @@ def unpack(deb: Path, dest: Path) -> Path:
         if h.hexdigest() != digest:
             raise FetchError(f"{deb.name}: unpacked {name} differs from its md5sums")
         count += 1
+    (tmp / stamp.name).write_text(digest)
     tmp.rename(dest)
     say(f"{deb.name}: unpacked {count} files, all match the package's md5sums")
     return dest
@@ -396,6 +402,13 @@ def unpack(deb: Path, dest: Path) -> Path:
 #
 # Inputs given by the user instead of Debian's packages
 #
+
+
+def kernel_release(image: bytes) -> str:
+    """The release in the kernel's banner ("Linux version 6.1.0-57-arm64 (...")."""
+    for m in re.finditer(rb"Linux version ([0-9][^ \0]{0,63}) \(", image):
+        return m.group(1).decode(errors="replace")
+    return ""
 
 
 def check_image(data: bytes, origin: str) -> bytes:
@@ -536,7 +549,13 @@ def fetch_debian(out: Path, args: argparse.Namespace) -> dict[str, object]:
             f"{kernel.name} holds {len(images)} boot/vmlinuz-* files, not one"
         )
     release = images[0].name.removeprefix("vmlinuz-")
-    install_file(check_image(images[0].read_bytes(), str(images[0])), out / "Image")
+    image = check_image(images[0].read_bytes(), str(images[0]))
+    if kernel_release(image) != release:
+        raise FetchError(
+            f"{images[0].name} says it is release {kernel_release(image)!r}, "
+            f"not {release!r}"
+        )
+    install_file(image, out / "Image")
     install_file((bdir / "bin" / "busybox").read_bytes(), out / "busybox")
     modules = kdir / "lib" / "modules" / release
     say(f"      {time.monotonic() - t:.1f} s")
@@ -552,19 +571,30 @@ def fetch_debian(out: Path, args: argparse.Namespace) -> dict[str, object]:
 def fetch_local(
     out: Path, kernel: Path, busybox: Path, modules: Path | None
 ) -> dict[str, object]:
-    for what, path in (("kernel", kernel), ("busybox", busybox)):
-        if not path.is_file():
-            raise FetchError(f"the {what} {path} does not exist")
-    install_file(check_image(kernel.read_bytes(), str(kernel)), out / "Image")
+    image = check_image(kernel.read_bytes(), str(kernel))
+    install_file(image, out / "Image")
     install_file(busybox.read_bytes(), out / "busybox")
     return {
         "source": "local",
-        "release": modules.name if modules else "",
+        "release": kernel_release(image) or (modules.name if modules else ""),
+        "packages": [],
+        "modules_dir": str(modules.resolve()) if modules else None,
+        **local_inputs(kernel, busybox, modules),
+    }
+
+
+def local_inputs(kernel: Path, busybox: Path, modules: Path | None) -> dict[str, str]:
+    """What identifies the files given with --kernel, --busybox and --modules."""
+    for what, path in (("kernel", kernel), ("busybox", busybox)):
+        if not path.is_file():
+            raise FetchError(f"the {what} {path} does not exist")
+    if modules is not None and not modules.is_dir():
+        raise FetchError(f"the modules directory {modules} does not exist")
+    return {
         "kernel": str(kernel.resolve()),
         "kernel_sha256": sha256(kernel),
         "busybox_from": str(busybox.resolve()),
-        "packages": [],
-        "modules_dir": str(modules.resolve()) if modules else None,
+        "busybox_sha256": sha256(busybox),
     }
 
 
@@ -638,9 +668,12 @@ def main(argv: list[str]) -> int:
                 and (
                     not local
                     or (
-                        old.get("kernel") == str(args.kernel.resolve())
-                        and old.get("kernel_sha256") == sha256(args.kernel)
-                        and old.get("busybox_from") == str(args.busybox.resolve())
+                        all(
+                            old.get(k) == v
+                            for k, v in local_inputs(
+                                args.kernel, args.busybox, args.modules
+                            ).items()
+                        )
                         and old.get("modules_dir")
                         == (str(args.modules.resolve()) if args.modules else None)
                     )

@@ -53,10 +53,17 @@ def modules_dir(guest: GuestFiles) -> Path:
     return Path(manifest["modules_dir"])
 
 
-def run_fetcher(*args: str, path: str = "") -> subprocess.CompletedProcess[str]:
-    """The fetcher with a PATH that has no apt-get, apt-cache or dpkg-deb."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYQEMU_GUEST_")}
-    env["PATH"] = path
+def run_fetcher(*args: str, keep_env: bool = False) -> subprocess.CompletedProcess[str]:
+    """The fetcher with a PATH that has no apt-get, apt-cache or dpkg-deb.
+
+    Without ``keep_env`` it ignores the PYQEMU_GUEST_* variables of the caller.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if keep_env or not k.startswith("PYQEMU_GUEST_")
+    }
+    env["PATH"] = ""
     return subprocess.run(
         [sys.executable, str(FETCH), *args],
         capture_output=True,
@@ -118,7 +125,8 @@ def test_no_debian_sources_asks_for_a_mirror(tmp_path: Path) -> None:
 
 
 def test_warm_cache_runs_no_apt(guest: GuestFiles) -> None:
-    result = run_fetcher("--dir", str(guest.kernel.parent))
+    # The same inputs as the fetch of the guest fixture (whatever the environment).
+    result = run_fetcher("--dir", str(guest.kernel.parent), keep_env=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "up to date" in result.stdout
     assert "no download" in result.stdout
@@ -131,18 +139,29 @@ def test_no_apt_and_no_files_says_what_to_do(tmp_path: Path) -> None:
     assert "--busybox" in result.stdout
 
 
+def fake_image(release: str) -> bytes:
+    r"""A small arm64 Image: a header and a kernel banner.
+
+    The header's magic "ARM\x64" is at offset 0x38 (Documentation/arm64/booting.rst).
+    """
+    header = bytearray(64)
+    header[0x38:0x3C] = b"ARM\x64"
+    return bytes(header) + f"Linux version {release} (builder) #1 SMP\n".encode()
+
+
 def test_local_kernel_busybox_and_modules(
     guest: GuestFiles, modules_dir: Path, tmp_path: Path
 ) -> None:
-    # An Image.gz is accepted and unpacked; the initramfs gets the modules.
-    image_gz = tmp_path / "Image.gz"
-    image_gz.write_bytes(gzip.compress(guest.kernel.read_bytes(), compresslevel=1))
+    # An Image.gz is accepted and unpacked; the release comes from the kernel's
+    # banner; the initramfs gets the modules; a second run finds it all in place.
+    image = fake_image("6.1.0-test-arm64")
+    (tmp_path / "Image.gz").write_bytes(gzip.compress(image))
     out = tmp_path / "guest"
     args = (
         "--dir",
         str(out),
         "--kernel",
-        str(image_gz),
+        str(tmp_path / "Image.gz"),
         "--busybox",
         str(guest.kernel.parent / "busybox"),
         "--modules",
@@ -150,11 +169,18 @@ def test_local_kernel_busybox_and_modules(
     )
     result = run_fetcher(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (out / "Image").read_bytes() == guest.kernel.read_bytes()
+    assert (out / "Image").read_bytes() == image
+    manifest = json.loads((out / "guest.json").read_text())
+    assert manifest["release"] == "6.1.0-test-arm64"
     files = read_cpio((out / "initramfs.cpio").read_bytes())
     assert files["etc/modules"][1] == b"evdev\ngpio_keys\n"
     again = run_fetcher(*args)
     assert "up to date" in again.stdout, again.stdout + again.stderr
+    # Another kernel at the same path is noticed.
+    (tmp_path / "Image.gz").write_bytes(gzip.compress(fake_image("6.1.0-other")))
+    third = run_fetcher(*args)
+    assert "up to date" not in third.stdout
+    assert json.loads((out / "guest.json").read_text())["release"] == "6.1.0-other"
 
 
 def test_local_inputs_are_checked(guest: GuestFiles, tmp_path: Path) -> None:
@@ -164,17 +190,14 @@ def test_local_inputs_are_checked(guest: GuestFiles, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "is not an arm64 Linux Image" in result.stdout
+    (tmp_path / "Image").write_bytes(fake_image("6.1.0-test"))
+    image = str(tmp_path / "Image")
     result = run_fetcher(
-        "--dir",
-        str(tmp_path),
-        "--kernel",
-        str(guest.kernel),
-        "--busybox",
-        str(guest.kernel),
+        "--dir", str(tmp_path / "out"), "--kernel", image, "--busybox", image
     )
     assert result.returncode == 1
     assert "not a 64-bit little-endian ELF file" in result.stderr
-    result = run_fetcher("--dir", str(tmp_path), "--kernel", str(guest.kernel))
+    result = run_fetcher("--dir", str(tmp_path), "--kernel", image)
     assert result.returncode == 2
     assert "give both" in result.stdout
 
