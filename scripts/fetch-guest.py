@@ -263,6 +263,9 @@ class PrivateApt:
             "Dir::Cache": root / "cache",
             "APT::Architecture": "arm64",
             "Acquire::Languages": "none",
+            # The index is kept compressed and no source cache is made (60 MB less).
+            "Acquire::GzipIndexes": "true",
+            "Dir::Cache::srcpkgcache": "",
         }
         text = "".join(f'{k} "{v}";\n' for k, v in settings.items())
         text += 'APT::Architectures { "arm64"; };\n'
