@@ -10,7 +10,7 @@ MESON := $(PYVENV)/meson
 MTEST := $(MESON) test -C $(BUILD_DIR) --print-errorlogs --num-processes 2
 SUMMARY := $(PYVENV)/python3 $(SRC_PATH)/scripts/test-summary.py $(BUILD_DIR)
 
-.PHONY: all check bench install clean \
+.PHONY: all check bench install clean guest run \
         update-buildoptions clippy pyfmt pyfmt-fix mypy doc help
 
 all: $(BUILD_DIR)/build.ninja
@@ -43,6 +43,27 @@ update-buildoptions: $(BUILD_DIR)/build.ninja
 clean:
 	$(NINJA) -C $(BUILD_DIR) -t clean
 
+# The Linux guest: Debian's arm64 kernel and a busybox initramfs, fetched and
+# checked into $(GUEST_DIR) by scripts/fetch-guest.py (a no-op once there).
+# `make run` boots it on the virt board with the console on this terminal;
+# QEMU=qemu-system-aarch64 runs it on another launcher, ARGS=... adds options,
+# KERNEL=/INITRD=/APPEND= boot something else (docs/user/linux.rst).
+GUEST_DIR ?= $(BUILD_DIR)/guest
+QEMU ?= $(BUILD_DIR)/pyqemu-system-aarch64
+KERNEL ?= $(GUEST_DIR)/Image
+INITRD ?= $(GUEST_DIR)/initramfs.cpio
+APPEND ?= console=ttyAMA0 quiet
+MEMORY ?= 256M
+PYTHON ?= $(firstword $(wildcard $(PYVENV)/python3) python3)
+
+guest:
+	$(PYTHON) $(SRC_PATH)/scripts/fetch-guest.py --dir $(GUEST_DIR)
+
+run: $(if $(filter $(GUEST_DIR)/%,$(KERNEL) $(INITRD)),guest) \
+     $(if $(filter $(BUILD_DIR)/pyqemu-%,$(QEMU)),all)
+	$(QEMU) -M virt -cpu cortex-a57 -accel tcg -m $(MEMORY) -nographic \
+	  -kernel $(KERNEL) -initrd $(INITRD) -append "$(APPEND)" $(ARGS)
+
 help:
 	@echo "make                  build everything (ninja -C $(BUILD_DIR))"
 	@echo "make check            run every test suite but bench"
@@ -50,4 +71,7 @@ help:
 	@echo "make bench            run the benchmarks and print their figures"
 	@echo "make clippy|pyfmt|pyfmt-fix|mypy|doc   the gates and the docs"
 	@echo "make install          install under the configured prefix"
+	@echo "make guest            fetch the Linux guest (kernel, initramfs) into $(GUEST_DIR)"
+	@echo "make run              boot it on pyqemu (QEMU=qemu-system-aarch64: on QEMU;"
+	@echo "                      ARGS=... more options)"
 	@echo "make update-buildoptions   regenerate scripts/meson-buildoptions.sh"
