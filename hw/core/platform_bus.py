@@ -23,7 +23,7 @@ window, as QEMU does. The device tree then describes it under the bus node
 >>> class Dev(SysBusDevice, type_name="doc-pbus-dev"):
 ...     @override
 ...     def instance_init(self) -> None:
-...         self.init_mmio(MemoryRegion(self, "regs", 0x1000))
+...         self.init_mmio(MemoryRegion.container(self, "regs", 0x1000))
 ...         self.init_irq(InterruptSource())
 >>> a, b = Dev(), Dev()
 >>> for dev in (a, b):
