@@ -40,7 +40,10 @@ __all__ = [
     "qemu_add_vm_change_state_handler",
     "qemu_system_reset",
     "qemu_system_reset_handler",
+    "qemu_system_reset_request",
     "qemu_system_shutdown_request",
+    "main_loop_should_exit",
+    "set_main_loop_notify",
     "report_internal_error",
     "runstate_check",
     "runstate_get",
@@ -103,6 +106,8 @@ _listeners: list[EventListener] = []
 _vm_change_handlers: list[Callable[[bool, RunState], None]] = []
 _reset_handler: Callable[[ShutdownCause], None] | None = None
 _shutdown: ShutdownCause | None = None
+_reset_request: ShutdownCause | None = None
+_notify: Callable[[], None] | None = None
 
 
 def qapi_event_add_listener(listener: EventListener) -> None:
@@ -130,9 +135,10 @@ def qapi_event_send(name: str, data: dict[str, JSONValue] | None = None) -> None
 
 def runstate_init(state: RunState = RunState.PRELAUNCH) -> None:
     """Start a new machine in *state* with no pending shutdown."""
-    global _state, _shutdown
+    global _state, _shutdown, _reset_request
     _state = state
     _shutdown = None
+    _reset_request = None
     _vm_change_handlers.clear()
 
 
@@ -207,13 +213,52 @@ def qemu_system_reset(reason: ShutdownCause) -> None:
 
 
 def qemu_system_shutdown_request(reason: ShutdownCause) -> None:
-    """Ask the main loop to end the process; emits ``SHUTDOWN``."""
+    """Ask the main loop to end the process; emits ``SHUTDOWN``.
+
+    Any thread holding the BQL may call it (a vCPU powering the machine off):
+    the main loop is woken to end the run.
+    """
     global _shutdown
     _shutdown = reason
     runstate_set(RunState.SHUTDOWN)
     qapi_event_send(
         "SHUTDOWN", {"guest": reason.value.startswith("guest"), "reason": reason.value}
     )
+    if _notify is not None:
+        _notify()
+
+
+def set_main_loop_notify(notify: Callable[[], None] | None) -> None:
+    """Install the function that wakes the main loop (``qemu_notify_event``)."""
+    global _notify
+    _notify = notify
+
+
+def qemu_system_reset_request(reason: ShutdownCause) -> None:
+    """Ask the main loop to reset the machine (QEMU's ``qemu_system_reset_request``).
+
+    A vCPU (PSCI ``SYSTEM_RESET``) calls it with the BQL held; the main loop
+    resets the machine with the vCPUs paused (:func:`main_loop_should_exit`).
+    """
+    global _reset_request
+    _reset_request = reason
+    if _notify is not None:
+        _notify()
+
+
+def main_loop_should_exit() -> bool:
+    """Serve pending reset requests; return True when the run should end.
+
+    QEMU's ``main_loop_should_exit``, checked after each main-loop iteration.
+    """
+    global _reset_request
+    if _shutdown is not None:
+        return True
+    reason = _reset_request
+    if reason is not None:
+        _reset_request = None
+        qemu_system_reset(reason)
+    return _shutdown is not None
 
 
 def shutdown_requested() -> ShutdownCause | None:

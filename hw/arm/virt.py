@@ -1,25 +1,43 @@
-"""The ``virt`` board for aarch64 (QEMU's ``hw/arm/virt.c``), without a CPU yet.
+"""The ``virt`` board for aarch64 (QEMU's ``hw/arm/virt.c``).
 
 It follows QEMU's memory map for what it models: RAM at 0x40000000 (``-m``,
-128 MiB by default) named ``mach-virt.ram`` as QEMU names it, the PL011 UART0 at
-0x09000000 (0x1000 bytes) on shared peripheral interrupt 1 of the board's
-interrupt controller (``arm_gic``), and the first serial port as its chardev.
+128 MiB by default) named ``mach-virt.ram`` as QEMU names it, the interrupt
+controller (``arm_gic``) with its distributor at 0x08000000 and CPU interface at
+0x08010000, the PL011 UART0 at 0x09000000 (0x1000 bytes) on shared peripheral
+interrupt 1, and the first serial port as its chardev.
+
+With an accelerator that runs CPUs (``-accel tcg``, the default) the board
+creates its CPU (``-cpu``, ``cortex-a57`` by default) and wires it as QEMU
+7.2's ``create_gic()`` does: the CPU's generic-timer output *i* goes to the
+interrupt controller's input ``ppibase + timer_irq[i]`` (the physical timer on
+PPI 14, INTID 30; the virtual timer on PPI 11, INTID 27) and the controller's
+sysbus IRQ outputs go to the CPU's IRQ, FIQ, VIRQ and VFIQ inputs. PSCI calls
+arrive over HVC, as on QEMU's ``virt`` without EL2 and EL3.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from accel import current_accel
 from hw.core.machine import MachineState
 from hw.intc.latch import ArmGic
-from qemu_api.qdev import qdev_get_gpio_in
+from qemu_api.error import Error
+from qemu_api.qdev import (
+    DeviceState,
+    qdev_get_gpio_in,
+    qdev_new,
+    qdev_realize,
+)
 from qemu_api.qom import object_class_by_name, object_property_add_child, override
-from qemu_api.sysbus import sysbus_new, sysbus_realize
+from qemu_api.sysbus import SysBusDevice, sysbus_new, sysbus_realize
+from target.arm.cpu import arm_cpu_type_name
 
 __all__ = ["VIRT_MEMMAP", "VirtMachine"]
 
 VIRT_MEMMAP: Final = {
     "gic-dist": (0x08000000, 0x00010000),
+    "gic-cpu": (0x08010000, 0x00010000),
     "uart": (0x09000000, 0x00001000),
     "mem": (0x40000000, 0),
 }
@@ -27,6 +45,32 @@ VIRT_MEMMAP: Final = {
 
 UART_SPI: Final = 1
 """QEMU's ``VIRT_UART`` interrupt: SPI 1."""
+
+NUM_IRQS: Final = 256
+"""QEMU's virt ``NUM_IRQS``: shared peripheral interrupts of the GIC."""
+GIC_INTERNAL: Final = 32
+GIC_NR_SGIS: Final = 16
+
+ARCH_TIMER_VIRT_IRQ: Final = 11
+ARCH_TIMER_S_EL1_IRQ: Final = 13
+ARCH_TIMER_NS_EL1_IRQ: Final = 14
+ARCH_TIMER_NS_EL2_IRQ: Final = 10
+VIRTUAL_PMU_IRQ: Final = 7
+
+TIMER_IRQ: Final = (
+    ARCH_TIMER_NS_EL1_IRQ,  # GTIMER_PHYS
+    ARCH_TIMER_VIRT_IRQ,  # GTIMER_VIRT
+    ARCH_TIMER_NS_EL2_IRQ,  # GTIMER_HYP
+    ARCH_TIMER_S_EL1_IRQ,  # GTIMER_SEC
+)
+"""PPI of each generic-timer output, in QEMU's ``GTIMER_*`` order (GICv2)."""
+
+QEMU_PSCI_CONDUIT_HVC: Final = 2
+
+ARM_CPU_IRQ: Final = 0
+ARM_CPU_FIQ: Final = 1
+ARM_CPU_VIRQ: Final = 2
+ARM_CPU_VFIQ: Final = 3
 
 
 class VirtMachine(MachineState, type_name="virt-machine"):
@@ -38,16 +82,60 @@ class VirtMachine(MachineState, type_name="virt-machine"):
     targets = ("aarch64",)
     ram_name = "mach-virt.ram"
     ram_base = VIRT_MEMMAP["mem"][0]
+    default_cpu_model = "cortex-a57"
 
     @override
     def machine_init(self) -> None:
         super().machine_init()
+        self.cpus: list[DeviceState] = []
+        accel = current_accel()
+        if accel is not None and accel.has_cpus:
+            self._create_cpus()
         gic = ArmGic()
         object_property_add_child(self, "gic", gic)
         sysbus_realize(gic)
         self.gic = gic
+        self._wire_gic(gic)
         if object_class_by_name("pl011") is not None:
             self._create_uart(gic)
+
+    def _create_cpus(self) -> None:
+        model = self.cpu_model or self.default_cpu_model
+        typename = arm_cpu_type_name(model)
+        if object_class_by_name(typename) is None:
+            raise Error(
+                f"unable to find CPU model '{model}'",
+                hint="Use -cpu help to list the CPU models.\n",
+            )
+        for n in range(self.smp_cpus):
+            cpu = qdev_new(typename)
+            cpu.property_set("psci-conduit", QEMU_PSCI_CONDUIT_HVC)
+            # virt_cpu_mp_affinity: 8 CPUs per cluster with GICv2.
+            cpu.property_set("mp-affinity", (n // 8) << 8 | n % 8)
+            if n > 0:
+                cpu.property_set("start-powered-off", True)
+            qdev_realize(cpu)
+            self.cpus.append(cpu)
+
+    def _wire_gic(self, gic: SysBusDevice) -> None:
+        """QEMU 7.2's ``create_gic()`` wiring, against the GIC's QEMU layout."""
+        smp = len(self.cpus)
+        if smp == 0 or gic.num_gpio_in() < NUM_IRQS + GIC_INTERNAL * smp:
+            # The latching stand-in has no PPI inputs and no CPU outputs.
+            return
+        gic.mmio_map(0, VIRT_MEMMAP["gic-dist"][0])
+        gic.mmio_map(1, VIRT_MEMMAP["gic-cpu"][0])
+        for i, cpu in enumerate(self.cpus):
+            ppibase = NUM_IRQS + i * GIC_INTERNAL + GIC_NR_SGIS
+            for irq, ppi in enumerate(TIMER_IRQ):
+                cpu.connect_gpio_out(irq, qdev_get_gpio_in(gic, ppibase + ppi))
+            cpu.connect_gpio_out_named(
+                "pmu-interrupt", 0, qdev_get_gpio_in(gic, ppibase + VIRTUAL_PMU_IRQ)
+            )
+            gic.connect_irq(i, qdev_get_gpio_in(cpu, ARM_CPU_IRQ))
+            gic.connect_irq(i + smp, qdev_get_gpio_in(cpu, ARM_CPU_FIQ))
+            gic.connect_irq(i + 2 * smp, qdev_get_gpio_in(cpu, ARM_CPU_VIRQ))
+            gic.connect_irq(i + 3 * smp, qdev_get_gpio_in(cpu, ARM_CPU_VFIQ))
 
     def _create_uart(self, gic: ArmGic) -> None:
         uart = sysbus_new("pl011")

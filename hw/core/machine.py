@@ -60,6 +60,10 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
         self.ram: MemoryRegion | None = None
         self.serial_hds: list[Chardev | None] = []
         """The chardevs of ``-serial`` (QEMU's ``serial_hd(i)``), set before init."""
+        self.cpu_model: str | None = None
+        """The ``-cpu`` model, or None for the board's default."""
+        self.smp_cpus = 1
+        """The number of CPUs (``-smp``)."""
 
     def serial_hd(self, i: int) -> Chardev | None:
         """Return the chardev of serial port *i*, or None."""

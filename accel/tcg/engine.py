@@ -1,0 +1,331 @@
+"""The AArch64 execution engine: unicorn behind a small typed interface.
+
+This is the one module that imports unicorn (QEMU's TCG itself, as far as
+pyqemu is concerned). It gives the vCPU loop (:mod:`accel.tcg.cpus`) and the CPU
+model (:mod:`target.arm`) what they need and nothing else:
+
+- registers: the general registers, PC, PSTATE, the banked stack pointers and any
+  system register by its encoding (:meth:`UnicornEngine.sysreg_read`);
+- guest memory: RAM mapped from a host buffer that the rest of the emulator owns
+  (no copy), I/O ranges whose accesses call Python (:meth:`UnicornEngine.map_mmio`);
+- running: :meth:`UnicornEngine.run` executes until something needs the emulator and
+  says what (:class:`ExitKind`); :meth:`UnicornEngine.stop` ends a run from any thread;
+- hooks into the CPU model: the generic-timer system registers (the engine's own
+  counter follows host time, the model's follows the virtual clock) and
+  exceptions, which the engine reports instead of taking (the model enters them,
+  see :mod:`target.arm.helper`).
+
+Facts about the engine this relies on (checked by the tests): a synchronous
+exception (SVC, HVC, SMC, an undefined instruction, an MMU fault) stops the run
+with PC at QEMU's preferred return address for that exception and is *not*
+taken; an access to an unmapped address stops it at the faulting instruction
+with nothing written back; WFI and WFE end the run with PC past them; ``run``
+releases the GIL, so other threads run while guest code does.
+"""
+
+from __future__ import annotations
+
+from typing import Final, final
+
+from unicorn import (
+    UC_ARCH_ARM64,
+    UC_ERR_EXCEPTION,
+    UC_ERR_FETCH_PROT,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_READ_PROT,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
+    UC_ERR_WRITE_UNMAPPED,
+    UC_HOOK_BLOCK,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_INVALID,
+    UC_MEM_FETCH_PROT,
+    UC_MEM_FETCH_UNMAPPED,
+    UC_MEM_WRITE_PROT,
+    UC_MEM_WRITE_UNMAPPED,
+    UC_MODE_ARM,
+    UC_PROT_ALL,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    Uc,
+    UcError,
+)
+from unicorn import arm64_const as a64
+from unicorn.arm64_const import UC_CPU_ARM64_A57, UC_CPU_ARM64_MAX
+
+from accel.tcg.engine_api import (
+    MMIO_READ,
+    MMIO_WRITE,
+    Access,
+    EngineExit,
+    ExitKind,
+    Reg,
+    SysregRead,
+    SysregWrite,
+)
+
+__all__ = ["CPU_MODELS", "UnicornEngine"]
+
+CPU_MODELS: Final = {"cortex-a57": UC_CPU_ARM64_A57, "max": UC_CPU_ARM64_MAX}
+"""The engine's CPU models by ``-cpu`` name."""
+
+PAGE: Final = 0x1000
+"""The granule the engine maps memory in (a multiple of its own 1 KiB pages)."""
+
+_X_IDS: Final = (
+    *range(a64.UC_ARM64_REG_X0, a64.UC_ARM64_REG_X0 + 29),
+    a64.UC_ARM64_REG_X29,
+    a64.UC_ARM64_REG_X30,
+)
+_REG_IDS: Final = (
+    *_X_IDS,
+    a64.UC_ARM64_REG_SP,
+    a64.UC_ARM64_REG_PC,
+    a64.UC_ARM64_REG_PSTATE,
+    a64.UC_ARM64_REG_SP_EL0,
+    a64.UC_ARM64_REG_SP_EL1,
+    a64.UC_ARM64_REG_SP_EL2,
+    a64.UC_ARM64_REG_ELR_EL1,
+    a64.UC_ARM64_REG_FPCR,
+    a64.UC_ARM64_REG_FPSR,
+)
+_XZR: Final = a64.UC_ARM64_REG_XZR
+_V_IDS: Final = tuple(range(a64.UC_ARM64_REG_Q0, a64.UC_ARM64_REG_Q0 + 32))
+
+
+def _key_fields(key: int) -> tuple[int, int, int, int, int]:
+    """Return ``(crn, crm, op0, op1, op2)``, the engine's order."""
+    return (key >> 7 & 15, key >> 3 & 15, key >> 14 & 3, key >> 11 & 7, key & 7)
+
+
+_WFI: Final = 0xD503207F
+
+
+@final
+class UnicornEngine:
+    """One AArch64 vCPU's engine (implements :class:`~accel.tcg.engine_api.Engine`).
+
+    Args:
+        model: the ``-cpu`` name (a key of :data:`CPU_MODELS`).
+        sysreg_read: called for every MRS of a hooked register.
+        sysreg_write: called for every MSR of a hooked register.
+        hooked: the sysreg keys the callbacks handle (others run natively).
+
+    Raises:
+        KeyError: an unknown model.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        sysreg_read: SysregRead,
+        sysreg_write: SysregWrite,
+        hooked: frozenset[int],
+    ) -> None:
+        self._uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self._uc.ctl_set_cpu_model(CPU_MODELS[model])
+        # No exit address: runs end only on events (emu_start's "until" is
+        # ignored).
+        self._uc.ctl_exits_enabled(True)
+        self._uc.ctl_set_exits([])
+        self._exit = EngineExit()
+        self._sysreg_read = sysreg_read
+        self._sysreg_write = sysreg_write
+        self._hooked = hooked
+        self._maps: dict[int, tuple[int, bool]] = {}  # start -> (size, is_mmio)
+        self._keep: list[object] = []
+        self.block_count = 0
+        """Instructions counted by the block hook (see :meth:`count_blocks`)."""
+        self._block_start = 0
+        self._block_size = 0
+        self._block_hook: int | None = None
+        uc = self._uc
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid)
+        uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, a64.UC_ARM64_INS_MRS)
+        uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, a64.UC_ARM64_INS_MSR)
+
+    # -- registers ------------------------------------------------------------
+
+    def reg_read(self, reg: int) -> int:
+        """Return X0-X30 (0-30) or a :class:`Reg`."""
+        value = self._uc.reg_read(_REG_IDS[reg])
+        assert isinstance(value, int)
+        return value
+
+    def reg_write(self, reg: int, value: int) -> None:
+        """Write X0-X30 (0-30) or a :class:`Reg`."""
+        self._uc.reg_write(_REG_IDS[reg], value & 0xFFFFFFFFFFFFFFFF)
+
+    def vreg_read(self, n: int) -> int:
+        """Return SIMD/FP register Vn as a 128-bit integer."""
+        value = self._uc.reg_read(_V_IDS[n])
+        assert isinstance(value, int)
+        return value
+
+    def vreg_write(self, n: int, value: int) -> None:
+        """Write SIMD/FP register Vn (128 bits)."""
+        self._uc.reg_write(_V_IDS[n], value & ((1 << 128) - 1))
+
+    def sysreg_read(self, key: int) -> int:
+        """Return the engine's value of the system register *key*."""
+        value = self._uc.reg_read(a64.UC_ARM64_REG_CP_REG, _key_fields(key))
+        assert isinstance(value, int)
+        return value
+
+    def sysreg_write(self, key: int, value: int) -> None:
+        """Write the engine's system register *key*."""
+        self._uc.reg_write(
+            a64.UC_ARM64_REG_CP_REG, (*_key_fields(key), value & 0xFFFFFFFFFFFFFFFF)
+        )
+
+    def read_insn(self, addr: int) -> int | None:
+        """Return the instruction word at virtual address *addr*, or None."""
+        try:
+            data = self._uc.mem_read(addr, 4)
+        except UcError:
+            return None
+        return int.from_bytes(data, "little")
+
+    # -- memory ---------------------------------------------------------------
+
+    def map_ram(self, addr: int, size: int, ptr: int, readonly: bool) -> None:
+        """Map *size* bytes of host memory at *ptr* as guest RAM (or ROM) at *addr*."""
+        perms = UC_PROT_READ | UC_PROT_EXEC if readonly else UC_PROT_ALL
+        self._uc.mem_map_ptr(addr, size, perms, ptr)
+        self._maps[addr] = (size, False)
+
+    def map_mmio(self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE) -> None:
+        """Send every access to [addr, addr + size) to *read*/*write* (absolute addresses)."""
+
+        def rd(_uc: Uc, offset: int, width: int, _data: object) -> int:
+            return read(addr + offset, width)
+
+        def wr(_uc: Uc, offset: int, width: int, value: int, _data: object) -> None:
+            write(addr + offset, value, width)
+
+        self._uc.mmio_map(addr, size, rd, None, wr, None)
+        self._maps[addr] = (size, True)
+
+    def unmap(self, addr: int, size: int) -> None:
+        """Remove the mapping at *addr*."""
+        self._uc.mem_unmap(addr, size)
+        self._maps.pop(addr, None)
+
+    def mappings(self) -> dict[int, tuple[int, bool]]:
+        """Return the current mappings: start -> (size, is_mmio)."""
+        return dict(self._maps)
+
+    # -- running --------------------------------------------------------------
+
+    def count_blocks(self, enabled: bool) -> None:
+        """Count executed instructions in :attr:`block_count` (for ``-icount``).
+
+        A hook at the start of each translation block adds the previous
+        block's length; :meth:`run` adds the part of the last block that ran.
+        It is exact for runs that end at an instruction budget, WFI or an
+        exception, which is what makes ``-icount`` runs repeat.
+        """
+        if enabled and self._block_hook is None:
+            self._block_hook = self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+        elif not enabled and self._block_hook is not None:
+            self._uc.hook_del(self._block_hook)
+            self._block_hook = None
+
+    def _on_block(self, _uc: Uc, address: int, size: int, _data: object) -> None:
+        self.block_count += self._block_size >> 2
+        self._block_start = address
+        self._block_size = size
+
+    def run(self, pc: int, count: int = 0) -> EngineExit:
+        """Run from *pc* until an event; *count* > 0 bounds the instructions.
+
+        Called without the BQL: guest code runs while other threads hold it.
+        """
+        ex = self._exit
+        ex.kind = ExitKind.STOPPED
+        ex.intno = -1
+        self._block_size = 0
+        try:
+            self._uc.emu_start(pc, 0, 0, count)
+        except UcError as e:
+            if e.errno in _FAULTS:
+                ex.kind = ExitKind.MEM_FAULT
+            elif e.errno == UC_ERR_EXCEPTION and ex.intno >= 0:
+                ex.kind = ExitKind.EXCEPTION
+            else:
+                ex.kind = ExitKind.ERROR
+                ex.message = str(e)
+        if self._block_size:
+            pc_now = self.reg_read(Reg.PC)
+            part = pc_now - self._block_start
+            done = part if 0 <= part < self._block_size else self._block_size
+            self.block_count += done >> 2
+            self._block_size = 0
+        if ex.kind is ExitKind.STOPPED and ex.intno >= 0:
+            ex.kind = ExitKind.EXCEPTION
+        if ex.kind is ExitKind.STOPPED and count == 0:
+            pc_now = self.reg_read(Reg.PC)
+            if self.read_insn(pc_now - 4) == _WFI:
+                ex.kind = ExitKind.HALTED
+        return ex
+
+    def stop(self) -> None:
+        """End the current :meth:`run` soon (any thread; no effect between runs)."""
+        try:
+            self._uc.emu_stop()
+        except UcError:
+            return
+
+    # -- hooks ----------------------------------------------------------------
+
+    def _on_intr(self, uc: Uc, intno: int, _data: object) -> None:
+        self._exit.intno = intno
+        uc.emu_stop()
+
+    def _on_mem_invalid(
+        self, _uc: Uc, access: int, address: int, size: int, value: int, _data: object
+    ) -> bool:
+        ex = self._exit
+        ex.address = address
+        ex.size = size
+        ex.rom = access == UC_MEM_WRITE_PROT
+        if access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT):
+            ex.access = Access.WRITE
+        elif access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT):
+            ex.access = Access.FETCH
+        else:
+            ex.access = Access.READ
+        return False
+
+    def _on_mrs(self, uc: Uc, reg: int, cp: tuple[int, ...], _data: object) -> bool:
+        crn, crm, op0, op1, op2, _val = cp
+        key = op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+        if key not in self._hooked:
+            return False
+        value = self._sysreg_read(key)
+        if value is None:
+            return False
+        if reg != _XZR:
+            uc.reg_write(reg, value)
+        return True
+
+    def _on_msr(self, _uc: Uc, _reg: int, cp: tuple[int, ...], _data: object) -> bool:
+        crn, crm, op0, op1, op2, val = cp
+        key = op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+        if key not in self._hooked:
+            return False
+        return self._sysreg_write(key, val)
+
+
+_FAULTS: Final = frozenset(
+    {
+        UC_ERR_READ_UNMAPPED,
+        UC_ERR_WRITE_UNMAPPED,
+        UC_ERR_FETCH_UNMAPPED,
+        UC_ERR_READ_PROT,
+        UC_ERR_WRITE_PROT,
+        UC_ERR_FETCH_PROT,
+    }
+)

@@ -1,0 +1,1 @@
+from tests.runtime import qemu_runtime as qemu_runtime
