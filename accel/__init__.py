@@ -92,7 +92,7 @@ def accel_new(name: str, opts: dict[str, str] | None = None) -> AccelState:
         raise Error(f"invalid accelerator {name}")
     # Imported on demand: only tcg loads the engine.
     module = importlib.import_module(f"accel.{name}")
-    factory = getattr(module, "accel_factory")
+    factory = module.accel_factory
     accel = factory(opts or {})
     if not isinstance(accel, AccelState):
         raise Error(f"accel.{name}.accel_factory did not return an AccelState")

@@ -2172,7 +2172,10 @@ class AddressSpace:
 
         >>> root = MemoryRegion.container(None, "r", 0x10000)
         >>> root.add_subregion(0x1000, MemoryRegion.ram(None, "ram", 0x1000))
-        >>> [(hex(r.start), r.size, r.mr.name) for r in AddressSpace(root).flat_ranges()]
+        >>> [
+        ...     (hex(r.start), r.size, r.mr.name)
+        ...     for r in AddressSpace(root).flat_ranges()
+        ... ]
         [('0x1000', 4096, 'ram')]
         """
         return [

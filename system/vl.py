@@ -474,7 +474,9 @@ class Emulator:
         if icount is not None:
             if name != "tcg":
                 raise CommandLineError(
-                    "-icount", f"-icount is not allowed with {name}", "Use -accel tcg.\n"
+                    "-icount",
+                    f"-icount is not allowed with {name}",
+                    "Use -accel tcg.\n",
                 )
             try:
                 parsed = qemu_opts_parse(
@@ -510,7 +512,15 @@ class Emulator:
                 arg,
                 implied="cpus",
                 accepted=frozenset(
-                    {"cpus", "maxcpus", "sockets", "dies", "clusters", "cores", "threads"}
+                    {
+                        "cpus",
+                        "maxcpus",
+                        "sockets",
+                        "dies",
+                        "clusters",
+                        "cores",
+                        "threads",
+                    }
                 ),
             )
         except Error as e:
@@ -680,7 +690,7 @@ class Emulator:
                 pause()
 
     def reset_machine(self, _reason: ShutdownCause) -> None:
-        """Reset the board and its CPUs with the vCPUs paused (``qemu_system_reset``)."""
+        """Reset the board and its CPUs, the vCPUs paused (``qemu_system_reset``)."""
         machine = self.machine
         if machine is None:
             return

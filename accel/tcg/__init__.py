@@ -24,6 +24,7 @@ from accel.tcg.cpus import VCPU, TcgCPU
 from accel.tcg.engine_api import Engine, SysregRead, SysregWrite
 from accel.tcg.memory import EngineMemory
 from qemu_api.error import Error
+from qemu_api.qom import override
 from qemu_api.memory import AddressSpace, get_address_space_memory
 from qemu_api.timer import CLOCK_VIRTUAL, qemu_clock_get_ns
 
@@ -108,17 +109,18 @@ class TcgAccel(AccelState):
         vcpu = VCPU(
             cpu,
             engine,
-            lambda: self.can_run(),
+            self._can_run_now,
             self.icount_shift,
             self.icount_sleep,
             self._report,
             memory,
         )
-        if self.icount_shift is not None:
-            engine.count_blocks(True)
         space.add_topology_listener(lambda _space: vcpu.mark_memory_dirty())
         self.vcpus.append(vcpu)
         return engine, vcpu
+
+    def _can_run_now(self) -> bool:
+        return self.can_run()
 
     def _report(self, what: str, exc: BaseException) -> None:
         if self.on_error is None:
@@ -134,6 +136,7 @@ class TcgAccel(AccelState):
             return source()
         return qemu_clock_get_ns(CLOCK_VIRTUAL)
 
+    @override
     def setup_post(self) -> None:
         """Start every vCPU thread; they run when the machine runs."""
         for vcpu in self.vcpus:
@@ -154,11 +157,13 @@ class TcgAccel(AccelState):
         for vcpu in self.vcpus:
             vcpu.kick()
 
+    @override
     def shutdown(self) -> None:
         """End every vCPU thread."""
         for vcpu in self.vcpus:
             vcpu.shutdown()
 
+    @override
     def describe(self) -> str:
         """Return ``tcg`` and the icount setting."""
         if self.icount_shift is None:

@@ -42,7 +42,7 @@ from qemu_api.timer import (
     qemu_clock_get_ns,
 )
 
-__all__ = ["ICOUNT_MAX_SLICE", "TcgCPU", "VCPU"]
+__all__ = ["ICOUNT_MAX_SLICE", "VCPU", "TcgCPU"]
 
 ICOUNT_MAX_SLICE: Final = 1 << 22
 """The most instructions one ``-icount`` slice runs without a deadline."""
@@ -129,6 +129,10 @@ class VCPU:
         self._icount_base_ns = 0
         self.slices = 0
         """Slices run so far (for tests and statistics)."""
+        self.iterations = 0
+        """Turns of the loop so far: each kick makes at least one."""
+        if icount_shift is not None:
+            engine.count_blocks(True)
 
     # -- control, from any thread ------------------------------------------
 
@@ -159,7 +163,7 @@ class VCPU:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def kick(self) -> None:
-        """Make the vCPU leave the engine and look at its state (QEMU's ``qemu_cpu_kick``)."""
+        """Make the vCPU leave the engine and look at its state (``qemu_cpu_kick``)."""
         with self._cond:
             self._kick = True
             if self._in_engine:
@@ -216,7 +220,9 @@ class VCPU:
         with self._cond:
             return self._stopped
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+    def _wait(
+        self, predicate: Callable[[], bool], timeout: float | None = None
+    ) -> bool:
         """Wait for *predicate* (checked under the lock) with the BQL released."""
         held = bql_locked()
         if held:
@@ -254,6 +260,7 @@ class VCPU:
         """One turn of the loop, BQL held; return False to end the thread."""
         with self._cond:
             self._kick = False
+            self.iterations += 1
             if self._exit:
                 return False
             stop = self._stop or not self._can_run()

@@ -48,11 +48,10 @@ from unicorn import (
     UC_PROT_ALL,
     UC_PROT_EXEC,
     UC_PROT_READ,
-    Uc,
-    UcError,
 )
 from unicorn import arm64_const as a64
 from unicorn.arm64_const import UC_CPU_ARM64_A57, UC_CPU_ARM64_MAX
+from unicorn.unicorn_py3.unicorn import Uc, UcError
 
 from accel.tcg.engine_api import (
     MMIO_READ,
@@ -196,8 +195,10 @@ class UnicornEngine:
         self._uc.mem_map_ptr(addr, size, perms, ptr)
         self._maps[addr] = (size, False)
 
-    def map_mmio(self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE) -> None:
-        """Send every access to [addr, addr + size) to *read*/*write* (absolute addresses)."""
+    def map_mmio(
+        self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
+    ) -> None:
+        """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs)."""
 
         def rd(_uc: Uc, offset: int, width: int, _data: object) -> int:
             return read(addr + offset, width)

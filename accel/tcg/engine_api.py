@@ -98,7 +98,6 @@ SysregWrite = Callable[[int, int], bool]
 """``write(key, value)``: handle an MSR (True) or let the engine do it (False)."""
 
 
-
 class Engine(Protocol):
     """One vCPU's engine, as :class:`accel.tcg.engine.UnicornEngine` implements it."""
 

@@ -113,4 +113,3 @@ class EngineMemory:
             else:
                 self.engine.map_mmio(m.start, m.size, self.read, self.write)
             self._mapped[m] = buf
-

@@ -1,1 +1,1 @@
-
+"""Unit tests of the accelerators."""

@@ -37,12 +37,12 @@ from qemu_api.bql import bql_lock, bql_locked, bql_unlock
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource
 from qemu_api.log import LOG_GUEST_ERROR, qemu_log_mask
-from qemu_api.migration.vmstate import VMStateDescription, vmstate_struct
 from qemu_api.memory import (
     MEMTX_DECODE_ERROR,
     MemTxResultSlot,
     get_address_space_memory,
 )
+from qemu_api.migration.vmstate import VMStateDescription, vmstate_struct
 from qemu_api.qdev import ResetType, prop_bool, prop_u32, prop_u64
 from qemu_api.qom import override
 from system import runstate
@@ -54,7 +54,6 @@ from target.arm.gtimer import (
     NUM_GTIMERS,
     GenericTimer,
 )
-from target.arm.machine import SAVED_SYSREGS, VMSTATE_ARM_CPU, ArmCPUSnapshot
 from target.arm.helper import (
     EXC_FIQ,
     EXC_IRQ,
@@ -65,6 +64,7 @@ from target.arm.helper import (
     do_interrupt,
     pstate_string,
 )
+from target.arm.machine import SAVED_SYSREGS, VMSTATE_ARM_CPU, ArmCPUSnapshot
 from target.arm.syndrome import (
     EXCP_BKPT,
     EXCP_DATA_ABORT,
@@ -94,8 +94,8 @@ __all__ = [
     "ArmCPU",
     "CortexA57ArmCPU",
     "MaxArmCPU",
-    "arm_cpu_type_name",
     "arm_cpu_models",
+    "arm_cpu_type_name",
 ]
 
 TYPE_ARM_CPU = "arm-cpu"
@@ -186,6 +186,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
 
     @override
     def instance_init(self) -> None:
+        """Declare the GPIO lines and the state; the engine comes at realize."""
         super().instance_init()
         self.irq_level = [0, 0, 0, 0]
         self.init_gpio_in(self._set_irq, 4)
@@ -210,6 +211,11 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
 
     @override
     def realize(self) -> None:
+        """Get an engine and a vCPU thread from the accelerator; reset.
+
+        Raises:
+            Error: the accelerator runs no CPUs (``-accel qtest``).
+        """
         super().realize()
         accel = current_accel()
         create = getattr(accel, "create_vcpu", None)
@@ -265,6 +271,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
 
     @override
     def reset_hold(self, reset_type: ResetType) -> None:
+        """A device reset resets the CPU (:meth:`cpu_reset`)."""
         super().reset_hold(reset_type)
         self.cpu_reset()
 
@@ -345,8 +352,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             self._mem_fault(engine, ex)
         elif ex.kind is ExitKind.ERROR:
             raise Error(
-                f"the engine stopped: {ex.message} at PC "
-                f"0x{engine.reg_read(Reg.PC):x}"
+                f"the engine stopped: {ex.message} at PC 0x{engine.reg_read(Reg.PC):x}"
             )
 
     def _sync(self, engine: Engine, syndrome: int, return_pc: int) -> None:
@@ -363,9 +369,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             conduit = (
                 psci.PSCI_CONDUIT_HVC if intno == EXCP_HVC else psci.PSCI_CONDUIT_SMC
             )
-            if self.psci_conduit == conduit and current_el(
-                engine.reg_read(Reg.PSTATE)
-            ):
+            if self.psci_conduit == conduit and current_el(engine.reg_read(Reg.PSTATE)):
                 self._psci_call(engine)
             else:
                 # No EL2 or EL3 here: HVC and SMC are undefined (PC is past them).
@@ -441,9 +445,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             self.powered_off = True
             return
         elif fn == psci.PSCI_FN_SYSTEM_OFF:
-            runstate.qemu_system_shutdown_request(
-                runstate.ShutdownCause.GUEST_SHUTDOWN
-            )
+            runstate.qemu_system_shutdown_request(runstate.ShutdownCause.GUEST_SHUTDOWN)
             self.powered_off = True
             return
         elif fn in (psci.PSCI_0_1_FN_CPU_OFF, psci.PSCI_FN_CPU_OFF):
@@ -496,7 +498,9 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
                 return (virt.count() - self.cntvoff) & 0xFFFFFFFFFFFFFFFF
             if key == CNTVOFF_EL2:
                 return self.cntvoff
-            timer = phys if key in (CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTP_TVAL_EL0) else virt
+            timer = (
+                phys if key in (CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTP_TVAL_EL0) else virt
+            )
             if key in (CNTP_CTL_EL0, CNTV_CTL_EL0):
                 return timer.read_ctl()
             if key in (CNTP_CVAL_EL0, CNTV_CVAL_EL0):
@@ -522,7 +526,9 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
                 self.gt_timers[GTIMER_VIRT].recalc()
                 return True
             phys, virt = self.gt_timers
-            timer = phys if key in (CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTP_TVAL_EL0) else virt
+            timer = (
+                phys if key in (CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTP_TVAL_EL0) else virt
+            )
             if key in (CNTP_CTL_EL0, CNTV_CTL_EL0):
                 timer.write_ctl(value)
             elif key in (CNTP_CVAL_EL0, CNTV_CVAL_EL0):
@@ -601,10 +607,12 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
 
     @override
     def arch_name(self) -> str:
+        """Return ``aarch64``."""
         return "aarch64"
 
     @override
     def thread_id(self) -> int:
+        """Return the host thread id of the vCPU thread."""
         vcpu = self.vcpu
         return vcpu.native_id() if vcpu is not None else threading.get_native_id()
 
@@ -629,7 +637,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         out.append("\n")
         el = current_el(pstate)
         fpen = engine.sysreg_read(CPACR_EL1) >> 20 & 3
-        if el <= 1 and (fpen == 0 or fpen == 2 or (fpen == 1 and el == 0)):
+        if el <= 1 and (fpen in {0, 2} or (fpen == 1 and el == 0)):
             out.append("    FPU disabled\n")
             return "".join(out)
         out.append(
@@ -676,4 +684,3 @@ class MaxArmCPU(ArmCPU, type_name=arm_cpu_type_name("max")):
 
     model = "max"
     has_pan = True
-

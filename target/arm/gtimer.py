@@ -101,9 +101,10 @@ class GenericTimer:
 
     def istatus(self) -> bool:
         """Return whether the timer condition is met."""
-        return bool(self.ctl & CTL_ENABLE) and (
-            (self.count() - self.offset()) & _U64
-        ) >= self.cval
+        return (
+            bool(self.ctl & CTL_ENABLE)
+            and ((self.count() - self.offset()) & _U64) >= self.cval
+        )
 
     def read_ctl(self) -> int:
         """Return ``CNTx_CTL`` with ISTATUS."""

@@ -20,12 +20,12 @@ from typing import Final
 from accel.tcg.engine_api import Engine, Reg, sysreg_key
 
 __all__ = [
+    "ESR_EL1",
     "EXC_FIQ",
     "EXC_IRQ",
     "EXC_SERROR",
     "EXC_SYNC",
     "FAR_EL1",
-    "ESR_EL1",
     "PSTATE_A",
     "PSTATE_D",
     "PSTATE_F",

@@ -4,7 +4,8 @@ The registers live in the engine; before the state is saved the vCPU is paused
 at an instruction boundary and :func:`cpu_pre_save` copies what a guest can see
 into :class:`ArmCPUSnapshot`; :func:`cpu_post_load` writes it back. The section
 is pyqemu's own (QEMU's ``cpu`` section lists every coprocessor register by
-index, which the engine does not expose), named ``arm-cpu`` (this struct is its ``arm-cpu/regs`` part).
+index, which the engine does not expose), named ``arm-cpu``; this struct is
+its ``arm-cpu/regs`` part.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from qemu_api.migration.vmstate import (
     vmstate_uint64,
 )
 
-__all__ = ["SAVED_SYSREGS", "ArmCPUSnapshot", "VMSTATE_ARM_CPU"]
+__all__ = ["SAVED_SYSREGS", "VMSTATE_ARM_CPU", "ArmCPUSnapshot"]
 
 SAVED_SYSREGS: Final = (
     sysreg_key(3, 0, 1, 0, 0),  # SCTLR_EL1

@@ -12,6 +12,9 @@ from typing import Final
 __all__ = [
     "PSCI_0_1_FN_BASE",
     "PSCI_0_2_64BIT",
+    "PSCI_CONDUIT_DISABLED",
+    "PSCI_CONDUIT_HVC",
+    "PSCI_CONDUIT_SMC",
     "PSCI_FN_AFFINITY_INFO",
     "PSCI_FN_CPU_OFF",
     "PSCI_FN_CPU_ON",
@@ -27,9 +30,6 @@ __all__ = [
     "PSCI_RET_NOT_SUPPORTED",
     "PSCI_RET_TOS_MIGRATION_NOT_REQUIRED",
     "PSCI_VERSION",
-    "PSCI_CONDUIT_DISABLED",
-    "PSCI_CONDUIT_HVC",
-    "PSCI_CONDUIT_SMC",
     "psci_features",
 ]
 

@@ -16,8 +16,14 @@ from hw.core.cpu import first_cpu
 from qemu_api.bql import bql_lock, bql_locked
 from qemu_api.memory import get_address_space_memory
 from system import runstate
-from system.vl import CommandLineError, Emulator, _import_boards, _import_devices
-from system.vl import _print_error, parse_command_line
+from system.vl import (
+    CommandLineError,
+    Emulator,
+    _import_boards,
+    _import_devices,
+    _print_error,
+    parse_command_line,
+)
 
 PT_LOAD = 1
 

@@ -1,1 +1,5 @@
-from tests.runtime import qemu_runtime as qemu_runtime
+"""Fixtures: every test holds the BQL and starts from a fresh runtime."""
+
+from tests.runtime import qemu_runtime
+
+__all__ = ["qemu_runtime"]
