@@ -90,6 +90,7 @@ _REG_IDS: Final = (
     a64.UC_ARM64_REG_FPSR,
 )
 _XZR: Final = a64.UC_ARM64_REG_XZR
+_TPIDR_EL0: Final = 3 << 14 | 3 << 11 | 13 << 7 | 0 << 3 | 2
 _V_IDS: Final = tuple(range(a64.UC_ARM64_REG_Q0, a64.UC_ARM64_REG_Q0 + 32))
 
 
@@ -154,8 +155,15 @@ class UnicornEngine:
         return value
 
     def reg_write(self, reg: int, value: int) -> None:
-        """Write X0-X30 (0-30) or a :class:`Reg`."""
+        """Write X0-X30 (0-30) or a :class:`Reg`.
+
+        Writing PSTATE also refreshes the engine's cached translation flags
+        (the exception level, the masks): the engine rebuilds them only after
+        a system-register write, so one is made with TPIDR_EL0's own value.
+        """
         self._uc.reg_write(_REG_IDS[reg], value & 0xFFFFFFFFFFFFFFFF)
+        if reg == Reg.PSTATE:
+            self.sysreg_write(_TPIDR_EL0, self.sysreg_read(_TPIDR_EL0))
 
     def vreg_read(self, n: int) -> int:
         """Return SIMD/FP register Vn as a 128-bit integer."""
