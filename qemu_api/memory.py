@@ -2011,21 +2011,18 @@ def _access_allowed(
 
 @final
 class FlatRange(NamedTuple):
-    """One range of an address space's flat view (QEMU's ``FlatRange``).
-
-    Attributes:
-        start: the first address of the range.
-        size: the length in bytes.
-        mr: the terminating region the range shows (RAM, ROM or I/O).
-        offset_in_region: the offset in ``mr`` of the range's first byte.
-        readonly: guest writes are rejected (ROM or a read-only container).
-    """
+    """One range of an address space's flat view (QEMU's ``FlatRange``)."""
 
     start: int
+    """The first address of the range."""
     size: int
+    """The length in bytes."""
     mr: MemoryRegion
+    """The terminating region the range shows (RAM, ROM or I/O)."""
     offset_in_region: int
+    """The offset in ``mr`` of the range's first byte."""
     readonly: bool
+    """Guest writes are rejected (ROM or a read-only container)."""
 
 
 @final
