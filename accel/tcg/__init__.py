@@ -24,8 +24,8 @@ from accel.tcg.cpus import VCPU, TcgCPU
 from accel.tcg.engine_api import Engine, SysregRead, SysregWrite
 from accel.tcg.memory import EngineMemory
 from qemu_api.error import Error
-from qemu_api.qom import override
 from qemu_api.memory import AddressSpace, get_address_space_memory
+from qemu_api.qom import override
 from qemu_api.timer import CLOCK_VIRTUAL, qemu_clock_get_ns
 
 __all__ = ["ICOUNT_MAX_SHIFT", "TcgAccel", "accel_factory", "cpu_models"]

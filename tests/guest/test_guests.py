@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,8 +107,6 @@ def test_boot_serial(tmp_path: Path) -> None:
                 break
             if proc.poll() is not None:
                 break
-            import time
-
             time.sleep(0.05)
         assert "TT" in serial.read_text()
     finally:
@@ -150,7 +149,8 @@ def test_icount() -> None:
     assert status == 0
     ticks = counters(out)
     assert len(ticks) == 5
-    assert ticks == sorted(ticks) and len(set(ticks)) == 5
+    assert ticks == sorted(ticks)
+    assert len(set(ticks)) == 5
     # The checksums are QEMU's, and so is the time each round takes: the
     # counter advances by the round's instructions, 8 ns each (QEMU's clock
     # starts at a different point, so only the differences compare).

@@ -1,6 +1,9 @@
-"""The AArch64 CPU model without running guest code: QOM shape, reset and boot
-entry, exception entry, interrupt masking, the generic timer, PSCI answers and
-the migration snapshot. Guest-level behaviour is in tests/guest."""
+"""The AArch64 CPU model without running guest code.
+
+QOM shape, reset and boot entry, exception entry, interrupt masking, the
+generic timer, PSCI answers and the migration snapshot. Guest-level behaviour
+is in tests/guest.
+"""
 
 from __future__ import annotations
 
@@ -178,7 +181,8 @@ def test_snapshot_round_trip(tcg: TcgAccel) -> None:
     a = new_cpu()
     b = new_cpu()
     ea, eb = a.engine, b.engine
-    assert ea is not None and eb is not None
+    assert ea is not None
+    assert eb is not None
     for n in range(31):
         ea.reg_write(n, 0x1000 + n)
     ea.reg_write(Reg.PSTATE, 0x600003C4)  # EL1t, Z C
