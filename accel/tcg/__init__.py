@@ -16,6 +16,8 @@ the vCPU threads through the accelerator.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from typing import Final, final
 
@@ -54,6 +56,13 @@ class TcgAccel(AccelState):
     has_cpus = True
 
     def __init__(self, opts: dict[str, str]) -> None:
+        if importlib.util.find_spec("unicorn") is None:
+            raise Error(
+                "the tcg accelerator needs the unicorn engine, which is not "
+                f"installed for {sys.executable}",
+                hint="Install the Python package pinned in subprojects/runtime.txt "
+                "(unicorn==2.1.4), or run without a CPU with -accel qtest.\n",
+            )
         self.icount_shift: int | None = None
         self.icount_sleep = True
         shift = opts.get("icount-shift")

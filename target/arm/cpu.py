@@ -100,6 +100,9 @@ __all__ = [
 
 TYPE_ARM_CPU = "arm-cpu"
 
+LOCKUP_FAULTS: Final = 64
+"""Faults in a row at the vector each entered before the CPU is stopped."""
+
 ARM_CPU_IRQ: Final = 0
 ARM_CPU_FIQ: Final = 1
 ARM_CPU_VIRQ: Final = 2
@@ -154,7 +157,9 @@ _EL0_ACCESS: Final = {
 # guest's way, as QEMU's virt without virtualization=on or secure=on.
 _SCR_EL3_NS_EL1: Final = 0x501
 _HCR_EL2_RW: Final = 1 << 31
-_PSTATE_RESET: Final = 0x3C5  # EL1h, D, A, I, F masked
+# EL1h, D, A, I, F masked, and Z: QEMU keeps Z inverted, so a zeroed reset
+# state reads Z set.
+_PSTATE_RESET: Final = 0x400003C5
 
 
 def arm_cpu_type_name(model: str) -> str:
@@ -206,6 +211,8 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         self._clock = _zero_clock
         self.gt_timers: list[GenericTimer] = []
         self.snapshot = ArmCPUSnapshot()
+        self._last_vector = -1
+        self._lockup = 0
 
     # -- construction -----------------------------------------------------
 
@@ -295,6 +302,8 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             t.reset()
         self.halted = False
         self.powered_off = bool(self.start_powered_off)
+        self._last_vector = -1
+        self._lockup = 0
         self._apply_boot_entry(engine)
 
     # -- interrupt inputs ---------------------------------------------------
@@ -346,14 +355,41 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         if ex.kind is ExitKind.HALTED:
             if not self.cpu_has_work():
                 self.halted = True
-        elif ex.kind is ExitKind.EXCEPTION:
-            self._exception(engine, ex.intno)
-        elif ex.kind is ExitKind.MEM_FAULT:
-            self._mem_fault(engine, ex)
+        elif ex.kind in (ExitKind.EXCEPTION, ExitKind.MEM_FAULT):
+            fault_pc = engine.reg_read(Reg.PC)
+            if ex.kind is ExitKind.EXCEPTION:
+                self._exception(engine, ex.intno)
+            else:
+                self._mem_fault(engine, ex)
+            self._check_lockup(engine, fault_pc)
         elif ex.kind is ExitKind.ERROR:
             raise Error(
                 f"the engine stopped: {ex.message} at PC 0x{engine.reg_read(Reg.PC):x}"
             )
+
+    def _check_lockup(self, engine: Engine, fault_pc: int) -> None:
+        """Stop a CPU that only takes exceptions at its own exception vectors.
+
+        A guest whose vector table faults (no guest loaded: nothing at address
+        0 and VBAR_EL1 is 0) would take an exception per instruction forever,
+        as on QEMU, but here each costs the host a slice: after
+        :data:`LOCKUP_FAULTS` faults in a row, each at the vector the previous
+        one entered, the CPU stops until the next reset, with a guest-error
+        log line. The guest cannot tell: it makes no progress either way.
+        """
+        if fault_pc == self._last_vector:
+            self._lockup += 1
+            if self._lockup >= LOCKUP_FAULTS:
+                qemu_log_mask(
+                    LOG_GUEST_ERROR,
+                    f"CPU {self.cpu_index} stopped: every exception faults at its "
+                    f"own vector (last at 0x{fault_pc:x})\n",
+                )
+                self.powered_off = True
+                self._lockup = 0
+        else:
+            self._lockup = 0
+        self._last_vector = engine.reg_read(Reg.PC)
 
     def _sync(self, engine: Engine, syndrome: int, return_pc: int) -> None:
         do_interrupt(
@@ -630,11 +666,11 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
                 sep = " " if (i + 2) % 3 else "\n"
                 out.append(f"X{i:02d}={engine.reg_read(i):016x}{sep}")
         pstate = engine.reg_read(Reg.PSTATE)
-        out.append(pstate_string(pstate, "NS "))
+        # No EL3 on QEMU's virt: no "NS "/"S " before the EL.
+        out.append(pstate_string(pstate))
         if not fpu:
             out.append("\n")
             return "".join(out)
-        out.append("\n")
         el = current_el(pstate)
         fpen = engine.sysreg_read(CPACR_EL1) >> 20 & 3
         if el <= 1 and (fpen in {0, 2} or (fpen == 1 and el == 0)):
