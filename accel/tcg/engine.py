@@ -32,6 +32,7 @@ from unicorn import (
     UC_ERR_EXCEPTION,
     UC_ERR_FETCH_PROT,
     UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_OK,
     UC_ERR_READ_PROT,
     UC_ERR_READ_UNMAPPED,
     UC_ERR_WRITE_PROT,
@@ -51,7 +52,10 @@ from unicorn import (
 )
 from unicorn import arm64_const as a64
 from unicorn.arm64_const import UC_CPU_ARM64_A57, UC_CPU_ARM64_MAX
+from unicorn.unicorn_py3.unicorn import MMIO_READ_CFUNC as _MMIO_READ_CFUNC
+from unicorn.unicorn_py3.unicorn import MMIO_WRITE_CFUNC as _MMIO_WRITE_CFUNC
 from unicorn.unicorn_py3.unicorn import Uc, UcError
+from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from accel.tcg.engine_api import (
     MMIO_READ,
@@ -134,6 +138,8 @@ class UnicornEngine:
         self._sysreg_write = sysreg_write
         self._hooked = hooked
         self._maps: dict[int, tuple[int, bool]] = {}  # start -> (size, is_mmio)
+        self._callbacks: dict[int, tuple[object, object]] = {}
+        self._error: BaseException | None = None
         self._keep: list[object] = []
         self.block_count = 0
         """Instructions counted by the block hook (see :meth:`count_blocks`)."""
@@ -206,21 +212,46 @@ class UnicornEngine:
     def map_mmio(
         self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
     ) -> None:
-        """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs)."""
+        """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
 
-        def rd(_uc: Uc, offset: int, width: int, _data: object) -> int:
-            return read(addr + offset, width)
+        The callbacks are registered with the engine's C API directly: the
+        binding's own wrappers would add two Python calls to every access. An
+        exception in a callback stops the run and is raised by :meth:`run`.
+        """
 
-        def wr(_uc: Uc, offset: int, width: int, value: int, _data: object) -> None:
-            write(addr + offset, value, width)
+        def rd(_handle: int, offset: int, width: int, _data: int) -> int:
+            try:
+                return read(addr + offset, width)
+            except BaseException as exc:
+                self._fail(exc)
+                return 0
 
-        self._uc.mmio_map(addr, size, rd, None, wr, None)
+        def wr(_handle: int, offset: int, width: int, value: int, _data: int) -> None:
+            try:
+                write(addr + offset, value, width)
+            except BaseException as exc:
+                self._fail(exc)
+
+        cb_read = _MMIO_READ_CFUNC(rd)
+        cb_write = _MMIO_WRITE_CFUNC(wr)
+        status = _uclib.uc_mmio_map(
+            self._uc._uch, addr, size, cb_read, None, cb_write, None
+        )
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        self._callbacks[addr] = (cb_read, cb_write)
         self._maps[addr] = (size, True)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        _uclib.uc_emu_stop(self._uc._uch)
 
     def unmap(self, addr: int, size: int) -> None:
         """Remove the mapping at *addr*."""
         self._uc.mem_unmap(addr, size)
         self._maps.pop(addr, None)
+        self._callbacks.pop(addr, None)
 
     def mappings(self) -> dict[int, tuple[int, bool]]:
         """Return the current mappings: start -> (size, is_mmio)."""
@@ -258,6 +289,10 @@ class UnicornEngine:
         self._block_size = 0
         try:
             self._uc.emu_start(pc, 0, 0, count)
+            error = self._error
+            if error is not None:
+                self._error = None
+                raise error
         except UcError as e:
             if e.errno in _FAULTS:
                 ex.kind = ExitKind.MEM_FAULT
@@ -333,6 +368,7 @@ _FAULTS: Final = frozenset(
         UC_ERR_READ_UNMAPPED,
         UC_ERR_WRITE_UNMAPPED,
         UC_ERR_FETCH_UNMAPPED,
+        UC_ERR_OK,
         UC_ERR_READ_PROT,
         UC_ERR_WRITE_PROT,
         UC_ERR_FETCH_PROT,

@@ -7,6 +7,8 @@ import mmap
 import threading
 import time
 
+import pytest
+
 from accel.tcg.engine import UnicornEngine
 from accel.tcg.engine_api import Access, ExitKind, Reg, sysreg_key
 
@@ -142,3 +144,14 @@ def test_block_counting_counts_instructions_exactly() -> None:
     # 3 nops, then 500 iterations of (add, b).
     assert g.engine.reg_read(0) == 500
     assert g.engine.block_count == 1003
+
+
+def test_an_exception_in_a_device_callback_ends_the_run_and_is_raised() -> None:
+    def read(addr: int, size: int) -> int:
+        raise ValueError(f"model bug at {addr:#x}")
+
+    g = Guest(LDR_W5_X2, WFI)
+    g.engine.map_mmio(0x0900_0000, 0x1000, read, lambda a, v, s: None)
+    g.engine.reg_write(2, 0x0900_0004)
+    with pytest.raises(ValueError, match="model bug at 0x9000004"):
+        g.engine.run(BASE)

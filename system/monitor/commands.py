@@ -217,7 +217,7 @@ class MonitorCommands:
         return [
             CpuInfoFast(
                 cpu_index=cpu.cpu_index,
-                qom_path=cpu.canonical_path(),
+                qom_path=cpu.canonical_path() or "",
                 thread_id=cpu.thread_id(),
                 # virt's possible_cpu_arch_ids: socket, cluster, core, thread.
                 props=CpuInstanceProperties(

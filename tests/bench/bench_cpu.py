@@ -17,6 +17,7 @@ test environment; PYQEMU_GUEST_DIR names the built guests).
 from __future__ import annotations
 
 import ctypes
+import itertools
 import mmap
 import os
 import statistics
@@ -72,7 +73,7 @@ def values(out: str, key: str) -> list[int]:
 def round_ns(out: str) -> float:
     ticks = values(out, "cntvct")
     # The first round includes translation; the median of the others.
-    return statistics.median(b - a for a, b in zip(ticks[1:], ticks[2:])) * TICK_NS
+    return statistics.median(b - a for a, b in itertools.pairwise(ticks[1:])) * TICK_NS
 
 
 def bare_unicorn_load_ns(loads: int) -> float:
@@ -109,6 +110,60 @@ def bare_unicorn_load_ns(loads: int) -> float:
     uc.emu_start(0x4000_0000, 0x4000_000C)
     elapsed = time.perf_counter_ns() - start
     del buf
+    return elapsed / loads
+
+
+def engine_path_load_ns(loads: int) -> float:
+    """Time per load through pyqemu's path to a device that returns a constant.
+
+    The engine, the BQL and the address space: the path's own cost.
+    """
+    from accel.tcg.engine import UnicornEngine
+    from accel.tcg.engine_api import Reg
+    from accel.tcg.memory import EngineMemory
+    from qemu_api.bql import bql_lock, bql_locked, bql_unlock
+    from qemu_api.memory import (
+        MemoryRegion,
+        MemoryRegionOps,
+        OpsImpl,
+        get_address_space_memory,
+        get_system_memory,
+    )
+
+    if not bql_locked():
+        bql_lock()
+    ops = MemoryRegionOps[object](
+        read=lambda _o, _off, _size: 0,
+        write=lambda _o, _off, _v, _size: None,
+        impl=OpsImpl(min_access_size=4, max_access_size=4),
+    )
+    get_system_memory().add_subregion(
+        0x0900_0000, MemoryRegion.io(None, "null", 0x1000, ops, object())
+    )
+    ram = MemoryRegion.ram(None, "ram", 0x10000)
+    get_system_memory().add_subregion(0x4000_0000, ram)
+    ram.get_ram_ptr()[:16] = b"".join(
+        i.to_bytes(4, "little")
+        for i in (
+            0xB9401820,
+            0xF1000442,
+            0x54FFFFC1,
+            0xD503207F,
+        )
+    )
+    engine = UnicornEngine(
+        "cortex-a57", lambda k: None, lambda k, v: False, frozenset()
+    )
+    memory = EngineMemory(engine, get_address_space_memory())
+    memory.sync()
+    engine.reg_write(1, 0x0900_0000)
+    engine.reg_write(2, loads)
+    bql_unlock()
+    start = time.perf_counter_ns()
+    engine.run(0x4000_0000)
+    elapsed = time.perf_counter_ns() - start
+    bql_lock()
+    assert engine.reg_read(Reg.PC) == 0x4000_0010
     return elapsed / loads
 
 
