@@ -20,7 +20,7 @@ command                        reply
 ``clock_step [NS]``            ``OK <virtual time in ns>``
 ``clock_set NS``               ``OK <virtual time in ns>``
 ``irq_intercept_in PATH``      ``OK``
-``irq_intercept_out PATH``     ``OK``
+``irq_intercept_out PATH [N]`` ``OK``
 ``set_irq_in PATH NAME N LVL`` ``OK``
 ``endianness``                 ``OK little`` or ``OK big``
 ``module_load PREFIX NAME``    ``FAIL`` (pyqemu has no modules)
@@ -35,7 +35,9 @@ target's byte order. ``clock_step`` and ``clock_set`` exist only under
 ``irq_intercept_in``/``irq_intercept_out``, each level change of the
 device's anonymous GPIO lines is sent at once as an asynchronous line,
 ``IRQ raise N`` or ``IRQ lower N`` (it may come before the reply of the
-command that caused it).
+command that caused it). ``irq_intercept_out PATH NAME`` intercepts the
+named output list ``NAME`` instead (QEMU 8.1's form; ``sysbus-irq`` names a
+sysbus device's IRQs) and fails when the device has no such outputs.
 
 Where QEMU asserts (and dies) on a malformed line -- an unknown path given
 to ``set_irq_in``, a missing argument, a bad number, a ``read`` of size 0 --
@@ -650,12 +652,16 @@ class QTestServer:
             if self._intercept_dev is not dev:
                 return "FAIL IRQ intercept already enabled\n"
             return "OK\n"
-        # QEMU intercepts the anonymous GPIO lists only.
+        # QEMU 7.2 intercepts the anonymous GPIO lists only; QEMU 8.1 added
+        # an optional output list name.
         if words[0] == "irq_intercept_out":
-            for i in range(dev.num_gpio_out(None)):
-                old = dev.get_gpio_out_connector(None, i)
+            name = words[2] if len(words) > 2 else None
+            if name is not None and dev.num_gpio_out(name) == 0:
+                return "FAIL No intercepts installed\n"
+            for i in range(dev.num_gpio_out(name)):
+                old = dev.get_gpio_out_connector(name, i)
                 icpt = qemu_allocate_irq(functools.partial(self._irq_out, old), i)
-                dev.connect_gpio_out(i, icpt)
+                dev.connect_gpio_out_named(name, i, icpt)
         else:
             lines = [dev.get_gpio_in(i) for i in range(dev.num_gpio_in(None))]
             qemu_irq_intercept_in(lines, self._irq_in)
@@ -718,7 +724,9 @@ _COMMANDS: Final[dict[str, _Command]] = {
         _Command("clock_set", QTestServer._cmd_clock_set, "NS", qtest_only=True),
         _Command("module_load", QTestServer._cmd_module_load, "PREFIX NAME"),
         _Command("irq_intercept_in", QTestServer._cmd_irq_intercept, "QOM-PATH"),
-        _Command("irq_intercept_out", QTestServer._cmd_irq_intercept, "QOM-PATH"),
+        _Command(
+            "irq_intercept_out", QTestServer._cmd_irq_intercept, "QOM-PATH [NAME]", 1
+        ),
         _Command("set_irq_in", QTestServer._cmd_set_irq_in, "QOM-PATH NAME NUM LEVEL"),
     )
 }

@@ -1,10 +1,12 @@
 """The ``virt`` board for aarch64 (QEMU's ``hw/arm/virt.c``).
 
 It follows QEMU's memory map for what it models: RAM at 0x40000000 (``-m``,
-128 MiB by default) named ``mach-virt.ram`` as QEMU names it, the interrupt
-controller (``arm_gic``) with its distributor at 0x08000000 and CPU interface at
-0x08010000, the PL011 UART0 at 0x09000000 (0x1000 bytes) on shared peripheral
-interrupt 1, and the first serial port as its chardev.
+128 MiB by default) named ``mach-virt.ram`` as QEMU names it; the GICv2
+(``arm_gic``, QEMU's ``create_gic()``: 256 SPIs, revision 2, no security or
+virtualization extensions) with its distributor at 0x08000000 and its CPU
+interface at 0x08010000; the PL011 UART0 at 0x09000000 (0x1000 bytes) on shared
+peripheral interrupt 1 (GIC input 1, interrupt ID 33), and the first serial
+port as its chardev.
 
 With an accelerator that runs CPUs (``-accel tcg``, the default) the board
 creates its CPU (``-cpu``, ``cortex-a57`` by default) and wires it as QEMU
@@ -21,7 +23,7 @@ from typing import Final
 
 from accel import current_accel
 from hw.core.machine import MachineState
-from hw.intc.latch import ArmGic
+from hw.intc.arm_gic import GICState
 from qemu_api.error import Error
 from qemu_api.qdev import (
     DeviceState,
@@ -30,7 +32,7 @@ from qemu_api.qdev import (
     qdev_realize,
 )
 from qemu_api.qom import object_class_by_name, object_property_add_child, override
-from qemu_api.sysbus import SysBusDevice, sysbus_new, sysbus_realize
+from qemu_api.sysbus import sysbus_new, sysbus_realize
 from target.arm.cpu import arm_cpu_type_name
 
 __all__ = ["VIRT_MEMMAP", "VirtMachine"]
@@ -47,7 +49,7 @@ UART_SPI: Final = 1
 """QEMU's ``VIRT_UART`` interrupt: SPI 1."""
 
 NUM_IRQS: Final = 256
-"""QEMU's virt ``NUM_IRQS``: shared peripheral interrupts of the GIC."""
+"""QEMU's ``NUM_IRQS``: the SPIs of the GIC (``num-irq`` adds the 32 private ones)."""
 GIC_INTERNAL: Final = 32
 GIC_NR_SGIS: Final = 16
 
@@ -91,11 +93,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         accel = current_accel()
         if accel is not None and accel.has_cpus:
             self._create_cpus()
-        gic = ArmGic()
-        object_property_add_child(self, "gic", gic)
-        sysbus_realize(gic)
-        self.gic = gic
-        self._wire_gic(gic)
+        gic = self.gic = self._create_gic()
         if object_class_by_name("pl011") is not None:
             self._create_uart(gic)
 
@@ -117,14 +115,23 @@ class VirtMachine(MachineState, type_name="virt-machine"):
             qdev_realize(cpu)
             self.cpus.append(cpu)
 
-    def _wire_gic(self, gic: SysBusDevice) -> None:
-        """QEMU 7.2's ``create_gic()`` wiring, against the GIC's QEMU layout."""
-        smp = len(self.cpus)
-        if smp == 0 or gic.num_gpio_in() < NUM_IRQS + GIC_INTERNAL * smp:
-            # The latching stand-in has no PPI inputs and no CPU outputs.
-            return
+    def _create_gic(self) -> GICState:
+        """QEMU 7.2's ``create_gic()`` for a GICv2.
+
+        Sysbus IRQ *i* is CPU *i*'s IRQ, *i* + n its FIQ, *i* + 2n its VIRQ and
+        *i* + 3n its VFIQ; GPIO input *k* is SPI *k*, and input
+        ``256 + 32 * i + id`` CPU *i*'s private interrupt ``id``. Each CPU's
+        generic-timer output goes to its PPI (``ppibase + timer_irq[...]``).
+        """
+        gic = GICState()
+        gic.revision = 2
+        gic.num_cpu = max(1, len(self.cpus))
+        gic.num_irq = NUM_IRQS + GIC_INTERNAL
+        object_property_add_child(self, "gic", gic)
+        sysbus_realize(gic)
         gic.mmio_map(0, VIRT_MEMMAP["gic-dist"][0])
         gic.mmio_map(1, VIRT_MEMMAP["gic-cpu"][0])
+        smp = len(self.cpus)
         for i, cpu in enumerate(self.cpus):
             ppibase = NUM_IRQS + i * GIC_INTERNAL + GIC_NR_SGIS
             for irq, ppi in enumerate(TIMER_IRQ):
@@ -136,8 +143,9 @@ class VirtMachine(MachineState, type_name="virt-machine"):
             gic.connect_irq(i + smp, qdev_get_gpio_in(cpu, ARM_CPU_FIQ))
             gic.connect_irq(i + 2 * smp, qdev_get_gpio_in(cpu, ARM_CPU_VIRQ))
             gic.connect_irq(i + 3 * smp, qdev_get_gpio_in(cpu, ARM_CPU_VFIQ))
+        return gic
 
-    def _create_uart(self, gic: ArmGic) -> None:
+    def _create_uart(self, gic: GICState) -> None:
         uart = sysbus_new("pl011")
         object_property_add_child(self, "pl011", uart)
         serial = self.serial_hd(0)

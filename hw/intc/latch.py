@@ -1,16 +1,16 @@
 """Minimal interrupt controllers that latch their input lines.
 
-Until a CPU exists, nothing consumes interrupts: the boards' controllers only
-record each input line's level, which tests read back (or intercept with qtest's
-``irq_intercept_in``, as with QEMU's controllers). Each keeps QEMU's type name and
-input numbering: ``arm_gic`` takes shared peripheral interrupt (SPI) *n* on GPIO
-input *n*, as QEMU's virt board wires it; ``ioapic`` has QEMU's 24 pins.
+Until a CPU exists on the pc board, nothing consumes its interrupts: its
+controller only records each input line's level, which tests read back (or
+intercept with qtest's ``irq_intercept_in``, as with QEMU's controllers). It
+keeps QEMU's type name and input numbering: ``ioapic`` has QEMU's 24 pins.
+(The virt board's GIC is a real model: :mod:`hw.intc.arm_gic`.)
 
 >>> from qemu_api.sysbus import sysbus_realize
->>> gic = ArmGic()
->>> sysbus_realize(gic)
->>> gic.get_gpio_in(1).raise_()
->>> gic.level(1), gic.level(2)
+>>> ioapic = Ioapic()
+>>> sysbus_realize(ioapic)
+>>> ioapic.get_gpio_in(1).raise_()
+>>> ioapic.level(1), ioapic.level(2)
 (1, 0)
 """
 
@@ -20,11 +20,11 @@ from typing import ClassVar
 
 from qemu_api.bql import BqlRefCell
 from qemu_api.error import Error
-from qemu_api.qdev import ResetType, prop_u32
+from qemu_api.qdev import ResetType
 from qemu_api.qom import override
 from qemu_api.sysbus import SysBusDevice
 
-__all__ = ["ArmGic", "IntcLatch", "Ioapic"]
+__all__ = ["IntcLatch", "Ioapic"]
 
 
 class IntcLatch(SysBusDevice, type_name="intc-latch", abstract=True):
@@ -64,16 +64,6 @@ class IntcLatch(SysBusDevice, type_name="intc-latch", abstract=True):
         super().reset_hold(reset_type)
         with self._levels.borrow_mut() as levels:
             levels[:] = [0] * len(levels)
-
-
-class ArmGic(IntcLatch, type_name="arm_gic"):
-    """The virt board's interrupt controller: SPI *n* on input *n*."""
-
-    num_irq = prop_u32("num-irq", default=288, doc="interrupts, 32 private included")
-
-    @override
-    def inputs(self) -> int:
-        return self.num_irq - 32
 
 
 class Ioapic(IntcLatch, type_name="ioapic"):

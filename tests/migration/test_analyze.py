@@ -111,15 +111,16 @@ def test_analyze_state_of_a_pyqemu_stream(pyqemu_stream: Path) -> None:
     assert list(state) == [
         "ram (1)",
         "timer (0)",
-        "pl011 (2)",
-        "mig-test-dev (3)",
-        "globalstate (4)",
+        "arm_gic (2)",
+        "pl011 (3)",
+        "mig-test-dev (4)",
+        "globalstate (5)",
     ]
     assert state["ram (1)"] == {
         "section sizes": {"mach-virt.ram": "0x0000000000100000"}
     }
     assert state["timer (0)"]["cpu_clock_offset"] == "0x0000000000000063"
-    dev = state["mig-test-dev (3)"]
+    dev = state["mig-test-dev (4)"]
     regs = dev["regs"]
     assert regs["b32"] == "0x83456789"
     assert regs["s16"] == "0xfed4 (-300)"
@@ -152,7 +153,7 @@ def test_analyze_desc_memory_and_extract(pyqemu_stream: Path, tmp_path: Path) ->
     ram = (out / "mach-virt.ram").read_bytes()
     assert len(ram) == 1 << 20
     assert ram[0x1000:0x2000] == b"\x5a" * 4096
-    assert json.loads((out / "state.json").read_text())["globalstate (4)"]["size"] == (
+    assert json.loads((out / "state.json").read_text())["globalstate (5)"]["size"] == (
         "0x00000007"
     )
 

@@ -52,7 +52,7 @@ def test_device_mid_activity_continues_on_the_destination(tmp_path: Path) -> Non
     # The destination resumes at the same virtual time, with the same state.
     assert received["at"] == source["at"] == 10 * STEP_NS
     assert received["runstate"] == "running"
-    assert received["loaded"] == ["pl011 (0)", "mig-test-dev (0)"]
+    assert received["loaded"] == ["arm_gic (0)", "pl011 (0)", "mig-test-dev (0)"]
     assert received["ram"] == "live"
     # Same register reads, and the timer fires at the same virtual times.
     assert received["trace"] == reference["trace"]

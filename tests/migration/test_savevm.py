@@ -145,14 +145,14 @@ def test_round_trip_restores_ram_devices_timers_and_clock() -> None:
     stats = qemu_savevm_state(f, machine, runstate="paused")
     assert stats.ram.normal == 2
     assert stats.ram.duplicate == SMALL_RAM // 4096 - 2
-    assert stats.sections == ["pl011", "mig-test-dev"]
+    assert stats.sections == ["arm_gic", "pl011", "mig-test-dev"]
     assert stats.total_bytes == len(f.getvalue())
     dst_machine, dst = fresh_machine()
     assert dst is not None
     result = qemu_loadvm_state(f.getvalue(), dst_machine)
     assert result.machine_type == "virt-7.2"
     assert result.runstate == "paused"
-    assert result.loaded == ["pl011 (0)", "mig-test-dev (0)"]
+    assert result.loaded == ["arm_gic (0)", "pl011 (0)", "mig-test-dev (0)"]
     assert result.skipped == []
     assert result.virtual_clock_ns == 5000
     assert machine_state(dst_machine, dst) == src_state
@@ -175,6 +175,7 @@ def test_device_sections_follow_realize_order() -> None:
     qemu_savevm_state(f, machine)
     assert sections_of(f.getvalue()) == [
         (0, "timer"),
+        (0, "arm_gic"),
         (0, "pl011"),
         (0, "mig-test-dev"),
         (1, "mig-test-dev"),
@@ -205,7 +206,7 @@ def test_skip_unknown_skips_with_a_warning(capsys: pytest.CaptureFixture[str]) -
     machine, _ = fresh_machine(with_dev=False)
     result = qemu_loadvm_state(data, machine, skip_unknown=True)
     assert result.skipped == ["'mig-test-dev' (instance 0)"]
-    assert result.loaded == ["pl011 (0)"]
+    assert result.loaded == ["arm_gic (0)", "pl011 (0)"]
     assert "skipping section 'mig-test-dev' (instance 0)" in capsys.readouterr().err
     assert machine.ram is not None
     assert bytes(machine.ram.get_ram_ptr()[0x1000:0x2000]) == PATTERN

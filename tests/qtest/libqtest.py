@@ -532,9 +532,13 @@ class QTestState:
         """Report the level changes of the device's anonymous GPIO inputs."""
         self.command_ok(f"irq_intercept_in {path}")
 
-    def irq_intercept_out(self, path: str) -> None:
-        """Report the level changes of the device's anonymous GPIO outputs."""
-        self.command_ok(f"irq_intercept_out {path}")
+    def irq_intercept_out(self, path: str, name: str | None = None) -> None:
+        """Report the level changes of the device's GPIO outputs ``name[*]``.
+
+        None intercepts the anonymous outputs; a name (``sysbus-irq`` for a
+        sysbus device's IRQs) is QEMU 8.1's form of the command.
+        """
+        self.command_ok(f"irq_intercept_out {path}" + (f" {name}" if name else ""))
 
     def set_irq_in(self, path: str, name: str | None, n: int, level: int) -> None:
         """Drive GPIO input ``name[n]`` (None: the anonymous list) to ``level``."""

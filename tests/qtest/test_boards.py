@@ -88,9 +88,10 @@ def test_virt_gic_inputs_through_qtest() -> None:
             ("raise", 255),
             ("lower", 1),
         ]
-        # the GIC has 256 SPIs (num-irq 288 minus 32 private interrupts)
-        with pytest.raises(QTestFailError, match=r"no GPIO input .*\[256\]"):
-            qts.set_irq_in("/machine/gic", None, 256, 1)
+        # the GIC has 256 SPIs (num-irq 288 minus 32 private interrupts), then
+        # the 32 private inputs of its one CPU
+        with pytest.raises(QTestFailError, match=r"no GPIO input .*\[288\]"):
+            qts.set_irq_in("/machine/gic", None, 288, 1)
         # partial paths resolve as in QEMU
         qts.irq_intercept_in("gic")
 
