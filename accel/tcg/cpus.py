@@ -166,9 +166,12 @@ class VCPU:
         """Make the vCPU leave the engine and look at its state (``qemu_cpu_kick``)."""
         with self._cond:
             self._kick = True
-            if self._in_engine:
-                self.engine.stop()
+            in_engine = self._in_engine
             self._cond.notify_all()
+        # Never call into the engine with the lock held: the vCPU thread may
+        # be waiting for it inside an engine callback.
+        if in_engine:
+            self.engine.stop()
 
     def mark_memory_dirty(self) -> None:
         """The address space changed: remap before the next slice."""
@@ -235,13 +238,14 @@ class VCPU:
                 bql_lock()
 
     def _kick_watchdog(self) -> None:
-        with self._cond:
-            while not self._exit:
-                if self._kick and self._in_engine:
-                    self.engine.stop()
-                    self._cond.wait(_KICK_RETRY_S)
-                else:
+        while True:
+            with self._cond:
+                while not self._exit and not (self._kick and self._in_engine):
                     self._cond.wait()
+                if self._exit:
+                    return
+            self.engine.stop()
+            time.sleep(_KICK_RETRY_S)
 
     # -- the thread ---------------------------------------------------------
 

@@ -25,6 +25,9 @@ releases the GIL, so other threads run while guest code does.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import struct
 from typing import Final, final
 
 from unicorn import (
@@ -61,6 +64,7 @@ from accel.tcg.engine_api import (
     MMIO_READ,
     MMIO_WRITE,
     Access,
+    BlockWatcher,
     EngineExit,
     ExitKind,
     Reg,
@@ -129,6 +133,7 @@ class UnicornEngine:
     ) -> None:
         self._uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self._uc.ctl_set_cpu_model(CPU_MODELS[model])
+        _disable_exit_checks(self._uc)
         # No exit address: runs end only on events (emu_start's "until" is
         # ignored).
         self._uc.ctl_exits_enabled(True)
@@ -146,6 +151,8 @@ class UnicornEngine:
         self._block_start = 0
         self._block_size = 0
         self._block_hook: int | None = None
+        self._counting = False
+        self._watcher: BlockWatcher | None = None
         uc = self._uc
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid)
@@ -267,16 +274,41 @@ class UnicornEngine:
         It is exact for runs that end at an instruction budget, WFI or an
         exception, which is what makes ``-icount`` runs repeat.
         """
-        if enabled and self._block_hook is None:
+        self._counting = enabled
+        self._update_block_hook()
+
+    def watch_blocks(self, watcher: BlockWatcher | None) -> None:
+        """Call *watcher(address)* before each translation block runs.
+
+        When it returns True the run ends before that block executes (the
+        engine checks for a stop at the start of each block, after this
+        hook): the CPU model uses it while an interrupt is pending but masked,
+        to take it at the first block after the guest unmasks it (MSR DAIF
+        and ERET end a block). None removes the watcher.
+        """
+        self._watcher = watcher
+        self._update_block_hook()
+
+    def _update_block_hook(self) -> None:
+        # Translated blocks call the hook only if it existed when they were
+        # translated: adding or removing it retranslates.
+        want = self._counting or self._watcher is not None
+        if want and self._block_hook is None:
             self._block_hook = self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
-        elif not enabled and self._block_hook is not None:
+            self._uc.ctl_flush_tb()
+        elif not want and self._block_hook is not None:
             self._uc.hook_del(self._block_hook)
             self._block_hook = None
+            self._uc.ctl_flush_tb()
 
     def _on_block(self, _uc: Uc, address: int, size: int, _data: object) -> None:
-        self.block_count += self._block_size >> 2
-        self._block_start = address
-        self._block_size = size
+        if self._counting:
+            self.block_count += self._block_size >> 2
+            self._block_start = address
+            self._block_size = size
+        watcher = self._watcher
+        if watcher is not None and watcher(address):
+            _uclib.uc_emu_stop(self._uc._uch)
 
     def run(self, pc: int, count: int = 0) -> EngineExit:
         """Run from *pc* until an event; *count* > 0 bounds the instructions.
@@ -317,10 +349,7 @@ class UnicornEngine:
 
     def stop(self) -> None:
         """End the current :meth:`run` soon (any thread; no effect between runs)."""
-        try:
-            self._uc.emu_stop()
-        except UcError:
-            return
+        _uclib.uc_emu_stop(self._uc._uch)
 
     # -- hooks ----------------------------------------------------------------
 
@@ -329,9 +358,13 @@ class UnicornEngine:
         uc.emu_stop()
 
     def _on_mem_invalid(
-        self, _uc: Uc, access: int, address: int, size: int, value: int, _data: object
+        self, uc: Uc, access: int, address: int, size: int, value: int, _data: object
     ) -> bool:
         ex = self._exit
+        # The engine syncs PC to the faulting instruction before this hook.
+        pc = uc.reg_read(a64.UC_ARM64_REG_PC)
+        assert isinstance(pc, int)
+        ex.pc = pc
         ex.address = address
         ex.size = size
         ex.rom = access == UC_MEM_WRITE_PROT
@@ -361,6 +394,46 @@ class UnicornEngine:
         if key not in self._hooked:
             return False
         return self._sysreg_write(key, val)
+
+
+def _disable_exit_checks(uc: Uc) -> None:
+    """Make the engine's stops take effect only between translation blocks.
+
+    unicorn checks for a stop request after every guest load and store; when
+    one is pending it abandons the instruction *after* the access and runs it
+    again on the next start. For a device register that repeats the access (a
+    byte written twice to a UART); for ``ldr x1, [x1]`` it loads through the
+    already-overwritten base register. ``accel/tests/test_engine.py`` shows
+    both. The engine has a switch that leaves these checks out of translated
+    code (``uc_struct.no_exit_request``, its workaround for Thumb IT blocks,
+    never set by the AArch64 translator) but no API for it: it is found in
+    unicorn 2.1.4's ``uc_struct`` by the fields around it and set. Stops then
+    land at the start of the next translation block, between instructions.
+
+    Raises:
+        RuntimeError: the field is not where unicorn 2.1.4 keeps it.
+    """
+    page = uc.ctl_get_page_size()
+    base = int(uc._uch.value or 0)
+    area = ctypes.string_at(base, _UC_STRUCT_SCAN)
+    # target_page_size, target_page_align, then two host page sizes (u64).
+    at = area.find(struct.pack("<II", page, page - 1))
+    host_page = mmap.PAGESIZE
+    if at < 0 or area[at + 8 : at + 24] != struct.pack("<QQ", host_page, host_page):
+        raise RuntimeError(
+            "unicorn's uc_struct does not have the layout of unicorn 2.1.4: "
+            "install the version pinned in subprojects/runtime.txt"
+        )
+    # ... icache line size, context content, context size, padding, next_pc,
+    # hook_insert, first_tb, no_exit_request, init_done.
+    flag = base + at + 50
+    init_done = ctypes.c_bool.from_address(flag + 1)
+    if not init_done.value:
+        raise RuntimeError("unicorn's uc_struct: init_done is not where expected")
+    ctypes.c_bool.from_address(flag).value = True
+
+
+_UC_STRUCT_SCAN: Final = 16384
 
 
 _FAULTS: Final = frozenset(

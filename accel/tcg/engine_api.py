@@ -15,6 +15,7 @@ __all__ = [
     "MMIO_READ",
     "MMIO_WRITE",
     "Access",
+    "BlockWatcher",
     "Engine",
     "EngineExit",
     "ExitKind",
@@ -80,11 +81,13 @@ class Access(enum.Enum):
 class EngineExit:
     """The result of one :meth:`Engine.run` (one preallocated object per engine)."""
 
-    __slots__ = ("access", "address", "intno", "kind", "message", "rom", "size")
+    __slots__ = ("access", "address", "intno", "kind", "message", "pc", "rom", "size")
 
     def __init__(self) -> None:
         self.kind = ExitKind.STOPPED
         self.intno = -1
+        self.pc = 0
+        """For a faulting access: the address of the instruction."""
         self.address = 0
         self.size = 0
         self.access = Access.READ
@@ -92,6 +95,8 @@ class EngineExit:
         self.message = ""
 
 
+BlockWatcher = Callable[[int], bool]
+"""``watcher(address)``: True to end the run before the block at *address*."""
 SysregRead = Callable[[int], int | None]
 """``read(key)``: the value of an MRS, or None to let the engine answer."""
 SysregWrite = Callable[[int, int], bool]
@@ -147,6 +152,10 @@ class Engine(Protocol):
 
     def count_blocks(self, enabled: bool) -> None:
         """Count executed instructions in :attr:`block_count`."""
+        ...
+
+    def watch_blocks(self, watcher: BlockWatcher | None) -> None:
+        """Call *watcher* before each block; True ends the run there."""
         ...
 
     def run(self, pc: int, count: int = 0) -> EngineExit:

@@ -213,6 +213,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         self.snapshot = ArmCPUSnapshot()
         self._last_vector = -1
         self._lockup = 0
+        self._watching = False
 
     # -- construction -----------------------------------------------------
 
@@ -332,10 +333,15 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         self.halted = False
 
     def cpu_exec_enter(self) -> int:
-        """Take an unmasked FIQ or IRQ; return the PC to run from."""
+        """Take an unmasked FIQ or IRQ; return the PC to run from.
+
+        An interrupt that stays pending because PSTATE masks it is watched
+        for: the run ends at the first block after the guest unmasks it.
+        """
         engine = self.engine
         assert engine is not None
         level = self.irq_level
+        watch = False
         if level[ARM_CPU_FIQ] or level[ARM_CPU_IRQ]:
             pstate = engine.reg_read(Reg.PSTATE)
             if level[ARM_CPU_FIQ] and not pstate & PSTATE_F:
@@ -346,7 +352,23 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
                 do_interrupt(
                     engine, EXC_IRQ, engine.reg_read(Reg.PC), has_pan=self.has_pan
                 )
+            # Still pending behind the masks (or entered with them set).
+            watch = True
+        if watch != self._watching:
+            self._watching = watch
+            engine.watch_blocks(self._unmasked if watch else None)
         return engine.reg_read(Reg.PC)
+
+    def _unmasked(self, _address: int) -> bool:
+        """Block watcher: has the guest unmasked a pending interrupt?"""
+        engine = self.engine
+        assert engine is not None
+        level = self.irq_level
+        pstate = engine.reg_read(Reg.PSTATE)
+        return bool(
+            (level[ARM_CPU_FIQ] and not pstate & PSTATE_F)
+            or (level[ARM_CPU_IRQ] and not pstate & PSTATE_I)
+        )
 
     def cpu_exec_exit(self, ex: EngineExit) -> None:
         """Handle WFI, a synchronous exception or a faulting access (BQL held)."""
@@ -424,10 +446,13 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             raise Error(f"unexpected exception {intno} from the engine at 0x{pc:x}")
 
     def _mem_fault(self, engine: Engine, ex: EngineExit) -> None:
-        pc = engine.reg_read(Reg.PC)
+        # The faulting instruction. A load or fetch stops the engine at once;
+        # a store stops it at the end of its translation block (the engine's
+        # stops land between blocks, see accel.tcg.engine), so the
+        # instructions after it in that block have run.
+        pc = ex.pc
         if ex.rom:
             # A store to ROM: QEMU drops it (the TLB discards ROM writes).
-            engine.reg_write(Reg.PC, pc + 4)
             return
         # Nothing is mapped: the access goes through the address space, which
         # logs it under -d guest_errors as any invalid access, and the CPU

@@ -29,7 +29,9 @@ def guest(name: str) -> Path:
     return path
 
 
-def run_pyqemu(elf: Path, *extra: str, timeout: float = TIMEOUT) -> tuple[int, str]:
+def run_pyqemu(
+    elf: Path, *extra: str, timeout: float = TIMEOUT, stdin: str | None = None
+) -> tuple[int, str]:
     proc = subprocess.run(
         [
             sys.executable,
@@ -46,12 +48,13 @@ def run_pyqemu(elf: Path, *extra: str, timeout: float = TIMEOUT) -> tuple[int, s
         timeout=timeout,
         env=os.environ.copy(),
         check=False,
+        input=stdin,
     )
     assert not proc.stderr, proc.stderr
     return proc.returncode, proc.stdout
 
 
-def run_qemu(elf: Path, *extra: str) -> tuple[int, str]:
+def run_qemu(elf: Path, *extra: str, stdin: str | None = None) -> tuple[int, str]:
     assert shutil.which(QEMU), f"{QEMU} (Debian's QEMU 7.2) is the oracle: install it"
     proc = subprocess.run(
         [
@@ -69,6 +72,7 @@ def run_qemu(elf: Path, *extra: str) -> tuple[int, str]:
         text=True,
         timeout=TIMEOUT,
         check=False,
+        input=stdin,
     )
     return proc.returncode, proc.stdout
 
@@ -131,6 +135,19 @@ def test_timers() -> None:
     assert "CNTV_CTL expired=0000000000000005\n" in out
     assert out.endswith("done\n")
     assert (status, out) == run_qemu(guest("timers"))
+
+
+def test_gic() -> None:
+    # GICv2 on virt: an SGI, the virtual timer (INTID 27) three times and the
+    # physical timer (INTID 30) in WFI, PSTATE and priority masking, split
+    # EOI/deactivate, and an interrupt-driven PL011 echo of the input.
+    status, out = run_pyqemu(guest("gic"), stdin="hello.")
+    assert status == 0
+    assert "vtimer iar=000000000000001b\n" in out
+    assert "ptimer iar=000000000000001e\n" in out
+    assert "echo:hello.\n" in out
+    assert out.endswith("done\n")
+    assert (status, out) == run_qemu(guest("gic"), stdin="hello.")
 
 
 def counters(out: str) -> list[int]:

@@ -52,7 +52,8 @@ main:
     ldr x1, =UNMAPPED
     ldr w2, [x1]
     str w2, [x1, #8]
-    ldr x3, =UNMAPPED + 0x100
+    b 1f                    /* a store fault is taken at the block's end */
+1:  ldr x3, =UNMAPPED + 0x100
     ldr x4, [x3], #8        /* post-index: no writeback on the abort */
     SHOW "X3", x3
 
