@@ -39,7 +39,7 @@ from qemu_api.qdev import (
 )
 from qemu_api.qom import object_class_by_name, object_class_get_list, object_tree_reset
 from qemu_api.sysbus import SysBusDevice
-from qemu_api.timer import qemu_clock_set_notify, virtual_clock_reset
+from qemu_api.timer import QEMUClockType, qemu_clock_set_notify, virtual_clock_reset
 from system import runstate
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
@@ -667,8 +667,17 @@ class Emulator:
         # moves it) and icount (the vCPU moves it).
         self.loop.virtual_follows_host = accel.has_cpus and not icount
         runstate.set_main_loop_notify(self.loop.notify)
-        # A timer armed by the vCPU must shorten the main loop's sleep.
-        qemu_clock_set_notify(lambda _clock: self.loop.notify())
+        # A timer armed by the vCPU must shorten the main loop's sleep; under
+        # -icount it must also end the vCPU's instruction budget, which was
+        # computed for the previous deadline.
+        kick = getattr(accel, "kick_all", None) if icount else None
+
+        def timers_changed(_clock: QEMUClockType) -> None:
+            self.loop.notify()
+            if kick is not None:
+                kick()
+
+        qemu_clock_set_notify(timers_changed)
         for name, value in (
             ("can_run", runstate.runstate_is_running),
             ("on_error", runstate.report_internal_error),
