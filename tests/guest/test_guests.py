@@ -319,3 +319,110 @@ def test_counter_live_migration(tmp_path: Path) -> None:
     assert before.count("\n") >= 30
     assert after
     assert before + after == "".join(f"{i:016x}\n" for i in range(300))
+
+
+def launcher(*args: str) -> subprocess.CompletedProcess[str]:
+    build = Path(os.environ.get("PYQEMU_BUILD_ROOT", "build"))
+    return subprocess.run(
+        [str(build / "pyqemu-system-aarch64"), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_cmdline_cpu_accel_smp_icount() -> None:
+    # QEMU's layouts for the help texts; clear errors for what is not there.
+    assert launcher("-cpu", "help").stdout == "Available CPUs:\n  cortex-a57\n  max\n"
+    assert launcher("-accel", "help").stdout == (
+        "Accelerators supported in QEMU binary:\nqtest\ntcg\n"
+    )
+    smp = launcher("-M", "virt", "-display", "none", "-smp", "2")
+    assert smp.returncode == 1
+    assert smp.stderr.startswith(
+        "pyqemu-system-aarch64: Invalid SMP CPUs 2. The max CPUs supported by "
+        "machine 'virt-7.2' is 1\n"
+    )
+    bad_cpu = launcher("-M", "virt", "-display", "none", "-cpu", "cortex-a15")
+    assert bad_cpu.returncode == 1
+    assert "unable to find CPU model 'cortex-a15'" in bad_cpu.stderr
+    for icount, message in (
+        ("shift=auto", "shift=auto is not supported"),
+        ("shift=11", "shift must be a number from 0 to 10"),
+    ):
+        r = launcher("-M", "virt", "-display", "none", "-icount", icount)
+        assert r.returncode == 1
+        assert message in r.stderr
+    r = launcher("-M", "virt", "-display", "none", "-accel", "qtest", "-icount", "3")
+    assert r.returncode == 1
+    assert "-icount is not allowed with qtest" in r.stderr
+
+
+def test_cmdline_monitor_stop_cont_reset(tmp_path: Path) -> None:
+    # The monitor with a running CPU: stop freezes it (the registers do not
+    # change), cont resumes it, system_reset starts the guest again from its
+    # entry, and query-cpus-fast / info registers show it.
+    mon, out = tmp_path / "qmp.sock", tmp_path / "serial.txt"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.guest.run",
+            str(guest("counter")),
+            "-M",
+            "virt",
+            "-display",
+            "none",
+            "-serial",
+            f"file:{out}",
+            "-qmp",
+            f"unix:{mon},server=on,wait=off",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        for _ in range(1200):
+            if out.exists() and out.read_text().count("\n") >= 5 and mon.exists():
+                break
+            time.sleep(0.05)
+        regs = {
+            "execute": "human-monitor-command",
+            "arguments": {"command-line": "info registers"},
+        }
+        (stopped, first, second, cpus) = qmp(
+            mon, {"execute": "stop"}, regs, regs, {"execute": "query-cpus-fast"}
+        )
+        assert stopped == {"return": {}}
+        assert first == second  # frozen at an instruction boundary
+        text = first["return"]
+        assert isinstance(text, str)
+        assert text.startswith("\r\nCPU#0\r\n PC=")  # QEMU 7.2's layout
+        assert "PSTATE=" in text
+        lines = out.read_text().count("\n")
+        time.sleep(0.3)
+        assert out.read_text().count("\n") == lines  # nothing printed while stopped
+        (info,) = cpus["return"]  # type: ignore[misc]
+        assert info["qom-path"] == "/machine/unattached/device[0]"
+        assert (info["cpu-index"], info["target"]) == (0, "aarch64")
+        qmp(mon, {"execute": "cont"})
+        for _ in range(600):
+            if out.read_text().count("\n") > lines:
+                break
+            time.sleep(0.05)
+        assert out.read_text().count("\n") > lines
+        qmp(mon, {"execute": "system_reset"})
+        for _ in range(600):
+            if out.read_text().count(f"{0:016x}\n") >= 2:
+                break
+            time.sleep(0.05)
+        # The guest started over: its first line appears a second time.
+        assert out.read_text().count(f"{0:016x}\n") >= 2
+        qmp(mon, {"execute": "quit"})
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
