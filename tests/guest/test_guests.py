@@ -388,7 +388,7 @@ def test_cmdline_monitor_stop_cont_reset(tmp_path: Path) -> None:
             if out.exists() and out.read_text().count("\n") >= 5 and mon.exists():
                 break
             time.sleep(0.05)
-        regs = {
+        regs: dict[str, object] = {
             "execute": "human-monitor-command",
             "arguments": {"command-line": "info registers"},
         }
@@ -404,7 +404,10 @@ def test_cmdline_monitor_stop_cont_reset(tmp_path: Path) -> None:
         lines = out.read_text().count("\n")
         time.sleep(0.3)
         assert out.read_text().count("\n") == lines  # nothing printed while stopped
-        (info,) = cpus["return"]  # type: ignore[misc]
+        infos = cpus["return"]
+        assert isinstance(infos, list)
+        (info,) = infos
+        assert isinstance(info, dict)
         assert info["qom-path"] == "/machine/unattached/device[0]"
         assert (info["cpu-index"], info["target"]) == (0, "aarch64")
         qmp(mon, {"execute": "cont"})
