@@ -217,6 +217,12 @@ def main() -> int:
         f"ns/load, QEMU 7.2 {qemu_load:.0f} ns/load; ratio to the bare hook "
         f"{ours_load / bare:.2f} (goal <= 2), to QEMU {ours_load / qemu_load:.1f}"
     )
+    path = engine_path_load_ns(loads)
+    print(
+        f"mmio: pyqemu's own path (engine, BQL, address space) to a device that "
+        f"returns a constant {path:.0f} ns/load, ratio to the bare hook "
+        f"{path / bare:.2f}; the rest of the PL011 figure is the PL011 model's read"
+    )
 
     used = idle_cpu_seconds(10)
     print(f"idle: {used:.3f} host CPU seconds over 10 s in WFI (goal < 0.2)")
