@@ -108,6 +108,7 @@ __all__ = [
     "UINT64_MAX",
     "AddressSpace",
     "Endianness",
+    "FlatRange",
     "GuestAddress",
     "GuestMemory",
     "MemTxAttrs",
@@ -2098,6 +2099,22 @@ def _access_allowed(
 
 
 @final
+class FlatRange(NamedTuple):
+    """One range of an address space's flat view (QEMU's ``FlatRange``)."""
+
+    start: int
+    """The first address of the range."""
+    size: int
+    """The length in bytes."""
+    mr: MemoryRegion
+    """The terminating region the range shows (RAM, ROM or I/O)."""
+    offset_in_region: int
+    """The offset in ``mr`` of the range's first byte."""
+    readonly: bool
+    """Guest writes are rejected (ROM or a read-only container)."""
+
+
+@final
 class AddressSpace:
     r"""A view of a memory region tree as the bus masters see it.
 
@@ -2145,6 +2162,7 @@ class AddressSpace:
     __slots__ = (
         "__weakref__",
         "_cached",
+        "_listeners",
         "_name",
         "_owner",
         "_rc",
@@ -2180,6 +2198,7 @@ class AddressSpace:
         self._owner = owner
         if owner is not None:
             owner.own_resource(self)
+        self._listeners: list[Callable[[AddressSpace], None]] = []
         _address_spaces.append(weakref.ref(self))
         self._update_topology()
 
@@ -2245,6 +2264,50 @@ class AddressSpace:
         self._starts = [s.start for s in sections]
         self._sections = sections
         self._flush_caches()
+        for listener in list(self._listeners):
+            listener(self)
+
+    def add_topology_listener(self, listener: Callable[[AddressSpace], None]) -> None:
+        """Call *listener(space)* each time the flat view is rendered again.
+
+        This is the part of QEMU's ``MemoryListener`` that an accelerator
+        needs: the CPU engine mirrors :meth:`flat_ranges` in its own mappings
+        and updates them when the view changes (a region added, removed,
+        moved, resized, enabled or made read-only).  The listener runs with
+        the BQL held, in the thread that committed the change.
+
+        Args:
+            listener: the callback; add it once.
+        """
+        self._listeners.append(listener)
+
+    def remove_topology_listener(
+        self, listener: Callable[[AddressSpace], None]
+    ) -> None:
+        """Stop calling *listener* (no error if it was not added)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def flat_ranges(self) -> list[FlatRange]:
+        """Return the current flat view: what each address range maps to.
+
+        The ranges are sorted, do not overlap and leave out unassigned
+        addresses.  A RAM or ROM range's bytes are
+        ``range.mr.get_ram_ptr()[range.offset_in_region:]``.
+
+        >>> root = MemoryRegion.container(None, "r", 0x10000)
+        >>> root.add_subregion(0x1000, MemoryRegion.ram(None, "ram", 0x1000))
+        >>> [
+        ...     (hex(r.start), r.size, r.mr.name)
+        ...     for r in AddressSpace(root).flat_ranges()
+        ... ]
+        [('0x1000', 4096, 'ram')]
+        """
+        return [
+            FlatRange(s.start, s.end - s.start, s.mr, s.offset_in_region, s.readonly)
+            for s in self._sections
+            if s.mr is not _IO_MEM_UNASSIGNED
+        ]
 
     def _cache_slot(self) -> None:
         """Make room for one more fast-path entry."""

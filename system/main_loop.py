@@ -16,7 +16,10 @@ handler (the machine then stops in ``internal-error``), and the loop goes on.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
+import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +70,41 @@ class MainLoop:
         self.machine_running: Callable[[], bool] = lambda: False
         """Tells whether the machine runs (so that virtual time may move)."""
         self._host_base: int | None = None
+        self._thread = threading.get_ident()
+        # QEMU's qemu_notify_event: other threads (the vCPU) wake the loop by
+        # writing a byte to this pair.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._wake_r.fileno(), selectors.EVENT_READ)
+
+    def notify(self) -> None:
+        """Wake the loop from another thread (QEMU's ``qemu_notify_event``).
+
+        Safe to call from any thread, with or without the BQL: the loop's next
+        ``select`` returns at once and it recomputes its timeout, runs its
+        bottom halves and checks its exit condition.
+        """
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def _drain_wakeups(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_r.recv(512):
+                pass
+
+    def virtual_clock_now(self) -> int:
+        """Return the virtual time now, in ns, without moving the clock.
+
+        While the virtual clock follows host time (a running machine outside
+        qtest and icount) this is where the clock *is* in host terms, which
+        the next loop iteration catches up to; otherwise it is the clock's
+        value. Any thread may call it: the CPU reads its counters from it.
+        """
+        base = self._host_base
+        if base is not None and self.virtual_follows_host:
+            return max(time.monotonic_ns() - base, qemu_clock_get_ns(CLOCK_VIRTUAL))
+        return qemu_clock_get_ns(CLOCK_VIRTUAL)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Install the receiver of exceptions escaping callbacks."""
@@ -97,10 +135,14 @@ class MainLoop:
             self._handlers[fd] = (read, write, name or f"fd {fd}")
         else:
             self._handlers.pop(fd, None)
+        if threading.get_ident() != self._thread:
+            self.notify()
 
     def bh_schedule(self, callback: Callable[[], None], name: str = "") -> None:
         """Run *callback* at the next iteration (a one-shot bottom half)."""
         self._bhs.append((callback, name or getattr(callback, "__qualname__", "bh")))
+        if threading.get_ident() != self._thread:
+            self.notify()
 
     def _call(self, callback: Callable[[], object], what: str) -> None:
         try:
@@ -149,12 +191,13 @@ class MainLoop:
             timeout = self._timeout_ns(limit_ns)
             bql_unlock()
             try:
-                ready = self._sel.select(timeout / 1e9) if self._handlers else []
-                if not self._handlers and timeout:
-                    time.sleep(timeout / 1e9)
+                ready = self._sel.select(timeout / 1e9)
             finally:
                 bql_lock()
             for key, mask in ready:
+                if key.fd == self._wake_r.fileno():
+                    self._drain_wakeups()
+                    continue
                 entry = self._handlers.get(key.fd)
                 if entry is None:
                     continue
@@ -184,3 +227,5 @@ class MainLoop:
         for fd in list(self._handlers):
             self.set_fd_handler(fd, None, None)
         self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -47,11 +47,13 @@ __all__ = [
     "RunState",
     "ShutdownCause",
     "event_timestamp",
+    "main_loop_should_exit",
     "qemu_add_vm_change_state_handler",
     "qemu_register_powerdown_notifier",
     "qemu_system_powerdown_request",
     "qemu_system_reset",
     "qemu_system_reset_handler",
+    "qemu_system_reset_request",
     "qemu_system_shutdown_request",
     "report_internal_error",
     "runstate_check",
@@ -59,6 +61,7 @@ __all__ = [
     "runstate_init",
     "runstate_is_running",
     "runstate_set",
+    "set_main_loop_notify",
     "shutdown_caused_by_guest",
     "shutdown_requested",
     "vm_start",
@@ -82,6 +85,8 @@ _vm_change_handlers: list[Callable[[bool, RunState], None]] = []
 _powerdown_notifiers: list[Callable[[], None]] = []
 _reset_handler: Callable[[ShutdownCause], None] | None = None
 _shutdown: ShutdownCause | None = None
+_reset_request: ShutdownCause | None = None
+_notify: Callable[[], None] | None = None
 
 
 def shutdown_caused_by_guest(cause: ShutdownCause) -> bool:
@@ -100,9 +105,10 @@ def shutdown_caused_by_guest(cause: ShutdownCause) -> bool:
 
 def runstate_init(state: RunState = RunState.PRELAUNCH) -> None:
     """Start a new machine in *state*: no pending shutdown, no handlers."""
-    global _state, _shutdown
+    global _state, _shutdown, _reset_request
     _state = state
     _shutdown = None
+    _reset_request = None
     _vm_change_handlers.clear()
     _powerdown_notifiers.clear()
 
@@ -185,11 +191,17 @@ def qemu_system_reset(reason: ShutdownCause) -> None:
 
 
 def qemu_system_shutdown_request(reason: ShutdownCause) -> None:
-    """Ask the main loop to end the process; emits ``SHUTDOWN``."""
+    """Ask the main loop to end the process; emits ``SHUTDOWN``.
+
+    Any thread holding the BQL may call it (a vCPU powering the machine off):
+    the main loop is woken to end the run.
+    """
     global _shutdown
     _shutdown = reason
     runstate_set(RunState.SHUTDOWN)
     qapi_event_send_shutdown(guest=shutdown_caused_by_guest(reason), reason=reason)
+    if _notify is not None:
+        _notify()
 
 
 def qemu_register_powerdown_notifier(notifier: Callable[[], None]) -> None:
@@ -219,6 +231,39 @@ def qemu_system_powerdown_request() -> None:
     qapi_event_send_powerdown()
     for notifier in list(_powerdown_notifiers):
         notifier()
+
+
+def set_main_loop_notify(notify: Callable[[], None] | None) -> None:
+    """Install the function that wakes the main loop (``qemu_notify_event``)."""
+    global _notify
+    _notify = notify
+
+
+def qemu_system_reset_request(reason: ShutdownCause) -> None:
+    """Ask the main loop to reset the machine (QEMU's ``qemu_system_reset_request``).
+
+    A vCPU (PSCI ``SYSTEM_RESET``) calls it with the BQL held; the main loop
+    resets the machine with the vCPUs paused (:func:`main_loop_should_exit`).
+    """
+    global _reset_request
+    _reset_request = reason
+    if _notify is not None:
+        _notify()
+
+
+def main_loop_should_exit() -> bool:
+    """Serve pending reset requests; return True when the run should end.
+
+    QEMU's ``main_loop_should_exit``, checked after each main-loop iteration.
+    """
+    global _reset_request
+    if _shutdown is not None:
+        return True
+    reason = _reset_request
+    if reason is not None:
+        _reset_request = None
+        qemu_system_reset(reason)
+    return _shutdown is not None
 
 
 def shutdown_requested() -> ShutdownCause | None:

@@ -18,7 +18,9 @@ from typing import Final, TextIO, final
 
 import chardev
 import pyqemu_config
-from hw.core.machine import MachineState, find_machine, machine_types
+from accel import ACCEL_NAMES, AccelState, accel_new, set_current_accel
+from hw.core.cpu import cpu_foreach, cpu_list_reset
+from hw.core.machine import CpuTopology, MachineState, find_machine, machine_types
 from qemu_api import log, rtc, trace
 from qemu_api.bql import bql_lock, bql_locked
 from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new
@@ -37,7 +39,7 @@ from qemu_api.qdev import (
 )
 from qemu_api.qom import object_class_by_name, object_class_get_list, object_tree_reset
 from qemu_api.sysbus import SysBusDevice
-from qemu_api.timer import virtual_clock_reset
+from qemu_api.timer import QEMUClockType, qemu_clock_set_notify, virtual_clock_reset
 from system import runstate
 from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
@@ -73,6 +75,9 @@ OPTIONS: Final[dict[str, bool]] = {
     "nodefaults": False,
     "S": False,
     "accel": True,
+    "cpu": True,
+    "smp": True,
+    "icount": True,
     "qtest": True,
     "qtest-log": True,
     "qmp": True,
@@ -236,6 +241,15 @@ def device_props_help(typename: str) -> str:
     return f"{typename} options:\n" + "".join(f"{r}\n" for r in sorted(rows))
 
 
+def cpu_help(target: str) -> str:
+    """Return the ``-cpu help`` text, in QEMU's layout."""
+    if target != "aarch64":
+        return "Available CPUs:\n"
+    arm_cpu = importlib.import_module("target.arm.cpu")
+    models: list[tuple[str, str]] = arm_cpu.arm_cpu_models()
+    return "Available CPUs:\n" + "".join(f"  {m}\n" for m, _ in models)
+
+
 def chr_new_compat(label: str, spec: str) -> Chardev | None:
     """Create a chardev from QEMU's short syntax (``qemu_chr_parse_compat``).
 
@@ -392,8 +406,14 @@ def usage(prog: str) -> str:
         "-nodefaults     don't create default devices\n"
         "-S              freeze the machine at startup (use 'cont' to start)\n"
         "-accel qtest|tcg\n"
-        "                select the accelerator (qtest: time moves only on\n"
-        "                clock_step/clock_set)\n"
+        "                select the accelerator (qtest: no CPU runs and time\n"
+        "                moves only on clock_step/clock_set; tcg, the default:\n"
+        "                the CPUs run guest code)\n"
+        "-cpu model      select the CPU model ('-cpu help' for list)\n"
+        "-smp [cpus=]n   set the number of CPUs (1 for now)\n"
+        "-icount [shift=]N[,sleep=on|off]\n"
+        "                the virtual clock follows executed instructions,\n"
+        "                2^N ns each (reproducible runs)\n"
         "-qtest dev      serve the qtest protocol on char device 'dev'\n"
         "-qtest-log file log the qtest protocol to 'file'\n"
         "-qmp dev        serve QMP on char device 'dev'\n"
@@ -435,6 +455,7 @@ class Emulator:
         self.loop = MainLoop()
         self.machine: MachineState | None = None
         self.servers: list[object] = []
+        self.accel: AccelState = accel_new("qtest")
 
     # Each step raises CommandLineError (or Error, attributed to no option).
 
@@ -474,7 +495,7 @@ class Emulator:
         if accel is None:
             return "qtest" if self.cfg.has("qtest") else "tcg"
         name = qemu_opts_parse(accel, implied="accel").get("accel", "")
-        if name not in ACCELERATORS:
+        if name not in ACCEL_NAMES:
             raise CommandLineError("-accel", f"invalid accelerator {name}")
         return name or "tcg"
 
@@ -500,6 +521,77 @@ class Emulator:
             rtc.configure_rtc(merged)
         except Error as e:
             raise CommandLineError(None, e.msg, e.hint) from None
+
+    def create_accel(self, name: str) -> AccelState:
+        """``-accel`` with ``-icount``: the accelerator object."""
+        opts: dict[str, str] = {}
+        icount = self.cfg.last("icount")
+        if icount is not None:
+            if name != "tcg":
+                raise CommandLineError(
+                    "-icount",
+                    f"-icount is not allowed with {name}",
+                    "Use -accel tcg.\n",
+                )
+            try:
+                parsed = qemu_opts_parse(
+                    icount,
+                    implied="shift",
+                    accepted=frozenset({"shift", "sleep", "align", "rr", "rrfile"}),
+                )
+            except Error as e:
+                raise CommandLineError("-icount", e.msg) from None
+            for key in ("align", "rr", "rrfile"):
+                if parsed.get(key) is not None:
+                    raise CommandLineError("-icount", f"icount: {key} is not supported")
+            shift = parsed.get("shift")
+            if shift is None:
+                raise CommandLineError("-icount", "icount: shift=N is required")
+            opts["icount-shift"] = shift
+            sleep = parsed.get("sleep")
+            if sleep is not None:
+                opts["icount-sleep"] = sleep
+        try:
+            return accel_new(name, opts)
+        except Error as e:
+            opt = "-icount" if icount is not None else "-accel"
+            raise CommandLineError(opt, e.msg, e.hint) from None
+
+    def smp_cpus(self, machine_name: str) -> int:
+        """``-smp``: the number of CPUs (QEMU's ``smp.cpus``); only 1 for now."""
+        arg = self.cfg.last("smp")
+        if arg is None:
+            return 1
+        try:
+            opts = qemu_opts_parse(
+                arg,
+                implied="cpus",
+                accepted=frozenset(
+                    {
+                        "cpus",
+                        "maxcpus",
+                        "sockets",
+                        "dies",
+                        "clusters",
+                        "cores",
+                        "threads",
+                    }
+                ),
+            )
+        except Error as e:
+            raise CommandLineError("-smp", e.msg) from None
+        cpus = opts.get("cpus", "1") or "1"
+        if not cpus.isdigit():
+            raise CommandLineError(None, "Parameter 'smp.cpus' expects integer")
+        n = int(cpus)
+        if n != 1:
+            raise CommandLineError(
+                None,
+                f"Invalid SMP CPUs {n}. The max CPUs supported by machine "
+                f"'{machine_name}' is 1",
+                "pyqemu runs one vCPU for now; use -smp 1 (the default).\n",
+            )
+        return n
 
     def create_machine(self) -> MachineState:
         """``-machine``/``-M`` and ``-m``: build the board."""
@@ -532,6 +624,11 @@ class Emulator:
             except Error as e:
                 raise CommandLineError("-machine", e.msg) from None
         self.set_boot_images(machine)
+        canonical = cls.aliases[0] if cls.aliases else cls.machine_name
+        machine.smp = CpuTopology(cpus=self.smp_cpus(canonical))
+        cpu = self.cfg.last("cpu")
+        if cpu is not None:
+            machine.cpu_model = cpu.split(",")[0]
         mem = self.cfg.last("m")
         if mem is not None:
             opts = qemu_opts_parse(mem, implied="size")
@@ -595,12 +692,16 @@ class Emulator:
                         "-display", f"Display '{value}' is not available"
                     )
         object_tree_reset()
+        cpu_list_reset()
         reset_system_memory()
         virtual_clock_reset()
         qdev_prop_reset_globals()
         runstate.runstate_init(RunState.PRELAUNCH)
         self.setup_rtc()
         chardev.set_main_loop(self.loop)
+        self.accel = self.create_accel(accel)
+        set_current_accel(self.accel)
+        self.setup_accel()
         machine = self.create_machine()
         for arg in self.cfg.all("chardev"):
             try:
@@ -627,10 +728,11 @@ class Emulator:
             except Error as e:
                 raise CommandLineError("-device", e.msg, e.hint) from None
         machine.machine_done()
-        runstate.qemu_system_reset_handler(lambda _reason: machine.reset())
+        runstate.qemu_system_reset_handler(self.reset_machine)
         runstate.qemu_system_reset(ShutdownCause.NONE)
-        self.loop.virtual_follows_host = accel != "qtest"
         self.loop.machine_running = runstate.runstate_is_running
+        runstate.qemu_add_vm_change_state_handler(self.vm_state_changed)
+        self.accel.setup_post()
         self.loop.set_error_handler(runstate.report_internal_error)
         self.start_servers()
         migration_init(self.loop, autostart=not self.cfg.has("S"))
@@ -650,6 +752,62 @@ class Emulator:
                 raise CommandLineError("-incoming", e.msg, e.hint) from None
         elif not self.cfg.has("S"):
             runstate.vm_start()
+
+    def setup_accel(self) -> None:
+        """Tie the accelerator to the run state and the main loop."""
+        accel = self.accel
+        icount = getattr(accel, "icount_shift", None) is not None
+        # The virtual clock follows host time, except under qtest (the test
+        # moves it) and icount (the vCPU moves it).
+        self.loop.virtual_follows_host = accel.has_cpus and not icount
+        runstate.set_main_loop_notify(self.loop.notify)
+        # A timer armed by the vCPU must shorten the main loop's sleep; under
+        # -icount it must also end the vCPU's instruction budget, which was
+        # computed for the previous deadline.
+        kick = getattr(accel, "kick_all", None) if icount else None
+
+        def timers_changed(_clock: QEMUClockType) -> None:
+            self.loop.notify()
+            if kick is not None:
+                kick()
+
+        qemu_clock_set_notify(timers_changed)
+        for name, value in (
+            ("can_run", runstate.runstate_is_running),
+            ("on_error", runstate.report_internal_error),
+            ("host_clock_ns", self.loop.virtual_clock_now),
+        ):
+            if hasattr(accel, name):
+                setattr(accel, name, value)
+
+    def vm_state_changed(self, running: bool, _state: RunState) -> None:
+        """Resume the vCPUs when the machine runs; pause them when it stops."""
+        accel = self.accel
+        if running:
+            resume = getattr(accel, "resume_all", None)
+            if resume is not None:
+                resume()
+        else:
+            pause = getattr(accel, "pause_all", None)
+            if pause is not None:
+                pause()
+
+    def reset_machine(self, _reason: ShutdownCause) -> None:
+        """Reset the board and its CPUs, the vCPUs paused (``qemu_system_reset``)."""
+        machine = self.machine
+        if machine is None:
+            return
+        pause = getattr(self.accel, "pause_all", None)
+        resume = getattr(self.accel, "resume_all", None)
+        if pause is not None:
+            pause()
+        try:
+            machine.reset()
+            for cpu in cpu_foreach():
+                cpu.cpu_reset()
+        finally:
+            if resume is not None:
+                resume()
 
     def start_servers(self) -> None:
         """``-qtest`` and ``-qmp``: the protocol servers on their chardevs."""
@@ -708,8 +866,12 @@ class Emulator:
         }
         self.loop.set_fd_handler(rfd.fileno(), drain, name="signals")
         try:
-            self.loop.run(until=lambda: runstate.shutdown_requested() is not None)
+            self.loop.run(until=runstate.main_loop_should_exit)
         finally:
+            self.accel.shutdown()
+            set_current_accel(None)
+            runstate.set_main_loop_notify(None)
+            qemu_clock_set_notify(None)
             self.loop.set_fd_handler(rfd.fileno(), None)
             for sig, handler in old.items():
                 signal.signal(sig, handler)
@@ -721,6 +883,13 @@ class Emulator:
 
 def _help_request(cfg: VMConfig, out: TextIO) -> bool:
     """Answer ``-M help``, ``-device help``, ``-device T,help``, ``-d help``."""
+    if any(a.split(",")[0] in ("help", "?") for a in cfg.all("accel")):
+        out.write("Accelerators supported in QEMU binary:\n")
+        out.write("".join(f"{name}\n" for name in ACCEL_NAMES))
+        return True
+    if any(a.split(",")[0] in ("help", "?") for a in cfg.all("cpu")):
+        out.write(cpu_help(cfg.target))
+        return True
     if any(a in ("help", "?") for a in cfg.all("d")):
         out.write(log.qemu_log_help())
         return True

@@ -30,6 +30,14 @@ there is no flash node in the tree.
 
 ``-device pl011`` adds a UART on the platform bus (:data:`VIRT_DYNAMIC_SYSBUS`):
 it gets a 4 KiB window and an SPI there and a node under ``/platform-bus``.
+
+With an accelerator that runs CPUs (``-accel tcg``, the default) the board
+creates its CPU (``-cpu``, ``cortex-a57`` by default) and wires it as QEMU
+7.2's ``create_gic()`` does: the CPU's generic-timer output *i* goes to the
+interrupt controller's input ``ppibase + timer_irq[i]`` (the physical timer on
+PPI 14, INTID 30; the virtual timer on PPI 11, INTID 27) and the controller's
+sysbus IRQ outputs go to the CPU's IRQ, FIQ, VIRQ and VFIQ inputs. PSCI calls
+arrive over HVC, as on QEMU's ``virt`` without EL2 and EL3.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, final
 
+from accel import current_accel
 from hw.arm.boot import (
     ArmBootCpu,
     ArmBootInfo,
@@ -53,7 +62,7 @@ from hw.core.sysbus_fdt import platform_bus_add_all_fdt_nodes
 from hw.intc.arm_gic import GICState
 from qemu_api.error import Error
 from qemu_api.memory import MemoryRegion, get_system_memory
-from qemu_api.qdev import DeviceState, qdev_get_gpio_in
+from qemu_api.qdev import DeviceState, qdev_get_gpio_in, qdev_new, qdev_realize
 from qemu_api.qom import (
     Object,
     object_class_by_name,
@@ -62,6 +71,7 @@ from qemu_api.qom import (
 )
 from qemu_api.sysbus import SysBusDevice, sysbus_new, sysbus_realize
 from system.device_tree import Fdt, create_device_tree
+from target.arm.cpu import arm_cpu_type_name
 
 __all__ = [
     "GIC_FDT_IRQ_FLAGS_LEVEL_HI",
@@ -100,6 +110,29 @@ UART_SPI: Final = VIRT_IRQMAP["uart"]
 
 NUM_IRQS: Final = 256
 """QEMU's ``NUM_IRQS``: the SPIs of the GIC (``num-irq`` adds the 32 private ones)."""
+GIC_INTERNAL: Final = 32
+GIC_NR_SGIS: Final = 16
+
+ARCH_TIMER_VIRT_IRQ: Final = 11
+ARCH_TIMER_S_EL1_IRQ: Final = 13
+ARCH_TIMER_NS_EL1_IRQ: Final = 14
+ARCH_TIMER_NS_EL2_IRQ: Final = 10
+VIRTUAL_PMU_IRQ: Final = 7
+
+TIMER_IRQ: Final = (
+    ARCH_TIMER_NS_EL1_IRQ,  # GTIMER_PHYS
+    ARCH_TIMER_VIRT_IRQ,  # GTIMER_VIRT
+    ARCH_TIMER_NS_EL2_IRQ,  # GTIMER_HYP
+    ARCH_TIMER_S_EL1_IRQ,  # GTIMER_SEC
+)
+"""PPI of each generic-timer output, in QEMU's ``GTIMER_*`` order (GICv2)."""
+
+QEMU_PSCI_CONDUIT_HVC: Final = 2
+
+ARM_CPU_IRQ: Final = 0
+ARM_CPU_FIQ: Final = 1
+ARM_CPU_VIRQ: Final = 2
+ARM_CPU_VFIQ: Final = 3
 
 VIRT_FLASH_BANK_SIZE: Final = 64 * MiB
 """Each of QEMU's two flash banks; ``-bios`` fills the first."""
@@ -122,11 +155,6 @@ GIC_FDT_IRQ_TYPE_PPI: Final = 1
 GIC_FDT_IRQ_FLAGS_EDGE_LO_HI: Final = 1
 GIC_FDT_IRQ_FLAGS_LEVEL_HI: Final = 4
 GIC_FDT_IRQ_PPI_CPU_START: Final = 8
-ARCH_TIMER_NS_EL2_IRQ: Final = 10
-ARCH_TIMER_VIRT_IRQ: Final = 11
-ARCH_TIMER_S_EL1_IRQ: Final = 13
-ARCH_TIMER_NS_EL1_IRQ: Final = 14
-VIRTUAL_PMU_IRQ: Final = 7
 GIC_TARGETLIST_BITS: Final = 8
 ARM_AFF1_SHIFT: Final = 8
 ARM_AFF3_SHIFT: Final = 32
@@ -190,6 +218,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
     ram_base = VIRT_MEMMAP["mem"][0]
     loads_guests = True
     allowed_dynamic_sysbus_devices = VIRT_DYNAMIC_SYSBUS
+    default_cpu_model = "cortex-a57"
 
     @override
     def instance_init(self) -> None:
@@ -219,10 +248,16 @@ class VirtMachine(MachineState, type_name="virt-machine"):
     @override
     def machine_init(self) -> None:
         super().machine_init()
+        self.cpus: list[DeviceState] = []
+        if self.cpu_model is not None:
+            self.cpu_type = self.cpu_model
         firmware_loaded = self.firmware_init()
         self.create_fdt()
         self.fdt_add_timer_nodes()
         self.fdt_add_cpu_nodes()
+        accel = current_accel()
+        if accel is not None and accel.has_cpus:
+            self._create_cpus()
         gic = self.create_gic()
         self.fdt_add_pmu_nodes()
         if object_class_by_name("pl011") is not None:
@@ -347,7 +382,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         fdt.setprop_string("/apb-pclk", "clock-output-names", "clk24mhz")
         fdt.setprop_cell("/apb-pclk", "phandle", self.clock_phandle)
 
-    def cpu_model(self) -> VirtCpuModel:
+    def cpu_model_info(self) -> VirtCpuModel:
         """The device tree facts of :attr:`cpu_type`.
 
         Raises:
@@ -371,7 +406,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         fdt = self._fdt()
         flags = self._ppi_flags(GIC_FDT_IRQ_FLAGS_LEVEL_HI)
         fdt.add_subnode("/timer")
-        if self.cpu_model().aarch64:
+        if self.cpu_model_info().aarch64:
             compat = ["arm,armv8-timer", "arm,armv7-timer"]
             fdt.setprop_string_array("/timer", "compatible", compat)
         else:
@@ -396,7 +431,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         """Add ``/cpus`` with a node per CPU and ``cpu-map`` (``fdt_add_cpu_nodes``)."""
         fdt = self._fdt()
         smp = self.smp
-        model = self.cpu_model()
+        model = self.cpu_model_info()
         affinities = [self.cpu_mp_affinity(i) for i in range(smp.cpus)]
         addr_cells = 2 if any(a >> ARM_AFF3_SHIFT & 0xFF for a in affinities) else 1
         fdt.add_subnode("/cpus")
@@ -450,7 +485,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
 
     def fdt_add_pmu_nodes(self) -> None:
         """Add ``/pmu`` when the CPU models the PMU (``fdt_add_pmu_nodes``)."""
-        model = self.cpu_model()
+        model = self.cpu_model_info()
         if not model.pmu:
             return
         fdt = self._fdt()
@@ -467,6 +502,24 @@ class VirtMachine(MachineState, type_name="virt-machine"):
 
     # -- devices --------------------------------------------------------------------
 
+    def _create_cpus(self) -> None:
+        model = self.cpu_type
+        typename = arm_cpu_type_name(model)
+        if object_class_by_name(typename) is None:
+            raise Error(
+                f"unable to find CPU model '{model}'",
+                hint="Use -cpu help to list the CPU models.\n",
+            )
+        for n in range(self.smp.cpus):
+            cpu = qdev_new(typename)
+            cpu.property_set("psci-conduit", QEMU_PSCI_CONDUIT_HVC)
+            # virt_cpu_mp_affinity: 8 CPUs per cluster with GICv2.
+            cpu.property_set("mp-affinity", (n // 8) << 8 | n % 8)
+            if n > 0:
+                cpu.property_set("start-powered-off", True)
+            qdev_realize(cpu)
+            self.cpus.append(cpu)
+
     def create_gic(self) -> GICState:
         """Create the GICv2 and its node (QEMU's ``create_gic()`` for one CPU).
 
@@ -477,14 +530,26 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         """
         gic = GICState()
         gic.revision = 2
-        gic.num_cpu = 1
-        gic.num_irq = NUM_IRQS + 32
+        gic.num_cpu = max(1, len(self.cpus))
+        gic.num_irq = NUM_IRQS + GIC_INTERNAL
         object_property_add_child(self, "gic", gic)
         sysbus_realize(gic)
         gic.mmio_map(0, VIRT_MEMMAP["gic-dist"][0])
         gic.mmio_map(1, VIRT_MEMMAP["gic-cpu"][0])
         self.gic = gic
         self.fdt_add_gic_node()
+        smp = len(self.cpus)
+        for i, cpu in enumerate(self.cpus):
+            ppibase = NUM_IRQS + i * GIC_INTERNAL + GIC_NR_SGIS
+            for irq, ppi in enumerate(TIMER_IRQ):
+                cpu.connect_gpio_out(irq, qdev_get_gpio_in(gic, ppibase + ppi))
+            cpu.connect_gpio_out_named(
+                "pmu-interrupt", 0, qdev_get_gpio_in(gic, ppibase + VIRTUAL_PMU_IRQ)
+            )
+            gic.connect_irq(i, qdev_get_gpio_in(cpu, ARM_CPU_IRQ))
+            gic.connect_irq(i + smp, qdev_get_gpio_in(cpu, ARM_CPU_FIQ))
+            gic.connect_irq(i + 2 * smp, qdev_get_gpio_in(cpu, ARM_CPU_VIRQ))
+            gic.connect_irq(i + 3 * smp, qdev_get_gpio_in(cpu, ARM_CPU_VFIQ))
         return gic
 
     def _spi_node(self, node: str, compat: list[str], region: str) -> None:

@@ -163,6 +163,8 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
         Boards with a platform bus give dynamic sysbus devices their MMIO
         window and interrupts here. The base does nothing.
         """
+        self.cpu_model: str | None = None
+        """The ``-cpu`` model, or None for the board's default."""
 
     def serial_hd(self, i: int) -> Chardev | None:
         """Return the chardev of serial port *i*, or None."""

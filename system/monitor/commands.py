@@ -26,10 +26,13 @@ from __future__ import annotations
 from typing import Protocol, final
 
 import pyqemu_config
+from hw.core.cpu import cpu_foreach
 from hw.core.machine import MachineState, machine_types
 from qapi.qmp_schema import (
     ChardevInfo,
     CommandInfo,
+    CpuInfoFast,
+    CpuInstanceProperties,
     DataFormat,
     MachineInfo,
     ObjectPropertyInfo,
@@ -37,6 +40,7 @@ from qapi.qmp_schema import (
     QMPCapability,
     RunState,
     StatusInfo,
+    SysEmuTarget,
     TraceEventInfo,
     TraceEventState,
     VersionInfo,
@@ -207,6 +211,22 @@ class MonitorCommands:
             singlestep=False,
             status=RunState(runstate.runstate_get().value),
         )
+
+    def query_cpus_fast(self) -> list[CpuInfoFast]:
+        """The machine's CPUs (``qmp_query_cpus_fast``)."""
+        return [
+            CpuInfoFast(
+                cpu_index=cpu.cpu_index,
+                qom_path=cpu.canonical_path() or "",
+                thread_id=cpu.thread_id(),
+                # virt's possible_cpu_arch_ids: socket, cluster, core, thread.
+                props=CpuInstanceProperties(
+                    socket_id=0, cluster_id=0, core_id=cpu.cpu_index, thread_id=0
+                ),
+                target=SysEmuTarget(cpu.arch_name()),
+            )
+            for cpu in cpu_foreach()
+        ]
 
     def stop(self) -> None:
         """Stop the machine if it runs (``qmp_stop``, ``do_vm_stop``)."""

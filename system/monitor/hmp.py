@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, final
 
+from hw.core.cpu import cpu_foreach
 from qapi.qmp_schema import QMPCommandHandlers
 from qemu_api.error import Error
 from qemu_api.memory import mtree_info
@@ -325,6 +326,26 @@ def _hmp_info_status(out: _Output, args: HMPArgs) -> None:
     out.print(text + "\n")
 
 
+def _hmp_info_registers(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_registers``: the monitor's CPU (CPU 0), or all with -a."""
+    cpus = cpu_foreach()
+    if not args.get("cpustate_all"):
+        cpus = cpus[:1]
+    if not cpus:
+        out.print("No CPU available\n")
+        return
+    for cpu in cpus:
+        out.print(f"\nCPU#{cpu.cpu_index}\n")
+        out.print(cpu.dump_state(fpu=True))
+
+
+def _hmp_info_cpus(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_cpus``: one line per CPU, the monitor's CPU starred."""
+    for info in out.qmp.query_cpus_fast():
+        mark = "*" if info.cpu_index == 0 else " "
+        out.print(f"{mark} CPU #{info.cpu_index}: thread_id={info.thread_id}\n")
+
+
 # -- info chardev, info mtree --------------------------------------------------------
 
 
@@ -461,6 +482,7 @@ def _hmp_info(out: _Output, args: HMPArgs) -> None:
 
 HMP_INFO_COMMANDS: Final[tuple[HMPCommand, ...]] = (
     HMPCommand("chardev", "", "", "show the character devices", _hmp_info_chardev),
+    HMPCommand("cpus", "", "", "show infos for each CPU", _hmp_info_cpus),
     HMPCommand(
         "mtree",
         "flatview:-f,disabled:-D",
@@ -473,6 +495,13 @@ HMP_INFO_COMMANDS: Final[tuple[HMPCommand, ...]] = (
         "qom-tree", "path:s?", "[path]", "show QOM composition tree", _hmp_info_qom_tree
     ),
     HMPCommand("qtree", "", "", "show device tree", _hmp_info_qtree),
+    HMPCommand(
+        "registers",
+        "cpustate_all:-a",
+        "[-a]",
+        "show the cpu registers (-a: all - show register info for all cpus)",
+        _hmp_info_registers,
+    ),
     HMPCommand(
         "status",
         "",

@@ -1,0 +1,449 @@
+"""The AArch64 execution engine: unicorn behind a small typed interface.
+
+This is the one module that imports unicorn (QEMU's TCG itself, as far as
+pyqemu is concerned). It gives the vCPU loop (:mod:`accel.tcg.cpus`) and the CPU
+model (:mod:`target.arm`) what they need and nothing else:
+
+- registers: the general registers, PC, PSTATE, the banked stack pointers and any
+  system register by its encoding (:meth:`UnicornEngine.sysreg_read`);
+- guest memory: RAM mapped from a host buffer that the rest of the emulator owns
+  (no copy), I/O ranges whose accesses call Python (:meth:`UnicornEngine.map_mmio`);
+- running: :meth:`UnicornEngine.run` executes until something needs the emulator and
+  says what (:class:`ExitKind`); :meth:`UnicornEngine.stop` ends a run from any thread;
+- hooks into the CPU model: the generic-timer system registers (the engine's own
+  counter follows host time, the model's follows the virtual clock) and
+  exceptions, which the engine reports instead of taking (the model enters them,
+  see :mod:`target.arm.helper`).
+
+Facts about the engine this relies on (checked by the tests): a synchronous
+exception (SVC, HVC, SMC, an undefined instruction, an MMU fault) stops the run
+with PC at QEMU's preferred return address for that exception and is *not*
+taken; an access to an unmapped address stops it at the faulting instruction
+with nothing written back; WFI and WFE end the run with PC past them; ``run``
+releases the GIL, so other threads run while guest code does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import struct
+from typing import Final, final
+
+from unicorn import (
+    UC_ARCH_ARM64,
+    UC_ERR_EXCEPTION,
+    UC_ERR_FETCH_PROT,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_OK,
+    UC_ERR_READ_PROT,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
+    UC_ERR_WRITE_UNMAPPED,
+    UC_HOOK_BLOCK,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_INVALID,
+    UC_MEM_FETCH_PROT,
+    UC_MEM_FETCH_UNMAPPED,
+    UC_MEM_WRITE_PROT,
+    UC_MEM_WRITE_UNMAPPED,
+    UC_MODE_ARM,
+    UC_PROT_ALL,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+)
+from unicorn import arm64_const as a64
+from unicorn.arm64_const import UC_CPU_ARM64_A57, UC_CPU_ARM64_MAX
+from unicorn.unicorn_py3.unicorn import MMIO_READ_CFUNC as _MMIO_READ_CFUNC
+from unicorn.unicorn_py3.unicorn import MMIO_WRITE_CFUNC as _MMIO_WRITE_CFUNC
+from unicorn.unicorn_py3.unicorn import Uc, UcError
+from unicorn.unicorn_py3.unicorn import uclib as _uclib
+
+from accel.tcg.engine_api import (
+    MMIO_READ,
+    MMIO_WRITE,
+    Access,
+    BlockWatcher,
+    EngineExit,
+    ExitKind,
+    Reg,
+    SysregRead,
+    SysregWrite,
+)
+
+__all__ = ["CPU_MODELS", "UnicornEngine"]
+
+CPU_MODELS: Final = {"cortex-a57": UC_CPU_ARM64_A57, "max": UC_CPU_ARM64_MAX}
+"""The engine's CPU models by ``-cpu`` name."""
+
+PAGE: Final = 0x1000
+"""The granule the engine maps memory in (a multiple of its own 1 KiB pages)."""
+
+_X_IDS: Final = (
+    *range(a64.UC_ARM64_REG_X0, a64.UC_ARM64_REG_X0 + 29),
+    a64.UC_ARM64_REG_X29,
+    a64.UC_ARM64_REG_X30,
+)
+_REG_IDS: Final = (
+    *_X_IDS,
+    a64.UC_ARM64_REG_SP,
+    a64.UC_ARM64_REG_PC,
+    a64.UC_ARM64_REG_PSTATE,
+    a64.UC_ARM64_REG_SP_EL0,
+    a64.UC_ARM64_REG_SP_EL1,
+    a64.UC_ARM64_REG_SP_EL2,
+    a64.UC_ARM64_REG_ELR_EL1,
+    a64.UC_ARM64_REG_FPCR,
+    a64.UC_ARM64_REG_FPSR,
+)
+_XZR: Final = a64.UC_ARM64_REG_XZR
+_TPIDR_EL0: Final = 3 << 14 | 3 << 11 | 13 << 7 | 0 << 3 | 2
+_V_IDS: Final = tuple(range(a64.UC_ARM64_REG_Q0, a64.UC_ARM64_REG_Q0 + 32))
+
+
+def _key_fields(key: int) -> tuple[int, int, int, int, int]:
+    """Return ``(crn, crm, op0, op1, op2)``, the engine's order."""
+    return (key >> 7 & 15, key >> 3 & 15, key >> 14 & 3, key >> 11 & 7, key & 7)
+
+
+_WFI: Final = 0xD503207F
+
+
+@final
+class UnicornEngine:
+    """One AArch64 vCPU's engine (implements :class:`~accel.tcg.engine_api.Engine`).
+
+    Args:
+        model: the ``-cpu`` name (a key of :data:`CPU_MODELS`).
+        sysreg_read: called for every MRS of a hooked register.
+        sysreg_write: called for every MSR of a hooked register.
+        hooked: the sysreg keys the callbacks handle (others run natively).
+
+    Raises:
+        KeyError: an unknown model.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        sysreg_read: SysregRead,
+        sysreg_write: SysregWrite,
+        hooked: frozenset[int],
+    ) -> None:
+        self._uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self._uc.ctl_set_cpu_model(CPU_MODELS[model])
+        _disable_exit_checks(self._uc)
+        # No exit address: runs end only on events (emu_start's "until" is
+        # ignored).
+        self._uc.ctl_exits_enabled(True)
+        self._uc.ctl_set_exits([])
+        self._exit = EngineExit()
+        self._sysreg_read = sysreg_read
+        self._sysreg_write = sysreg_write
+        self._hooked = hooked
+        self._maps: dict[int, tuple[int, bool]] = {}  # start -> (size, is_mmio)
+        self._callbacks: dict[int, tuple[object, object]] = {}
+        self._error: BaseException | None = None
+        self._keep: list[object] = []
+        self.block_count = 0
+        """Instructions counted by the block hook (see :meth:`count_blocks`)."""
+        self._block_start = 0
+        self._block_size = 0
+        self._block_hook: int | None = None
+        self._counting = False
+        self._watcher: BlockWatcher | None = None
+        uc = self._uc
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid)
+        uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, a64.UC_ARM64_INS_MRS)
+        uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, a64.UC_ARM64_INS_MSR)
+
+    # -- registers ------------------------------------------------------------
+
+    def reg_read(self, reg: int) -> int:
+        """Return X0-X30 (0-30) or a :class:`Reg`."""
+        value = self._uc.reg_read(_REG_IDS[reg])
+        assert isinstance(value, int)
+        return value
+
+    def reg_write(self, reg: int, value: int) -> None:
+        """Write X0-X30 (0-30) or a :class:`Reg`.
+
+        Writing PSTATE also refreshes the engine's cached translation flags
+        (the exception level, the masks): the engine rebuilds them only after
+        a system-register write, so one is made with TPIDR_EL0's own value.
+        """
+        self._uc.reg_write(_REG_IDS[reg], value & 0xFFFFFFFFFFFFFFFF)
+        if reg == Reg.PSTATE:
+            self.sysreg_write(_TPIDR_EL0, self.sysreg_read(_TPIDR_EL0))
+
+    def vreg_read(self, n: int) -> int:
+        """Return SIMD/FP register Vn as a 128-bit integer."""
+        value = self._uc.reg_read(_V_IDS[n])
+        assert isinstance(value, int)
+        return value
+
+    def vreg_write(self, n: int, value: int) -> None:
+        """Write SIMD/FP register Vn (128 bits)."""
+        self._uc.reg_write(_V_IDS[n], value & ((1 << 128) - 1))
+
+    def sysreg_read(self, key: int) -> int:
+        """Return the engine's value of the system register *key*."""
+        value = self._uc.reg_read(a64.UC_ARM64_REG_CP_REG, _key_fields(key))
+        assert isinstance(value, int)
+        return value
+
+    def sysreg_write(self, key: int, value: int) -> None:
+        """Write the engine's system register *key*."""
+        self._uc.reg_write(
+            a64.UC_ARM64_REG_CP_REG, (*_key_fields(key), value & 0xFFFFFFFFFFFFFFFF)
+        )
+
+    def read_insn(self, addr: int) -> int | None:
+        """Return the instruction word at virtual address *addr*, or None."""
+        try:
+            data = self._uc.mem_read(addr, 4)
+        except UcError:
+            return None
+        return int.from_bytes(data, "little")
+
+    # -- memory ---------------------------------------------------------------
+
+    def map_ram(self, addr: int, size: int, ptr: int, readonly: bool) -> None:
+        """Map *size* bytes of host memory at *ptr* as guest RAM (or ROM) at *addr*."""
+        perms = UC_PROT_READ | UC_PROT_EXEC if readonly else UC_PROT_ALL
+        self._uc.mem_map_ptr(addr, size, perms, ptr)
+        self._maps[addr] = (size, False)
+
+    def map_mmio(
+        self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
+    ) -> None:
+        """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
+
+        The callbacks are registered with the engine's C API directly: the
+        binding's own wrappers would add two Python calls to every access. An
+        exception in a callback stops the run and is raised by :meth:`run`.
+        """
+
+        def rd(_handle: int, offset: int, width: int, _data: int) -> int:
+            try:
+                return read(addr + offset, width)
+            except BaseException as exc:
+                self._fail(exc)
+                return 0
+
+        def wr(_handle: int, offset: int, width: int, value: int, _data: int) -> None:
+            try:
+                write(addr + offset, value, width)
+            except BaseException as exc:
+                self._fail(exc)
+
+        cb_read = _MMIO_READ_CFUNC(rd)
+        cb_write = _MMIO_WRITE_CFUNC(wr)
+        status = _uclib.uc_mmio_map(
+            self._uc._uch, addr, size, cb_read, None, cb_write, None
+        )
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        self._callbacks[addr] = (cb_read, cb_write)
+        self._maps[addr] = (size, True)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        _uclib.uc_emu_stop(self._uc._uch)
+
+    def unmap(self, addr: int, size: int) -> None:
+        """Remove the mapping at *addr*."""
+        self._uc.mem_unmap(addr, size)
+        self._maps.pop(addr, None)
+        self._callbacks.pop(addr, None)
+
+    def mappings(self) -> dict[int, tuple[int, bool]]:
+        """Return the current mappings: start -> (size, is_mmio)."""
+        return dict(self._maps)
+
+    # -- running --------------------------------------------------------------
+
+    def count_blocks(self, enabled: bool) -> None:
+        """Count executed instructions in :attr:`block_count` (for ``-icount``).
+
+        A hook at the start of each translation block adds the previous
+        block's length; :meth:`run` adds the part of the last block that ran.
+        It is exact for runs that end at an instruction budget, WFI or an
+        exception, which is what makes ``-icount`` runs repeat.
+        """
+        self._counting = enabled
+        self._update_block_hook()
+
+    def watch_blocks(self, watcher: BlockWatcher | None) -> None:
+        """Call *watcher(address)* before each translation block runs.
+
+        When it returns True the run ends before that block executes (the
+        engine checks for a stop at the start of each block, after this
+        hook): the CPU model uses it while an interrupt is pending but masked,
+        to take it at the first block after the guest unmasks it (MSR DAIF
+        and ERET end a block). None removes the watcher.
+        """
+        self._watcher = watcher
+        self._update_block_hook()
+
+    def _update_block_hook(self) -> None:
+        # Translated blocks call the hook only if it existed when they were
+        # translated: adding or removing it retranslates.
+        want = self._counting or self._watcher is not None
+        if want and self._block_hook is None:
+            self._block_hook = self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+            self._uc.ctl_flush_tb()
+        elif not want and self._block_hook is not None:
+            self._uc.hook_del(self._block_hook)
+            self._block_hook = None
+            self._uc.ctl_flush_tb()
+
+    def _on_block(self, _uc: Uc, address: int, size: int, _data: object) -> None:
+        if self._counting:
+            self.block_count += self._block_size >> 2
+            self._block_start = address
+            self._block_size = size
+        watcher = self._watcher
+        if watcher is not None and watcher(address):
+            _uclib.uc_emu_stop(self._uc._uch)
+
+    def run(self, pc: int, count: int = 0) -> EngineExit:
+        """Run from *pc* until an event; *count* > 0 bounds the instructions.
+
+        Called without the BQL: guest code runs while other threads hold it.
+        """
+        ex = self._exit
+        ex.kind = ExitKind.STOPPED
+        ex.intno = -1
+        self._block_size = 0
+        try:
+            self._uc.emu_start(pc, 0, 0, count)
+            error = self._error
+            if error is not None:
+                self._error = None
+                raise error
+        except UcError as e:
+            if e.errno in _FAULTS:
+                ex.kind = ExitKind.MEM_FAULT
+            elif e.errno == UC_ERR_EXCEPTION and ex.intno >= 0:
+                ex.kind = ExitKind.EXCEPTION
+            else:
+                ex.kind = ExitKind.ERROR
+                ex.message = str(e)
+        if self._block_size:
+            pc_now = self.reg_read(Reg.PC)
+            part = pc_now - self._block_start
+            done = part if 0 <= part < self._block_size else self._block_size
+            self.block_count += done >> 2
+            self._block_size = 0
+        if ex.kind is ExitKind.STOPPED and ex.intno >= 0:
+            ex.kind = ExitKind.EXCEPTION
+        if ex.kind is ExitKind.STOPPED and count == 0:
+            pc_now = self.reg_read(Reg.PC)
+            if self.read_insn(pc_now - 4) == _WFI:
+                ex.kind = ExitKind.HALTED
+        return ex
+
+    def stop(self) -> None:
+        """End the current :meth:`run` soon (any thread; no effect between runs)."""
+        _uclib.uc_emu_stop(self._uc._uch)
+
+    # -- hooks ----------------------------------------------------------------
+
+    def _on_intr(self, uc: Uc, intno: int, _data: object) -> None:
+        self._exit.intno = intno
+        uc.emu_stop()
+
+    def _on_mem_invalid(
+        self, uc: Uc, access: int, address: int, size: int, value: int, _data: object
+    ) -> bool:
+        ex = self._exit
+        # The engine syncs PC to the faulting instruction before this hook.
+        pc = uc.reg_read(a64.UC_ARM64_REG_PC)
+        assert isinstance(pc, int)
+        ex.pc = pc
+        ex.address = address
+        ex.size = size
+        ex.rom = access == UC_MEM_WRITE_PROT
+        if access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT):
+            ex.access = Access.WRITE
+        elif access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT):
+            ex.access = Access.FETCH
+        else:
+            ex.access = Access.READ
+        return False
+
+    def _on_mrs(self, uc: Uc, reg: int, cp: tuple[int, ...], _data: object) -> bool:
+        crn, crm, op0, op1, op2, _val = cp
+        key = op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+        if key not in self._hooked:
+            return False
+        value = self._sysreg_read(key)
+        if value is None:
+            return False
+        if reg != _XZR:
+            uc.reg_write(reg, value)
+        return True
+
+    def _on_msr(self, _uc: Uc, _reg: int, cp: tuple[int, ...], _data: object) -> bool:
+        crn, crm, op0, op1, op2, val = cp
+        key = op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+        if key not in self._hooked:
+            return False
+        return self._sysreg_write(key, val)
+
+
+def _disable_exit_checks(uc: Uc) -> None:
+    """Make the engine's stops take effect only between translation blocks.
+
+    unicorn checks for a stop request after every guest load and store; when
+    one is pending it abandons the instruction *after* the access and runs it
+    again on the next start. For a device register that repeats the access (a
+    byte written twice to a UART); for ``ldr x1, [x1]`` it loads through the
+    already-overwritten base register. ``accel/tests/test_engine.py`` shows
+    both. The engine has a switch that leaves these checks out of translated
+    code (``uc_struct.no_exit_request``, its workaround for Thumb IT blocks,
+    never set by the AArch64 translator) but no API for it: it is found in
+    unicorn 2.1.4's ``uc_struct`` by the fields around it and set. Stops then
+    land at the start of the next translation block, between instructions.
+
+    Raises:
+        RuntimeError: the field is not where unicorn 2.1.4 keeps it.
+    """
+    page = uc.ctl_get_page_size()
+    base = int(uc._uch.value or 0)
+    area = ctypes.string_at(base, _UC_STRUCT_SCAN)
+    # target_page_size, target_page_align, then two host page sizes (u64).
+    at = area.find(struct.pack("<II", page, page - 1))
+    host_page = mmap.PAGESIZE
+    if at < 0 or area[at + 8 : at + 24] != struct.pack("<QQ", host_page, host_page):
+        raise RuntimeError(
+            "unicorn's uc_struct does not have the layout of unicorn 2.1.4: "
+            "install the version pinned in subprojects/runtime.txt"
+        )
+    # ... icache line size, context content, context size, padding, next_pc,
+    # hook_insert, first_tb, no_exit_request, init_done.
+    flag = base + at + 50
+    init_done = ctypes.c_bool.from_address(flag + 1)
+    if not init_done.value:
+        raise RuntimeError("unicorn's uc_struct: init_done is not where expected")
+    ctypes.c_bool.from_address(flag).value = True
+
+
+_UC_STRUCT_SCAN: Final = 16384
+
+
+_FAULTS: Final = frozenset(
+    {
+        UC_ERR_READ_UNMAPPED,
+        UC_ERR_WRITE_UNMAPPED,
+        UC_ERR_FETCH_UNMAPPED,
+        UC_ERR_OK,
+        UC_ERR_READ_PROT,
+        UC_ERR_WRITE_PROT,
+        UC_ERR_FETCH_PROT,
+    }
+)

@@ -1,0 +1,1 @@
+"""The CPU models (QEMU's ``target/``): one package per architecture."""

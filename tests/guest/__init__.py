@@ -1,0 +1,1 @@
+"""Bare-metal guests: sources, a loader and the tests that run them."""
