@@ -23,7 +23,6 @@ class CPUState(DeviceState, type_name=TYPE_CPU, abstract=True):
 
     @override
     def instance_init(self) -> None:
-        super().instance_init()
         self.cpu_index = -1
         """The CPU's index, given at realize (QEMU's ``cpu->cpu_index``)."""
 

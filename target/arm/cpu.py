@@ -192,7 +192,6 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
     @override
     def instance_init(self) -> None:
         """Declare the GPIO lines and the state; the engine comes at realize."""
-        super().instance_init()
         self.irq_level = [0, 0, 0, 0]
         self.init_gpio_in(self._set_irq, 4)
         self.gt_outputs = [InterruptSource() for _ in range(NUM_GTIMERS)]
@@ -655,11 +654,11 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         self.halted = snap.halted
         self.powered_off = snap.powered_off
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["ArmCPU"](
         "arm-cpu",
         version_id=1,
         minimum_version_id=1,
-        fields=[vmstate_struct("snapshot", VMSTATE_ARM_CPU)],
+        fields=[vmstate_struct(lambda s: s.snapshot, VMSTATE_ARM_CPU)],
         pre_save=cpu_pre_save,
         post_load=cpu_post_load,
     )

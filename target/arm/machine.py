@@ -76,28 +76,28 @@ class ArmCPUSnapshot:
     halted: bool = False
     powered_off: bool = False
 
-    vmsd = VMStateDescription(
+    vmsd = VMStateDescription["ArmCPUSnapshot"](
         "arm-cpu/regs",
         version_id=1,
         minimum_version_id=1,
         fields=[
-            vmstate_array("xregs", vmstate_info_uint64, NUM_XREGS),
-            vmstate_uint64("sp"),
-            vmstate_uint64("pc"),
-            vmstate_uint64("pstate"),
-            vmstate_uint64("sp_el0"),
-            vmstate_uint64("sp_el1"),
-            vmstate_uint64("fpcr"),
-            vmstate_uint64("fpsr"),
-            vmstate_array("vregs", vmstate_info_uint64, 64),
-            vmstate_array("sysregs", vmstate_info_uint64, len(SAVED_SYSREGS)),
-            vmstate_uint64("cntvoff"),
-            vmstate_uint64("cntp_ctl"),
-            vmstate_uint64("cntp_cval"),
-            vmstate_uint64("cntv_ctl"),
-            vmstate_uint64("cntv_cval"),
-            vmstate_bool("halted"),
-            vmstate_bool("powered_off"),
+            vmstate_array(lambda s: s.xregs, vmstate_info_uint64, NUM_XREGS),
+            vmstate_uint64(lambda s: s.sp),
+            vmstate_uint64(lambda s: s.pc),
+            vmstate_uint64(lambda s: s.pstate),
+            vmstate_uint64(lambda s: s.sp_el0),
+            vmstate_uint64(lambda s: s.sp_el1),
+            vmstate_uint64(lambda s: s.fpcr),
+            vmstate_uint64(lambda s: s.fpsr),
+            vmstate_array(lambda s: s.vregs, vmstate_info_uint64, 64),
+            vmstate_array(lambda s: s.sysregs, vmstate_info_uint64, len(SAVED_SYSREGS)),
+            vmstate_uint64(lambda s: s.cntvoff),
+            vmstate_uint64(lambda s: s.cntp_ctl),
+            vmstate_uint64(lambda s: s.cntp_cval),
+            vmstate_uint64(lambda s: s.cntv_ctl),
+            vmstate_uint64(lambda s: s.cntv_cval),
+            vmstate_bool(lambda s: s.halted),
+            vmstate_bool(lambda s: s.powered_off),
         ],
     )
 
