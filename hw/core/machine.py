@@ -108,6 +108,8 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
         """The CPU topology (``-smp``)."""
         self.roms = RomLoader()
         """The images to copy into guest memory at each reset."""
+        self.cpu_model: str | None = None
+        """The ``-cpu`` model, or None for the board's default."""
         for name, attr, doc in (
             ("kernel", "kernel_filename", "Linux kernel image file"),
             ("initrd", "initrd_filename", "Linux initial ramdisk file"),
@@ -163,8 +165,6 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
         Boards with a platform bus give dynamic sysbus devices their MMIO
         window and interrupts here. The base does nothing.
         """
-        self.cpu_model: str | None = None
-        """The ``-cpu`` model, or None for the board's default."""
 
     def serial_hd(self, i: int) -> Chardev | None:
         """Return the chardev of serial port *i*, or None."""
