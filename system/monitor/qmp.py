@@ -309,9 +309,26 @@ def _parse_string(tok: bytes) -> str:
     return "".join(out)
 
 
+# The most digits of an integer that may fit uint64 (2**64 - 1 has 20): longer
+# ones are doubles without being converted to int, which Python refuses for
+# more than 4300 digits and which costs quadratic time below that.
+_MAX_INT_DIGITS: Final = 20
+
+
 def _parse_number(kind: int, tok: bytes) -> JSONValue:
+    """QEMU's ``parse_literal`` for numbers.
+
+    An integer that fits ``int64`` (or, if not negative, ``uint64``) is an
+    integer; any other number is a double, as C's ``strtod`` reads it (an
+    integer too large for a double is infinite, as in QEMU).
+
+    >>> _parse_number(_JSON_INTEGER, b"18446744073709551616")
+    1.8446744073709552e+19
+    >>> _parse_number(_JSON_INTEGER, b"9" * 5000)
+    inf
+    """
     text = tok.decode("ascii")
-    if kind == _JSON_INTEGER:
+    if kind == _JSON_INTEGER and len(text.lstrip("-")) <= _MAX_INT_DIGITS:
         value = int(text)
         if -(1 << 63) <= value < (1 << 63):
             return value
@@ -834,7 +851,21 @@ class QMPMonitor:
         return CHR_READ_BUF_LEN
 
     def _read(self, data: bytes) -> None:
-        self._parser.feed(data)
+        try:
+            self._parser.feed(data)
+        except Exception as exc:
+            # A bug in the parser: no input may stop the machine or leave the
+            # session deaf.  Log it, drop the partial input, answer, go on.
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error_report(f"internal error in the QMP input parser: {what}")
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+            sys.stderr.flush()
+            self._parser.reset()
+            self._handle_request(
+                None,
+                f"Internal error parsing the input: {what} (a bug in pyqemu; the "
+                "traceback is on its standard error)",
+            )
 
     def _chr_event(self, event: ChrEvent) -> None:
         if event is ChrEvent.OPENED:
