@@ -56,7 +56,7 @@ from qemu_api.migration.ram import (
     ram_save_pages,
     ram_save_setup,
 )
-from qemu_api.migration.vmdesc import vmdesc_decode, vmdesc_device, vmdesc_find
+from qemu_api.migration.vmdesc import vmdesc_decode, vmdesc_find
 from qemu_api.migration.vmstate import (
     QEMU_VM_SUBSECTION,
     JSONObject,
@@ -522,14 +522,12 @@ def _save_full(
 def _skip_by_footer(f: QEMUFileReader, section_id: int) -> bool:
     """Move past a section's payload by finding its footer (no description)."""
     needle = bytes([QEMU_VM_SECTION_FOOTER]) + section_id.to_bytes(4, "big")
-    view = f.peek_buffer(f.remaining())
-    raw = bytes(view)
     start = 0
     while True:
-        at = raw.find(needle, start)
+        at = f.find(needle, start)
         if at < 0:
             return False
-        nxt = raw[at + 5] if at + 5 < len(raw) else -1
+        nxt = f.peek_byte(at + 5)
         if nxt in (
             QEMU_VM_EOF,
             QEMU_VM_SECTION_START,
@@ -701,8 +699,7 @@ def _parse_stream(
         )
     _load_configuration(f, m, result)
 
-    found = vmdesc_find(data)
-    vmdesc = found[1] if found is not None else None
+    vmdesc = _VMDescIndex(data)
     extra = [m.ram] if m.ram is not None else []
     ram = RamLoad(ram_blocks(extra=extra))
     by_key = {(e.idstr, e.instance_id): e for e in entries}
@@ -775,15 +772,17 @@ def _parse_stream(
         else:
             raise Error(f"unknown savevm section type {kind:#04x} at offset {at:#x}")
 
-    end = f.pos
+    # The JSON description, if any, closes the stream; as QEMU, read past it
+    # by its length without parsing it.
+    if f.peek_byte() == QEMU_VM_VMDESCRIPTION and f.remaining() >= 5:
+        length = int.from_bytes(f.peek_buffer(4, 1), "big")
+        if length <= f.remaining() - 5:
+            f.skip(5 + length)
     if f.remaining():
-        if found is not None and found[0] == end:
-            f.skip(f.remaining())
-        else:
-            raise Error(
-                f"{f.remaining()} bytes of trailing garbage after the end of the "
-                f"stream at offset {end:#x}"
-            )
+        raise Error(
+            f"{f.remaining()} bytes of trailing garbage after the end of the "
+            f"stream at offset {f.pos:#x}"
+        )
     blocks = [f"RAM block '{name}'" for name in ram.skipped]
     if (unknown or blocks) and not skip_unknown:
         parts = []
@@ -806,20 +805,45 @@ def _parse_stream(
     return pending, ram, clock, gstate
 
 
+@final
+class _VMDescIndex:
+    """The stream's JSON description, parsed when first needed, by section."""
+
+    __slots__ = ("_data", "_devices")
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._data = data
+        self._devices: dict[tuple[str, int], JSONObject] | None = None
+
+    def device(self, idstr: str, instance_id: int) -> JSONObject | None:
+        """The description of section ``idstr`` ``instance_id``, if any."""
+        if self._devices is None:
+            self._devices = {}
+            found = vmdesc_find(self._data)
+            devices = found[1].get("devices") if found is not None else None
+            for dev in devices if isinstance(devices, list) else []:
+                if not isinstance(dev, dict):
+                    continue
+                name, instance = dev.get("name"), dev.get("instance_id")
+                if isinstance(name, str) and isinstance(instance, int):
+                    self._devices.setdefault((name, instance), dev)
+        return self._devices.get((idstr, instance_id))
+
+
 def _skip_section(
     f: QEMUFileReader,
     kind: int,
     section_id: int,
     idstr: str,
     instance_id: int,
-    vmdesc: JSONObject | None,
+    vmdesc: _VMDescIndex,
 ) -> None:
     if kind == QEMU_VM_SECTION_START:
         raise Error(
             "an iterative section of a device this machine does not have cannot "
             "be skipped"
         )
-    entry = vmdesc_device(vmdesc, idstr, instance_id) if vmdesc is not None else None
+    entry = vmdesc.device(idstr, instance_id)
     if entry is not None:
         vmdesc_decode(f, entry)
         return

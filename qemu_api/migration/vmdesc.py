@@ -28,18 +28,104 @@ without the emulator.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Final
+from collections.abc import Iterator, Mapping
+from typing import Final, final
 
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileReader
 
-__all__ = ["vmdesc_decode", "vmdesc_device", "vmdesc_find"]
+__all__ = [
+    "VMDESC_MAX_DEPTH",
+    "VMDESC_MAX_SIZE",
+    "vmdesc_decode",
+    "vmdesc_device",
+    "vmdesc_find",
+    "vmdesc_parse",
+]
 
 QEMU_VM_SUBSECTION: Final = 0x05
 QEMU_VM_VMDESCRIPTION: Final = 0x06
 
+VMDESC_MAX_SIZE: Final = 4 << 20
+"""The longest JSON description read (QEMU's are tens of KiB for a whole PC).
+
+Parsed JSON takes many times its text's size in memory; a longer one is
+refused rather than let a stream make the process allocate gigabytes.
+"""
+VMDESC_MAX_DEPTH: Final = 64
+"""The deepest nesting of JSON arrays and objects accepted in a description.
+
+QEMU's VMState nesting is a few levels; each one takes three levels of JSON
+(a ``struct`` object, its ``fields`` list, the field object).
+"""
+
+_ZERO_BYTE_BUDGET: Final = 1 << 16
+"""How many field instances that take no byte of the stream one decode may read.
+
+Every other instance consumes at least one byte, so the work of a decode is
+bounded by the bytes left in the stream plus this.
+"""
+
 JSONObject = dict[str, object]
+
+
+def _children(value: object) -> Iterator[object]:
+    if isinstance(value, dict):
+        return iter(value.values())
+    return iter(value) if isinstance(value, list) else iter(())
+
+
+def _depth(value: object) -> int:
+    """The nesting depth of parsed JSON, without recursion, in O(depth) memory."""
+    if not isinstance(value, dict | list):
+        return 0
+    stack = [_children(value)]
+    deepest = 1
+    while stack:
+        for child in stack[-1]:
+            if isinstance(child, dict | list):
+                stack.append(_children(child))
+                deepest = max(deepest, len(stack))
+                if deepest > VMDESC_MAX_DEPTH:
+                    return deepest
+                break
+        else:
+            stack.pop()
+    return deepest
+
+
+def vmdesc_parse(text: bytes | bytearray | memoryview) -> JSONObject:
+    """Parse the JSON text of a VM description, refusing hostile input.
+
+    Raises:
+        Error: the text is longer than :data:`VMDESC_MAX_SIZE`, is not JSON,
+            is not an object, or nests deeper than :data:`VMDESC_MAX_DEPTH`.
+
+    >>> vmdesc_parse(b'{"page_size": 4096, "devices": []}')
+    {'page_size': 4096, 'devices': []}
+    >>> vmdesc_parse(b"[" * 3000 + b"]" * 3000)
+    Traceback (most recent call last):
+      ...
+    qemu_api.error.Error: the VM description nests deeper than 64 levels
+    """
+    if len(text) > VMDESC_MAX_SIZE:
+        raise Error(
+            f"the VM description is {len(text)} bytes long; at most "
+            f"{VMDESC_MAX_SIZE} are read"
+        )
+    try:
+        parsed = json.loads(bytes(text))
+    except RecursionError:
+        raise Error(
+            f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels"
+        ) from None
+    except ValueError as exc:
+        raise Error(f"the VM description is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise Error("the VM description is not a JSON object")
+    if _depth(parsed) > VMDESC_MAX_DEPTH:
+        raise Error(f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels")
+    return parsed
 
 
 def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] | None:
@@ -52,10 +138,10 @@ def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] 
 
     Returns:
         The offset of the ``0x06`` byte and the parsed description, or None
-        when the stream has none.
+        when the stream has none, or none that :func:`vmdesc_parse` accepts.
     """
     view = memoryview(data).cast("B")
-    raw = bytes(view[-min(len(view), 64 << 20) :])
+    raw = bytes(view[-min(len(view), VMDESC_MAX_SIZE + 5) :])
     base = len(view) - len(raw)
     end = len(raw)
     # The marker is the last 0x06 byte, unless the length field holds one.
@@ -73,12 +159,9 @@ def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] 
     else:
         return None
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        return base + at, vmdesc_parse(text)
+    except Error:
         return None
-    if not isinstance(parsed, dict):
-        return None
-    return base + at, parsed
 
 
 def _hex_bytes(data: bytes) -> str:
@@ -104,52 +187,96 @@ _UNSIGNED_TYPES: Final = frozenset(
 )
 
 
-def _expand_arrays(
-    fields: Iterable[Mapping[str, object]],
-) -> list[Mapping[str, object]]:
-    out: list[Mapping[str, object]] = []
-    for field in fields:
-        n = field.get("array_len")
-        if not isinstance(n, int):
-            out.append(field)
-            continue
-        for i in range(n):
-            copy = dict(field)
-            del copy["array_len"]
-            copy["index"] = i
-            out.append(copy)
-    return out
+def _count(value: object) -> int | None:
+    """A JSON number that is a count or size: an int, not a bool."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def vmdesc_decode(f: QEMUFileReader, desc: Mapping[str, object]) -> dict[str, object]:
-    """Read one state described by a VM description entry, as QEMU's analyzer shows it.
+@final
+class _Decoder:
+    """One decode: the stream and the budget of reads that take no byte."""
 
-    ``desc`` is an entry of the description's ``devices`` list (or a
-    ``struct``/subsection inside one).  Integers come out as QEMU's
-    ``analyze-migration.py`` prints them (``"0x00000090"``, negative values
-    as ``"0xffffffff (-1)"``), booleans as booleans, other types as hex
-    bytes; arrays are lists, structs and subsections nested objects.
+    __slots__ = ("f", "zero_budget")
 
-    Raises:
-        Error: the stream does not match the description (it ends early, or
-            an expected subsection is missing).
-    """
-    data: dict[str, object] = {}
-    raw_fields = desc.get("fields", [])
-    fields = raw_fields if isinstance(raw_fields, list) else []
-    for field in _expand_arrays(x for x in fields if isinstance(x, dict)):
-        name = str(field.get("name", "?"))
+    def __init__(self, f: QEMUFileReader) -> None:
+        self.f = f
+        self.zero_budget = _ZERO_BYTE_BUDGET
+
+    def state(self, desc: Mapping[str, object], depth: int) -> dict[str, object]:
+        if depth > VMDESC_MAX_DEPTH:
+            raise Error(
+                f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels"
+            )
+        f = self.f
+        data: dict[str, object] = {}
+        raw_fields = desc.get("fields", [])
+        fields = raw_fields if isinstance(raw_fields, list) else []
+        for field in fields:
+            if not isinstance(field, dict):
+                continue
+            name = str(field.get("name", "?"))
+            if "array_len" in field:
+                n = _count(field.get("array_len"))
+                if n is None or n < 0:
+                    raise Error(
+                        f"field '{name}' has array_len "
+                        f"{json.dumps(field.get('array_len'))[:40]} in the VM "
+                        "description; expected a count of 0 or more"
+                    )
+                if n > f.remaining():
+                    raise Error(
+                        f"field '{name}' is an array of {n} elements in the VM "
+                        f"description, but only {f.remaining()} bytes of the "
+                        "stream are left"
+                    )
+            else:
+                n = 1
+            for _ in range(n):
+                self._store(data, name, self.field(field, name, depth))
+        subs = desc.get("subsections", [])
+        for sub in subs if isinstance(subs, list) else []:
+            if not isinstance(sub, dict):
+                continue
+            at = f.pos
+            if f.get_byte() != QEMU_VM_SUBSECTION:
+                raise Error(
+                    f"subsection '{sub.get('vmsd_name')}' not found at offset {at:#x}"
+                )
+            sub_name = f.get_counted_string()
+            f.get_be32()
+            data[sub_name] = self.state(sub, depth + 1)
+        return data
+
+    @staticmethod
+    def _store(data: dict[str, object], name: str, value: object) -> None:
+        # As QEMU's analyzer: repeated names (array elements) become a list.
+        if name not in data:
+            data[name] = value
+        else:
+            old = data[name]
+            if isinstance(old, list):
+                old.append(value)
+            else:
+                data[name] = [old, value]
+
+    def field(self, field: Mapping[str, object], name: str, depth: int) -> object:
+        f = self.f
+        start = f.pos
         kind = str(field.get("type", "unknown"))
-        size = field.get("size", 0)
         value: object
         if kind == "struct":
             inner = field.get("struct")
-            value = vmdesc_decode(f, inner if isinstance(inner, dict) else {})
+            value = self.state(inner if isinstance(inner, dict) else {}, depth + 1)
         elif kind == "capability":
             value = f.get_counted_string()
         else:
-            if not isinstance(size, int):
-                raise Error(f"field '{name}' has no size in the VM description")
+            size = _count(field.get("size", 0))
+            if size is None or size < 0:
+                raise Error(
+                    f"field '{name}' has size "
+                    f"{json.dumps(field.get('size'))[:40]} in the VM description; "
+                    "expected a byte count of 0 or more"
+                )
             raw = bytes(f.get_buffer(size))
             if kind == "bool":
                 value = raw[:1] != b"\x00"
@@ -161,28 +288,36 @@ def vmdesc_decode(f: QEMUFileReader, desc: Mapping[str, object]) -> dict[str, ob
                 value = "nullptr"
             else:
                 value = _hex_bytes(raw)
-        # As QEMU's analyzer: repeated names (array elements) become a list.
-        if name not in data:
-            data[name] = value
-        else:
-            old = data[name]
-            if isinstance(old, list):
-                old.append(value)
-            else:
-                data[name] = [old, value]
-    subs = desc.get("subsections", [])
-    for sub in subs if isinstance(subs, list) else []:
-        if not isinstance(sub, dict):
-            continue
-        at = f.pos
-        if f.get_byte() != QEMU_VM_SUBSECTION:
-            raise Error(
-                f"subsection '{sub.get('vmsd_name')}' not found at offset {at:#x}"
-            )
-        sub_name = f.get_counted_string()
-        f.get_be32()
-        data[sub_name] = vmdesc_decode(f, sub)
-    return data
+        if f.pos == start:
+            self.zero_budget -= 1
+            if self.zero_budget < 0:
+                raise Error(
+                    f"field '{name}': the VM description describes more than "
+                    f"{_ZERO_BYTE_BUDGET} fields that take no byte of the stream"
+                )
+        return value
+
+
+def vmdesc_decode(f: QEMUFileReader, desc: Mapping[str, object]) -> dict[str, object]:
+    """Read one state described by a VM description entry, as QEMU's analyzer shows it.
+
+    ``desc`` is an entry of the description's ``devices`` list (or a
+    ``struct``/subsection inside one).  Integers come out as QEMU's
+    ``analyze-migration.py`` prints them (``"0x00000090"``, negative values
+    as ``"0xffffffff (-1)"``), booleans as booleans, other types as hex
+    bytes; arrays are lists, structs and subsections nested objects.
+
+    Every size and count the description gives is checked against what the
+    stream still holds before anything is read or allocated, so a hostile
+    description fails at once.
+
+    Raises:
+        Error: the stream does not match the description (it ends early, or
+            an expected subsection is missing), or the description is
+            invalid (a negative size, an array longer than the rest of the
+            stream, nesting deeper than :data:`VMDESC_MAX_DEPTH`).
+    """
+    return _Decoder(f).state(desc, 1)
 
 
 def vmdesc_device(
