@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar, final
@@ -53,6 +52,7 @@ from typing import ClassVar, final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
+from qemu_api.option import parse_size
 
 __all__ = [
     "CHR_READ_BUF_LEN",
@@ -342,15 +342,7 @@ def _parse_size(name: str, value: str | int | bool) -> int:
         if value < 0:
             raise Error(f"Parameter '{name}' expects a non-negative size")
         return value
-    m = re.fullmatch(r"\s*(\d+)\s*([bkmgtpe]?)\s*", value, re.IGNORECASE)
-    if m is None:
-        raise Error(
-            f"Parameter '{name}' expects a non-negative number below 2^64",
-            hint="Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, "
-            "tera-, peta-\nand exabytes, respectively.\n",
-        )
-    shift = " bkmgtpe".index(m.group(2).lower() or " ") * 10 - 10
-    return int(m.group(1)) << max(shift, 0)
+    return parse_size(name, value)
 
 
 @final
@@ -387,7 +379,12 @@ class RingBufChardev(Chardev):
                 f"{1 << size.bit_length()}.\n",
             )
         self.size = size
-        self._buf = bytearray(size)
+        try:
+            self._buf = bytearray(size)
+        except (MemoryError, OverflowError):
+            raise Error(
+                f"cannot allocate the {size} bytes of ringbuf chardev '{label}'"
+            ) from None
         self._prod = 0
         self._cons = 0
 

@@ -45,7 +45,7 @@ from typing import Any, Final, Never, Protocol, final, runtime_checkable
 from qemu_api.bits import UInt32
 from qemu_api.error import Error, warn_report
 from qemu_api.memory import MemoryRegion
-from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
+from qemu_api.migration.qemu_file import QEMUFileError, QEMUFileReader, QEMUFileWriter
 from qemu_api.migration.ram import (
     RAM_SECTION_VERSION,
     TARGET_PAGE_SIZE,
@@ -96,6 +96,8 @@ __all__ = [
     "dump_vmstate_json_to_file",
     "machine_accepts",
     "migration_machine_name",
+    "qemu_loadvm_check_start",
+    "qemu_loadvm_max_size",
     "qemu_loadvm_state",
     "qemu_savevm_state",
 ]
@@ -671,18 +673,8 @@ def qemu_loadvm_state(
     return result
 
 
-def _parse_stream(
-    data: bytes | bytearray | memoryview,
-    f: QEMUFileReader,
-    m: MachineLike,
-    skip_unknown: bool,
-    entries: Sequence[SaveStateEntry],
-    result: LoadResult,
-) -> tuple[list[_Pending], RamLoad, int | None, _GlobalState | None]:
-    if f.size() < 8:
-        raise Error(
-            f"the stream is {f.size()} bytes long, too short for a migration stream"
-        )
+def _parse_header(f: QEMUFileReader, m: MachineLike, result: LoadResult) -> None:
+    """Magic, version and configuration: the start of every stream."""
     magic = f.get_be32()
     if magic != QEMU_VM_FILE_MAGIC:
         raise Error(
@@ -698,6 +690,79 @@ def _parse_stream(
             f"{QEMU_VM_FILE_VERSION})"
         )
     _load_configuration(f, m, result)
+
+
+def qemu_loadvm_check_start(
+    data: bytes | bytearray | memoryview, machine: MachineLike | None = None
+) -> bool:
+    """Check the start of a stream that is still arriving.
+
+    A transport calls this as the bytes come in, so that a stream that is
+    not for this machine (or not a stream at all: zeros, text) is refused
+    after a few bytes instead of being collected whole first.
+
+    Returns:
+        True once the magic, version and configuration section (the
+        machine type and page size) have all arrived and are right; False
+        while more bytes are needed to tell.
+
+    Raises:
+        Error: what has arrived is wrong, with :func:`qemu_loadvm_state`'s
+            message.
+
+    >>> class Virt:
+    ...     machine_name = "virt"
+    ...     aliases = ("virt-7.2",)
+    ...     targets = ("aarch64",)
+    ...     ram = None
+    >>> qemu_loadvm_check_start(b"QEV", Virt())
+    False
+    >>> qemu_loadvm_check_start(bytes(8), Virt())
+    Traceback (most recent call last):
+      ...
+    qemu_api.error.Error: migration: not a migration stream: bad magic 0x00000000 \
+(expected 0x5145564d, 'QEVM')
+    """
+    m = _current_machine(machine)
+    f = QEMUFileReader(data)
+    try:
+        _parse_header(f, m, LoadResult())
+    except QEMUFileError:
+        return False  # the stream ended: the rest has not arrived yet
+    except Error as exc:
+        if not f.remaining():
+            return False  # decided at the end of what arrived: wait for more
+        raise exc.prepend("migration: ") from None
+    # A configuration subsection may still be on its way.
+    return f.remaining() > 0
+
+
+def qemu_loadvm_max_size(machine: MachineLike | None = None) -> int:
+    """Return the longest stream pyqemu collects for ``machine`` before loading.
+
+    A stream holds each RAM page at most a few times and the device states;
+    twice the machine's RAM and ROM plus 256 MiB is more than any stream
+    written for it.  Transports refuse longer ones instead of buffering
+    them without end (``-incoming file:/dev/zero``).
+    """
+    m = _current_machine(machine)
+    extra = [m.ram] if m.ram is not None else []
+    return 2 * sum(b.used_length for b in ram_blocks(extra=extra)) + (256 << 20)
+
+
+def _parse_stream(
+    data: bytes | bytearray | memoryview,
+    f: QEMUFileReader,
+    m: MachineLike,
+    skip_unknown: bool,
+    entries: Sequence[SaveStateEntry],
+    result: LoadResult,
+) -> tuple[list[_Pending], RamLoad, int | None, _GlobalState | None]:
+    if f.size() < 8:
+        raise Error(
+            f"the stream is {f.size()} bytes long, too short for a migration stream"
+        )
+    _parse_header(f, m, result)
 
     vmdesc = _VMDescIndex(data)
     extra = [m.ram] if m.ram is not None else []

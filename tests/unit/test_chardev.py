@@ -213,7 +213,7 @@ def test_ringbuf_size_power_of_two():
 @pytest.mark.parametrize(
     ("size", "expected"),
     [(None, 65536), (0, 65536), (1, 1), (64, 64), ("4K", 4096), ("1m", 1 << 20),
-     ("32", 32), (" 2k ", 2048)],
+     ("32", 32), (" 2k", 2048)],
 )  # fmt: skip
 def test_ringbuf_size_option(size, expected):
     options = {} if size is None else {"size": size}
