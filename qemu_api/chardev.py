@@ -56,6 +56,7 @@ from qemu_api.option import parse_size
 
 __all__ = [
     "CHR_READ_BUF_LEN",
+    "CHR_WRITE_CHUNK",
     "CharBackend",
     "Chardev",
     "ChardevOptions",
@@ -79,6 +80,9 @@ ChardevOptions = Mapping[str, "str | int | bool"]
 
 CHR_READ_BUF_LEN = 4096
 """The most bytes a backend reads from the host at once (QEMU's constant)."""
+
+CHR_WRITE_CHUNK = 1 << 16
+"""The most bytes :meth:`Chardev.write_all` offers a backend at once."""
 
 
 @final
@@ -216,13 +220,21 @@ class Chardev:
     def write_all(self, data: bytes) -> int:
         """Write all of ``data``, waiting while the backend is full.
 
+        The data is offered in slices of at most :data:`CHR_WRITE_CHUNK`
+        bytes, so writing is linear in ``len(data)`` however little the
+        backend takes at a time.
+
         Returns:
             ``len(data)``.
         """
         view = memoryview(data)
+        total = len(view)
         done = 0
-        while done < len(view):
-            n = self.write(bytes(view[done:]))
+        while done < total:
+            if done == 0 and total <= CHR_WRITE_CHUNK:
+                n = self.write(data)
+            else:
+                n = self.write(bytes(view[done : done + CHR_WRITE_CHUNK]))
             if n > 0:
                 done += n
             else:
