@@ -56,7 +56,7 @@ from qemu_api.migration.ram import (
     ram_save_pages,
     ram_save_setup,
 )
-from qemu_api.migration.vmdesc import vmdesc_decode, vmdesc_find
+from qemu_api.migration.vmdesc import vmdesc_find, vmdesc_skip
 from qemu_api.migration.vmstate import (
     QEMU_VM_SUBSECTION,
     JSONObject,
@@ -910,7 +910,7 @@ def _skip_section(
         )
     entry = vmdesc.device(idstr, instance_id)
     if entry is not None:
-        vmdesc_decode(f, entry)
+        vmdesc_skip(f, entry)
         return
     if not _skip_by_footer(f, section_id):
         raise Error(

@@ -27,8 +27,11 @@ without the emulator.
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from typing import Final, final
 
 from qemu_api.error import Error
@@ -41,6 +44,7 @@ __all__ = [
     "vmdesc_device",
     "vmdesc_find",
     "vmdesc_parse",
+    "vmdesc_skip",
 ]
 
 QEMU_VM_SUBSECTION: Final = 0x05
@@ -69,29 +73,18 @@ bounded by the bytes left in the stream plus this.
 JSONObject = dict[str, object]
 
 
-def _children(value: object) -> Iterator[object]:
-    if isinstance(value, dict):
-        return iter(value.values())
-    return iter(value) if isinstance(value, list) else iter(())
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
-def _depth(value: object) -> int:
-    """The nesting depth of parsed JSON, without recursion, in O(depth) memory."""
-    if not isinstance(value, dict | list):
+def _text_depth(text: bytes) -> int:
+    """The deepest nesting of brackets outside strings, computed in C loops."""
+    if text.count(b"[") + text.count(b"{") <= VMDESC_MAX_DEPTH:
         return 0
-    stack = [_children(value)]
-    deepest = 1
-    while stack:
-        for child in stack[-1]:
-            if isinstance(child, dict | list):
-                stack.append(_children(child))
-                deepest = max(deepest, len(stack))
-                if deepest > VMDESC_MAX_DEPTH:
-                    return deepest
-                break
-        else:
-            stack.pop()
-    return deepest
+    brackets = _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKET)
+    steps = array.array("b", brackets.translate(_BRACKET_STEP))
+    return max(itertools.accumulate(steps), default=0)
 
 
 def vmdesc_parse(text: bytes | bytearray | memoryview) -> JSONObject:
@@ -113,9 +106,12 @@ def vmdesc_parse(text: bytes | bytearray | memoryview) -> JSONObject:
             f"the VM description is {len(text)} bytes long; at most "
             f"{VMDESC_MAX_SIZE} are read"
         )
+    raw = bytes(text)
+    if _text_depth(raw) > VMDESC_MAX_DEPTH:
+        raise Error(f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels")
     try:
-        parsed = json.loads(bytes(text))
-    except RecursionError:
+        parsed = json.loads(raw)
+    except RecursionError:  # cannot happen after the depth check; belt and braces
         raise Error(
             f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels"
         ) from None
@@ -123,8 +119,6 @@ def vmdesc_parse(text: bytes | bytearray | memoryview) -> JSONObject:
         raise Error(f"the VM description is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise Error("the VM description is not a JSON object")
-    if _depth(parsed) > VMDESC_MAX_DEPTH:
-        raise Error(f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels")
     return parsed
 
 
@@ -196,10 +190,11 @@ def _count(value: object) -> int | None:
 class _Decoder:
     """One decode: the stream and the budget of reads that take no byte."""
 
-    __slots__ = ("f", "zero_budget")
+    __slots__ = ("f", "values", "zero_budget")
 
-    def __init__(self, f: QEMUFileReader) -> None:
+    def __init__(self, f: QEMUFileReader, values: bool = True) -> None:
         self.f = f
+        self.values = values
         self.zero_budget = _ZERO_BYTE_BUDGET
 
     def state(self, desc: Mapping[str, object], depth: int) -> dict[str, object]:
@@ -232,7 +227,9 @@ class _Decoder:
             else:
                 n = 1
             for _ in range(n):
-                self._store(data, name, self.field(field, name, depth))
+                value = self.field(field, name, depth)
+                if self.values:
+                    self._store(data, name, value)
         subs = desc.get("subsections", [])
         for sub in subs if isinstance(subs, list) else []:
             if not isinstance(sub, dict):
@@ -277,17 +274,20 @@ class _Decoder:
                     f"{json.dumps(field.get('size'))[:40]} in the VM description; "
                     "expected a byte count of 0 or more"
                 )
-            raw = bytes(f.get_buffer(size))
-            if kind == "bool":
-                value = raw[:1] != b"\x00"
+            if not self.values:
+                f.skip(size)
+                value = None
+            elif kind == "bool":
+                value = bytes(f.get_buffer(size))[:1] != b"\x00"
             elif kind in _SIGNED_TYPES:
-                value = _int_text(raw, signed=True)
+                value = _int_text(bytes(f.get_buffer(size)), signed=True)
             elif kind in _UNSIGNED_TYPES:
-                value = _int_text(raw, signed=False)
+                value = _int_text(bytes(f.get_buffer(size)), signed=False)
             elif kind == "nullptr":
+                f.skip(size)
                 value = "nullptr"
             else:
-                value = _hex_bytes(raw)
+                value = _hex_bytes(bytes(f.get_buffer(size)))
         if f.pos == start:
             self.zero_budget -= 1
             if self.zero_budget < 0:
@@ -318,6 +318,18 @@ def vmdesc_decode(f: QEMUFileReader, desc: Mapping[str, object]) -> dict[str, ob
             stream, nesting deeper than :data:`VMDESC_MAX_DEPTH`).
     """
     return _Decoder(f).state(desc, 1)
+
+
+def vmdesc_skip(f: QEMUFileReader, desc: Mapping[str, object]) -> None:
+    """Move past one state described by a VM description entry.
+
+    :func:`vmdesc_decode` with the same checks, without building values:
+    how migration steps over the section of a device it does not have.
+
+    Raises:
+        Error: as :func:`vmdesc_decode`.
+    """
+    _Decoder(f, values=False).state(desc, 1)
 
 
 def vmdesc_device(
