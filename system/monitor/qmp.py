@@ -178,10 +178,26 @@ def _build_lexer() -> tuple[tuple[int, ...], ...]:
 
 
 _LEXER: Final = _build_lexer()
-# Runs of bytes that leave a string state unchanged (fast path of the lexer).
-_STRING_RUN: Final = {
+# The fast paths of the lexer: runs of bytes that the table would take one by
+# one without leaving the state.  _RUNS add them to the token (strings,
+# numbers, keywords); _SKIPS drop them (white space between tokens, garbage
+# while recovering from an error).  A flood of input costs C-speed regex
+# matches, not a Python call per byte.
+_RUNS: Final = {
     _IN_DQ_STRING: re.compile(rb"[\x20\x21\x23-\x5b\x5d-\xfd]+"),
     _IN_SQ_STRING: re.compile(rb"[\x20-\x26\x28-\x5b\x5d-\xfd]+"),
+    _IN_DIGITS: re.compile(rb"[0-9]+"),
+    _IN_MANTISSA_DIGITS: re.compile(rb"[0-9]+"),
+    _IN_EXP_DIGITS: re.compile(rb"[0-9]+"),
+    _IN_KEYWORD: re.compile(rb"[a-z]+"),
+}
+_OPENERS: Final = re.compile(rb"\[+|\{+")
+_OPEN_SQUARE: Final = ord("[")
+_SKIPS: Final = {
+    _IN_START: re.compile(rb"[ \t\r\n]+"),
+    _IN_RECOVERY: re.compile(
+        rb"[\t\x20-\x2b\x2d-\x39\x3b-\x5a\x5c\x5e-\x7a\x7c\x7e-\xfd]+"
+    ),
 }
 
 # -- the parser (qobject/json-parser.c) ------------------------------------------------
@@ -491,7 +507,8 @@ class JSONMessageParser:
         i = 0
         n = len(data)
         while i < n:
-            run = _STRING_RUN.get(self._state)
+            state = self._state
+            run = _RUNS.get(state)
             if run is not None:
                 m = run.match(data, i)
                 if m is not None:
@@ -499,8 +516,47 @@ class JSONMessageParser:
                     i = m.end()
                     self._check_token_size()
                     continue
+            skip = _SKIPS.get(state)
+            if skip is not None:
+                m = skip.match(data, i)
+                if m is not None:
+                    i = m.end()
+                    continue
+            if state == _IN_START:
+                m = _OPENERS.match(data, i, i + _MAX_NESTING)
+                if m is not None:
+                    taken = self._open_run(data[i], m.end() - i)
+                    if taken:
+                        i += taken
+                        continue
             self._feed_byte(data[i])
             i += 1
+
+    def _open_run(self, ch: int, count: int) -> int:
+        """Take up to ``count`` opening brackets at once; return how many.
+
+        Exactly what as many calls of :meth:`_feed_byte` would do, for as
+        many as fit below the nesting, token count and token size limits;
+        the one that trips a limit goes through :meth:`_feed_byte`.
+        """
+        if self._token or self._brace < 0 or self._bracket < 0:
+            return 0
+        count = min(
+            count,
+            _MAX_NESTING - self._brace - self._bracket,
+            _MAX_TOKEN_COUNT - len(self._tokens) - 1,
+            (_MAX_TOKEN_SIZE - self._token_size) // 2 - 1,
+        )
+        if count <= 0:
+            return 0
+        if ch == _OPEN_SQUARE:
+            self._tokens.extend([(_JSON_LSQUARE, b"[")] * count)
+            self._bracket += count
+        else:
+            self._tokens.extend([(_JSON_LCURLY, b"{")] * count)
+            self._brace += count
+        self._token_size += count
+        return count
 
     def _feed_byte(self, ch: int) -> None:
         consumed = False
