@@ -39,6 +39,7 @@ __all__ = [
     "QEMUFileReader",
     "QEMUFileWriter",
     "Sink",
+    "stream_text",
 ]
 
 Sink = Callable[[bytes], object]
@@ -165,6 +166,21 @@ class QEMUFileWriter:
         return bytes(self._buf)
 
 
+_CONTROL: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def stream_text(raw: bytes) -> str:
+    r"""Decode a name read from a stream, safe to put in a one-line message.
+
+    UTF-8, with invalid bytes and control characters written ``\xNN``:
+    a corrupt stream's names never break a message over several lines.
+
+    >>> stream_text(b"pl011"), stream_text(b"a\nb\xff")
+    ('pl011', 'a\\x0ab\\xff')
+    """
+    return raw.decode("utf-8", errors="backslashreplace").translate(_CONTROL)
+
+
 def _plural(n: int) -> str:
     return "byte" if n == 1 else "bytes"
 
@@ -287,14 +303,13 @@ class QEMUFileReader:
         return self._data[pos:end]
 
     def get_counted_string(self) -> str:
-        """Read a length byte and that many bytes, decoded as UTF-8.
+        """Read a length byte and that many bytes, as :func:`stream_text`.
 
         Raises:
             QEMUFileError: the stream ends inside the string.
         """
         n = self.get_byte()
-        raw = bytes(self.get_buffer(n))
-        return raw.decode("utf-8", errors="backslashreplace")
+        return stream_text(bytes(self.get_buffer(n)))
 
     def skip(self, n: int) -> None:
         """Move past ``n`` bytes (``qemu_file_skip``).

@@ -45,7 +45,12 @@ from typing import Any, Final, Never, Protocol, final, runtime_checkable
 from qemu_api.bits import UInt32
 from qemu_api.error import Error, warn_report
 from qemu_api.memory import MemoryRegion
-from qemu_api.migration.qemu_file import QEMUFileError, QEMUFileReader, QEMUFileWriter
+from qemu_api.migration.qemu_file import (
+    QEMUFileError,
+    QEMUFileReader,
+    QEMUFileWriter,
+    stream_text,
+)
 from qemu_api.migration.ram import (
     RAM_SECTION_VERSION,
     TARGET_PAGE_SIZE,
@@ -291,7 +296,7 @@ class _GlobalState:
     def name(self) -> str:
         end = self.runstate.find(0)
         raw = self.runstate if end < 0 else self.runstate[:end]
-        return raw.decode("ascii", errors="replace")
+        return stream_text(bytes(raw))
 
 
 def _global_state_post_load(s: _GlobalState, version_id: int) -> None:
@@ -576,7 +581,7 @@ def _load_configuration(
     length = f.get_be32()
     if length > 255:
         raise Error(f"configuration: machine type name of {length} bytes")
-    name = bytes(f.get_buffer(length)).decode("utf-8", errors="replace")
+    name = stream_text(bytes(f.get_buffer(length)))
     bits_min = _page_bits(machine)[1]
     bits = bits_min
     while f.peek_byte() == QEMU_VM_SUBSECTION:
@@ -1041,4 +1046,4 @@ def dump_vmstate_json_to_file(path: str, machine: MachineLike | None = None) -> 
         with open(path, "w", encoding="utf-8") as out:
             out.write(text)
     except OSError as exc:
-        raise Error.from_os_error(f"-dump-vmstate: cannot write '{path}'", exc) from exc
+        raise Error.from_os_error(f"open {path}", exc) from exc
