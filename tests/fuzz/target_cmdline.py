@@ -24,6 +24,7 @@ import io
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Final
 
@@ -255,7 +256,8 @@ class CmdlineTarget(FuzzTarget):
     def setup(self, workdir: Path) -> None:
         if not bql.bql_locked():
             bql.bql_lock()
-        self.scratch = workdir / "cmdline-scratch"
+        # One per process: campaigns may run side by side.
+        self.scratch = workdir / f"cmdline-scratch-{os.getpid()}"
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._cwd = os.getcwd()
         os.chdir(self.scratch)
@@ -265,8 +267,9 @@ class CmdlineTarget(FuzzTarget):
 
     def teardown(self) -> None:
         vl.Emulator.run = self._run  # type: ignore[method-assign]
-        os.chdir(self._cwd)
         reset_runtime()
+        os.chdir(self._cwd)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def generate(self, rng: random.Random) -> bytes:
         if self.pool and rng.random() < 0.2:
