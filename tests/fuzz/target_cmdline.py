@@ -221,7 +221,10 @@ def sanitize(words: list[str]) -> list[str]:
         word = re.sub(r"tcp:[^,]*", "tcp:127.0.0.1:0", word)
         word = re.sub(r"host=[^,]*", "host=127.0.0.1", word)
         word = re.sub(r"port=[^,]*", "port=0", word)
-        word = re.sub(r"(\A|,|:)/(?!nonexistent)", r"\1nodir/", word)
+        # Every path stays in the scratch directory, under a directory that
+        # does not exist there unless the input names it.
+        word = word.replace("..", "__")
+        word = re.sub(r"(\A|,|:|=)/+", r"\1nodir/", word)
         if "server" in word and "wait=off" not in word:
             word += ",wait=off"
         out.append(word.replace("stdio", "null").replace("-nographic", "-S"))

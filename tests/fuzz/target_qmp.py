@@ -74,11 +74,12 @@ _SAFE_URIS: Final = (
 def sanitize(data: bytes) -> bytes:
     """Keep fuzzed migrations from running commands or writing files.
 
-    ``exec:`` URIs are disarmed, ``file:`` paths sent to ``/nonexistent``,
-    ``tcp:`` addresses to a local port that refuses at once.
+    ``exec:`` URIs are disarmed, every ``file:`` path becomes one in a
+    directory that does not exist, ``tcp:`` addresses a local port that
+    refuses at once.
     """
     data = re.sub(rb"exec\s*:", b"exec;", data, flags=re.IGNORECASE)
-    data = re.sub(rb"file:(?!/nonexistent/)", b"file:/nonexistent/", data)
+    data = re.sub(rb"file:[^\"',\s]*", b"file:/nonexistent/dir/f", data)
     return re.sub(rb"tcp:[^\"',\s]*", b"tcp:127.0.0.1:9", data)
 
 

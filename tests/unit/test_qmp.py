@@ -811,8 +811,10 @@ def test_huge_integer_id_leaves_a_running_machine_running(client: Client) -> Non
     assert client.one()["event"] == "RESUME"
     client.send('{"execute": "query-status", "id": ' + "7" * 4301 + "}")
     assert client.raw() == [
-        b'{"return": {"status": "running", "singlestep": false, "running": true}, '
-        b'"id": inf}\r\n'
+        (
+            b'{"return": {"status": "running", "singlestep": false, "running": true}, '
+            b'"id": inf}\r\n'
+        )
     ]
     assert runstate.runstate_get() is RunState.RUNNING
     assert client.cmd("query-status", id=2)["id"] == 2
