@@ -76,6 +76,8 @@ __all__ = [
 
 SOURCE_ROOT: Final = Path(__file__).resolve().parents[2]
 _MEASURED: Final = ("qemu_api", "system", "chardev", "hw", "qapi")
+_MAX_OUTCOMES: Final = 100_000
+MIB: Final = 1 << 20
 
 
 class FuzzFailure(Exception):  # noqa: N818 (a finding, not an error of ours)
@@ -96,13 +98,16 @@ class FuzzTarget:
     Class attributes: ``name`` (the CLI's ``--target``), ``protocol`` (the
     input class: ``migration``, ``qmp``, ``qtest``, ``cmdline``, ``device``),
     ``summary`` (one line for ``--list``), ``op_timeout`` (seconds one
-    operation may take before it counts as a hang).
+    operation may take before it counts as a hang), ``limit_address_space``
+    (False when the target maps memory it does not touch).
     """
 
     name: ClassVar[str] = ""
     protocol: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     op_timeout: ClassVar[float] = 10.0
+    limit_address_space: ClassVar[bool] = True
+    """Cap the address space (else only the resident size is watched)."""
 
     def setup(self, workdir: Path) -> None:
         """Prepare: build the machine, load seeds.  ``workdir`` is scratch space."""
@@ -276,10 +281,15 @@ def run_campaign(
     try:
         if cov is not None:
             cov.start()
-        with _memory_limit(memory_limit):
+        limit = memory_limit if target.limit_address_space else 1 << 46
+        with _memory_limit(limit):
             while report.ops < ops and time.monotonic() - start < seconds:
                 data = target.generate(rng)
                 failure = _run_one(target, data, outcomes)
+                if failure is None and _peak_rss_mib() > memory_limit / MIB:
+                    failure = f"memory: the resident size passed {memory_limit} bytes"
+                if len(outcomes) > _MAX_OUTCOMES:
+                    outcomes.clear()  # keep measuring novelty, in bounded memory
                 report.ops += 1
                 if failure is not None:
                     report.failures += 1

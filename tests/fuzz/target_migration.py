@@ -51,7 +51,7 @@ __all__ = ["MigrationTarget"]
 
 _BATCH: Final = 200
 """Mutants per board before switching (building a board costs milliseconds)."""
-_POOL: Final = 400
+_POOL: Final = 200
 
 
 def _virt_with_device() -> MachineState:
@@ -220,6 +220,8 @@ class MigrationTarget(FuzzTarget):
         return length + new
 
     def keep(self, data: bytes) -> None:
+        if len(data) > 1 << 20:
+            return  # longer than any seed: grown by repeats, not worth keeping
         board = self._boards[data[0] % len(self._boards)]
         if len(board.pool) >= _POOL:
             board.pool[hash(data) % _POOL] = data[2:]

@@ -48,6 +48,8 @@ from tests.runtime import reset_runtime
 
 __all__ = ["MemChardev", "QMPTarget"]
 
+_KEEP_MAX: Final = 64 << 10
+"""The largest input kept as a seed."""
 _REBUILD: Final = 500
 """Inputs between fresh boards (qom-set and system_reset make them drift)."""
 
@@ -365,6 +367,8 @@ class QMPTarget(FuzzTarget):
         return b"}" * 50 + b"]" * 50 + b'{"id": 1}'
 
     def keep(self, data: bytes) -> None:
+        if len(data) > _KEEP_MAX:
+            return  # big inputs are made afresh; keeping them fills memory
         if len(self.pool) < 300:
             self.pool.append(data[2:])
         else:
