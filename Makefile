@@ -10,7 +10,7 @@ MESON := $(PYVENV)/meson
 MTEST := $(MESON) test -C $(BUILD_DIR) --print-errorlogs --num-processes 2
 SUMMARY := $(PYVENV)/python3 $(SRC_PATH)/scripts/test-summary.py $(BUILD_DIR)
 
-.PHONY: all check bench install clean guest run \
+.PHONY: all check bench fuzz install clean guest run \
         update-buildoptions clippy pyfmt pyfmt-fix mypy doc help
 
 all: $(BUILD_DIR)/build.ninja
@@ -29,6 +29,21 @@ check-%: all
 
 bench: all
 	$(MESON) test -C $(BUILD_DIR) --benchmark --suite bench --verbose
+
+# Long fuzz campaigns: every target (or FUZZ_TARGETS) for FUZZ_OPS operations or
+# FUZZ_SECONDS each, FUZZ_JOBS at a time; prints operations, paths covered and
+# failures per target; failing inputs go to $(BUILD_DIR)/fuzz/findings.
+FUZZ_OPS ?= 1000000
+FUZZ_SECONDS ?= inf
+FUZZ_JOBS ?= 2
+FUZZ_SEED ?= 1
+FUZZ_TARGETS ?=
+fuzz: all
+	cd $(SRC_PATH) && env PYTHONPATH=$(SRC_PATH):$(BUILD_DIR) \
+	  PYTHONPYCACHEPREFIX=$(BUILD_DIR)/pycache PYQEMU_SOURCE_ROOT=$(SRC_PATH) \
+	  PYQEMU_BUILD_ROOT=$(BUILD_DIR) $(PYVENV)/python3 -m tests.fuzz \
+	  --ops $(FUZZ_OPS) --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) \
+	  --seed $(FUZZ_SEED) $(foreach t,$(FUZZ_TARGETS),--target $(t))
 
 install: all
 	$(MESON) install -C $(BUILD_DIR) --no-rebuild
@@ -69,6 +84,8 @@ help:
 	@echo "make check            run every test suite but bench"
 	@echo "make check-SUITE      run one suite: unit, lint, doc, ..."
 	@echo "make bench            run the benchmarks and print their figures"
+	@echo "make fuzz             long fuzz campaigns (FUZZ_OPS, FUZZ_SECONDS, FUZZ_TARGETS,"
+	@echo "                      FUZZ_JOBS, FUZZ_SEED); figures and failures per target"
 	@echo "make clippy|pyfmt|pyfmt-fix|mypy|doc   the gates and the docs"
 	@echo "make install          install under the configured prefix"
 	@echo "make guest            fetch the Linux guest (kernel, initramfs) into $(GUEST_DIR)"

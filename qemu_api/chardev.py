@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar, final
@@ -53,10 +52,12 @@ from typing import ClassVar, final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
+from qemu_api.option import parse_size
 from qemu_api.qom import Object, callback_owner
 
 __all__ = [
     "CHR_READ_BUF_LEN",
+    "CHR_WRITE_CHUNK",
     "CharBackend",
     "Chardev",
     "ChardevOptions",
@@ -80,6 +81,9 @@ ChardevOptions = Mapping[str, "str | int | bool"]
 
 CHR_READ_BUF_LEN = 4096
 """The most bytes a backend reads from the host at once (QEMU's constant)."""
+
+CHR_WRITE_CHUNK = 1 << 16
+"""The most bytes :meth:`Chardev.write_all` offers a backend at once."""
 
 
 @final
@@ -217,13 +221,21 @@ class Chardev:
     def write_all(self, data: bytes) -> int:
         """Write all of ``data``, waiting while the backend is full.
 
+        The data is offered in slices of at most :data:`CHR_WRITE_CHUNK`
+        bytes, so writing is linear in ``len(data)`` however little the
+        backend takes at a time.
+
         Returns:
             ``len(data)``.
         """
         view = memoryview(data)
+        total = len(view)
         done = 0
-        while done < len(view):
-            n = self.write(bytes(view[done:]))
+        while done < total:
+            if done == 0 and total <= CHR_WRITE_CHUNK:
+                n = self.write(data)
+            else:
+                n = self.write(bytes(view[done : done + CHR_WRITE_CHUNK]))
             if n > 0:
                 done += n
             else:
@@ -343,15 +355,7 @@ def _parse_size(name: str, value: str | int | bool) -> int:
         if value < 0:
             raise Error(f"Parameter '{name}' expects a non-negative size")
         return value
-    m = re.fullmatch(r"\s*(\d+)\s*([bkmgtpe]?)\s*", value, re.IGNORECASE)
-    if m is None:
-        raise Error(
-            f"Parameter '{name}' expects a non-negative number below 2^64",
-            hint="Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, "
-            "tera-, peta-\nand exabytes, respectively.\n",
-        )
-    shift = " bkmgtpe".index(m.group(2).lower() or " ") * 10 - 10
-    return int(m.group(1)) << max(shift, 0)
+    return parse_size(name, value)
 
 
 @final
@@ -388,7 +392,12 @@ class RingBufChardev(Chardev):
                 f"{1 << size.bit_length()}.\n",
             )
         self.size = size
-        self._buf = bytearray(size)
+        try:
+            self._buf = bytearray(size)
+        except (MemoryError, OverflowError):
+            raise Error(
+                f"cannot allocate the {size} bytes of ringbuf chardev '{label}'"
+            ) from None
         self._prod = 0
         self._cons = 0
 

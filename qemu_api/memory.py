@@ -1067,10 +1067,11 @@ class MemoryRegion(Object, type_name=TYPE_MEMORY_REGION):
             The new region.
 
         Raises:
-            Error: the size is out of range.
+            Error: the size is out of range, or the host cannot map that
+                much memory (QEMU's message).
         """
         mr = cls._make(owner, name, size)
-        mr._ram = _alloc_ram(mr._size)
+        mr._ram = _alloc_ram(name, mr._size)
         mr._terminates = True
         return mr._attach()
 
@@ -2047,11 +2048,19 @@ RamBuffer = bytearray | mmap.mmap
 """The storage of a RAM region: an anonymous mapping, or a bytearray when empty."""
 
 
-def _alloc_ram(size: int) -> RamBuffer:
-    """Zero-filled RAM of *size* bytes, allocated lazily by the host."""
+def _alloc_ram(name: str, size: int) -> RamBuffer:
+    """Zero-filled RAM of *size* bytes, allocated lazily by the host.
+
+    Raises:
+        Error: the host refuses the mapping, in QEMU's words.
+    """
     if size == 0:
         return bytearray()
-    return mmap.mmap(-1, size)
+    try:
+        return mmap.mmap(-1, size)
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or "Cannot allocate memory"
+        raise Error(f"cannot set up guest memory '{name}': {reason}") from None
 
 
 def _ram_read_le(ram: RamBuffer, off: int, size: int) -> int:

@@ -29,6 +29,7 @@ from system.runstate import RunState, ShutdownCause
 __all__ = [
     "exit_status",
     "migration_init",
+    "migration_shutdown",
     "qmp_migrate",
     "qmp_migrate_incoming",
     "qmp_query_migrate",
@@ -39,15 +40,28 @@ _loop: MainLoop | None = None
 _autostart = True
 _deferred = False
 _exit_status = 0
+_incoming: IncomingMigration | None = None
 
 
 def migration_init(loop: MainLoop, *, autostart: bool) -> None:
     """Give migration the main loop; *autostart* is false with ``-S``."""
-    global _loop, _autostart, _deferred, _exit_status
+    global _loop, _autostart, _deferred, _exit_status, _incoming
     _loop = loop
     _autostart = autostart
     _deferred = False
     _exit_status = 0
+    _incoming = None
+
+
+def migration_shutdown() -> None:
+    """Stop a pending incoming migration at exit (QEMU's ``migration_shutdown``).
+
+    Its transport closes; a ``unix:`` socket file is removed.
+    """
+    global _incoming
+    inc, _incoming = _incoming, None
+    if inc is not None:
+        inc.cancel()
 
 
 def exit_status() -> int:
@@ -99,11 +113,13 @@ def _listen(uri: str) -> None:
     def watch(fd: int, callback: Callable[[], None] | None) -> None:
         loop.set_fd_handler(fd, callback, None, "migration")
 
+    global _incoming
     try:
-        migrate_incoming(uri, watch=watch, on_done=_incoming_done)
+        _incoming = migrate_incoming(uri, watch=watch, on_done=_incoming_done)
     except Error:
-        # A file: stream loads at once; its failure is reported by
-        # _incoming_done, which ends the run.
+        # A transport that cannot be opened is the caller's error (the status
+        # is back to none).  A file: stream is read and loaded at once; its
+        # failure was reported by _incoming_done, which ends the run.
         if migration_incoming_get_current().status is not MigrationStatus.FAILED:
             raise
 

@@ -78,11 +78,13 @@ import functools
 import re
 import sys
 import time
+import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Final, Literal, TextIO, final
 
 from qemu_api.chardev import CHR_READ_BUF_LEN, CharBackend, Chardev, ChrEvent
-from qemu_api.error import Error
+from qemu_api.error import Error, error_report
 from qemu_api.irq import IRQState, qemu_allocate_irq, qemu_irq_intercept_in
 from qemu_api.memory import (
     AddressSpace,
@@ -111,6 +113,13 @@ MAX_TRANSFER: Final = 1 << 30
 QEMU allocates SIZE bytes unchecked and dies on absurd sizes; pyqemu
 answers ``FAIL`` above 1 GiB.
 """
+
+_MAX_LINE: Final = 2 * MAX_TRANSFER + 4096
+"""The longest line taken: ``write`` of :data:`MAX_TRANSFER` bytes in hex."""
+_WRITE_CHUNK: Final = 1 << 16
+"""The most bytes of a reply offered to the chardev at once (one copy each)."""
+_OUT_HIGH_WATER: Final = 1 << 16
+"""Queued reply bytes past which input waits until the client has read them."""
 
 _UINT64_MAX: Final = (1 << 64) - 1
 _INT64_MIN: Final = -(1 << 63)
@@ -338,7 +347,14 @@ class QTestServer:
                     f"could not open qtest log file '{log_path}': {e.strerror}"
                 ) from None
         self._inbuf = bytearray()
-        self._out: bytearray | None = None
+        self._scanned = 0  # bytes of _inbuf known to hold no newline
+        self._discarding = False  # skipping the rest of an overlong line
+        self._out: deque[bytes] = deque()  # replies not yet written
+        self._out_head = 0  # bytes of _out[0] already written
+        self._out_size = 0
+        self._out_watch = False
+        self._running = False  # inside _run_lines
+        self._closed = False
         self._opened = False
         self._t0 = time.monotonic()
         self._irq_levels: dict[int, int] = {}
@@ -350,7 +366,8 @@ class QTestServer:
     # -- chardev side ------------------------------------------------------------
 
     def _can_receive(self) -> int:
-        return CHR_READ_BUF_LEN
+        # Backpressure: no input while replies wait for the client to read.
+        return 0 if self._out or self._closed else CHR_READ_BUF_LEN
 
     def _event(self, event: ChrEvent) -> None:
         if event is ChrEvent.OPENED:
@@ -362,32 +379,79 @@ class QTestServer:
             elapsed = self._elapsed()
             self._opened = False
             self._log_write(f"[I +{elapsed:.06f}] CLOSED\n")
+            # The client is gone: what it sent or was sent dies with it.
+            self._inbuf.clear()
+            self._scanned = 0
+            self._discarding = False
+            self._out.clear()
+            self._out_head = self._out_size = 0
 
     def feed(self, data: bytes) -> None:
         """Take input from the client: run every complete line in ``data``.
 
         The chardev calls it (it is the frontend's ``receive`` handler);
-        an incomplete last line waits for the rest.
+        an incomplete last line waits for the rest.  Replies go out without
+        blocking the main loop: when the client reads slower than the
+        commands produce, the remaining lines wait (and no more input is
+        taken) until the replies are written.
         """
         self._inbuf += data
-        if b"\n" not in data:
+        self._run_lines()
+
+    def _run_lines(self) -> None:
+        if self._running:
             return
-        lines = self._inbuf.split(b"\n")
-        self._inbuf = bytearray(lines.pop())
-        self._out = bytearray()
+        self._running = True
         try:
-            for line in lines:
-                self._process(line.decode("latin-1"))
+            while not self._closed:
+                if self._out_size >= _OUT_HIGH_WATER and not self._flush():
+                    return  # the write watch resumes
+                line = self._next_line()
+                if line is None:
+                    break
+                try:
+                    self._process(line.decode("latin-1"))
+                except Exception as exc:
+                    # A bug in the server, not in a model: answer, log it, go
+                    # on; the machine's run state is not the client's to change.
+                    what = f"{type(exc).__name__}: {exc}"
+                    error_report(f"internal error in the qtest server: {what}")
+                    sys.stderr.write("".join(traceback.format_exception(exc)))
+                    sys.stderr.flush()
+                    self._send(f"FAIL internal error in the qtest server: {what}\n")
+            self._flush()
         finally:
-            # The log first: a client may kill the emulator on the reply.
-            if self._log is not None:
-                self._log.flush()
-            out, self._out = self._out, None
-            if out:
-                self._fe.write_all(bytes(out))
+            self._running = False
+
+    def _next_line(self) -> bytes | None:
+        """Take the next complete line from the input buffer."""
+        buf = self._inbuf
+        while True:
+            nl = buf.find(b"\n", self._scanned)
+            if nl < 0:
+                self._scanned = len(buf)
+                if len(buf) > _MAX_LINE:
+                    # No command needs this much: drop it up to its newline.
+                    buf.clear()
+                    self._scanned = 0
+                    self._discarding = True
+                return None
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            self._scanned = 0
+            if not self._discarding:
+                return line
+            self._discarding = False
+            self._send(
+                f"FAIL line too long: more than {_MAX_LINE} bytes (the largest "
+                f"transfer is {MAX_TRANSFER:#x} bytes)\n"
+            )
 
     def close(self) -> None:
         """Stop serving: release the chardev and close the log file."""
+        self._closed = True
+        self._out.clear()
+        self._out_head = self._out_size = 0
         self._fe.disconnect()
         self._log = None
         self._files.close()
@@ -409,13 +473,60 @@ class QTestServer:
             if prefix:
                 log.write(f"[S +{self._elapsed():.06f}] ")
             log.write(text)
+        if self._closed:
+            return
         data = text.encode("latin-1")
-        if self._out is not None:
-            self._out += data
-        else:
-            if log is not None:
-                log.flush()
-            self._fe.write_all(data)
+        self._out.append(data)
+        self._out_size += len(data)
+        if not self._running:
+            self._flush()  # an IRQ line outside a command: at once
+
+    def _flush(self) -> bool:
+        """Write queued replies without blocking; return True when all are out.
+
+        What the client does not take now waits for a write watch, which
+        resumes the pending input; the log is flushed first, since a client
+        may end the emulator on a reply.
+        """
+        if not self._out:
+            return True
+        if self._log is not None:
+            self._log.flush()
+        out = self._out
+        while out:
+            chunk = out[0]
+            head = self._out_head
+            piece = (
+                chunk[head : head + _WRITE_CHUNK]
+                if head or len(chunk) > _WRITE_CHUNK
+                else chunk
+            )
+            n = self._fe.write(piece)
+            if n <= 0:
+                if self._out_watch:
+                    return False
+                if self._fe.add_write_watch(self._writable):
+                    self._out_watch = True
+                    return False
+                # The backend cannot say when it has room (and so never
+                # blocks for long): wait, as QEMU's qtest_send does.
+                self._fe.write_all(chunk[head:])
+                n = len(chunk) - head
+            self._out_size -= n
+            head += n
+            if head >= len(chunk):
+                out.popleft()
+                head = 0
+            self._out_head = head
+        return True
+
+    def _writable(self) -> None:
+        """The client can take more output: write, then take input again."""
+        self._out_watch = False
+        if self._flush() and not self._closed:
+            self._run_lines()
+            if not self._out:
+                self._fe.accept_input()
 
     # -- commands ----------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from hw.core.cpu import cpu_foreach, cpu_list_reset
 from hw.core.machine import CpuTopology, MachineState, find_machine, machine_types
 from qemu_api import log, rtc, trace
 from qemu_api.bql import bql_lock, bql_locked
-from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new
+from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new, qemu_chr_reset
 from qemu_api.error import Error, error_set_progname
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
@@ -44,7 +44,7 @@ from system import runstate
 from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
-from system.migration import migration_init, start_incoming
+from system.migration import migration_init, migration_shutdown, start_incoming
 from system.monitor import QMPMonitor
 from system.qtest import QTestServer
 from system.runstate import RunState, ShutdownCause
@@ -454,7 +454,7 @@ class Emulator:
         self.prog = prog
         self.loop = MainLoop()
         self.machine: MachineState | None = None
-        self.servers: list[object] = []
+        self.servers: list[QTestServer | QMPMonitor] = []
         self.accel: AccelState = accel_new("qtest")
 
     # Each step raises CommandLineError (or Error, attributed to no option).
@@ -632,10 +632,16 @@ class Emulator:
         mem = self.cfg.last("m")
         if mem is not None:
             opts = qemu_opts_parse(mem, implied="size")
+            text = opts.get("size", "") or ""
             try:
-                machine.ram_size = parse_size("size", opts.get("size", "") or "", "M")
+                # As QEMU: a size (default unit: bytes), then the legacy
+                # suffix-less form means MiB.
+                parse_size("size", text)
+                if text[-1:].isdigit():
+                    text += "M"
+                machine.ram_size = parse_size("size", text)
             except Error as e:
-                raise CommandLineError("-m", e.msg) from None
+                raise CommandLineError("-m", e.msg, e.hint) from None
             if machine.ram_size == 0 and cls.default_ram_size:
                 raise CommandLineError("-m", "RAM size must not be 0")
         return machine
@@ -837,6 +843,20 @@ class Emulator:
                         )
                     )
 
+    def cleanup(self) -> None:
+        """Release what the run created, on every way out (``qemu_cleanup``).
+
+        The servers stop, a pending incoming migration stops listening, and
+        every chardev closes: the Unix socket files of ``-qmp``, ``-qtest``,
+        ``-serial``, ``-chardev`` and ``-incoming`` are removed.
+        """
+        migration_shutdown()
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
+        qemu_chr_reset()
+        self.loop.close()
+
     def run(self) -> int:
         """Run the main loop until a shutdown request; return the exit status.
 
@@ -968,13 +988,16 @@ def qemu_main(
         bql_lock()
     emu = Emulator(cfg, out, err, prog)
     try:
-        emu.start()
-    except DtbDumped:
-        return 0
-    except CommandLineError as e:
-        _print_error(err, prog, e)
-        return 1
-    except Error as e:
-        _print_error(err, prog, CommandLineError(None, e.msg, e.hint))
-        return 1
-    return emu.run()
+        try:
+            emu.start()
+        except DtbDumped:
+            return 0
+        except CommandLineError as e:
+            _print_error(err, prog, e)
+            return 1
+        except Error as e:
+            _print_error(err, prog, CommandLineError(None, e.msg, e.hint))
+            return 1
+        return emu.run()
+    finally:
+        emu.cleanup()

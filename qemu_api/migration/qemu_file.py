@@ -39,6 +39,7 @@ __all__ = [
     "QEMUFileReader",
     "QEMUFileWriter",
     "Sink",
+    "stream_text",
 ]
 
 Sink = Callable[[bytes], object]
@@ -165,6 +166,21 @@ class QEMUFileWriter:
         return bytes(self._buf)
 
 
+_CONTROL: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def stream_text(raw: bytes) -> str:
+    r"""Decode a name read from a stream, safe to put in a one-line message.
+
+    UTF-8, with invalid bytes and control characters written ``\xNN``:
+    a corrupt stream's names never break a message over several lines.
+
+    >>> stream_text(b"pl011"), stream_text(b"a\nb\xff")
+    ('pl011', 'a\\x0ab\\xff')
+    """
+    return raw.decode("utf-8", errors="backslashreplace").translate(_CONTROL)
+
+
 def _plural(n: int) -> str:
     return "byte" if n == 1 else "bytes"
 
@@ -184,11 +200,12 @@ class QEMUFileReader:
     b'pl011/clock'
     """
 
-    __slots__ = ("_data", "_len", "pos")
+    __slots__ = ("_data", "_flat", "_len", "pos")
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self._data = memoryview(data).cast("B")
         self._len = len(self._data)
+        self._flat: bytes | bytearray | None = None
         self.pos = 0
         """The offset of the next byte to read."""
 
@@ -199,6 +216,12 @@ class QEMUFileReader:
     def size(self) -> int:
         """Return the length of the whole stream."""
         return self._len
+
+    def _negative(self, n: int) -> QEMUFileError:
+        return QEMUFileError(
+            f"a length of {n} bytes at offset {self.pos:#x}: lengths read from a "
+            "stream must not be negative"
+        )
 
     def _short(self, needed: int, at: int) -> QEMUFileError:
         left = max(self._len - at, 0)
@@ -260,8 +283,8 @@ class QEMUFileReader:
         """
         pos = self.pos
         end = pos + size
-        if end > self._len:
-            raise self._short(size, pos)
+        if end > self._len or size < 0:
+            raise self._short(size, pos) if size >= 0 else self._negative(size)
         self.pos = end
         return int.from_bytes(self._data[pos:end], "big", signed=signed)
 
@@ -269,33 +292,34 @@ class QEMUFileReader:
         """Return the next ``n`` bytes, without copying (``qemu_get_buffer``).
 
         Raises:
-            QEMUFileError: fewer than ``n`` bytes are left.
+            QEMUFileError: fewer than ``n`` bytes are left, or ``n`` is
+                negative (a length read from a corrupt stream).
         """
         pos = self.pos
         end = pos + n
-        if end > self._len:
-            raise self._short(n, pos)
+        if end > self._len or n < 0:
+            raise self._short(n, pos) if n >= 0 else self._negative(n)
         self.pos = end
         return self._data[pos:end]
 
     def get_counted_string(self) -> str:
-        """Read a length byte and that many bytes, decoded as UTF-8.
+        """Read a length byte and that many bytes, as :func:`stream_text`.
 
         Raises:
             QEMUFileError: the stream ends inside the string.
         """
         n = self.get_byte()
-        raw = bytes(self.get_buffer(n))
-        return raw.decode("utf-8", errors="backslashreplace")
+        return stream_text(bytes(self.get_buffer(n)))
 
     def skip(self, n: int) -> None:
         """Move past ``n`` bytes (``qemu_file_skip``).
 
         Raises:
-            QEMUFileError: fewer than ``n`` bytes are left.
+            QEMUFileError: fewer than ``n`` bytes are left, or ``n`` is
+                negative: the position never moves backwards.
         """
-        if self.pos + n > self._len:
-            raise self._short(n, self.pos)
+        if self.pos + n > self._len or n < 0:
+            raise self._short(n, self.pos) if n >= 0 else self._negative(n)
         self.pos += n
 
     def peek_byte(self, offset: int = 0) -> int:
@@ -312,5 +336,28 @@ class QEMUFileReader:
         QEMU's ``qemu_peek_buffer``: nothing is consumed, and the result is
         shorter than ``n`` near the end of the stream.
         """
-        start = min(self.pos + offset, self._len)
-        return self._data[start : min(start + n, self._len)]
+        start = min(self.pos + max(offset, 0), self._len)
+        return self._data[start : min(start + max(n, 0), self._len)]
+
+    def find(self, needle: bytes, offset: int = 0) -> int:
+        """Return where ``needle`` next occurs, ``offset`` bytes ahead or later.
+
+        The result counts from :attr:`pos` (so it can be passed to
+        :meth:`skip`), or is -1 when the rest of the stream lacks it.  The
+        stream is searched in place, without copying it.
+
+        >>> r = QEMUFileReader(b"abcabc")
+        >>> r.skip(1)
+        >>> r.find(b"a"), r.find(b"a", 3), r.find(b"x")
+        (2, -1, -1)
+        """
+        flat = self._flat
+        if flat is None:
+            obj = self._data.obj
+            if isinstance(obj, bytes | bytearray) and len(obj) == self._len:
+                flat = obj
+            else:
+                flat = bytes(self._data)  # once: find() works on bytes
+            self._flat = flat
+        at = flat.find(needle, self.pos + max(offset, 0))
+        return at - self.pos if at >= 0 else -1

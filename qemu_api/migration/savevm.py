@@ -45,7 +45,12 @@ from typing import Any, Final, Never, Protocol, final, runtime_checkable
 from qemu_api.bits import UInt32
 from qemu_api.error import Error, warn_report
 from qemu_api.memory import MemoryRegion
-from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
+from qemu_api.migration.qemu_file import (
+    QEMUFileError,
+    QEMUFileReader,
+    QEMUFileWriter,
+    stream_text,
+)
 from qemu_api.migration.ram import (
     RAM_SECTION_VERSION,
     TARGET_PAGE_SIZE,
@@ -56,7 +61,7 @@ from qemu_api.migration.ram import (
     ram_save_pages,
     ram_save_setup,
 )
-from qemu_api.migration.vmdesc import vmdesc_decode, vmdesc_device, vmdesc_find
+from qemu_api.migration.vmdesc import vmdesc_find, vmdesc_skip
 from qemu_api.migration.vmstate import (
     QEMU_VM_SUBSECTION,
     JSONObject,
@@ -96,6 +101,8 @@ __all__ = [
     "dump_vmstate_json_to_file",
     "machine_accepts",
     "migration_machine_name",
+    "qemu_loadvm_check_start",
+    "qemu_loadvm_max_size",
     "qemu_loadvm_state",
     "qemu_savevm_state",
 ]
@@ -289,7 +296,7 @@ class _GlobalState:
     def name(self) -> str:
         end = self.runstate.find(0)
         raw = self.runstate if end < 0 else self.runstate[:end]
-        return raw.decode("ascii", errors="replace")
+        return stream_text(bytes(raw))
 
 
 def _global_state_post_load(s: _GlobalState, version_id: int) -> None:
@@ -525,14 +532,12 @@ def _save_full(
 def _skip_by_footer(f: QEMUFileReader, section_id: int) -> bool:
     """Move past a section's payload by finding its footer (no description)."""
     needle = bytes([QEMU_VM_SECTION_FOOTER]) + section_id.to_bytes(4, "big")
-    view = f.peek_buffer(f.remaining())
-    raw = bytes(view)
     start = 0
     while True:
-        at = raw.find(needle, start)
+        at = f.find(needle, start)
         if at < 0:
             return False
-        nxt = raw[at + 5] if at + 5 < len(raw) else -1
+        nxt = f.peek_byte(at + 5)
         if nxt in (
             QEMU_VM_EOF,
             QEMU_VM_SECTION_START,
@@ -579,7 +584,7 @@ def _load_configuration(
     length = f.get_be32()
     if length > 255:
         raise Error(f"configuration: machine type name of {length} bytes")
-    name = bytes(f.get_buffer(length)).decode("utf-8", errors="replace")
+    name = stream_text(bytes(f.get_buffer(length)))
     bits_min = _page_bits(machine)[1]
     bits = bits_min
     while f.peek_byte() == QEMU_VM_SUBSECTION:
@@ -676,18 +681,8 @@ def qemu_loadvm_state(
     return result
 
 
-def _parse_stream(
-    data: bytes | bytearray | memoryview,
-    f: QEMUFileReader,
-    m: MachineLike,
-    skip_unknown: bool,
-    entries: Sequence[SaveStateEntry],
-    result: LoadResult,
-) -> tuple[list[_Pending], RamLoad, int | None, _GlobalState | None]:
-    if f.size() < 8:
-        raise Error(
-            f"the stream is {f.size()} bytes long, too short for a migration stream"
-        )
+def _parse_header(f: QEMUFileReader, m: MachineLike, result: LoadResult) -> None:
+    """Magic, version and configuration: the start of every stream."""
     magic = f.get_be32()
     if magic != QEMU_VM_FILE_MAGIC:
         raise Error(
@@ -704,8 +699,80 @@ def _parse_stream(
         )
     _load_configuration(f, m, result)
 
-    found = vmdesc_find(data)
-    vmdesc = found[1] if found is not None else None
+
+def qemu_loadvm_check_start(
+    data: bytes | bytearray | memoryview, machine: MachineLike | None = None
+) -> bool:
+    """Check the start of a stream that is still arriving.
+
+    A transport calls this as the bytes come in, so that a stream that is
+    not for this machine (or not a stream at all: zeros, text) is refused
+    after a few bytes instead of being collected whole first.
+
+    Returns:
+        True once the magic, version and configuration section (the
+        machine type and page size) have all arrived and are right; False
+        while more bytes are needed to tell.
+
+    Raises:
+        Error: what has arrived is wrong, with :func:`qemu_loadvm_state`'s
+            message.
+
+    >>> class Virt:
+    ...     machine_name = "virt"
+    ...     aliases = ("virt-7.2",)
+    ...     targets = ("aarch64",)
+    ...     ram = None
+    >>> qemu_loadvm_check_start(b"QEV", Virt())
+    False
+    >>> qemu_loadvm_check_start(bytes(8), Virt())
+    Traceback (most recent call last):
+      ...
+    qemu_api.error.Error: migration: not a migration stream: bad magic 0x00000000 \
+(expected 0x5145564d, 'QEVM')
+    """
+    m = _current_machine(machine)
+    f = QEMUFileReader(data)
+    try:
+        _parse_header(f, m, LoadResult())
+    except QEMUFileError:
+        return False  # the stream ended: the rest has not arrived yet
+    except Error as exc:
+        if not f.remaining():
+            return False  # decided at the end of what arrived: wait for more
+        raise exc.prepend("migration: ") from None
+    # A configuration subsection may still be on its way.
+    return f.remaining() > 0
+
+
+def qemu_loadvm_max_size(machine: MachineLike | None = None) -> int:
+    """Return the longest stream pyqemu collects for ``machine`` before loading.
+
+    A stream holds each RAM page at most a few times and the device states;
+    twice the machine's RAM and ROM plus 256 MiB is more than any stream
+    written for it.  Transports refuse longer ones instead of buffering
+    them without end (``-incoming file:/dev/zero``).
+    """
+    m = _current_machine(machine)
+    extra = [m.ram] if m.ram is not None else []
+    return 2 * sum(b.used_length for b in ram_blocks(extra=extra)) + (256 << 20)
+
+
+def _parse_stream(
+    data: bytes | bytearray | memoryview,
+    f: QEMUFileReader,
+    m: MachineLike,
+    skip_unknown: bool,
+    entries: Sequence[SaveStateEntry],
+    result: LoadResult,
+) -> tuple[list[_Pending], RamLoad, int | None, _GlobalState | None]:
+    if f.size() < 8:
+        raise Error(
+            f"the stream is {f.size()} bytes long, too short for a migration stream"
+        )
+    _parse_header(f, m, result)
+
+    vmdesc = _VMDescIndex(data)
     extra = [m.ram] if m.ram is not None else []
     ram = RamLoad(ram_blocks(extra=extra))
     by_key = {(e.idstr, e.instance_id): e for e in entries}
@@ -778,15 +845,17 @@ def _parse_stream(
         else:
             raise Error(f"unknown savevm section type {kind:#04x} at offset {at:#x}")
 
-    end = f.pos
+    # The JSON description, if any, closes the stream; as QEMU, read past it
+    # by its length without parsing it.
+    if f.peek_byte() == QEMU_VM_VMDESCRIPTION and f.remaining() >= 5:
+        length = int.from_bytes(f.peek_buffer(4, 1), "big")
+        if length <= f.remaining() - 5:
+            f.skip(5 + length)
     if f.remaining():
-        if found is not None and found[0] == end:
-            f.skip(f.remaining())
-        else:
-            raise Error(
-                f"{f.remaining()} bytes of trailing garbage after the end of the "
-                f"stream at offset {end:#x}"
-            )
+        raise Error(
+            f"{f.remaining()} bytes of trailing garbage after the end of the "
+            f"stream at offset {f.pos:#x}"
+        )
     blocks = [f"RAM block '{name}'" for name in ram.skipped]
     if (unknown or blocks) and not skip_unknown:
         parts = []
@@ -809,22 +878,47 @@ def _parse_stream(
     return pending, ram, clock, gstate
 
 
+@final
+class _VMDescIndex:
+    """The stream's JSON description, parsed when first needed, by section."""
+
+    __slots__ = ("_data", "_devices")
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._data = data
+        self._devices: dict[tuple[str, int], JSONObject] | None = None
+
+    def device(self, idstr: str, instance_id: int) -> JSONObject | None:
+        """The description of section ``idstr`` ``instance_id``, if any."""
+        if self._devices is None:
+            self._devices = {}
+            found = vmdesc_find(self._data)
+            devices = found[1].get("devices") if found is not None else None
+            for dev in devices if isinstance(devices, list) else []:
+                if not isinstance(dev, dict):
+                    continue
+                name, instance = dev.get("name"), dev.get("instance_id")
+                if isinstance(name, str) and isinstance(instance, int):
+                    self._devices.setdefault((name, instance), dev)
+        return self._devices.get((idstr, instance_id))
+
+
 def _skip_section(
     f: QEMUFileReader,
     kind: int,
     section_id: int,
     idstr: str,
     instance_id: int,
-    vmdesc: JSONObject | None,
+    vmdesc: _VMDescIndex,
 ) -> None:
     if kind == QEMU_VM_SECTION_START:
         raise Error(
             "an iterative section of a device this machine does not have cannot "
             "be skipped"
         )
-    entry = vmdesc_device(vmdesc, idstr, instance_id) if vmdesc is not None else None
+    entry = vmdesc.device(idstr, instance_id)
     if entry is not None:
-        vmdesc_decode(f, entry)
+        vmdesc_skip(f, entry)
         return
     if not _skip_by_footer(f, section_id):
         raise Error(
@@ -955,4 +1049,4 @@ def dump_vmstate_json_to_file(path: str, machine: MachineLike | None = None) -> 
         with open(path, "w", encoding="utf-8") as out:
             out.write(text)
     except OSError as exc:
-        raise Error.from_os_error(f"-dump-vmstate: cannot write '{path}'", exc) from exc
+        raise Error.from_os_error(f"open {path}", exc) from exc

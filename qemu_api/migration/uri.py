@@ -53,6 +53,8 @@ from qemu_api.migration.savevm import (
     LoadResult,
     MachineLike,
     SaveStats,
+    qemu_loadvm_check_start,
+    qemu_loadvm_max_size,
     qemu_loadvm_state,
     qemu_savevm_state,
 )
@@ -393,12 +395,85 @@ def migrate(
 # -- the incoming side ---------------------------------------------------------------
 
 
+def _listen_unix(path: str) -> socket.socket:
+    """Listen on a Unix socket readable and writable by its owner only.
+
+    QEMU's ``unix_listen_saddr``: any file at ``path`` is removed first.  The
+    socket is made mode 0600 before ``listen()``, so whatever the umask,
+    nobody else could ever connect.
+    """
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise Error.from_os_error(f"Failed to unlink socket {path}", exc) from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            raise Error.from_os_error(f"Failed to bind socket to {path}", exc) from None
+        try:
+            os.chmod(path, 0o600)
+            sock.listen(1)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise Error.from_os_error(
+                f"Failed to listen on socket {path}", exc
+            ) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen_tcp(target: MigrationURI) -> socket.socket:
+    """Listen on a TCP address (QEMU's ``inet_listen_saddr``)."""
+    host, port = target.host_port()
+    try:
+        infos = socket.getaddrinfo(
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise Error(
+            f"address resolution failed for {host}:{port}: {exc.strerror}"
+        ) from None
+    last: OSError | None = None
+    # IPv4 first, as Python's create_server(): "localhost" listens where a
+    # source connecting to 127.0.0.1 finds it.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    for family, kind, proto, _, sockaddr in infos:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            last = exc
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(1)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    if last is None:
+        raise Error(f"address resolution failed for {host}:{port}: no address")
+    raise Error.from_os_error("Failed to bind socket", last)
+
+
 @final
 class IncomingMigration:
     """An incoming migration: a transport waiting for a stream, then the load.
 
     Made by :func:`migrate_incoming`.  The stream is collected in memory
-    until the sender closes its side, then loaded all or nothing.
+    until the sender closes its side, then loaded all or nothing.  It is
+    checked as it arrives: a stream whose start is wrong (bad magic, another
+    machine type) is refused after a few bytes, and one longer than the
+    machine's state could be (:func:`~qemu_api.migration.savevm.
+    qemu_loadvm_max_size`) before it fills the memory.
 
     Attributes:
         uri: the parsed URI.
@@ -411,10 +486,14 @@ class IncomingMigration:
         "_conn",
         "_done",
         "_fd",
+        "_file",
+        "_limit",
         "_listener",
         "_machine",
         "_on_done",
         "_proc",
+        "_sock_id",
+        "_start_ok",
         "_watch",
         "result",
         "state",
@@ -434,43 +513,47 @@ class IncomingMigration:
         self._on_done = on_done
         self._buf = bytearray()
         self._listener: socket.socket | None = None
+        self._sock_id: tuple[int, int] | None = None
         self._conn: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._file = -1
         self._fd = -1
         self._done = False
+        self._start_ok = False
+        self._limit = qemu_loadvm_max_size(machine)
         self._watch: FdWatch | None = None
 
     def _open(self) -> None:
+        """Open the transport (QEMU's ``qemu_start_incoming_migration``).
+
+        Raises:
+            Error: it cannot be opened, in QEMU's words.
+        """
         scheme = self.uri.scheme
         address = self.uri.address
-        try:
-            if scheme == "file":
-                with open(address, "rb") as fh:
-                    self._buf += fh.read()
-                self._done = True
-            elif scheme == "exec":
+        if scheme == "file":
+            try:
+                self._file = os.open(address, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise Error.from_os_error(f"Unable to open {address}", exc) from None
+            self._fd = self._file
+        elif scheme == "exec":
+            try:
                 self._proc = subprocess.Popen(
                     ["/bin/sh", "-c", address], stdout=subprocess.PIPE
                 )
-                assert self._proc.stdout is not None
-                self._fd = self._proc.stdout.fileno()
-            elif scheme == "unix":
-                if os.path.exists(address):
-                    os.unlink(address)
-                lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                lsock.bind(address)
-                lsock.listen(1)
-                self._listener = lsock
-                self._fd = lsock.fileno()
-            else:
-                host, port = self.uri.host_port()
-                lsock = socket.create_server((host, port), reuse_port=False)
-                self._listener = lsock
-                self._fd = lsock.fileno()
-        except OSError as exc:
-            raise Error.from_os_error(
-                f"Failed to open the incoming migration '{scheme}:{address}'", exc
-            ) from exc
+            except OSError as exc:
+                raise Error.from_os_error(f"Failed to start '{address}'", exc) from None
+            assert self._proc.stdout is not None
+            self._fd = self._proc.stdout.fileno()
+        elif scheme == "unix":
+            self._listener = _listen_unix(address)
+            st = os.stat(address)
+            self._sock_id = (st.st_dev, st.st_ino)
+            self._fd = self._listener.fileno()
+        else:
+            self._listener = _listen_tcp(self.uri)
+            self._fd = self._listener.fileno()
 
     def listen_address(self) -> str | None:
         """Return ``HOST:PORT`` (or the path) the incoming socket listens on."""
@@ -486,14 +569,37 @@ class IncomingMigration:
         return self._fd
 
     def _set_fd(self, fd: int) -> None:
-        if self._watch is not None and self._fd >= 0:
+        if self._watch is not None and self._fd >= 0 and self._file < 0:
             self._watch(self._fd, None)
         self._fd = fd
         if self._watch is not None and fd >= 0:
             self._watch(fd, self._on_readable)
 
+    def _take(self, chunk: bytes) -> None:
+        """Collect ``chunk``, checking the stream as it grows.
+
+        Raises:
+            Error: the start of the stream is wrong, or it is too long.
+        """
+        self._buf += chunk
+        if not self._start_ok:
+            # A copy of the start: the buffer must stay resizable.
+            start = bytes(self._buf[:4096])
+            self._start_ok = qemu_loadvm_check_start(start, self._machine)
+        if len(self._buf) > self._limit:
+            raise Error(
+                f"migration: the stream is longer than {self._limit} bytes, more "
+                "than this machine's state can take; it is not a stream for this "
+                "machine"
+            )
+
     def _step(self, blocking: bool) -> bool:
-        """Accept or read once; return True when the whole stream has arrived."""
+        """Accept or read once; return True when the whole stream has arrived.
+
+        Raises:
+            OSError: the transport failed.
+            Error: the stream is wrong (see :meth:`_take`).
+        """
         if self._done:
             return True
         if self._listener is not None and self._conn is None:
@@ -510,12 +616,13 @@ class IncomingMigration:
             if self._conn is not None:
                 chunk = self._conn.recv(_CHUNK)
             else:
-                os.set_blocking(self._fd, blocking)
+                if self._file < 0:
+                    os.set_blocking(self._fd, blocking)
                 chunk = os.read(self._fd, _CHUNK)
         except BlockingIOError:
             return False
         if chunk:
-            self._buf += chunk
+            self._take(chunk)
             return False
         self._done = True
         return True
@@ -526,11 +633,33 @@ class IncomingMigration:
         except OSError as exc:
             self._finish_error(Error.from_os_error("migration: read failed", exc))
             return
+        except Error as err:
+            self._finish_error(err)
+            return
         if done:
             self._set_fd(-1)
             self._close_transport()
             with contextlib.suppress(Error):  # recorded in the state
                 self._load()
+
+    def _read_file(self) -> None:
+        """Read a ``file:`` stream whole (files are always readable).
+
+        Raises:
+            Error: the stream was refused or could not be read; the state is
+                ``failed`` and ``on_done`` has run.
+        """
+        try:
+            while not self._step(blocking=True):
+                pass
+        except OSError as exc:
+            err = Error.from_os_error("migration: read failed", exc)
+            self._finish_error(err)
+            raise err from exc
+        except Error as err:
+            self._finish_error(err)
+            raise
+        self._close_transport()
 
     def _close_transport(self) -> None:
         if self._conn is not None:
@@ -539,18 +668,37 @@ class IncomingMigration:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-            if self.uri.scheme == "unix" and os.path.exists(self.uri.address):
-                os.unlink(self.uri.address)
+            self._unlink_socket()
         if self._proc is not None:
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
-            self._proc.wait()
+            if self._done:
+                self._proc.wait()
+            else:
+                self._proc.kill()
+                self._proc.wait()
             self._proc = None
+        if self._file >= 0:
+            os.close(self._file)
+            self._file = -1
         self._fd = -1
+
+    def _unlink_socket(self) -> None:
+        """Remove our ``unix:`` socket file, if it is still ours."""
+        ident, self._sock_id = self._sock_id, None
+        if ident is None:
+            return
+        try:
+            st = os.stat(self.uri.address)
+            if (st.st_dev, st.st_ino) == ident:
+                os.unlink(self.uri.address)
+        except OSError:
+            pass
 
     def _finish_error(self, err: Error) -> None:
         self._set_fd(-1)
         self._close_transport()
+        self._buf = bytearray()
         self.state.fail(err)
         if self._on_done is not None:
             self._on_done(self)
@@ -590,21 +738,20 @@ class IncomingMigration:
             Error: the transport failed or the stream was rejected (the
                 machine is unchanged and the state's status is ``failed``).
         """
-        try:
-            while not self._step(blocking=True):
-                pass
-        except OSError as exc:
-            err = Error.from_os_error("migration: read failed", exc)
-            self._finish_error(err)
-            raise err from exc
-        self._close_transport()
+        if not self._done:
+            self._read_file()
         return self._load()
 
     def cancel(self) -> None:
-        """Stop listening or reading; the machine is left as it is."""
+        """Stop listening or reading; the machine is left as it is.
+
+        A ``unix:`` socket file is removed.
+        """
         self._set_fd(-1)
         self._close_transport()
-        self.state.status = MigrationStatus.NONE
+        self._buf = bytearray()
+        if self.state.status in (MigrationStatus.SETUP, MigrationStatus.ACTIVE):
+            self.state.status = MigrationStatus.NONE
 
     @override
     def __repr__(self) -> str:
@@ -626,7 +773,11 @@ def migrate_incoming(
     call :meth:`IncomingMigration.wait` to receive and load the stream; with
     ``watch``, the main loop drives it and ``on_done`` runs when it has
     completed or failed (check ``incoming.state.status``).  A ``file:`` URI
-    is read at once.
+    is read and loaded at once.
+
+    A transport that cannot be opened is an error and leaves no trace: the
+    state's status is ``none`` again, as in QEMU, so the caller may try
+    another URI.
 
     Args:
         uri: ``file:PATH``, ``unix:PATH``, ``tcp:HOST:PORT`` or
@@ -641,7 +792,10 @@ def migrate_incoming(
         The incoming migration.
 
     Raises:
-        Error: a bad URI or a transport that cannot be opened.
+        Error: a bad URI or a transport that cannot be opened (the status
+            is ``none``); or, for a ``file:`` URI with ``watch``, a stream
+            that was refused (the status is ``failed`` and ``on_done`` has
+            run).
     """
     target = parse_migration_uri(uri)
     if skip_unknown is not None:
@@ -651,14 +805,16 @@ def migrate_incoming(
     _incoming_state.status = MigrationStatus.SETUP
     try:
         inc._open()
-    except Error as err:
-        _incoming_state.fail(err)
+    except Error:
+        _incoming_state.reset()
         raise
     _incoming_state.status = MigrationStatus.ACTIVE
     if watch is not None:
         inc._watch = watch
-        if inc._done:
-            # A file: arrives whole; load it from the next main-loop round.
+        if inc._file >= 0:
+            # Files are always readable (and cannot be watched): read it now
+            # and load it.
+            inc._read_file()
             inc._load()
         else:
             watch(inc._fd, inc._on_readable)

@@ -27,19 +27,99 @@ without the emulator.
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
-from collections.abc import Iterable, Mapping
-from typing import Final
+import re
+from collections.abc import Mapping
+from typing import Final, final
 
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileReader
 
-__all__ = ["vmdesc_decode", "vmdesc_device", "vmdesc_find"]
+__all__ = [
+    "VMDESC_MAX_DEPTH",
+    "VMDESC_MAX_SIZE",
+    "vmdesc_decode",
+    "vmdesc_device",
+    "vmdesc_find",
+    "vmdesc_parse",
+    "vmdesc_skip",
+]
 
 QEMU_VM_SUBSECTION: Final = 0x05
 QEMU_VM_VMDESCRIPTION: Final = 0x06
 
+VMDESC_MAX_SIZE: Final = 4 << 20
+"""The longest JSON description read (QEMU's are tens of KiB for a whole PC).
+
+Parsed JSON takes many times its text's size in memory; a longer one is
+refused rather than let a stream make the process allocate gigabytes.
+"""
+VMDESC_MAX_DEPTH: Final = 64
+"""The deepest nesting of JSON arrays and objects accepted in a description.
+
+QEMU's VMState nesting is a few levels; each one takes three levels of JSON
+(a ``struct`` object, its ``fields`` list, the field object).
+"""
+
+_ZERO_BYTE_BUDGET: Final = 1 << 16
+"""How many field instances that take no byte of the stream one decode may read.
+
+Every other instance consumes at least one byte, so the work of a decode is
+bounded by the bytes left in the stream plus this.
+"""
+
 JSONObject = dict[str, object]
+
+
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def _text_depth(text: bytes) -> int:
+    """The deepest nesting of brackets outside strings, computed in C loops."""
+    if text.count(b"[") + text.count(b"{") <= VMDESC_MAX_DEPTH:
+        return 0
+    brackets = _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKET)
+    steps = array.array("b", brackets.translate(_BRACKET_STEP))
+    return max(itertools.accumulate(steps), default=0)
+
+
+def vmdesc_parse(text: bytes | bytearray | memoryview) -> JSONObject:
+    """Parse the JSON text of a VM description, refusing hostile input.
+
+    Raises:
+        Error: the text is longer than :data:`VMDESC_MAX_SIZE`, is not JSON,
+            is not an object, or nests deeper than :data:`VMDESC_MAX_DEPTH`.
+
+    >>> vmdesc_parse(b'{"page_size": 4096, "devices": []}')
+    {'page_size': 4096, 'devices': []}
+    >>> vmdesc_parse(b"[" * 3000 + b"]" * 3000)
+    Traceback (most recent call last):
+      ...
+    qemu_api.error.Error: the VM description nests deeper than 64 levels
+    """
+    if len(text) > VMDESC_MAX_SIZE:
+        raise Error(
+            f"the VM description is {len(text)} bytes long; at most "
+            f"{VMDESC_MAX_SIZE} are read"
+        )
+    raw = bytes(text)
+    if _text_depth(raw) > VMDESC_MAX_DEPTH:
+        raise Error(f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels")
+    try:
+        parsed = json.loads(raw)
+    except RecursionError:  # cannot happen after the depth check; belt and braces
+        raise Error(
+            f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels"
+        ) from None
+    except ValueError as exc:
+        raise Error(f"the VM description is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise Error("the VM description is not a JSON object")
+    return parsed
 
 
 def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] | None:
@@ -52,10 +132,10 @@ def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] 
 
     Returns:
         The offset of the ``0x06`` byte and the parsed description, or None
-        when the stream has none.
+        when the stream has none, or none that :func:`vmdesc_parse` accepts.
     """
     view = memoryview(data).cast("B")
-    raw = bytes(view[-min(len(view), 64 << 20) :])
+    raw = bytes(view[-min(len(view), VMDESC_MAX_SIZE + 5) :])
     base = len(view) - len(raw)
     end = len(raw)
     # The marker is the last 0x06 byte, unless the length field holds one.
@@ -73,12 +153,9 @@ def vmdesc_find(data: bytes | bytearray | memoryview) -> tuple[int, JSONObject] 
     else:
         return None
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        return base + at, vmdesc_parse(text)
+    except Error:
         return None
-    if not isinstance(parsed, dict):
-        return None
-    return base + at, parsed
 
 
 def _hex_bytes(data: bytes) -> str:
@@ -104,21 +181,121 @@ _UNSIGNED_TYPES: Final = frozenset(
 )
 
 
-def _expand_arrays(
-    fields: Iterable[Mapping[str, object]],
-) -> list[Mapping[str, object]]:
-    out: list[Mapping[str, object]] = []
-    for field in fields:
-        n = field.get("array_len")
-        if not isinstance(n, int):
-            out.append(field)
-            continue
-        for i in range(n):
-            copy = dict(field)
-            del copy["array_len"]
-            copy["index"] = i
-            out.append(copy)
-    return out
+def _count(value: object) -> int | None:
+    """A JSON number that is a count or size: an int, not a bool."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@final
+class _Decoder:
+    """One decode: the stream and the budget of reads that take no byte."""
+
+    __slots__ = ("f", "values", "zero_budget")
+
+    def __init__(self, f: QEMUFileReader, values: bool = True) -> None:
+        self.f = f
+        self.values = values
+        self.zero_budget = _ZERO_BYTE_BUDGET
+
+    def state(self, desc: Mapping[str, object], depth: int) -> dict[str, object]:
+        if depth > VMDESC_MAX_DEPTH:
+            raise Error(
+                f"the VM description nests deeper than {VMDESC_MAX_DEPTH} levels"
+            )
+        f = self.f
+        data: dict[str, object] = {}
+        raw_fields = desc.get("fields", [])
+        fields = raw_fields if isinstance(raw_fields, list) else []
+        for field in fields:
+            if not isinstance(field, dict):
+                continue
+            name = str(field.get("name", "?"))
+            if "array_len" in field:
+                n = _count(field.get("array_len"))
+                if n is None or n < 0:
+                    raise Error(
+                        f"field '{name}' has array_len "
+                        f"{json.dumps(field.get('array_len'))[:40]} in the VM "
+                        "description; expected a count of 0 or more"
+                    )
+                if n > f.remaining():
+                    raise Error(
+                        f"field '{name}' is an array of {n} elements in the VM "
+                        f"description, but only {f.remaining()} bytes of the "
+                        "stream are left"
+                    )
+            else:
+                n = 1
+            for _ in range(n):
+                value = self.field(field, name, depth)
+                if self.values:
+                    self._store(data, name, value)
+        subs = desc.get("subsections", [])
+        for sub in subs if isinstance(subs, list) else []:
+            if not isinstance(sub, dict):
+                continue
+            at = f.pos
+            if f.get_byte() != QEMU_VM_SUBSECTION:
+                raise Error(
+                    f"subsection '{sub.get('vmsd_name')}' not found at offset {at:#x}"
+                )
+            sub_name = f.get_counted_string()
+            f.get_be32()
+            data[sub_name] = self.state(sub, depth + 1)
+        return data
+
+    @staticmethod
+    def _store(data: dict[str, object], name: str, value: object) -> None:
+        # As QEMU's analyzer: repeated names (array elements) become a list.
+        if name not in data:
+            data[name] = value
+        else:
+            old = data[name]
+            if isinstance(old, list):
+                old.append(value)
+            else:
+                data[name] = [old, value]
+
+    def field(self, field: Mapping[str, object], name: str, depth: int) -> object:
+        f = self.f
+        start = f.pos
+        kind = str(field.get("type", "unknown"))
+        value: object
+        if kind == "struct":
+            inner = field.get("struct")
+            value = self.state(inner if isinstance(inner, dict) else {}, depth + 1)
+        elif kind == "capability":
+            value = f.get_counted_string()
+        else:
+            size = _count(field.get("size", 0))
+            if size is None or size < 0:
+                raise Error(
+                    f"field '{name}' has size "
+                    f"{json.dumps(field.get('size'))[:40]} in the VM description; "
+                    "expected a byte count of 0 or more"
+                )
+            if not self.values:
+                f.skip(size)
+                value = None
+            elif kind == "bool":
+                value = bytes(f.get_buffer(size))[:1] != b"\x00"
+            elif kind in _SIGNED_TYPES:
+                value = _int_text(bytes(f.get_buffer(size)), signed=True)
+            elif kind in _UNSIGNED_TYPES:
+                value = _int_text(bytes(f.get_buffer(size)), signed=False)
+            elif kind == "nullptr":
+                f.skip(size)
+                value = "nullptr"
+            else:
+                value = _hex_bytes(bytes(f.get_buffer(size)))
+        if f.pos == start:
+            self.zero_budget -= 1
+            if self.zero_budget < 0:
+                raise Error(
+                    f"field '{name}': the VM description describes more than "
+                    f"{_ZERO_BYTE_BUDGET} fields that take no byte of the stream"
+                )
+        return value
 
 
 def vmdesc_decode(f: QEMUFileReader, desc: Mapping[str, object]) -> dict[str, object]:
@@ -130,59 +307,29 @@ def vmdesc_decode(f: QEMUFileReader, desc: Mapping[str, object]) -> dict[str, ob
     as ``"0xffffffff (-1)"``), booleans as booleans, other types as hex
     bytes; arrays are lists, structs and subsections nested objects.
 
+    Every size and count the description gives is checked against what the
+    stream still holds before anything is read or allocated, so a hostile
+    description fails at once.
+
     Raises:
         Error: the stream does not match the description (it ends early, or
-            an expected subsection is missing).
+            an expected subsection is missing), or the description is
+            invalid (a negative size, an array longer than the rest of the
+            stream, nesting deeper than :data:`VMDESC_MAX_DEPTH`).
     """
-    data: dict[str, object] = {}
-    raw_fields = desc.get("fields", [])
-    fields = raw_fields if isinstance(raw_fields, list) else []
-    for field in _expand_arrays(x for x in fields if isinstance(x, dict)):
-        name = str(field.get("name", "?"))
-        kind = str(field.get("type", "unknown"))
-        size = field.get("size", 0)
-        value: object
-        if kind == "struct":
-            inner = field.get("struct")
-            value = vmdesc_decode(f, inner if isinstance(inner, dict) else {})
-        elif kind == "capability":
-            value = f.get_counted_string()
-        else:
-            if not isinstance(size, int):
-                raise Error(f"field '{name}' has no size in the VM description")
-            raw = bytes(f.get_buffer(size))
-            if kind == "bool":
-                value = raw[:1] != b"\x00"
-            elif kind in _SIGNED_TYPES:
-                value = _int_text(raw, signed=True)
-            elif kind in _UNSIGNED_TYPES:
-                value = _int_text(raw, signed=False)
-            elif kind == "nullptr":
-                value = "nullptr"
-            else:
-                value = _hex_bytes(raw)
-        # As QEMU's analyzer: repeated names (array elements) become a list.
-        if name not in data:
-            data[name] = value
-        else:
-            old = data[name]
-            if isinstance(old, list):
-                old.append(value)
-            else:
-                data[name] = [old, value]
-    subs = desc.get("subsections", [])
-    for sub in subs if isinstance(subs, list) else []:
-        if not isinstance(sub, dict):
-            continue
-        at = f.pos
-        if f.get_byte() != QEMU_VM_SUBSECTION:
-            raise Error(
-                f"subsection '{sub.get('vmsd_name')}' not found at offset {at:#x}"
-            )
-        sub_name = f.get_counted_string()
-        f.get_be32()
-        data[sub_name] = vmdesc_decode(f, sub)
-    return data
+    return _Decoder(f).state(desc, 1)
+
+
+def vmdesc_skip(f: QEMUFileReader, desc: Mapping[str, object]) -> None:
+    """Move past one state described by a VM description entry.
+
+    :func:`vmdesc_decode` with the same checks, without building values:
+    how migration steps over the section of a device it does not have.
+
+    Raises:
+        Error: as :func:`vmdesc_decode`.
+    """
+    _Decoder(f, values=False).state(desc, 1)
 
 
 def vmdesc_device(

@@ -118,7 +118,7 @@ from qemu_api.bits import Bitfield, FixedUInt, UInt8, UInt16, UInt32, UInt64
 from qemu_api.bql import BqlCell, BqlRefCell, BqlStruct
 from qemu_api.clock import Clock
 from qemu_api.error import Error
-from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
+from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter, stream_text
 from qemu_api.qdev import DeviceListener, DeviceState, device_listener_register
 from qemu_api.qom import override
 from qemu_api.timer import Timer
@@ -1836,7 +1836,7 @@ def _parse(
         raw = bytes(f.peek_buffer(length, 2))
         if len(raw) != length:
             break
-        name = raw.decode("utf-8", errors="backslashreplace")
+        name = stream_text(raw)
         if not name.startswith(vmsd.name):
             break
         sub = next((s for s in vmsd.subsections if s.name == name), None)

@@ -179,10 +179,26 @@ def _build_lexer() -> tuple[tuple[int, ...], ...]:
 
 
 _LEXER: Final = _build_lexer()
-# Runs of bytes that leave a string state unchanged (fast path of the lexer).
-_STRING_RUN: Final = {
+# The fast paths of the lexer: runs of bytes that the table would take one by
+# one without leaving the state.  _RUNS add them to the token (strings,
+# numbers, keywords); _SKIPS drop them (white space between tokens, garbage
+# while recovering from an error).  A flood of input costs C-speed regex
+# matches, not a Python call per byte.
+_RUNS: Final = {
     _IN_DQ_STRING: re.compile(rb"[\x20\x21\x23-\x5b\x5d-\xfd]+"),
     _IN_SQ_STRING: re.compile(rb"[\x20-\x26\x28-\x5b\x5d-\xfd]+"),
+    _IN_DIGITS: re.compile(rb"[0-9]+"),
+    _IN_MANTISSA_DIGITS: re.compile(rb"[0-9]+"),
+    _IN_EXP_DIGITS: re.compile(rb"[0-9]+"),
+    _IN_KEYWORD: re.compile(rb"[a-z]+"),
+}
+_OPENERS: Final = re.compile(rb"\[+|\{+")
+_OPEN_SQUARE: Final = ord("[")
+_SKIPS: Final = {
+    _IN_START: re.compile(rb"[ \t\r\n]+"),
+    _IN_RECOVERY: re.compile(
+        rb"[\t\x20-\x2b\x2d-\x39\x3b-\x5a\x5c\x5e-\x7a\x7c\x7e-\xfd]+"
+    ),
 }
 
 # -- the parser (qobject/json-parser.c) ------------------------------------------------
@@ -310,9 +326,26 @@ def _parse_string(tok: bytes) -> str:
     return "".join(out)
 
 
+# The most digits of an integer that may fit uint64 (2**64 - 1 has 20): longer
+# ones are doubles without being converted to int, which Python refuses for
+# more than 4300 digits and which costs quadratic time below that.
+_MAX_INT_DIGITS: Final = 20
+
+
 def _parse_number(kind: int, tok: bytes) -> JSONValue:
+    """QEMU's ``parse_literal`` for numbers.
+
+    An integer that fits ``int64`` (or, if not negative, ``uint64``) is an
+    integer; any other number is a double, as C's ``strtod`` reads it (an
+    integer too large for a double is infinite, as in QEMU).
+
+    >>> _parse_number(_JSON_INTEGER, b"18446744073709551616")
+    1.8446744073709552e+19
+    >>> _parse_number(_JSON_INTEGER, b"9" * 5000)
+    inf
+    """
     text = tok.decode("ascii")
-    if kind == _JSON_INTEGER:
+    if kind == _JSON_INTEGER and len(text.lstrip("-")) <= _MAX_INT_DIGITS:
         value = int(text)
         if -(1 << 63) <= value < (1 << 63):
             return value
@@ -475,7 +508,8 @@ class JSONMessageParser:
         i = 0
         n = len(data)
         while i < n:
-            run = _STRING_RUN.get(self._state)
+            state = self._state
+            run = _RUNS.get(state)
             if run is not None:
                 m = run.match(data, i)
                 if m is not None:
@@ -483,8 +517,47 @@ class JSONMessageParser:
                     i = m.end()
                     self._check_token_size()
                     continue
+            skip = _SKIPS.get(state)
+            if skip is not None:
+                m = skip.match(data, i)
+                if m is not None:
+                    i = m.end()
+                    continue
+            if state == _IN_START:
+                m = _OPENERS.match(data, i, i + _MAX_NESTING)
+                if m is not None:
+                    taken = self._open_run(data[i], m.end() - i)
+                    if taken:
+                        i += taken
+                        continue
             self._feed_byte(data[i])
             i += 1
+
+    def _open_run(self, ch: int, count: int) -> int:
+        """Take up to ``count`` opening brackets at once; return how many.
+
+        Exactly what as many calls of :meth:`_feed_byte` would do, for as
+        many as fit below the nesting, token count and token size limits;
+        the one that trips a limit goes through :meth:`_feed_byte`.
+        """
+        if self._token or self._brace < 0 or self._bracket < 0:
+            return 0
+        count = min(
+            count,
+            _MAX_NESTING - self._brace - self._bracket,
+            _MAX_TOKEN_COUNT - len(self._tokens) - 1,
+            (_MAX_TOKEN_SIZE - self._token_size) // 2 - 1,
+        )
+        if count <= 0:
+            return 0
+        if ch == _OPEN_SQUARE:
+            self._tokens.extend([(_JSON_LSQUARE, b"[")] * count)
+            self._bracket += count
+        else:
+            self._tokens.extend([(_JSON_LCURLY, b"{")] * count)
+            self._brace += count
+        self._token_size += count
+        return count
 
     def _feed_byte(self, ch: int) -> None:
         consumed = False
@@ -835,7 +908,21 @@ class QMPMonitor:
         return CHR_READ_BUF_LEN
 
     def _read(self, data: bytes) -> None:
-        self._parser.feed(data)
+        try:
+            self._parser.feed(data)
+        except Exception as exc:
+            # A bug in the parser: no input may stop the machine or leave the
+            # session deaf.  Log it, drop the partial input, answer, go on.
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error_report(f"internal error in the QMP input parser: {what}")
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+            sys.stderr.flush()
+            self._parser.reset()
+            self._handle_request(
+                None,
+                f"Internal error parsing the input: {what} (a bug in pyqemu; the "
+                "traceback is on its standard error)",
+            )
 
     def _chr_event(self, event: ChrEvent) -> None:
         if event is ChrEvent.OPENED:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from hw.arm.virt import VirtMachine
 from qemu_api.bits import u8, u32
 from qemu_api.error import Error
-from qemu_api.migration.qemu_file import QEMUFileWriter
+from qemu_api.migration.qemu_file import QEMUFileReader, QEMUFileWriter
 from qemu_api.migration.savevm import (
     dump_vmstate_json,
     dump_vmstate_json_to_file,
@@ -21,7 +22,7 @@ from qemu_api.migration.savevm import (
     qemu_loadvm_state,
     qemu_savevm_state,
 )
-from qemu_api.migration.vmdesc import vmdesc_find
+from qemu_api.migration.vmdesc import vmdesc_find, vmdesc_parse
 from qemu_api.timer import CLOCK_VIRTUAL, clock_step, qemu_clock_get_ns
 from tests.migration.machine import (
     machine_state,
@@ -497,5 +498,127 @@ def test_dump_vmstate_to_file(tmp_path: pytest.TempPathFactory) -> None:
     dump_vmstate_json_to_file(path, machine)
     with open(path, encoding="utf-8") as f:
         assert json.load(f)["vmschkmachine"] == {"Name": "virt-7.2"}
-    with pytest.raises(Error, match=r"-dump-vmstate: cannot write '/nonexistent/x'"):
+    with pytest.raises(
+        Error, match=r"^open /nonexistent/x: No such file or directory$"
+    ):
         dump_vmstate_json_to_file("/nonexistent/x", machine)
+
+
+# -- hostile VM descriptions: found by fuzzing, each fails fast and changes nothing --
+
+
+def with_description(data: bytes, text: bytes) -> bytes:
+    """``data`` with its JSON description replaced by ``text``."""
+    at = vmdesc_at(data)
+    return data[:at] + b"\x06" + struct.pack(">I", len(text)) + text
+
+
+def device_description(*fields: dict[str, Any]) -> bytes:
+    entry = {"name": "mig-test-dev", "instance_id": 0, "fields": list(fields)}
+    return json.dumps({"page_size": 4096, "devices": [entry]}).encode()
+
+
+def test_deeply_nested_description_is_ignored_not_a_recursion_error() -> None:
+    # 3,000 nested arrays made json.loads raise RecursionError, which only
+    # ValueError was caught for.  The description is unusable; the unknown
+    # section is still found by its footer, as without a description.
+    deep = b'{"devices": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    data = with_description(saved_stream(), deep)
+    assert vmdesc_find(data) is None
+    machine, _ = fresh_machine(with_dev=False)
+    result = qemu_loadvm_state(data, machine, skip_unknown=True)
+    assert result.skipped == ["'mig-test-dev' (instance 0)"]
+    with pytest.raises(Error, match="the VM description nests deeper than 64 levels"):
+        vmdesc_parse(deep)
+
+
+def test_deeply_nested_struct_in_a_device_description() -> None:
+    head = b'{"name": "s", "type": "struct", "struct": {"fields": ['
+    field = head * 500 + b'{"name": "x", "type": "uint8", "size": 1}' + b"]}}" * 500
+    text = device_description({"name": "placeholder"})
+    text = text.replace(b'{"name": "placeholder"}', field)
+    data = with_description(saved_stream(), text)
+    machine, _ = fresh_machine(with_dev=False)
+    assert qemu_loadvm_state(data, machine, skip_unknown=True).skipped == [
+        "'mig-test-dev' (instance 0)"
+    ]
+
+
+def test_negative_size_in_the_description_is_refused_not_a_hang() -> None:
+    # "size": -22 moved the read position backwards: the loader parsed the
+    # same section forever.
+    data = with_description(
+        saved_stream(), device_description({"name": "x", "type": "uint8", "size": -22})
+    )
+    machine, _ = fresh_machine(with_dev=False)
+    before = machine_state(machine, None)
+    with pytest.raises(Error) as info:
+        qemu_loadvm_state(data, machine, skip_unknown=True)
+    assert str(info.value).startswith(
+        "migration: section 'mig-test-dev' (instance 0) at offset 0x"
+    )
+    assert str(info.value).endswith(
+        ": field 'x' has size -22 in the VM description; expected a byte count of "
+        "0 or more"
+    )
+    assert machine_state(machine, None) == before
+
+
+def test_reader_never_moves_backwards() -> None:
+    r = QEMUFileReader(b"abcdef")
+    r.skip(3)
+    for read in (r.get_buffer, r.skip, lambda n: r.get_int(n, False)):
+        with pytest.raises(Error, match=r"a length of -2 bytes at offset 0x3"):
+            read(-2)
+    assert r.pos == 3
+
+
+def test_huge_array_len_is_refused_before_allocating() -> None:
+    # "array_len": 1000000000 expanded a billion field copies: past 3 GiB.
+    data = with_description(
+        saved_stream(),
+        device_description(
+            {"name": "a", "type": "uint8", "size": 1, "array_len": 1_000_000_000}
+        ),
+    )
+    machine, _ = fresh_machine(with_dev=False)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            Error,
+            match=r"field 'a' is an array of 1000000000 elements in the VM "
+            r"description, but only \d+ bytes of the stream are left",
+        ):
+            qemu_loadvm_state(data, machine, skip_unknown=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_zero_size_elements_are_bounded() -> None:
+    # Elements that take no byte of the stream cost no bytes to claim.
+    inner = {"name": "e", "type": "struct", "struct": {"fields": []}}
+    outer = {
+        "name": "o",
+        "type": "struct",
+        "array_len": 600,
+        "struct": {"fields": [inner | {"array_len": 600}]},
+    }
+    data = with_description(saved_stream(), device_description(outer))
+    machine, _ = fresh_machine(with_dev=False)
+    with pytest.raises(Error, match="fields that take no byte of the stream"):
+        qemu_loadvm_state(data, machine, skip_unknown=True)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"size": True}, {"size": "4"}, {"size": 1, "array_len": -1}],
+    ids=["bool size", "string size", "negative array_len"],
+)
+def test_description_types_are_checked(bad: dict[str, Any]) -> None:
+    desc = device_description({"name": "x", "type": "uint8"} | bad)
+    data = with_description(saved_stream(), desc)
+    machine, _ = fresh_machine(with_dev=False)
+    with pytest.raises(Error, match="in the VM description; expected a"):
+        qemu_loadvm_state(data, machine, skip_unknown=True)

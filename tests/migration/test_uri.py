@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import threading
 from pathlib import Path
 
@@ -272,10 +273,102 @@ def test_incoming_rejection_is_recorded(tmp_path: Path) -> None:
     assert "bad magic" in str(info["error-desc"])
 
 
-def test_incoming_cannot_open(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        # QEMU 8.1's file: transport (7.2 has none) and 7.2's socket messages.
+        ("file:/nonexistent/m", "Unable to open /nonexistent/m: No such file or"),
+        (
+            "unix:/nonexistent/dir/sock",
+            "Failed to bind socket to /nonexistent/dir/sock: No such file or",
+        ),
+        ("tcp:192.0.2.1:4444", "Failed to bind socket: Cannot assign requested"),
+        (
+            "tcp:nosuchhost.invalid:4444",
+            "address resolution failed for nosuchhost.invalid:4444: ",
+        ),
+    ],
+)
+def test_incoming_cannot_open(uri: str, message: str) -> None:
+    # A transport that cannot be opened was recorded as a failed migration,
+    # which the runtime took for a reported load failure: it then waited in
+    # inmigrate for ever, and QMP migrate-incoming returned success.
     destination()
-    with pytest.raises(
-        Error, match=r"Failed to open the incoming migration 'file:/nonexistent/m'"
-    ):
-        migrate_incoming("file:/nonexistent/m")
+    with pytest.raises(Error, match="^" + message):
+        migrate_incoming(uri)
+    # As QEMU: no migration took place (query-migrate answers {}).
+    assert migration_incoming_get_current().status is MigrationStatus.NONE
+    assert query_migrate() == {}
+
+
+def test_incoming_unix_socket_is_owner_only_whatever_the_umask(
+    tmp_path: Path,
+) -> None:
+    destination()
+    sock = tmp_path / "open.sock"
+    old = os.umask(0)
+    try:
+        inc = migrate_incoming(f"unix:{sock}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    inc.cancel()
+    assert not sock.exists()
+
+
+def test_incoming_file_of_zeros_is_refused_at_once() -> None:
+    # /dev/zero was read whole before the magic was checked: gigabytes,
+    # without end.
+    destination()
+    with pytest.raises(Error, match=r"not a migration stream: bad magic 0x00000000"):
+        migrate_incoming("file:/dev/zero").wait()
     assert migration_incoming_get_current().status is MigrationStatus.FAILED
+
+
+def test_incoming_exec_of_zeros_is_refused_and_the_command_ended() -> None:
+    destination()
+    with pytest.raises(Error, match=r"not a migration stream: bad magic 0x00000000"):
+        migrate_incoming("exec:exec cat /dev/zero").wait()
+
+
+def test_incoming_tcp_fed_zeros_is_refused_while_reading(tmp_path: Path) -> None:
+    destination()
+    inc = migrate_incoming("tcp:127.0.0.1:0")
+    address = inc.listen_address()
+    assert address is not None
+    sent = [0]
+
+    def flood() -> None:
+        zeros = bytes(1 << 16)
+        with socket.create_connection(("127.0.0.1", int(address.split(":")[1]))) as s:
+            try:
+                while sent[0] < 1 << 30:
+                    s.sendall(zeros)
+                    sent[0] += len(zeros)
+            except OSError:
+                pass  # the destination closed the connection
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    with pytest.raises(Error, match=r"not a migration stream: bad magic"):
+        inc.wait()
+    sender.join()
+    assert sent[0] < 64 << 20
+
+
+def test_incoming_stream_longer_than_the_machine_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_machine()
+    start = stream_bytes(tmp_path)[:4096]
+    path = tmp_path / "endless.sh"
+    path.write_bytes(
+        b"cat " + str(tmp_path / "start").encode() + b"\nexec cat /dev/zero\n"
+    )
+    (tmp_path / "start").write_bytes(start)
+    destination()
+    monkeypatch.setattr(
+        "qemu_api.migration.uri.qemu_loadvm_max_size", lambda m: 1 << 20
+    )
+    with pytest.raises(Error, match=r"the stream is longer than 1048576 bytes"):
+        migrate_incoming(f"exec:sh {path}").wait()

@@ -372,9 +372,10 @@ class QTestState:
         remaining = deadline - time.monotonic()
         ready, _, _ = select.select([fd], [], [], max(remaining, 0))
         if not ready:
+            shown = bytes(buf[:200]) + (b"..." if len(buf) > 200 else b"")
             raise QTestTimeoutError(
-                f"no {what} within {self.timeout} s (buffered: {bytes(buf)!r})\n"
-                f"{self.stderr()}"
+                f"no {what} within {self.timeout} s ({len(buf)} bytes buffered: "
+                f"{shown!r})\n{self.stderr()}"
             )
         chunk = os.read(fd, 65536)
         if not chunk:
@@ -389,13 +390,16 @@ class QTestState:
         """Read the next line that is not an ``IRQ`` line (those are recorded)."""
         deadline = time.monotonic() + self.timeout
         rx = self._rx
+        scanned = 0  # no newline before this offset: long replies stay linear
         while True:
-            eol = rx.find(b"\n")
+            eol = rx.find(b"\n", scanned)
             if eol < 0:
+                scanned = len(rx)
                 self._fill(rx, self._in_fd(), deadline, "qtest reply")
                 continue
             line = rx[:eol].decode("latin-1")
             del rx[: eol + 1]
+            scanned = 0
             if line.startswith("IRQ "):
                 self._irq_line(line)
                 continue

@@ -9,6 +9,10 @@ QEMU would choose.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -173,3 +177,123 @@ def test_dump_vmstate(tmp_path: Path) -> None:
     desc = json.loads(out.read_text())
     assert desc["pl011"]["version_id"] == 2
     assert "vmschkmachine" in desc
+
+
+# -- transports that cannot be opened: an error, never a silent wait ------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("file:/nonexistent/m", "Unable to open /nonexistent/m: No such file or"),
+        (
+            "unix:/nonexistent/dir/sock",
+            "Failed to bind socket to /nonexistent/dir/sock: No such file or",
+        ),
+        ("tcp:192.0.2.1:4444", "Failed to bind socket: Cannot assign requested"),
+    ],
+)
+def test_incoming_that_cannot_open_is_a_command_line_error(
+    uri: str, message: str
+) -> None:
+    # It waited in inmigrate for ever, saying nothing.  QEMU 7.2 says, for
+    # the sockets: "-incoming URI: Failed to bind socket to ...", status 1.
+    res = run_launcher(*VIRT, "-incoming", uri)
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"pyqemu-system-aarch64: -incoming: {message}")
+    assert res.stderr.count("\n") == 1
+
+
+def test_migrate_incoming_that_cannot_open_fails_and_may_be_retried(
+    tmp_path: Path,
+) -> None:
+    # QMP migrate-incoming returned success and nothing listened.  QEMU 7.2
+    # answers the error, stays in inmigrate and takes another URI.
+    sock = tmp_path / "retry.sock"
+    with QTestState([*VIRT, "-incoming", "defer"], qmp=True) as dst:
+        with pytest.raises(
+            QMPError, match=r"^QMP migrate-incoming failed: Failed to bind"
+        ):
+            dst.qmp("migrate-incoming", uri="unix:/nonexistent/dir/sock")
+        with pytest.raises(QMPError, match="Unable to open /nonexistent/m"):
+            dst.qmp("migrate-incoming", uri="file:/nonexistent/m")
+        assert status(dst) == "inmigrate"
+        assert dst.qmp("query-migrate") == {}
+        dst.qmp("migrate-incoming", uri=f"unix:{sock}")
+        with QTestState(VIRT, qmp=True) as src:
+            program(src)
+            before = snapshot(src)
+            src.qmp("migrate", uri=f"unix:{sock}")
+        wait_status(dst, "running")
+        assert snapshot(dst) == before
+
+
+def test_incoming_zeros_are_refused_at_once() -> None:
+    # -incoming file:/dev/zero read gigabytes before checking the magic.
+    res = run_launcher(*VIRT, "-incoming", "file:/dev/zero")
+    assert res.returncode == 1
+    assert res.stderr == (
+        "pyqemu-system-aarch64: load of migration failed: migration: not a "
+        "migration stream: bad magic 0x00000000 (expected 0x5145564d, 'QEVM')\n"
+    )
+
+
+# -- the socket files of the command line: owner-only, removed on the way out ---------
+
+
+def socket_args(tmp: Path) -> list[str]:
+    return [
+        "-qmp",
+        f"unix:{tmp}/qmp.sock,server=on,wait=off",
+        "-serial",
+        f"unix:{tmp}/serial.sock,server=on,wait=off",
+        "-chardev",
+        f"socket,id=extra,path={tmp}/chardev.sock,server=on,wait=off",
+        "-incoming",
+        f"unix:{tmp}/mig.sock",
+    ]
+
+
+SOCKETS = ["chardev.sock", "mig.sock", "qmp.sock", "serial.sock"]
+
+
+def wait_for(paths: list[Path], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"never created: {paths}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "quit"])
+def test_sockets_are_owner_only_and_removed_at_exit(tmp_path: Path, how: str) -> None:
+    # The -incoming socket followed the umask (world-writable under umask
+    # 000) and no socket file was removed at exit; QEMU removes its
+    # chardev sockets, and the user guide says pyqemu does.
+    launcher = [str(qemu_binary("aarch64")), "-display", "none", *VIRT]
+    proc = subprocess.Popen(
+        ["sh", "-c", 'umask 000; exec "$@"', "sh", *launcher, *socket_args(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        paths = [tmp_path / name for name in SOCKETS]
+        wait_for(paths)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths}
+        assert modes == dict.fromkeys(SOCKETS, 0o600)
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            with socket.socket(socket.AF_UNIX) as qmp:
+                qmp.connect(str(tmp_path / "qmp.sock"))
+                qmp.sendall(b'{"execute": "qmp_capabilities"}{"execute": "quit"}')
+                while qmp.recv(4096):
+                    pass
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert sorted(os.listdir(tmp_path)) == []

@@ -17,6 +17,7 @@ from typing import Final
 
 import pytest
 
+import system.qtest
 from qemu_api import chardev, memory, qom
 from qemu_api.chardev import Chardev, ChardevOptions, ChrEvent
 from qemu_api.error import Error
@@ -823,3 +824,98 @@ def test_client_disconnect_leaves_the_emulator_running() -> None:
     finally:
         qts.quit()
     assert "Traceback" not in qts.stderr()
+
+
+# -- slow readers: replies wait, the main loop does not -------------------------------
+
+
+class SlowPipe(Chardev):
+    """A backend whose host side takes only ``room`` more bytes, then waits."""
+
+    BACKEND = "test-qtest-slow"
+    SUPPORTS_WRITE_WATCH = True
+
+    def __init__(self, label: str, options: ChardevOptions | None = None) -> None:
+        super().__init__(label, options)
+        self.output = bytearray()
+        self.room = 0
+
+    @override
+    def write(self, data: bytes) -> int:
+        n = min(len(data), self.room)
+        self.output += data[:n]
+        self.room -= n
+        return n
+
+    def drain(self, room: int) -> None:
+        """The client reads: ``room`` more bytes fit, waiting writers resume."""
+        self.room += room
+        self.be_writable()
+
+
+def test_a_slow_reader_holds_input_not_the_main_loop() -> None:
+    # Replies were written with write_all: a client that read slowly (or
+    # never) stalled the main loop, and with it the monitor, for as long.
+    get_system_memory().add_subregion(RAM, MemoryRegion.ram(None, "ram", 0x1000))
+    get_address_space_memory().write_buf(RAM, bytes(range(256)) * 16)
+    pipe = SlowPipe("slow")
+    server = QTestServer(pipe, MainLoop(), "none")
+    pipe.be_event(ChrEvent.OPENED)
+    pipe.room = 100
+    delivered = pipe.be_write(f"read {RAM:#x} 0x1000\nendianness\n".encode())
+    assert delivered > 0  # taken, and feed() returned without waiting
+    assert len(pipe.output) == 100
+    assert pipe.be_can_write() == 0  # no more input until the replies are out
+    pipe.drain(len("OK 0x\n") + 8192 - 100)  # the rest of the first reply
+    assert pipe.output.endswith(b"\n")
+    assert pipe.be_can_write() == 0  # "endianness" ran; its reply waits
+    pipe.drain(100)
+    assert pipe.output.decode().splitlines() == [
+        "OK 0x" + (bytes(range(256)) * 16).hex(),
+        "OK little",
+    ]
+    assert pipe.be_can_write() == chardev.CHR_READ_BUF_LEN
+    pipe.room = 1 << 20
+    assert pipe.be_write(b"endianness\n") == 11
+    assert pipe.output.decode().splitlines()[-1] == "OK little"
+    server.close()
+
+
+def test_the_monitor_answers_while_a_qtest_client_does_not_read() -> None:
+    with QTestState(["-M", "virt", "-nodefaults"], qmp=True) as qts:
+        qts.send(b"b64read 0x40000000 0x2000000\n")  # 43 MiB of reply, unread
+        time.sleep(0.5)
+        for _ in range(3):
+            assert isinstance(qts.qmp("query-status"), dict)
+        assert len(qts.recv_line()) == 3 + 4 * (0x2000000 // 3 + 1)
+        assert qts.raw("endianness") == "OK little"
+
+
+def test_an_overlong_line_is_refused_and_serving_goes_on(
+    monkeypatch: pytest.MonkeyPatch, s: Session
+) -> None:
+    monkeypatch.setattr("system.qtest._MAX_LINE", 64)
+    s.pipe.push(b"write 0x1000 4 0x" + b"00" * 100)
+    assert s.pipe.output == b""
+    assert s.ask("", "endianness") == [
+        (
+            "FAIL line too long: more than 64 bytes (the largest transfer is "
+            "0x40000000 bytes)"
+        ),
+        "OK little",
+    ]
+
+
+def test_a_server_bug_is_answered_and_leaves_the_run_state(
+    monkeypatch: pytest.MonkeyPatch, s: Session, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: QTestServer, words: list[str]) -> str:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(system.qtest._COMMANDS["endianness"], "handler", broken)
+    assert s.ask("endianness", "readb 0x1000") == [
+        "FAIL internal error in the qtest server: KeyError: 'bug'",
+        "OK 0x0000000000000000",
+    ]
+    assert runstate.runstate_get() is RunState.RUNNING
+    assert "Traceback" in capfd.readouterr().err

@@ -352,6 +352,15 @@ def test_capability_not_offered(qmp: Setup) -> None:
         ("-9223372036854775808", b"-9223372036854775808"),
         ("18446744073709551616", b"1.8446744073709552e+19"),
         ("0.1", b"0.10000000000000001"),
+        # Past Python's 4300-digit limit of int(): QEMU 7.2 makes these doubles.
+        ("9" * 4301, b"inf"),
+        ("-" + "9" * 4301, b"-inf"),
+        ("1" + "0" * 30, b"1e+30"),
+        ("-9223372036854775809", b"-9.2233720368547758e+18"),
+        ("1e400", b"inf"),
+        ("1e-400", b"0"),
+        ("-0.0", b"-0"),
+        ("1E5", b"100000"),
     ],
 )
 def test_id_is_echoed_as_qemu_writes_it(
@@ -794,6 +803,44 @@ def test_a_command_bug_is_answered_and_logged(
     assert "Traceback (most recent call last)" in err
     assert "in broken" in err
     assert client.cmd("query-status")["return"]["status"] == "prelaunch"
+
+
+def test_huge_integer_id_leaves_a_running_machine_running(client: Client) -> None:
+    # Found by fuzzing: a 4301-digit id raised ValueError out of the parser,
+    # stopped the machine in internal-error and left the session deaf.
+    runstate.vm_start()
+    assert client.one()["event"] == "RESUME"
+    client.send('{"execute": "query-status", "id": ' + "7" * 4301 + "}")
+    assert client.raw() == [
+        (
+            b'{"return": {"status": "running", "singlestep": false, "running": true}, '
+            b'"id": inf}\r\n'
+        )
+    ]
+    assert runstate.runstate_get() is RunState.RUNNING
+    assert client.cmd("query-status", id=2)["id"] == 2
+
+
+def test_a_parser_bug_is_answered_and_logged(
+    client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(kind: int, tok: bytes) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("system.monitor.qmp._parse_number", broken)
+    runstate.vm_start()
+    assert client.one()["event"] == "RESUME"
+    client.send('{"execute": "query-status", "id": 1}')
+    assert client.one() == generic(
+        "Internal error parsing the input: ZeroDivisionError: division by zero "
+        "(a bug in pyqemu; the traceback is on its standard error)"
+    )
+    err = capsys.readouterr().err
+    assert "internal error in the QMP input parser" in err
+    assert "Traceback (most recent call last)" in err
+    assert runstate.runstate_get() is RunState.RUNNING
+    monkeypatch.undo()
+    assert client.cmd("query-status", id="x")["return"]["status"] == "running"
 
 
 def test_close_stops_serving(qmp: Setup) -> None:

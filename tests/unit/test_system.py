@@ -65,10 +65,39 @@ def test_parse_size(text: str, unit: str, expected: int) -> None:
     assert parse_size("size", text, unit) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "-1", "12Q", "1.5", "x", "17E"])
+# Each as QEMU 7.2 answers it for -m (qemu-system-aarch64 -M virt -m TEXT).
+@pytest.mark.parametrize(
+    "bad",
+    [
+        *("", "-1", "12Q", "1.5", "x", "1.0e400", "1e3", "nan", "64M ", "-0", ".5G"),
+        *("0x1.5M", "64MB", "99999999999999999999M", "9" * 5000 + "M"),
+    ],
+)
 def test_parse_size_rejects(bad: str) -> None:
     with pytest.raises(Error, match="expects a non-negative number below 2"):
         parse_size("size", bad)
+
+
+@pytest.mark.parametrize(
+    "big", ["17E", "16E", "17179869184G", "18446744073709551616", "9" * 5000]
+)
+def test_parse_size_out_of_range(big: str) -> None:
+    with pytest.raises(
+        Error, match=r"^Value '.+' is out of range for parameter 'size'$"
+    ):
+        parse_size("size", big)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        *((" 64M", 64 << 20), ("+64M", 64 << 20), ("1.M", 1 << 20), ("0.5k", 512)),
+        *(("1.0", 1), ("0x10M", 16 << 20), ("18446744073709551615", (1 << 64) - 1)),
+        ("1.00000000000000000001G", 1 << 30),
+    ],
+)
+def test_parse_size_like_qemu(text: str, expected: int) -> None:
+    assert parse_size("size", text) == expected
 
 
 def test_runstate_events_and_reset() -> None:
