@@ -251,12 +251,16 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         self.cpus: list[DeviceState] = []
         if self.cpu_model is not None:
             self.cpu_type = self.cpu_model
+        accel = current_accel()
+        runs_cpus = accel is not None and accel.has_cpus
+        if runs_cpus:
+            self._check_cpu_class()
+        self.cpu_model_info()
         firmware_loaded = self.firmware_init()
         self.create_fdt()
         self.fdt_add_timer_nodes()
         self.fdt_add_cpu_nodes()
-        accel = current_accel()
-        if accel is not None and accel.has_cpus:
+        if runs_cpus:
             self._create_cpus()
         gic = self.create_gic()
         self.fdt_add_pmu_nodes()
@@ -391,8 +395,8 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         model = VIRT_CPU_MODELS.get(self.cpu_type)
         if model is None:
             raise Error(
-                f"virt: unknown CPU type '{self.cpu_type}'",
-                hint=f"Known: {', '.join(sorted(VIRT_CPU_MODELS))}.\n",
+                f"mach-virt: CPU type {arm_cpu_type_name(self.cpu_type)} not supported",
+                hint=f"Supported: {', '.join(sorted(VIRT_CPU_MODELS))}.\n",
             )
         return model
 
@@ -502,14 +506,16 @@ class VirtMachine(MachineState, type_name="virt-machine"):
 
     # -- devices --------------------------------------------------------------------
 
-    def _create_cpus(self) -> None:
-        model = self.cpu_type
-        typename = arm_cpu_type_name(model)
-        if object_class_by_name(typename) is None:
+    def _check_cpu_class(self) -> None:
+        # QEMU's parse_cpu_option: the model must name a CPU class.
+        if object_class_by_name(arm_cpu_type_name(self.cpu_type)) is None:
             raise Error(
-                f"unable to find CPU model '{model}'",
+                f"unable to find CPU model '{self.cpu_type}'",
                 hint="Use -cpu help to list the CPU models.\n",
             )
+
+    def _create_cpus(self) -> None:
+        typename = arm_cpu_type_name(self.cpu_type)
         for n in range(self.smp.cpus):
             cpu = qdev_new(typename)
             cpu.property_set("psci-conduit", QEMU_PSCI_CONDUIT_HVC)

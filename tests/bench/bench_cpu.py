@@ -28,15 +28,15 @@ from pathlib import Path
 
 GUESTS = Path(os.environ.get("PYQEMU_GUEST_DIR", "build/tests/guest"))
 QEMU = "qemu-system-aarch64"
+LAUNCHER = Path(os.environ.get("PYQEMU_BUILD_ROOT", "build")) / "pyqemu-system-aarch64"
 TICK_NS = 16  # 62.5 MHz
 
 
 def pyqemu(elf: Path, *extra: str) -> str:
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "tests.guest.run",
+            str(LAUNCHER),
+            "-kernel",
             str(elf),
             "-M",
             "virt",
@@ -170,9 +170,8 @@ def engine_path_load_ns(loads: int) -> float:
 def idle_cpu_seconds(seconds: float) -> float:
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "tests.guest.run",
+            str(LAUNCHER),
+            "-kernel",
             str(GUESTS / "idle.elf"),
             "-M",
             "virt",
