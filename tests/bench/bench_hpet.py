@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hw.timer.hpet import TYPE_HPET
 from hw.i386.pc import PcMachine
+from hw.timer.hpet import TYPE_HPET
 from qemu_api import bql
 from qemu_api.memory import get_address_space_memory
 from qemu_api.qdev import qdev_prop_register_global
