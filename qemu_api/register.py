@@ -361,6 +361,15 @@ class Register(Generic[D_contra]):
         write: instead of storing into ``field``, ``write(dev, value)``, with
             the value after the write mask and ``pre_write`` (a register
             whose write has side effects beyond storing it).
+        write_masked: instead of storing into ``field``,
+            ``write_masked(dev, value, mask)``: ``mask`` has the bits the
+            access writes (every bit for a whole-register access, 32 of them
+            for a 32-bit half of a 64-bit register) and ``value`` the written
+            bits in place, the others 0.  For a register whose partial write
+            is not a merge into one stored value (QEMU's HPET deposits a
+            comparator write into the comparator, the period or neither,
+            ``deposit64(old, shift, len, value)``).  Needs :data:`W`, and no
+            ``write`` or ``pre_write``.
         reset: the value :meth:`RegisterMap.reset` stores, 0 by default for a
             register with a ``field``; None to leave the field alone.
         write_mask: the bits a write changes (all by default); the others
@@ -394,6 +403,7 @@ class Register(Generic[D_contra]):
         "_read",
         "_steps",
         "_write",
+        "_write_masked",
         "access",
         "array",
         "doc",
@@ -420,6 +430,7 @@ class Register(Generic[D_contra]):
         field: FieldRef[D_contra] | None = None,
         read: Callable[[D_contra], int] | None = None,
         write: Callable[[D_contra, int], None] | None = None,
+        write_masked: Callable[[D_contra, int, int], None] | None = None,
         reset: int | None = 0,
         write_mask: int | None = None,
         rsvd: int = 0,
@@ -443,6 +454,7 @@ class Register(Generic[D_contra]):
         self.array: RegisterArray[D_contra] | None = None
         self._read: Callable[[Any], int] | None = read
         self._write: Callable[[Any, int], None] | None = write
+        self._write_masked: Callable[[Any, int, int], None] | None = write_masked
         self._pre_write: Callable[[Any, int], int] | None = pre_write
         self._post_write: Callable[[Any], None] | None = post_write
         self._post_read: Callable[[Any, int], int] | None = post_read
@@ -477,6 +489,7 @@ class Register(Generic[D_contra]):
         reg.array = array
         reg._read = hooks.get("read")
         reg._write = hooks.get("write")
+        reg._write_masked = hooks.get("write_masked")
         reg._pre_write = hooks.get("pre_write")
         reg._post_write = hooks.get("post_write")
         reg._post_read = hooks.get("post_read")
@@ -552,9 +565,26 @@ class Register(Generic[D_contra]):
             )
         if access & RAZ and (self._read is not None or self._post_read is not None):
             raise self._error("a RAZ register reads as zero: drop read= and post_read=")
-        if access & W and not has_field and self._write is None:
+        if (
+            access & W
+            and not has_field
+            and self._write is None
+            and self._write_masked is None
+        ):
             raise self._error(
-                "a writable register needs field= or write= (or WI to ignore writes)"
+                "a writable register needs field= or write= (or write_masked=, or "
+                "WI to ignore writes)"
+            )
+        if self._write_masked is not None and (
+            self._write is not None or self._pre_write is not None
+        ):
+            raise self._error(
+                "write_masked= replaces write= and pre_write=; keep only write_masked="
+            )
+        if self._write_masked is not None and access & (W1C | W1S):
+            raise self._error(
+                "write_masked= receives the written bits as they are: use W, not "
+                "W1C or W1S"
             )
         if access & (W1C | W1S | RC) and not has_field:
             raise self._error(
@@ -562,12 +592,13 @@ class Register(Generic[D_contra]):
             )
         if not access & (W | W1C | W1S) and (
             self._write is not None
+            or self._write_masked is not None
             or self._pre_write is not None
             or self._post_write is not None
         ):
             raise self._error(
-                "write=, pre_write= and post_write= need a writable register "
-                "(W, W1C or W1S)"
+                "write=, write_masked=, pre_write= and post_write= need a writable "
+                "register (W, W1C or W1S)"
             )
         if not access & R and (self._read is not None or self._post_read is not None):
             raise self._error("read= and post_read= need a readable register (R)")
@@ -603,6 +634,7 @@ class RegisterArray(Generic[D_contra]):
         field: ``lambda s, n: ...``, the state of element *n*.
         read: ``read(dev, n) -> value``.
         write: ``write(dev, n, value)``.
+        write_masked: ``write_masked(dev, n, value, mask)``.
         reset: one reset value for every element, a sequence of ``count``
             values, or None; 0 by default for an array with a ``field``.
         write_mask: as for :class:`Register`.
@@ -652,6 +684,7 @@ class RegisterArray(Generic[D_contra]):
         field: Callable[[D_contra, int], int | Bitfield] | None = None,
         read: Callable[[D_contra, int], int] | None = None,
         write: Callable[[D_contra, int, int], None] | None = None,
+        write_masked: Callable[[D_contra, int, int, int], None] | None = None,
         reset: int | Sequence[int] | None = 0,
         write_mask: int | None = None,
         rsvd: int = 0,
@@ -704,7 +737,9 @@ class RegisterArray(Generic[D_contra]):
             )
         elements: list[Register[D_contra]] = []
         for i in range(count):
-            hooks = _bind_index(i, read, write, pre_write, post_write, post_read)
+            hooks = _bind_index(
+                i, read, write, write_masked, pre_write, post_write, post_read
+            )
             elem_steps = (
                 None if steps is None else tuple(i if s is INDEX else s for s in steps)
             )
@@ -729,6 +764,7 @@ def _bind_index(
     i: int,
     read: Callable[[Any, int], int] | None,
     write: Callable[[Any, int, int], None] | None,
+    write_masked: Callable[[Any, int, int, int], None] | None,
     pre_write: Callable[[Any, int, int], int] | None,
     post_write: Callable[[Any, int], None] | None,
     post_read: Callable[[Any, int, int], int] | None,
@@ -739,6 +775,10 @@ def _bind_index(
         hooks["read"] = lambda dev: read(dev, i)
     if write is not None:
         hooks["write"] = lambda dev, value: write(dev, i, value)
+    if write_masked is not None:
+        hooks["write_masked"] = lambda dev, value, mask: write_masked(
+            dev, i, value, mask
+        )
     if pre_write is not None:
         hooks["pre_write"] = lambda dev, value: pre_write(dev, i, value)
     if post_write is not None:
@@ -935,6 +975,13 @@ class _Compiled:
         if reg.unimp and value & reg.unimp & we:
             regmap._log(LOG_UNIMP, regmap.log.unimp, reg, offset, value)
         m = we & reg.write_mask & ~reg.rsvd
+        masked = reg._write_masked
+        if masked is not None:
+            masked(dev, value & m, m)
+            post = reg._post_write
+            if post is not None:
+                post(dev)
+            return
         if access & W:
             new = (value & m) | (old & ~m)
         elif access & W1C:
@@ -1007,7 +1054,12 @@ class _Compiled:
             return _write_ignored
         if not access & (W | W1C | W1S):
             return self.map._logger_write(self.map.log.ro_write, reg)
-        plain = not reg.rsvd and not reg.unimp and reg._pre_write is None
+        plain = (
+            not reg.rsvd
+            and not reg.unimp
+            and reg._pre_write is None
+            and reg._write_masked is None
+        )
         hook = reg._write
         if plain and hook is None and fa is not None and fa.parent is not None:
             wmask = reg.write_mask & fa.mask

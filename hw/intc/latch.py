@@ -66,6 +66,23 @@ class IntcLatch(SysBusDevice, type_name="intc-latch", abstract=True):
 
 
 class Ioapic(IntcLatch, type_name="ioapic"):
-    """The pc board's I/O APIC: 24 input pins."""
+    """The pc board's I/O APIC: 24 input pins.
+
+    As QEMU's ``ioapic_set_irq``, input 0 (ISA IRQ 0: the PIT, or HPET timer 0
+    in legacy mode) drives pin 2; qtest's ``irq_intercept_in ioapic`` sees the
+    input number, 0, as with QEMU.
+
+    >>> from qemu_api.sysbus import sysbus_realize
+    >>> ioapic = Ioapic()
+    >>> sysbus_realize(ioapic)
+    >>> ioapic.get_gpio_in(0).raise_()
+    >>> ioapic.level(0), ioapic.level(2)
+    (0, 1)
+    """
 
     num_inputs = 24
+
+    @override
+    def _set_irq(self, line: int, level: int) -> None:
+        # "ISA IRQs map to GSI 1-1 except for IRQ0 which maps to GSI 2."
+        super()._set_irq(2 if line == 0 else line, level)

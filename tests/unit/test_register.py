@@ -405,6 +405,82 @@ def test_64_bit_register_as_32_bit_halves(dev: Dev) -> None:
     assert M.read(dev, 0x36, 2) == 0xAABB
 
 
+class Split(BqlStruct):
+    cmp: int
+    period: int
+
+    def __init__(self) -> None:
+        self.cmp = 0
+        self.period = 0
+
+
+class SplitDev:
+    """A comparator whose writes go to one value or another, as QEMU's HPET's."""
+
+    def __init__(self) -> None:
+        self.regs = Split()
+        self.periodic = False
+        self.writes: list[tuple[int, int]] = []
+
+    def read_cmp(self) -> int:
+        return self.regs.cmp
+
+    def write_cmp(self, value: int, mask: int) -> None:
+        self.writes.append((value, mask))
+        if self.periodic:
+            self.regs.period = (self.regs.period & ~mask) | value
+        else:
+            self.regs.cmp = (self.regs.cmp & ~mask) | value
+
+    registers = RegisterMap["SplitDev"](
+        "split",
+        0x10,
+        [
+            Register("CMP", 0x8, RW, width=64, read=read_cmp, write_masked=write_cmp),
+        ],
+    )
+
+
+def test_write_masked_gets_the_bits_each_access_covers() -> None:
+    d = SplitDev()
+    m = SplitDev.registers
+    m.write(d, 0x8, 0x1122_3344_5566_7788, 8)
+    m.write(d, 0xC, 0xAABB_CCDD, 4)
+    d.periodic = True
+    m.write(d, 0x8, 0x0102_0304, 4)
+    assert d.writes == [
+        (0x1122_3344_5566_7788, 0xFFFF_FFFF_FFFF_FFFF),
+        (0xAABB_CCDD_0000_0000, 0xFFFF_FFFF_0000_0000),
+        (0x0102_0304, 0xFFFF_FFFF),
+    ]
+    assert d.regs.cmp == 0xAABB_CCDD_5566_7788
+    assert d.regs.period == 0x0102_0304
+    assert m.read(d, 0xC, 4) == 0xAABB_CCDD
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"write": lambda s, v: None}, "replaces write= and pre_write="),
+        ({"pre_write": lambda s, v: v}, "replaces write= and pre_write="),
+        ({"access": R | W1C}, "use W, not W1C or W1S"),
+        ({"access": RO}, "need a writable register"),
+    ],
+)
+def test_write_masked_declaration_errors(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"access": RW, **kwargs}
+    access = args.pop("access")
+    with pytest.raises(Error, match=message):
+        Register[Any](
+            "A",
+            0,
+            access,
+            field=lambda s: s.x,
+            write_masked=lambda s, v, m: None,
+            **args,
+        )
+
+
 def test_halves_of_w1s_registers_set_only_their_bits(dev: Dev) -> None:
     dev.regs.timers[1].cmp = 0x1
     M.write(dev, 0x12C, 0x8000_0000, 4)  # high half of TCMP1

@@ -1,0 +1,1 @@
+"""Timers: the HPET (QEMU's ``hw/timer``)."""
