@@ -179,6 +179,10 @@ TX_SENDING: Final = 1
 TX_WAIT_CTS: Final = 2
 TX_BLOCKED: Final = 3
 _TX_STATES: Final = (TX_IDLE, TX_SENDING, TX_WAIT_CTS, TX_BLOCKED)
+_FR_BUSY: Final = 1 << 3
+_FR_TXFF: Final = 1 << 5
+_FR_TXFE: Final = 1 << 7
+_FR_TX_BITS: Final = _FR_BUSY | _FR_TXFF | _FR_TXFE
 # Bit periods of receive silence that raise the receive timeout interrupt.
 RT_BITS: Final = 32
 # The bit period while IBRD is 0 (a divisor never programmed): 115200 baud.
@@ -374,11 +378,14 @@ class PL011Registers(BqlStruct):
         empty (the shift register may still send); BUSY: a byte is in the FIFO
         or the shift register.
         """
-        fr = self.flags
         count = self.tx_count
-        fr.txff = count >= self.fifo_depth()
-        fr.txfe = count == 0
-        fr.busy = count > 0 or self.tx_state != TX_IDLE
+        if count == 0:
+            bits = _FR_TXFE if self.tx_state == TX_IDLE else _FR_TXFE | _FR_BUSY
+        elif count >= self.fifo_depth():
+            bits = _FR_TXFF | _FR_BUSY
+        else:
+            bits = _FR_BUSY
+        self.flags = Flags((int(self.flags) & ~_FR_TX_BITS) | bits)
 
     def tx_push(self, ch: int) -> bool:
         """Queue a byte the guest wrote to DR; False if the FIFO is full.
@@ -599,6 +606,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.tx_timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.tx_frame_done)
         self.rt_timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.receive_timeout)
         self._tx_watch: ChrWatch | None = None
+        # The character time on the line, 0 until computed (frame_ns).
+        self._frame_ns = 0
         self.iomem = MemoryRegion.io(self, "pl011", PL011_MMIO_SIZE, PL011_OPS, self)
         self.init_mmio(self.iomem)
         self.interrupts = tuple(InterruptSource() for _ in IRQMASK)
@@ -619,6 +628,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.registers.reset(self)
         with self.regs.borrow_mut() as regs:
             regs.reset()
+        self._frame_ns = 0
         if self.tx_fifo:
             self.tx_timer.delete()
             self.rt_timer.delete()
@@ -714,6 +724,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             regs.line_control = lcr
             regs.set_read_trigger()
         if self.tx_fifo:
+            self._frame_ns = 0
             self.modem_changed()
 
     def control_written(self) -> None:
@@ -750,51 +761,71 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         return ((ibrd << 6) + regs.fbrd) * 1e9 / (4 * clk_hz)
 
     def frame_ns(self) -> int:
-        """How long one character takes on the line with the current LCR_H."""
-        return max(1, round(pl011_frame_bits(self.regs.line_control) * self.bit_ns()))
+        """How long one character takes on the line with the current LCR_H.
+
+        Cached until LCR_H, IBRD, FBRD or the clock change.
+        """
+        frame = self._frame_ns
+        if frame == 0:
+            bits = pl011_frame_bits(self.regs.line_control)
+            frame = self._frame_ns = max(1, round(bits * self.bit_ns()))
+        return frame
 
     def tx_put(self, ch: int) -> None:
         """A DR write with the transmit FIFO: queue, start the transmitter."""
+        frame = self.frame_ns()
         with self.regs.borrow_mut() as regs:
-            if not regs.tx_push(ch):
-                full = True
-            else:
-                full = False
-                idle = regs.tx_state == TX_IDLE
-                if idle:
-                    regs.tx_pop(1)
+            level = regs.int_level
+            full = not regs.tx_push(ch)
+            if not full and regs.tx_state == TX_IDLE:
+                regs.tx_pop(1)
+                self._tx_begin(regs, qemu_clock_get_ns(CLOCK_VIRTUAL), frame)
+            changed = regs.int_level != level
         if full:
             qemu_log_mask(
                 LOG_GUEST_ERROR, "PL011 data written to full TX FIFO (TXFF set)\n"
             )
-            return
-        if idle:
-            self.tx_start(qemu_clock_get_ns(CLOCK_VIRTUAL))
-        self.update()
+        elif changed:
+            self.update()
+
+    def _tx_begin(self, regs: PL011Registers, now: int, frame: int) -> None:
+        """Put the shift register's byte on the line, if CTS allows."""
+        if regs.control.ctsen and not regs.cts_input():
+            regs.tx_state = TX_WAIT_CTS
+        else:
+            regs.tx_state = TX_SENDING
+            regs.tx_frame_end = now + frame
+            self.tx_timer.mod_ns(now + frame)
+        regs.update_tx_flags()
+
+    def _tx_next(self, regs: PL011Registers, now: int, frame: int) -> None:
+        """The shift register is free: load the next byte or go idle."""
+        if regs.tx_count > 0:
+            regs.tx_pop(1)
+            self._tx_begin(regs, now, frame)
+        else:
+            regs.tx_state = TX_IDLE
+            regs.update_tx_flags()
 
     def tx_start(self, now: int) -> None:
-        """Put the shift register's byte on the line, if CTS allows."""
+        """Start the line with the shift register's byte (CTS permitting)."""
         frame = self.frame_ns()
         with self.regs.borrow_mut() as regs:
-            if regs.control.ctsen and not regs.cts_input():
-                regs.tx_state = TX_WAIT_CTS
-            else:
-                regs.tx_state = TX_SENDING
-                regs.tx_frame_end = now + frame
-                self.tx_timer.mod_ns(regs.tx_frame_end)
-            regs.update_tx_flags()
+            level = regs.int_level
+            self._tx_begin(regs, now, frame)
+            changed = regs.int_level != level
+        if changed:
+            self.update()
 
     def tx_next(self, now: int) -> None:
         """The shift register is free: load the next byte or go idle."""
+        frame = self.frame_ns()
         with self.regs.borrow_mut() as regs:
-            more = regs.tx_count > 0
-            if more:
-                regs.tx_pop(1)
-            else:
-                regs.tx_state = TX_IDLE
-                regs.update_tx_flags()
-        if more:
-            self.tx_start(now)
+            level = regs.int_level
+            self._tx_next(regs, now, frame)
+            changed = regs.int_level != level
+        if changed:
+            self.update()
 
     def tx_frame_done(self) -> None:
         """The frame on the line ended: hand the byte to the chardev.
@@ -805,30 +836,31 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         watch resumes the line when the chardev has room.
         """
         now = qemu_clock_get_ns(CLOCK_VIRTUAL)
-        if self.regs.control.lbe:
+        with self.regs.borrow() as regs:
+            looping = regs.control.lbe
+            sending = regs.tx_state == TX_SENDING
+            byte = regs.tx_shift
+            count = regs.tx_count
+        if looping:
             self.tx_loopback(now)
             return
-        regs = self.regs
-        if regs.tx_state != TX_SENDING:
+        if not sending:
             return
         fe = self.chardev
-        byte = _BYTE[regs.tx_shift]
-        taken = fe.write(byte) if fe.backend_connected() else 1
-        trace_pl011_fifo_tx_xmit(1, taken, regs.tx_count)
+        taken = fe.write(_BYTE[byte]) if fe.backend_connected() else 1
+        trace_pl011_fifo_tx_xmit(1, taken, count)
         if taken:
             self.tx_next(now)
-            self.update()
             return
         self._tx_watch = fe.add_write_watch(self.tx_writable)
         if self._tx_watch is None:
             # Nothing to wait for: the chardev discards output now.
             self.tx_next(now)
-            self.update()
             return
-        regs.tx_state = TX_BLOCKED
-        regs.tx_backpressure = True
+        with self.regs.borrow_mut() as regs:
+            regs.tx_state = TX_BLOCKED
+            regs.tx_backpressure = True
         self.modem_changed()
-        self.update()
 
     def tx_writable(self) -> None:
         """The chardev has room again: send the byte the shift register holds."""
@@ -844,7 +876,6 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.regs.tx_backpressure = False
         self.tx_next(qemu_clock_get_ns(CLOCK_VIRTUAL))
         self.modem_changed()
-        self.update()
 
     def _tx_unwatch(self) -> None:
         if self._tx_watch is not None:
@@ -895,6 +926,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     def trace_baudrate_change(self) -> None:
         """Trace the baud rate that IBRD, FBRD and the clock give."""
+        self._frame_ns = 0
         regs = self.regs
         ibrd = regs.ibrd
         fbrd = regs.fbrd
@@ -996,6 +1028,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             state = regs.tx_state
             end = regs.tx_frame_end
         self._tx_unwatch()
+        self._frame_ns = 0
         if state == TX_SENDING:
             self.tx_timer.mod_ns(end)
         elif state == TX_BLOCKED:
@@ -1011,6 +1044,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         Raises:
             Error: ``read_pos`` or ``read_count`` is outside the FIFO.
         """
+        self._frame_ns = 0
         with self.regs.borrow_mut() as regs:
             if not 0 <= regs.read_pos < PL011_FIFO_DEPTH:
                 raise Error(
