@@ -1032,8 +1032,15 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         if state == TX_SENDING:
             self.tx_timer.mod_ns(end)
         elif state == TX_BLOCKED:
-            # The destination's chardev may take the byte at once.
-            self.tx_writable()
+            # Offer the held byte to this side's chardev once it can take
+            # output (from the main loop: loading updates no IRQ line).
+            self._tx_watch = self.chardev.add_write_watch(self.tx_writable)
+            if self._tx_watch is None:
+                with self.regs.borrow_mut() as regs:
+                    regs.tx_backpressure = False
+                    regs.tx_state = TX_SENDING
+                    regs.tx_frame_end = end
+                self.tx_timer.mod_ns(end)
 
     def post_load(self, version_id: int) -> None:
         """Check and convert a loaded state (``pl011_post_load``).

@@ -445,7 +445,9 @@ def test_migration_of_a_blocked_transmitter() -> None:
     data = save(src.dev)
     src.dev.unparent()
     dst, dst_peer = make()
-    load(dst.dev, data)  # the destination's peer takes output at once
+    load(dst.dev, data)
+    assert not fr(dst) & FR_CTS  # loading changes no interrupt or line
+    dst_peer.be_writable()  # the main loop: this side's chardev has room
     assert fr(dst) & FR_CTS
     clock_step(10 * FRAME_NS)
     assert dst_peer.output == b"uck"
