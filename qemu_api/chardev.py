@@ -23,8 +23,7 @@ the rest stays in the backend (in the operating system, or in a bounded
 buffer), and the device calls :meth:`CharBackend.accept_input` when it can
 take more.
 
-Writing without blocking
-------------------------
+.. rubric:: Writing without blocking
 
 :meth:`CharBackend.write_all` stalls the whole machine while the host side
 does not read (QEMU's ``qemu_chr_fe_write_all``).  A device with a transmit
