@@ -53,6 +53,7 @@ import importlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -159,23 +160,32 @@ def bench_transmit_fifo(mem: AddressSpace, payload: bytes) -> float:
     return time.perf_counter() - start
 
 
-def slow_reader(path: str, size: int, received: bytearray) -> threading.Thread:
-    """A client of the socket chardev that reads 16 KiB every 10 ms."""
+SLOW_READER = """
+import socket, sys, time
+path, size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+got = bytearray()
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    s.connect(path)
+    s.settimeout(float(sys.argv[4]))
+    while len(got) < size:
+        part = s.recv(16 << 10)
+        if not part:
+            break
+        got += part
+        time.sleep(0.010)
+open(out, "wb").write(got)
+"""
 
-    def run() -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(path)
-            s.settimeout(TIMEOUT_S)
-            while len(received) < size:
-                part = s.recv(16 << 10)
-                if not part:
-                    return
-                received.extend(part)
-                time.sleep(0.010)
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+def slow_reader(path: str, size: int, out: str) -> subprocess.Popen[bytes]:
+    """Start a client of the socket chardev that reads 16 KiB every 10 ms.
+
+    It runs in its own process, so that it shares no GIL with the machine,
+    and saves what it got in ``out``.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_READER, path, str(size), out, str(TIMEOUT_S)]
+    )
 
 
 def bench_slow_peer(
@@ -194,8 +204,8 @@ def bench_slow_peer(
 
     chr_ = qemu_chr_find("slow0")
     assert chr_ is not None
-    received = bytearray()
-    t = slow_reader(path, len(payload), received)
+    out = path + ".out"
+    reader = slow_reader(path, len(payload), out)
     deadline = time.perf_counter() + TIMEOUT_S
     while not chr_.be_open and time.perf_counter() < deadline:
         loop.wait(10_000_000)
@@ -217,6 +227,8 @@ def bench_slow_peer(
                 loop.wait(0)
                 clock_step(16 * FRAME_NS)
                 if clock() > deadline:
+                    reader.kill()
+                    reader.wait()
                     return clock() - start, waiting, longest, False
         t0 = clock()
         c0 = cpu()
@@ -225,12 +237,15 @@ def bench_slow_peer(
         # Off-CPU time: the thread waited (for the chardev, or the host).
         waiting += spent - (cpu() - c0)
         longest = max(longest, spent)
-    while len(received) < len(payload) and clock() < deadline:
+    while reader.poll() is None and clock() < deadline:
         loop.wait(1_000_000)
         clock_step(16 * FRAME_NS)
     elapsed = clock() - start
-    t.join(1)
-    return elapsed, waiting, longest, bytes(received) == payload
+    if reader.poll() is None:
+        reader.kill()
+        reader.wait()
+        return elapsed, waiting, longest, False
+    return elapsed, waiting, longest, Path(out).read_bytes() == payload
 
 
 def bench_registers(mem: AddressSpace) -> dict[str, float]:
