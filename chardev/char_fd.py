@@ -384,6 +384,12 @@ class FdChardev(Chardev):
         return True
 
     @override
+    def remove_write_watch(self, callback: Callable[[], None]) -> None:
+        """Forget a pending write watch; stop watching the output if none is left."""
+        super().remove_write_watch(callback)
+        self._update_watches()
+
+    @override
     def accept_input(self) -> None:
         """Offer kept input again and resume watching the input descriptor."""
         if self._pending:

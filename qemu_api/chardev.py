@@ -23,6 +23,66 @@ the rest stays in the backend (in the operating system, or in a bounded
 buffer), and the device calls :meth:`CharBackend.accept_input` when it can
 take more.
 
+.. rubric:: Writing without blocking
+
+:meth:`CharBackend.write_all` stalls the whole machine while the host side
+does not read (QEMU's ``qemu_chr_fe_write_all``).  A device with a transmit
+buffer or FIFO never has to: it writes what the backend takes now with
+:meth:`CharBackend.write` (``qemu_chr_fe_write``), keeps the rest, and asks
+to be called back when the backend can take more with
+:meth:`CharBackend.add_write_watch` (``qemu_chr_fe_add_watch(G_IO_OUT |
+G_IO_HUP)``).  The watch is one-shot; the callback may still find the
+backend full (it then writes nothing and watches again).  It also runs when
+the host side goes away, after which writes discard their data and report
+it taken, so a device never waits for a peer that is gone.  Every backend
+can be watched: those that cannot signal room are polled every
+:data:`CHR_WRITE_POLL_MS` milliseconds of host time.
+
+Watches belong to the frontend: disconnecting it or removing its handlers
+(which the owner's unrealize does) removes them, and
+:meth:`ChrWatch.remove` cancels one.  Without a backend, :meth:`CharBackend.write`
+returns 0 and there is nothing to watch (``add_write_watch`` returns None):
+check :meth:`CharBackend.backend_connected` and treat the output as sent.
+
+>>> class Slow(Chardev):  # a backend with room for 2 bytes at a time
+...     SUPPORTS_WRITE_WATCH = True
+...
+...     def __init__(self) -> None:
+...         super().__init__("slow")
+...         self.out, self.room = bytearray(), 2
+...
+...     def write(self, data: bytes) -> int:
+...         n = min(len(data), self.room)
+...         self.out += data[:n]
+...         self.room -= n
+...         return n
+>>> class Tx:  # a device's transmit side
+...     def __init__(self, fe: CharBackend) -> None:
+...         self.fe, self.pending, self.watch = fe, b"", None
+...
+...     def send(self, data: bytes) -> None:
+...         self.pending += data
+...         self.flush()
+...
+...     def flush(self) -> None:
+...         self.watch = None
+...         n = self.fe.write(self.pending)
+...         self.pending = self.pending[n:]
+...         if self.pending:
+...             self.watch = self.fe.add_write_watch(self.flush)
+>>> slow = Slow()
+>>> fe = CharBackend()
+>>> fe.connect(slow)
+>>> tx = Tx(fe)
+>>> tx.send(b"hello")  # returns at once, whatever the backend takes
+>>> bytes(slow.out), tx.pending, tx.watch.pending
+(b'he', b'llo', True)
+>>> slow.room = 8
+>>> slow.be_writable()  # the backend has room again: the watch runs
+>>> bytes(slow.out), tx.pending, tx.watch
+(b'hello', b'', None)
+>>> fe.disconnect()
+
 All handlers run with the BQL held.
 
 >>> ring = qemu_chr_new("log", "ringbuf", {"size": 8})
@@ -54,14 +114,17 @@ from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
 from qemu_api.option import parse_size
 from qemu_api.qom import Object, callback_owner
+from qemu_api.timer import CLOCK_REALTIME, SCALE_MS, Timer, qemu_clock_get_ms
 
 __all__ = [
     "CHR_READ_BUF_LEN",
     "CHR_WRITE_CHUNK",
+    "CHR_WRITE_POLL_MS",
     "CharBackend",
     "Chardev",
     "ChardevOptions",
     "ChrEvent",
+    "ChrWatch",
     "DataFormat",
     "NullChardev",
     "RingBufChardev",
@@ -84,6 +147,9 @@ CHR_READ_BUF_LEN = 4096
 
 CHR_WRITE_CHUNK = 1 << 16
 """The most bytes :meth:`Chardev.write_all` offers a backend at once."""
+
+CHR_WRITE_POLL_MS = 1
+"""How often a write watch asks a backend that cannot signal room (host ms)."""
 
 
 @final
@@ -253,6 +319,17 @@ class Chardev:
             return False
         self._write_watches.append(callback)
         return True
+
+    def remove_write_watch(self, callback: Callable[[], None]) -> None:
+        """Forget a callback given to :meth:`add_write_watch` that has not run.
+
+        Does nothing if it is not pending.  A backend that watches a host
+        descriptor for writability stops when no watch is left.
+        """
+        for i, cb in enumerate(self._write_watches):
+            if cb == callback:
+                del self._write_watches[i]
+                return
 
     @property
     def frontend(self) -> CharBackend | None:
@@ -651,6 +728,38 @@ def ringbuf_read(
 
 
 @final
+class ChrWatch:
+    """A write watch of a frontend: a callback waiting for room in the backend.
+
+    Made by :meth:`CharBackend.add_write_watch` (QEMU's watch tag); it runs
+    at most once.
+    """
+
+    __slots__ = ("_callback", "_fe")
+
+    def __init__(self, fe: CharBackend, callback: Callable[[], None]) -> None:
+        self._fe: CharBackend | None = fe
+        self._callback = callback
+
+    @property
+    def pending(self) -> bool:
+        """True until the callback runs or the watch is removed."""
+        return self._fe is not None
+
+    def remove(self) -> None:
+        """Cancel the watch if it is pending (QEMU's ``g_source_remove``)."""
+        bql_assert_locked("ChrWatch.remove()")
+        fe = self._fe
+        if fe is not None:
+            self._fe = None
+            fe._unwatch(self)
+
+    @override
+    def __repr__(self) -> str:
+        return f"<ChrWatch {'pending' if self.pending else 'done'}>"
+
+
+@final
 class CharBackend:
     """A device's connection to a chardev (QEMU's ``CharBackend``).
 
@@ -683,7 +792,17 @@ class CharBackend:
     >>> qemu_chr_delete("out")
     """
 
-    __slots__ = ("_can_receive", "_chr", "_event", "_fe_open", "_owner", "_receive")
+    __slots__ = (
+        "_armed",
+        "_can_receive",
+        "_chr",
+        "_event",
+        "_fe_open",
+        "_owner",
+        "_poll_timer",
+        "_receive",
+        "_watches",
+    )
 
     def __init__(self) -> None:
         self._owner: Object | None = None
@@ -692,6 +811,11 @@ class CharBackend:
         self._receive: Callable[[bytes], None] | None = None
         self._event: Callable[[ChrEvent], None] | None = None
         self._fe_open = False
+        # Write watches waiting for the backend, and whether the backend (or
+        # the polling timer of a backend that cannot watch) will call back.
+        self._watches: list[ChrWatch] = []
+        self._armed = False
+        self._poll_timer: Timer | None = None
 
     @property
     def chr(self) -> Chardev | None:
@@ -728,6 +852,7 @@ class CharBackend:
         self._detach()
 
     def _detach(self) -> None:
+        self.remove_write_watches()
         if self._chr is not None and self._chr._fe is self:
             self._chr._fe = None
         self._chr = None
@@ -766,6 +891,10 @@ class CharBackend:
             if owner is not None:
                 owner.own_resource(self)
             self._owner = owner
+            self.remove_write_watches()
+            if self._poll_timer is not None:
+                self._poll_timer.delete()
+                self._poll_timer = None
         self._can_receive = can_receive
         self._receive = receive
         self._event = event
@@ -784,8 +913,10 @@ class CharBackend:
             self._owner.disown_resource(self)
             self._owner = None
         self._clear_handlers()
+        self._poll_timer = None
 
     def _clear_handlers(self) -> None:
+        self.remove_write_watches()
         self._can_receive = None
         self._receive = None
         self._event = None
@@ -801,6 +932,7 @@ class CharBackend:
         """The owner is gone: remove the handlers."""
         self._owner = None
         self._clear_handlers()
+        self._poll_timer = None
 
     def _set_open(self, fe_open: bool) -> None:
         if self._fe_open != fe_open:
@@ -845,19 +977,81 @@ class CharBackend:
             return 0
         return chr_.write_all(data)
 
-    def add_write_watch(self, callback: Callable[[], None]) -> bool:
+    def add_write_watch(self, callback: Callable[[], None]) -> ChrWatch | None:
         """Call ``callback`` once when the backend can take output again.
 
-        QEMU's ``qemu_chr_fe_add_watch(G_IO_OUT | G_IO_HUP)``.
+        QEMU's ``qemu_chr_fe_add_watch(G_IO_OUT | G_IO_HUP)``.  Call it after
+        :meth:`write` took less than offered; the callback runs with the BQL
+        held, from the main loop, when the backend has room or its host side
+        went away.  It may find the backend still full: it then writes what
+        it can and watches again.  A backend that cannot signal room
+        (``SUPPORTS_WRITE_WATCH`` False) is asked again every
+        :data:`CHR_WRITE_POLL_MS` ms of host time (:data:`CLOCK_REALTIME
+        <qemu_api.timer.CLOCK_REALTIME>` timers, which the main loop runs).
+
+        The watch is removed without running when the frontend is
+        disconnected or its handlers are removed (the owner's unrealize
+        does that), or by :meth:`ChrWatch.remove`.
 
         Returns:
-            False when there is no backend or it cannot watch; the device
-            must then not wait (QEMU's serial devices drop the byte).
+            The watch; None when there is nothing to wait for: no backend is
+            connected, or the backend discards output (a socket without a
+            peer), so that writes never fall short.
+
+        >>> fe = CharBackend()
+        >>> fe.add_write_watch(lambda: None) is None  # no backend
+        True
         """
+        bql_assert_locked("CharBackend.add_write_watch()")
         chr_ = self._chr
         if chr_ is None:
-            return False
-        return chr_.add_write_watch(callback)
+            return None
+        if not self._armed:
+            if chr_.SUPPORTS_WRITE_WATCH:
+                if not chr_.add_write_watch(self._writable):
+                    return None
+            else:
+                timer = self._poll_timer
+                if timer is None:
+                    timer = Timer(
+                        CLOCK_REALTIME, SCALE_MS, self._writable, owner=self._owner
+                    )
+                    self._poll_timer = timer
+                timer.mod(qemu_clock_get_ms(CLOCK_REALTIME) + CHR_WRITE_POLL_MS)
+            self._armed = True
+        watch = ChrWatch(self, callback)
+        self._watches.append(watch)
+        return watch
+
+    def remove_write_watches(self) -> None:
+        """Remove every write watch of this frontend without running them."""
+        for watch in self._watches:
+            watch._fe = None
+        self._watches.clear()
+        self._disarm()
+
+    def _disarm(self) -> None:
+        if not self._armed:
+            return
+        self._armed = False
+        if self._chr is not None:
+            self._chr.remove_write_watch(self._writable)
+        if self._poll_timer is not None:
+            self._poll_timer.delete()
+
+    def _unwatch(self, watch: ChrWatch) -> None:
+        self._watches.remove(watch)
+        if not self._watches:
+            self._disarm()
+
+    def _writable(self) -> None:
+        """The backend has room (or lost its peer): run the watches."""
+        self._armed = False
+        watches, self._watches = self._watches, []
+        for watch in watches:
+            watch._fe = None
+        for watch in watches:
+            watch._callback()
 
     def accept_input(self) -> None:
         """Tell the backend the device can take more input now.

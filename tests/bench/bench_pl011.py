@@ -23,6 +23,23 @@ mapped at 0x09000000 in the system address space, as a guest's driver would:
             chardev delivers up to 16 bytes at a time and one more after each
             DR read (``accept_input``).
 
+Then the transmit FIFO (``x-tx-fifo=on``, the line at 1.5 Mbaud: IBRD 1 with
+virt's 24 MHz UARTCLK), in host time:
+
+  transmit, x-tx-fifo: the "guest" writes DR while FR.TXFF is clear and moves
+            the virtual clock by 16 character times when it is set; a
+            ``null`` chardev behind (the cost of the FIFO, its per-character
+            timer and the chardev write, against the direct path above);
+  slow peer, off/on: 512 KiB to a ``socket`` chardev whose client reads 16 KiB
+            every 10 ms (about 1.6 MB/s): with the option off the DR write
+            waits in the chardev (``write_all``) while the socket is full,
+            with it on the "machine" keeps running its main loop and moves
+            virtual time while the guest sees TXFF. Figures: the transfer's
+            rate, the time DR writes spent waiting (wall-clock time minus the
+            thread's CPU time inside them: with the option off, the machine
+            blocked on the chardev; a loaded host adds preemption to both)
+            and the longest single DR write.
+
 The received bytes are checked against what was sent; the exit status is
 non-zero only if data was lost or reordered. The rates are figures, not
 pass/fail: they depend on the machine and its load. It needs the build tree
@@ -36,6 +53,7 @@ import importlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -98,6 +116,136 @@ REGISTER_CASES: tuple[tuple[str, str, int], ...] = (
 )
 REGISTER_NUMBER = 20_000
 REGISTER_REPEAT = 7
+
+
+FR_TXFF = 0x20
+FRAME_NS = 6667  # 8N1 at 1.5 Mbaud
+SLOW_PEER_BYTES = 512 << 10
+
+
+def new_fifo_uart(chardev_label: str, backend: str, options: dict[str, str]) -> None:
+    """A reset PL011 at BASE with x-tx-fifo on, FIFOs on, the line at 1.5 Mbaud."""
+    from hw.char.pl011 import PL011State
+    from qemu_api.chardev import qemu_chr_new
+    from qemu_api.memory import get_address_space_memory
+    from qemu_api.qdev import device_cold_reset
+    from qemu_api.sysbus import sysbus_realize
+
+    dev = PL011State()
+    dev.chardev = qemu_chr_new(chardev_label, backend, options)
+    dev.property_set("x-tx-fifo", True)
+    sysbus_realize(dev)
+    dev.mmio_map(0, BASE)
+    device_cold_reset(dev)
+    mem = get_address_space_memory()
+    mem.write(BASE + 0x24, 1, 4)  # IBRD
+    mem.write(BASE + LCR_H, 0x70, 4)
+    mem.write(BASE + CR, 0x301, 4)
+
+
+def bench_transmit_fifo(mem: AddressSpace, payload: bytes) -> float:
+    """DR writes while TXFF is clear, 16 character times when set; seconds."""
+    from qemu_api.timer import clock_step
+
+    write = mem.write
+    read = mem.read
+    addr = BASE + DR
+    fr = BASE + FR
+    start = time.perf_counter()
+    for ch in payload:
+        while read(fr, 4) & FR_TXFF:
+            clock_step(16 * FRAME_NS)
+        write(addr, ch, 4)
+    clock_step(17 * FRAME_NS)
+    return time.perf_counter() - start
+
+
+SLOW_READER = """
+import socket, sys, time
+path, size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+got = bytearray()
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    s.connect(path)
+    s.settimeout(float(sys.argv[4]))
+    while len(got) < size:
+        part = s.recv(16 << 10)
+        if not part:
+            break
+        got += part
+        time.sleep(0.010)
+open(out, "wb").write(got)
+"""
+
+
+def slow_reader(path: str, size: int, out: str) -> subprocess.Popen[bytes]:
+    """Start a client of the socket chardev that reads 16 KiB every 10 ms.
+
+    It runs in its own process, so that it shares no GIL with the machine,
+    and saves what it got in ``out``.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_READER, path, str(size), out, str(TIMEOUT_S)]
+    )
+
+
+def bench_slow_peer(
+    loop: MainLoop, path: str, payload: bytes, tx_fifo: bool
+) -> tuple[float, float, float, bool]:
+    """Transmit to a slow socket peer.
+
+    Returns:
+        The seconds the transfer took, the seconds DR writes spent off the
+        CPU (waiting: with the option off, for the chardev), the longest DR
+        write, and whether the peer got the payload.
+    """
+    from qemu_api.chardev import qemu_chr_find
+    from qemu_api.memory import get_address_space_memory
+    from qemu_api.timer import clock_step
+
+    chr_ = qemu_chr_find("slow0")
+    assert chr_ is not None
+    out = path + ".out"
+    reader = slow_reader(path, len(payload), out)
+    deadline = time.perf_counter() + TIMEOUT_S
+    while not chr_.be_open and time.perf_counter() < deadline:
+        loop.wait(10_000_000)
+    mem = get_address_space_memory()
+    write = mem.write
+    read = mem.read
+    addr = BASE + DR
+    fr = BASE + FR
+    clock = time.perf_counter
+    cpu = time.thread_time
+    waiting = 0.0
+    longest = 0.0
+    start = clock()
+    for ch in payload:
+        if tx_fifo:
+            while read(fr, 4) & FR_TXFF:
+                # The machine runs on: its main loop serves the chardev's
+                # watch, and virtual time moves.
+                loop.wait(0)
+                clock_step(16 * FRAME_NS)
+                if clock() > deadline:
+                    reader.kill()
+                    reader.wait()
+                    return clock() - start, waiting, longest, False
+        t0 = clock()
+        c0 = cpu()
+        write(addr, ch, 4)
+        spent = clock() - t0
+        # Off-CPU time: the thread waited (for the chardev, or the host).
+        waiting += spent - (cpu() - c0)
+        longest = max(longest, spent)
+    while reader.poll() is None and clock() < deadline:
+        loop.wait(1_000_000)
+        clock_step(16 * FRAME_NS)
+    elapsed = clock() - start
+    if reader.poll() is None:
+        reader.kill()
+        reader.wait()
+        return elapsed, waiting, longest, False
+    return elapsed, waiting, longest, Path(out).read_bytes() == payload
 
 
 def bench_registers(mem: AddressSpace) -> dict[str, float]:
@@ -214,6 +362,39 @@ def main(argv: list[str]) -> int:
             f"({1e9 / rate:,.0f} ns/byte)  {status}"
         )
         ok = intact
+
+        qom_reset()
+        memory.reset_system_memory()
+        new_fifo_uart("null1", "null", {})
+        mem = get_address_space_memory()
+        elapsed = bench_transmit_fifo(mem, payload)
+        rate = len(payload) / elapsed
+        print(
+            f"  transmit, x-tx-fifo (null chardev):         {rate:12,.0f} bytes/s "
+            f"({1e9 / rate:,.0f} ns/byte)"
+        )
+
+        slow = make_payload(SLOW_PEER_BYTES)
+        for tx_fifo in (False, True):
+            qom_reset()
+            memory.reset_system_memory()
+            path = os.path.join(tmpdir, f"slow{int(tx_fifo)}.sock")
+            options = {"path": path, "server": "on", "wait": "off"}
+            if tx_fifo:
+                new_fifo_uart("slow0", "socket", options)
+            else:
+                new_uart("slow0", "socket", options)
+            elapsed, waiting, longest, intact = bench_slow_peer(
+                loop, path, slow, tx_fifo
+            )
+            status = "ok" if intact else "DATA LOST OR REORDERED"
+            label = "on " if tx_fifo else "off"
+            print(
+                f"  slow peer, x-tx-fifo={label}: {len(slow) / elapsed:10,.0f} bytes/s;"
+                f" DR writes waited {waiting:7.3f} s of {elapsed:7.3f} s,"
+                f" longest {longest * 1e3:8.3f} ms  {status}"
+            )
+            ok = ok and intact
     finally:
         qom_reset()
         bql.bql_unlock()

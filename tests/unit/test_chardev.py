@@ -1,5 +1,6 @@
 import random
 import threading
+import time
 
 import pytest
 
@@ -24,6 +25,7 @@ from qemu_api.chardev import (
 )
 from qemu_api.error import Error
 from qemu_api.qom import Object, object_get_root, override
+from qemu_api.timer import CLOCK_REALTIME, qemu_clock_run_timers
 
 
 class BoundedChardev(Chardev):
@@ -126,6 +128,10 @@ class Device:
 # earlier assert across the call that changes it.
 def frontend_open(chr_):
     return chr_.frontend_open
+
+
+def pending(watch):
+    return watch.pending
 
 
 def frontend_of(chr_):
@@ -393,7 +399,17 @@ def test_ringbuf_as_device_output():
     fe.connect(ring)
     assert fe.write(b"hello, world") == 12  # a ring never pushes back
     assert ringbuf_read("log", 100) == "o, world"
-    assert fe.add_write_watch(lambda: None) is False
+    # A ring cannot signal room: a watch on it is polled in host time.
+    woken = []
+    watch = fe.add_write_watch(lambda: woken.append(True))
+    assert watch is not None
+    assert pending(watch)
+    deadline = time.monotonic() + 5
+    while not woken and time.monotonic() < deadline:
+        time.sleep(0.002)
+        qemu_clock_run_timers(CLOCK_REALTIME)
+    assert woken == [True]
+    assert not pending(watch)
     assert fe.send_break(True) is False
 
 
@@ -487,7 +503,7 @@ def test_no_backend():
     assert not fe.backend_open()
     assert fe.write(b"x") == 0
     assert fe.write_all(b"x") == 0
-    assert fe.add_write_watch(lambda: None) is False
+    assert fe.add_write_watch(lambda: None) is None
     assert fe.send_break(True) is False
     fe.accept_input()
     fe.set_handlers(lambda: 1, lambda data: None)
@@ -611,6 +627,90 @@ def test_output_backpressure_and_watch():
     assert woken == [True]
     assert dev.fe.write(b"456789") == 2
     assert chr_.drain(10) == b"2345"
+
+
+def test_write_watch_handle_runs_once_and_can_be_removed():
+    chr_ = qemu_chr_new("s", "test-bounded", {"capacity": 2})
+    assert isinstance(chr_, BoundedChardev)
+    dev = Device()
+    dev.realize(chr_)
+    assert dev.fe.write(b"abc") == 2
+    woken = []
+    first = dev.fe.add_write_watch(lambda: woken.append("first"))
+    second = dev.fe.add_write_watch(lambda: woken.append("second"))
+    assert first is not None
+    assert second is not None
+    assert pending(first)
+    assert pending(second)
+    assert len(chr_._write_watches) == 1  # one backend watch serves both
+    second.remove()
+    second.remove()  # removing twice is harmless
+    assert not pending(second)
+    chr_.drain(2)
+    chr_.be_writable()
+    assert woken == ["first"]
+    assert not pending(first)
+    first.remove()  # after it ran: nothing to do
+    # The last watch removed: the backend is no longer asked.
+    third = dev.fe.add_write_watch(lambda: woken.append("third"))
+    assert third is not None
+    third.remove()
+    assert chr_._write_watches == []
+
+
+def test_write_watches_die_with_the_handlers_and_the_connection():
+    chr_ = qemu_chr_new("s", "test-bounded", {"capacity": 1})
+    dev = Device()
+    dev.realize(chr_)
+    woken = []
+    watch = dev.fe.add_write_watch(lambda: woken.append(True))
+    assert watch is not None
+    dev.fe.disable_handlers()
+    assert not pending(watch)
+    assert chr_._write_watches == []
+    dev.realize(chr_)
+    watch = dev.fe.add_write_watch(lambda: woken.append(True))
+    assert watch is not None
+    dev.fe.disconnect()
+    assert not pending(watch)
+    assert chr_._write_watches == []
+    chr_.be_writable()
+    assert woken == []
+
+
+def test_write_watch_polls_a_backend_that_cannot_signal():
+    class Stingy(Chardev):
+        BACKEND = "test-stingy"
+
+        def __init__(self):
+            super().__init__("stingy")
+            self.room = 0
+
+        def write(self, data):
+            n = min(self.room, len(data))
+            self.room -= n
+            return n
+
+    chr_ = Stingy()
+    dev = Device()
+    dev.realize(chr_)
+    assert dev.fe.write(b"x") == 0
+    woken = []
+    watch = dev.fe.add_write_watch(lambda: woken.append(True))
+    assert watch is not None
+    deadline = time.monotonic() + 5
+    while not woken and time.monotonic() < deadline:
+        time.sleep(0.002)
+        qemu_clock_run_timers(CLOCK_REALTIME)
+    assert woken == [True]
+    # A removed polled watch does not run.
+    watch = dev.fe.add_write_watch(lambda: woken.append(True))
+    assert watch is not None
+    watch.remove()
+    time.sleep(0.005)
+    qemu_clock_run_timers(CLOCK_REALTIME)
+    assert woken == [True]
+    dev.fe.disconnect()
 
 
 def test_write_all_waits_for_the_host():

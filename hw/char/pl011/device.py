@@ -19,11 +19,35 @@ the same fields (:attr:`PL011State.vmsd`); the bit layouts are in
   :data:`~hw.char.pl011.registers.IRQMASK`).
 - A receive FIFO of 16 entries, or 1 while LCR_H.FEN is clear; the receive
   interrupt triggers at one entry. There is no transmit FIFO: a DR write goes
-  straight to the chardev, waiting while the backend is full.
+  straight to the chardev, waiting while the backend is full (unless
+  ``x-tx-fifo`` is on, below).
 - Loopback (CR.LBE) feeds transmitted bytes, breaks and the modem outputs back
   into the receiver, and ignores the chardev's input meanwhile.
-- Clock input ``clk``, used only for the ``pl011_baudrate_change`` trace.
-- Properties ``chardev`` (may be absent) and ``migrate-clk`` (default on).
+- Clock input ``clk``, used only for the ``pl011_baudrate_change`` trace
+  (and, with ``x-tx-fifo``, for the line timing).
+- Properties ``chardev`` (may be absent), ``migrate-clk`` (default on) and
+  ``x-tx-fifo`` (default off).
+
+``x-tx-fifo=on`` (not in QEMU; ``-global pl011.x-tx-fifo=on`` on virt) gives
+the UART what the PL011 TRM describes and QEMU leaves out, without ever
+blocking the machine on its chardev:
+
+- a transmit FIFO as deep as the receive FIFO (1 entry while LCR_H.FEN is
+  clear), drained one character per frame time in virtual time (start, data,
+  parity and stop bits at ``UARTCLK / (16 * (IBRD + FBRD / 64))`` baud);
+  FR.TXFF, TXFE and BUSY follow it, a DR write to a full FIFO is dropped
+  with a guest-error line, and the transmit interrupt is raised when the FIFO
+  drains through the IFLS level;
+- the receive interrupt at the IFLS level and the receive timeout interrupt
+  after 32 bit periods without input;
+- flow control: CTS is the chardev taking output (a refused byte waits in the
+  shift register, CTS drops, INT_CTS is raised, a write watch resumes the
+  line); with CR.RTSEn the chardev is given input only up to the receive
+  level; in loopback, CR.CTSEn stops the transmitter while RTS is low, and
+  transmitted characters go to the receiver at the line rate instead of the
+  chardev;
+- its state in the ``pl011/tx-fifo`` migration subsection, sent only with the
+  option, so streams without it stay QEMU's.
 
 The guest's view through an address space:
 
@@ -52,12 +76,14 @@ from hw.char.pl011.registers import (
     FBRD_MASK,
     FR_RESET,
     IBRD_MASK,
+    IFLS_LEVELS,
     IFLS_RESET,
     INT_CTS,
     INT_DCD,
     INT_DSR,
     INT_MS,
     INT_RI,
+    INT_RT,
     INT_RX,
     INT_TX,
     IRQMASK,
@@ -65,6 +91,7 @@ from hw.char.pl011.registers import (
     PL011_ID_ARM,
     PL011_ID_LUMINARY,
     PL011_MMIO_SIZE,
+    PL011_UARTCLK_DEFAULT_HZ,
     Control,
     Data,
     Flags,
@@ -73,7 +100,7 @@ from hw.char.pl011.registers import (
 )
 from hw.core.sysbus_fdt import PlatformBusFDTData
 from qemu_api.bql import BqlCell, BqlStruct
-from qemu_api.chardev import Chardev, ChrEvent
+from qemu_api.chardev import Chardev, ChrEvent, ChrWatch
 from qemu_api.clock import Clock, ClockEvent
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource, IRQState
@@ -82,9 +109,14 @@ from qemu_api.memory import MemoryRegion, MemoryRegionOps, OpsImpl
 from qemu_api.migration.vmstate import (
     VMStateDescription,
     vmstate_array,
+    vmstate_bool,
+    vmstate_buffer,
     vmstate_clock,
     vmstate_info_uint32,
     vmstate_int32,
+    vmstate_int64,
+    vmstate_timer_ptr,
+    vmstate_uint8,
     vmstate_uint32,
     vmstate_unused,
 )
@@ -103,11 +135,14 @@ from qemu_api.register import (
     RegisterMap,
 )
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from qemu_api.timer import CLOCK_VIRTUAL, SCALE_NS, Timer, qemu_clock_get_ns
 from qemu_trace.pl011 import (
     trace_pl011_baudrate_change,
     trace_pl011_can_receive,
     trace_pl011_fifo_rx_full,
     trace_pl011_fifo_rx_put,
+    trace_pl011_fifo_tx_put,
+    trace_pl011_fifo_tx_xmit,
     trace_pl011_irq_state,
     trace_pl011_read,
     trace_pl011_read_fifo,
@@ -123,6 +158,7 @@ __all__ = [
     "PL011State",
     "pl011_baudrate",
     "pl011_create",
+    "pl011_frame_bits",
 ]
 
 TYPE_PL011: Final = "pl011"
@@ -133,6 +169,35 @@ TYPE_PL011_LUMINARY: Final = "pl011_luminary"
 _U32: Final = 0xFFFF_FFFF
 # One-byte strings for the transmit path, so a DR write allocates nothing.
 _BYTE: Final = tuple(bytes((i,)) for i in range(256))
+
+
+# The transmitter's states (x-tx-fifo): nothing to send; a frame on the line
+# until tx_frame_end; a byte in the shift register waiting for CTS (CR.CTSEn
+# in loopback) or for the chardev to take it (backpressure).
+TX_IDLE: Final = 0
+TX_SENDING: Final = 1
+TX_WAIT_CTS: Final = 2
+TX_BLOCKED: Final = 3
+_TX_STATES: Final = (TX_IDLE, TX_SENDING, TX_WAIT_CTS, TX_BLOCKED)
+_FR_BUSY: Final = 1 << 3
+_FR_TXFF: Final = 1 << 5
+_FR_TXFE: Final = 1 << 7
+_FR_TX_BITS: Final = _FR_BUSY | _FR_TXFF | _FR_TXFE
+# Bit periods of receive silence that raise the receive timeout interrupt.
+RT_BITS: Final = 32
+# The bit period while IBRD is 0 (a divisor never programmed): 115200 baud.
+_UNPROGRAMMED_BIT_NS: Final = 1_000_000_000 / 115_200
+
+
+def pl011_frame_bits(lcr: LineControl) -> int:
+    """Bits on the line per character: start, data, parity and stop bits.
+
+    >>> pl011_frame_bits(LineControl(0x70))  # 8N1, FIFOs on
+    10
+    >>> pl011_frame_bits(LineControl(0x0E))  # 5 data bits, parity, 2 stop bits
+    9
+    """
+    return 1 + 5 + lcr.wlen + (1 if lcr.pen else 0) + (2 if lcr.stp2 else 1)
 
 
 def pl011_baudrate(clk_hz: int, ibrd: int, fbrd: int) -> int:
@@ -176,7 +241,17 @@ class PL011Registers(BqlStruct):
         ifl: UARTIFLS.
         read_pos: index of the oldest FIFO entry (a C ``int``).
         read_count: FIFO entries in use; loopback can push it past the depth.
-        read_trigger: entries that raise the receive interrupt (always 1).
+        read_trigger: entries that raise the receive interrupt (always 1
+            unless ``fifo_levels``).
+        fifo_levels: the device's ``x-tx-fifo`` option: IFLS levels, the
+            transmit FIFO and flow control (set at realize, not migrated).
+        tx_fifo: the transmit FIFO (``x-tx-fifo``), oldest byte first.
+        tx_count: bytes in the transmit FIFO.
+        tx_shift: the byte in the transmit shift register.
+        tx_state: the transmitter's state (``TX_IDLE``...).
+        tx_frame_end: while sending, when the frame on the line ends (ns of
+            the virtual clock).
+        tx_backpressure: the chardev refused output: CTS is deasserted.
 
     With the FIFOs off (LCR_H.FEN clear, as after reset) one entry fills it:
 
@@ -205,6 +280,13 @@ class PL011Registers(BqlStruct):
     read_pos: int
     read_count: int
     read_trigger: int
+    fifo_levels: bool
+    tx_fifo: bytearray
+    tx_count: int
+    tx_shift: int
+    tx_state: int
+    tx_frame_end: int
+    tx_backpressure: bool
 
     def __init__(self) -> None:
         self.flags = Flags(FR_RESET)
@@ -222,6 +304,13 @@ class PL011Registers(BqlStruct):
         self.read_pos = 0
         self.read_count = 0
         self.read_trigger = 1
+        self.fifo_levels = False
+        self.tx_fifo = bytearray(PL011_FIFO_DEPTH)
+        self.tx_count = 0
+        self.tx_shift = 0
+        self.tx_state = TX_IDLE
+        self.tx_frame_end = 0
+        self.tx_backpressure = False
 
     def reset(self) -> None:
         """The part of ``pl011_reset`` that is not a register's reset value.
@@ -233,6 +322,15 @@ class PL011Registers(BqlStruct):
         self.read_trigger = 1
         self.reset_rx_fifo()
         self.reset_tx_fifo()
+        if self.fifo_levels:
+            # The transmitter stops; CTS reads as asserted until the chardev
+            # refuses output again.
+            self.tx_count = 0
+            self.tx_state = TX_IDLE
+            self.tx_backpressure = False
+            self.update_tx_flags()
+            self.flags.cts = True
+            self.set_read_trigger()
 
     def loopback_enabled(self) -> bool:
         """CR.LBE: transmitted data and modem outputs come back as input."""
@@ -250,9 +348,100 @@ class PL011Registers(BqlStruct):
         self.flags.rxfe = True
 
     def reset_tx_fifo(self) -> None:
-        """Reset the transmit flags: never full, always empty."""
+        """Reset the transmit flags: never full, always empty.
+
+        With ``fifo_levels`` the FIFO keeps its contents (see
+        :meth:`PL011State.write_line_control`) and the flags follow it.
+        """
+        if self.fifo_levels:
+            self.update_tx_flags()
+            return
         self.flags.txff = False
         self.flags.txfe = True
+
+    # -- the transmit FIFO (x-tx-fifo) --------------------------------------------
+
+    def tx_trigger(self) -> int:
+        """FIFO entries at which the transmit interrupt is raised when draining.
+
+        IFLS.TXIFLSEL with the FIFOs on; 0 (the holding register emptied)
+        with them off.
+        """
+        if not self.line_control.fen:
+            return 0
+        return IFLS_LEVELS[min(self.ifl & 7, 4)]
+
+    def update_tx_flags(self) -> None:
+        """TXFF, TXFE and BUSY from the transmit FIFO, as the TRM defines them.
+
+        TXFF: the FIFO (one entry with LCR_H.FEN clear) is full; TXFE: it is
+        empty (the shift register may still send); BUSY: a byte is in the FIFO
+        or the shift register.
+        """
+        count = self.tx_count
+        if count == 0:
+            bits = _FR_TXFE if self.tx_state == TX_IDLE else _FR_TXFE | _FR_BUSY
+        elif count >= self.fifo_depth():
+            bits = _FR_TXFF | _FR_BUSY
+        else:
+            bits = _FR_BUSY
+        self.flags = Flags((int(self.flags) & ~_FR_TX_BITS) | bits)
+
+    def tx_push(self, ch: int) -> bool:
+        """Queue a byte the guest wrote to DR; False if the FIFO is full.
+
+        Writing data above the trigger level clears the transmit interrupt.
+        """
+        count = self.tx_count
+        if count >= self.fifo_depth():
+            return False
+        self.tx_fifo[count] = ch
+        count += 1
+        self.tx_count = count
+        trace_pl011_fifo_tx_put(ch, count, self.fifo_depth())
+        if count > self.tx_trigger():
+            self.int_level &= ~INT_TX
+        self.update_tx_flags()
+        return True
+
+    def tx_pop(self, n: int) -> None:
+        """Move ``n`` bytes out of the FIFO, the last into the shift register.
+
+        Raises the transmit interrupt if the FIFO drained past its trigger
+        level (the PL011 signals the crossing, not the level).
+        """
+        if n <= 0:
+            return
+        old = self.tx_count
+        fifo = self.tx_fifo
+        self.tx_shift = fifo[n - 1]
+        del fifo[:n]
+        fifo.extend(bytes(n))
+        self.tx_count = old - n
+        trigger = self.tx_trigger()
+        if old > trigger >= old - n:
+            self.int_level |= INT_TX
+
+    def rts_output(self) -> bool:
+        """The RTS output: CR.RTS, or with CR.RTSEn, room below the RX level."""
+        if self.control.rtsen:
+            return self.read_count < self.read_trigger
+        return self.control.rts
+
+    def cts_input(self) -> bool:
+        """The CTS input: RTS in loopback, else the chardev is taking output."""
+        if self.control.lbe:
+            return self.rts_output()
+        return not self.tx_backpressure
+
+    def update_cts(self) -> bool:
+        """FR.CTS from :meth:`cts_input`; a change raises INT_CTS (True then)."""
+        cts = self.cts_input()
+        if self.flags.cts == cts:
+            return False
+        self.flags.cts = cts
+        self.int_level |= INT_CTS
+        return True
 
     def fifo_rx_put(self, value: int) -> bool:
         """Queue a received word (``pl011_fifo_rx_put``).
@@ -274,6 +463,12 @@ class PL011Registers(BqlStruct):
         if self.read_count == depth:
             trace_pl011_fifo_rx_full()
             self.flags.rxff = True
+        if self.fifo_levels:
+            # The TRM's level: asserted while at or above the trigger level.
+            if self.read_count >= self.read_trigger:
+                self.int_level |= INT_RX
+                return True
+            return False
         if self.read_count == self.read_trigger:
             self.int_level |= INT_RX
             return True
@@ -294,7 +489,12 @@ class PL011Registers(BqlStruct):
             self.read_pos = (self.read_pos + 1) & (depth - 1)
         if self.read_count == 0:
             self.flags.rxfe = True
-        if self.read_count == self.read_trigger - 1:
+        if self.fifo_levels:
+            if self.read_count < self.read_trigger:
+                self.int_level &= ~INT_RX
+            if self.read_count == 0:
+                self.int_level &= ~INT_RT
+        elif self.read_count == self.read_trigger - 1:
             self.int_level &= ~INT_RX
         trace_pl011_read_fifo(self.read_count & _U32, depth)
         self.rsr = ReceiveStatus(c >> 8)
@@ -341,13 +541,19 @@ class PL011Registers(BqlStruct):
         return True
 
     def set_read_trigger(self) -> None:
-        """The receive interrupt level: always one entry.
+        """The receive interrupt level: one entry, or IFLS's with ``fifo_levels``.
 
         QEMU keeps the IFLS-based level (``(ifl >> 1) & 0x1c`` with the FIFO
         on) under ``#if 0``: Linux reads the FIFO only from the interrupt, so
-        it is raised as soon as the FIFO is not empty.
+        it is raised as soon as the FIFO is not empty.  With ``x-tx-fifo`` the
+        level is IFLS.RXIFLSEL's (:data:`~hw.char.pl011.registers.IFLS_LEVELS`)
+        while LCR_H.FEN is set, and the receive timeout interrupt reports
+        what stays below it.
         """
-        self.read_trigger = 1
+        if self.fifo_levels and self.line_control.fen:
+            self.read_trigger = IFLS_LEVELS[min((self.ifl >> 3) & 7, 4)]
+        else:
+            self.read_trigger = 1
 
     @override
     def __repr__(self) -> str:
@@ -369,6 +575,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         iomem: the 4 KiB register region (sysbus MMIO 0).
         interrupts: the six IRQ outputs (sysbus IRQs 0-5).
         clk: the clock input ``clk``.
+        tx_timer: ends the frame on the line (``x-tx-fifo``).
+        rt_timer: the receive timeout (``x-tx-fifo``).
     """
 
     device_id: ClassVar[bytes] = PL011_ID_ARM
@@ -377,16 +585,29 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     regs: PL011Registers
     clk: Clock
+    tx_timer: Timer
+    rt_timer: Timer
 
     chardev = prop_chr("chardev", doc="the serial port's character device")
     migrate_clk = prop_bool(
         "migrate-clk", default=True, doc="migrate the 'clk' input's period"
+    )
+    tx_fifo = prop_bool(
+        "x-tx-fifo",
+        default=False,
+        doc="transmit FIFO drained at the line rate, IFLS interrupt levels, "
+        "receive timeout and hardware flow control (not in QEMU)",
     )
 
     @override
     def instance_init(self) -> None:
         self.regs = PL011Registers()
         self.logged_disabled_uart = BqlCell(False)
+        self.tx_timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.tx_frame_done)
+        self.rt_timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.receive_timeout)
+        self._tx_watch: ChrWatch | None = None
+        # The character time on the line, 0 until computed (frame_ns).
+        self._frame_ns = 0
         self.iomem = MemoryRegion.io(self, "pl011", PL011_MMIO_SIZE, PL011_OPS, self)
         self.init_mmio(self.iomem)
         self.interrupts = tuple(InterruptSource() for _ in IRQMASK)
@@ -398,6 +619,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     @override
     def realize(self) -> None:
         super().realize()
+        self.regs.fifo_levels = self.tx_fifo
         self.chardev.set_handlers(self.can_receive, self.receive, self.event)
 
     @override
@@ -406,6 +628,11 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.registers.reset(self)
         with self.regs.borrow_mut() as regs:
             regs.reset()
+        self._frame_ns = 0
+        if self.tx_fifo:
+            self.tx_timer.delete()
+            self.rt_timer.delete()
+            self._tx_unwatch()
 
     def add_fdt_node(self, data: PlatformBusFDTData) -> None:
         """Describe this UART on a platform bus (``-device pl011`` on virt).
@@ -440,6 +667,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         """A DR read: pop the FIFO, update the IRQs, let the chardev send more."""
         with self.regs.borrow_mut() as regs:
             c = regs.read_rxdata()
+        if self.tx_fifo:
+            self.modem_changed()
         self.update()
         self.chardev.accept_input()
         return c
@@ -456,6 +685,9 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             self.logged_disabled_uart.set(True)
         if not txe:
             qemu_log_mask(LOG_GUEST_ERROR, "PL011 data written to disabled TX UART\n")
+        if self.tx_fifo:
+            self.tx_put(ch)
+            return
         # No transmit FIFO: wait until the backend takes the byte, as QEMU does.
         self.chardev.write_all(_BYTE[ch])
         if looping:
@@ -474,6 +706,13 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             with self.regs.borrow_mut() as regs:
                 regs.reset_rx_fifo()
                 regs.reset_tx_fifo()
+            if self.tx_fifo:
+                # The transmit FIFO keeps what the guest queued: nothing it
+                # wrote is lost; the new depth applies to what it writes next.
+                with self.regs.borrow_mut() as regs:
+                    regs.line_control = lcr
+                    regs.update_tx_flags()
+                    regs.line_control = old
         if old.brk != lcr.brk:
             self.chardev.send_break(lcr.brk)
             # Looped back with the old LCR_H, so with the old FIFO depth.
@@ -484,12 +723,194 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         with self.regs.borrow_mut() as regs:
             regs.line_control = lcr
             regs.set_read_trigger()
+        if self.tx_fifo:
+            self._frame_ns = 0
+            self.modem_changed()
 
     def control_written(self) -> None:
         """After a CR write: in loopback, the modem outputs become the inputs."""
         with self.regs.borrow_mut() as regs:
             update = regs.loopback_mdmctrl()
         if update:
+            self.update()
+        if self.tx_fifo:
+            self.modem_changed()
+
+    def ifls_written(self) -> None:
+        """After an IFLS write: the new receive level (and RTS, with RTSEn)."""
+        self.regs.set_read_trigger()
+        if self.tx_fifo:
+            self.modem_changed()
+
+    # -- the transmit FIFO and flow control (x-tx-fifo) ---------------------------
+
+    def bit_ns(self) -> float:
+        """One bit period on the line, in ns, from IBRD, FBRD and UARTCLK.
+
+        ``(64 * IBRD + FBRD) / (4 * UARTCLK)`` seconds (the TRM's
+        ``UARTCLK / (16 * BAUDDIV)`` baud).  UARTCLK is the ``clk`` input,
+        or :data:`~hw.char.pl011.registers.PL011_UARTCLK_DEFAULT_HZ` while it
+        is unconnected; a divisor never programmed (IBRD 0) sends at 115200
+        baud.
+        """
+        regs = self.regs
+        ibrd = regs.ibrd
+        if ibrd == 0:
+            return _UNPROGRAMMED_BIT_NS
+        clk_hz = self.clk.get_hz() or PL011_UARTCLK_DEFAULT_HZ
+        return ((ibrd << 6) + regs.fbrd) * 1e9 / (4 * clk_hz)
+
+    def frame_ns(self) -> int:
+        """How long one character takes on the line with the current LCR_H.
+
+        Cached until LCR_H, IBRD, FBRD or the clock change.
+        """
+        frame = self._frame_ns
+        if frame == 0:
+            bits = pl011_frame_bits(self.regs.line_control)
+            frame = self._frame_ns = max(1, round(bits * self.bit_ns()))
+        return frame
+
+    def tx_put(self, ch: int) -> None:
+        """A DR write with the transmit FIFO: queue, start the transmitter."""
+        frame = self.frame_ns()
+        with self.regs.borrow_mut() as regs:
+            level = regs.int_level
+            full = not regs.tx_push(ch)
+            if not full and regs.tx_state == TX_IDLE:
+                regs.tx_pop(1)
+                self._tx_begin(regs, qemu_clock_get_ns(CLOCK_VIRTUAL), frame)
+            changed = regs.int_level != level
+        if full:
+            qemu_log_mask(
+                LOG_GUEST_ERROR, "PL011 data written to full TX FIFO (TXFF set)\n"
+            )
+        elif changed:
+            self.update()
+
+    def _tx_begin(self, regs: PL011Registers, now: int, frame: int) -> None:
+        """Put the shift register's byte on the line, if CTS allows."""
+        if regs.control.ctsen and not regs.cts_input():
+            regs.tx_state = TX_WAIT_CTS
+        else:
+            regs.tx_state = TX_SENDING
+            regs.tx_frame_end = now + frame
+            self.tx_timer.mod_ns(now + frame)
+        regs.update_tx_flags()
+
+    def _tx_next(self, regs: PL011Registers, now: int, frame: int) -> None:
+        """The shift register is free: load the next byte or go idle."""
+        if regs.tx_count > 0:
+            regs.tx_pop(1)
+            self._tx_begin(regs, now, frame)
+        else:
+            regs.tx_state = TX_IDLE
+            regs.update_tx_flags()
+
+    def tx_start(self, now: int) -> None:
+        """Start the line with the shift register's byte (CTS permitting)."""
+        frame = self.frame_ns()
+        with self.regs.borrow_mut() as regs:
+            level = regs.int_level
+            self._tx_begin(regs, now, frame)
+            changed = regs.int_level != level
+        if changed:
+            self.update()
+
+    def tx_next(self, now: int) -> None:
+        """The shift register is free: load the next byte or go idle."""
+        frame = self.frame_ns()
+        with self.regs.borrow_mut() as regs:
+            level = regs.int_level
+            self._tx_next(regs, now, frame)
+            changed = regs.int_level != level
+        if changed:
+            self.update()
+
+    def tx_frame_done(self) -> None:
+        """The frame on the line ended: hand the byte to the chardev.
+
+        (In loopback, to the receiver.)  The virtual clock stops at every
+        frame's end, so this runs once per character.  A byte the chardev
+        refuses stays in the shift register with CTS deasserted, and a write
+        watch resumes the line when the chardev has room.
+        """
+        now = qemu_clock_get_ns(CLOCK_VIRTUAL)
+        with self.regs.borrow() as regs:
+            looping = regs.control.lbe
+            sending = regs.tx_state == TX_SENDING
+            byte = regs.tx_shift
+            count = regs.tx_count
+        if looping:
+            self.tx_loopback(now)
+            return
+        if not sending:
+            return
+        fe = self.chardev
+        taken = fe.write(_BYTE[byte]) if fe.backend_connected() else 1
+        trace_pl011_fifo_tx_xmit(1, taken, count)
+        if taken:
+            self.tx_next(now)
+            return
+        self._tx_watch = fe.add_write_watch(self.tx_writable)
+        if self._tx_watch is None:
+            # Nothing to wait for: the chardev discards output now.
+            self.tx_next(now)
+            return
+        with self.regs.borrow_mut() as regs:
+            regs.tx_state = TX_BLOCKED
+            regs.tx_backpressure = True
+        self.modem_changed()
+
+    def tx_writable(self) -> None:
+        """The chardev has room again: send the byte the shift register holds."""
+        self._tx_watch = None
+        if self.regs.tx_state != TX_BLOCKED:
+            return
+        fe = self.chardev
+        byte = _BYTE[self.regs.tx_shift]
+        if fe.backend_connected() and fe.write(byte) == 0:
+            self._tx_watch = fe.add_write_watch(self.tx_writable)
+            if self._tx_watch is not None:
+                return
+        self.regs.tx_backpressure = False
+        self.tx_next(qemu_clock_get_ns(CLOCK_VIRTUAL))
+        self.modem_changed()
+
+    def _tx_unwatch(self) -> None:
+        if self._tx_watch is not None:
+            self._tx_watch.remove()
+            self._tx_watch = None
+
+    def tx_loopback(self, now: int) -> None:
+        """In loopback, frames that ended go into the receiver, one by one."""
+        while True:
+            with self.regs.borrow_mut() as regs:
+                if regs.tx_state != TX_SENDING or regs.tx_frame_end > now:
+                    break
+                end = regs.tx_frame_end
+                rx = regs.fifo_rx_put(regs.tx_shift)
+            if rx:
+                self.update()
+            self.rt_timer.mod_ns(end + round(RT_BITS * self.bit_ns()))
+            self.modem_changed()
+            self.tx_next(end)
+        self.update()
+
+    def modem_changed(self) -> None:
+        """Re-evaluate CTS (and INT_CTS); resume a transmitter waiting for it."""
+        with self.regs.borrow_mut() as regs:
+            changed = regs.update_cts()
+            resume = regs.tx_state == TX_WAIT_CTS and regs.cts_input()
+        if resume:
+            self.tx_start(qemu_clock_get_ns(CLOCK_VIRTUAL))
+        if changed:
+            self.update()
+
+    def receive_timeout(self) -> None:
+        """32 bit periods without input while data waits: INT_RT."""
+        if self.regs.read_count > 0:
+            self.regs.int_level |= INT_RT
             self.update()
 
     def masked_interrupts(self) -> int:
@@ -505,6 +926,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     def trace_baudrate_change(self) -> None:
         """Trace the baud rate that IBRD, FBRD and the clock give."""
+        self._frame_ns = 0
         regs = self.regs
         ibrd = regs.ibrd
         fbrd = regs.fbrd
@@ -529,7 +951,11 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             lcr = int(regs.line_control)
             used = regs.read_count
             depth = regs.fifo_depth()
-        available = depth - used
+            # With RTS flow control the peer stops at the receive level.
+            limit = (
+                regs.read_trigger if regs.fifo_levels and regs.control.rtsen else depth
+            )
+        available = limit - used
         trace_pl011_can_receive(lcr, used & _U32, depth, available & _U32)
         return available
 
@@ -543,21 +969,78 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 update = regs.fifo_rx_put(byte)
             if update:
                 self.update()
+        if self.tx_fifo:
+            self.received()
+
+    def received(self) -> None:
+        """Input arrived (x-tx-fifo): restart the receive timeout, update RTS."""
+        now = qemu_clock_get_ns(CLOCK_VIRTUAL)
+        self.rt_timer.mod_ns(now + round(RT_BITS * self.bit_ns()))
+        self.modem_changed()
 
     def event(self, event: ChrEvent) -> None:
         """A break from the chardev queues a break word, unless looping back."""
         if event is not ChrEvent.BREAK:
             return
         with self.regs.borrow_mut() as regs:
-            update = not regs.loopback_enabled() and regs.fifo_rx_put(DR_BE)
+            looping = regs.loopback_enabled()
+            update = not looping and regs.fifo_rx_put(DR_BE)
         if update:
             self.update()
+        if self.tx_fifo and not looping:
+            self.received()
 
     # -- migration -------------------------------------------------------------
 
     def clock_needed(self) -> bool:
         """Whether the ``pl011/clock`` subsection is sent (``migrate-clk``)."""
         return self.migrate_clk
+
+    def tx_fifo_needed(self) -> bool:
+        """Whether the ``pl011/tx-fifo`` subsection is sent (``x-tx-fifo``)."""
+        return self.tx_fifo
+
+    def tx_fifo_post_load(self, version_id: int) -> None:
+        """Check the transmitter state and set the line going again.
+
+        Raises:
+            Error: the stream has the transmit FIFO but this device has not
+                the option, or the state is out of range.
+        """
+        if not self.tx_fifo:
+            raise Error(
+                "the stream holds the PL011 transmit FIFO state, but this "
+                "pl011 has x-tx-fifo=off",
+                hint="Start the destination with -global pl011.x-tx-fifo=on, "
+                "as the source.\n",
+            )
+        with self.regs.borrow_mut() as regs:
+            if not 0 <= regs.tx_count <= PL011_FIFO_DEPTH:
+                raise Error(
+                    f"tx_count {regs.tx_count} is outside the transmit FIFO; "
+                    f"expected 0 to {PL011_FIFO_DEPTH}"
+                )
+            if regs.tx_state not in _TX_STATES:
+                raise Error(
+                    f"tx_state {regs.tx_state} is not a transmitter state; "
+                    f"expected 0 to {len(_TX_STATES) - 1}"
+                )
+            state = regs.tx_state
+            end = regs.tx_frame_end
+        self._tx_unwatch()
+        self._frame_ns = 0
+        if state == TX_SENDING:
+            self.tx_timer.mod_ns(end)
+        elif state == TX_BLOCKED:
+            # Offer the held byte to this side's chardev once it can take
+            # output (from the main loop: loading updates no IRQ line).
+            self._tx_watch = self.chardev.add_write_watch(self.tx_writable)
+            if self._tx_watch is None:
+                with self.regs.borrow_mut() as regs:
+                    regs.tx_backpressure = False
+                    regs.tx_state = TX_SENDING
+                    regs.tx_frame_end = end
+                self.tx_timer.mod_ns(end)
 
     def post_load(self, version_id: int) -> None:
         """Check and convert a loaded state (``pl011_post_load``).
@@ -568,6 +1051,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         Raises:
             Error: ``read_pos`` or ``read_count`` is outside the FIFO.
         """
+        self._frame_ns = 0
         with self.regs.borrow_mut() as regs:
             if not 0 <= regs.read_pos < PL011_FIFO_DEPTH:
                 raise Error(
@@ -668,8 +1152,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 RW,
                 field=lambda s: s.regs.ifl,
                 reset=IFLS_RESET,
-                post_write=lambda s: s.regs.set_read_trigger(),
-                doc="UARTIFLS: interrupt FIFO level select (stored, not used)",
+                post_write=ifls_written,
+                doc="UARTIFLS: interrupt FIFO level select (used with x-tx-fifo)",
             ),
             Register(
                 "IMSC",
@@ -762,6 +1246,22 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 minimum_version_id=1,
                 needed=clock_needed,
                 fields=[vmstate_clock(lambda s: s.clk)],
+            ),
+            VMStateDescription(
+                "pl011/tx-fifo",
+                version_id=1,
+                minimum_version_id=1,
+                needed=tx_fifo_needed,
+                post_load=tx_fifo_post_load,
+                fields=[
+                    vmstate_buffer(lambda s: s.regs.tx_fifo, PL011_FIFO_DEPTH),
+                    vmstate_int32(lambda s: s.regs.tx_count),
+                    vmstate_uint8(lambda s: s.regs.tx_shift),
+                    vmstate_uint8(lambda s: s.regs.tx_state),
+                    vmstate_int64(lambda s: s.regs.tx_frame_end),
+                    vmstate_bool(lambda s: s.regs.tx_backpressure),
+                    vmstate_timer_ptr(lambda s: s.rt_timer),
+                ],
             ),
         ],
     )

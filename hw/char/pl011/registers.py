@@ -27,6 +27,7 @@ __all__ = [
     "FBRD_MASK",
     "FR_RESET",
     "IBRD_MASK",
+    "IFLS_LEVELS",
     "IFLS_RESET",
     "INT_BE",
     "INT_CTS",
@@ -46,6 +47,7 @@ __all__ = [
     "PL011_ID_ARM",
     "PL011_ID_LUMINARY",
     "PL011_MMIO_SIZE",
+    "PL011_UARTCLK_DEFAULT_HZ",
     "Control",
     "Data",
     "Flags",
@@ -65,7 +67,9 @@ class Flags(Bitfield, width=32):
     """UARTFR, the flag register.
 
     QEMU never sets BUSY and has no transmit FIFO, so TXFE stays set and TXFF
-    clear; the modem status bits change only in loopback mode.
+    clear; the modem status bits change only in loopback mode.  With the
+    device's ``x-tx-fifo`` option TXFF, TXFE and BUSY follow the transmit
+    FIFO and CTS the chardev's backpressure, as the PL011 TRM defines them.
     """
 
     cts = BitField(0, 1, bool)
@@ -75,7 +79,7 @@ class Flags(Bitfield, width=32):
     dcd = BitField(2, 1, bool)
     """Data carrier detect (loopback: CR.OUT1)."""
     busy = BitField(3, 1, bool)
-    """UART busy transmitting (never set by QEMU)."""
+    """UART busy transmitting (``x-tx-fifo`` only: FIFO or shift register in use)."""
     rxfe = BitField(4, 1, bool)
     """Receive FIFO empty."""
     txff = BitField(5, 1, bool)
@@ -240,6 +244,21 @@ FBRD_MASK: Final = 0x3F
 
 IFLS_RESET: Final = 0x12
 """IFLS after reset: both FIFO levels at half full."""
+
+IFLS_LEVELS: Final = (2, 4, 8, 12, 14)
+"""FIFO entries of the IFLS level selects 0-4 (1/8, 1/4, 1/2, 3/4, 7/8 of 16).
+
+The receive interrupt is raised when the receive FIFO holds at least this many
+entries, the transmit interrupt when the transmit FIFO drains to this many
+(``x-tx-fifo`` only; the reserved selects 5-7 act as 4).
+"""
+
+PL011_UARTCLK_DEFAULT_HZ: Final = 24_000_000
+"""UARTCLK assumed for line timing while the ``clk`` input is unconnected.
+
+virt leaves ``clk`` unconnected, as QEMU does, and describes the UART's clock to
+the guest as the 24 MHz ``apb-pclk``: the guest's divisors are meant for it.
+"""
 
 PL011_ID_ARM: Final = bytes((0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1))
 """PeriphID0-3 and PCellID0-3 of the ``pl011`` type (ARM's PL011)."""

@@ -83,9 +83,11 @@ def test_types_are_registered() -> None:
 
 def test_properties() -> None:
     rows = {p.name: p for p in PL011State.class_properties()}
-    assert set(rows) == {"chardev", "migrate-clk"}
+    assert set(rows) == {"chardev", "migrate-clk", "x-tx-fifo"}
     assert rows["migrate-clk"].type == "bool"
     assert rows["migrate-clk"].default_value is True
+    assert rows["x-tx-fifo"].type == "bool"
+    assert rows["x-tx-fifo"].default_value is False
     assert rows["chardev"].type == "str"
     dev = PL011State()
     assert dev.migrate_clk is True
@@ -899,5 +901,8 @@ def test_trace_event_names_match_qemu() -> None:
             "fifo_rx_full",
             "baudrate_change",
             "receive",
+            # x-tx-fifo, named as the (unmerged) QEMU transmit FIFO series.
+            "fifo_tx_put",
+            "fifo_tx_xmit",
         )
     )

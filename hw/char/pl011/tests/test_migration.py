@@ -91,13 +91,15 @@ def test_description_is_qemus() -> None:
     assert (VMSD.name, VMSD.version_id, VMSD.minimum_version_id) == ("pl011", 2, 2)
     assert [f.name for f in VMSD.fields] == ["unused", *FIELDS]
     assert VMSD.static_size() == 124
-    (clock,) = VMSD.subsections
+    clock, tx_fifo = VMSD.subsections
     assert (clock.name, clock.version_id, clock.minimum_version_id) == (
         "pl011/clock",
         1,
         1,
     )
     assert [f.name for f in clock.fields] == ["clk"]
+    # Not in QEMU: sent only with x-tx-fifo=on (tests/test_tx_fifo.py).
+    assert tx_fifo.name == "pl011/tx-fifo"
 
 
 def test_wire_layout(uart: Uart) -> None:
