@@ -205,6 +205,9 @@ RW: Final = Access.R | Access.W
 
 _WRITES: Final = (Access.W, Access.W1C, Access.W1S, Access.WI)
 
+_SPAN_CACHE_MAX: Final = 4096
+"""The most (offset, size) decompositions a map remembers."""
+
 _BYTE_TABLE_MAX: Final = 0x10000
 """Register blocks up to this size decode through a table with one entry per byte."""
 
@@ -223,6 +226,11 @@ class Decode(enum.Enum):
     """Any access that lands inside a register reads or writes the whole
     register, whatever its size and alignment: QEMU's PrimeCell devices
     (``switch (offset >> 2)``) with ``impl.min_access_size = 4``."""
+    EXACT = "exact"
+    """An access at a register's offset reads or writes that register, whatever
+    its size; an access at any other offset (inside a register or not) is a
+    bad one: QEMU's ``switch (offset)`` devices, such as the GIC's CPU
+    interface (``gic_cpu_read``)."""
 
 
 # -- log lines -------------------------------------------------------------------
@@ -379,6 +387,11 @@ class Register(Generic[D_contra]):
             Bitfield (documentation and :attr:`fields` only).
         trace_name: the name trace events print, when it is not ``name``
             (QEMU's PL011 calls UARTLCR_H "LCRH").
+        present: ``present(dev) -> bool``: whether this device instance has
+            the register (its configuration decides: a GIC's
+            ``num-irq``, a revision); where it returns False the offset is
+            a hole (the bad-access log lines, reads 0).  Always present by
+            default.
         doc: one line about the register.
 
     Raises:
@@ -391,6 +404,7 @@ class Register(Generic[D_contra]):
         "_post_read",
         "_post_write",
         "_pre_write",
+        "_present",
         "_read",
         "_steps",
         "_write",
@@ -429,6 +443,7 @@ class Register(Generic[D_contra]):
         post_read: Callable[[D_contra, int], int] | None = None,
         fields: type[Bitfield] | None = None,
         trace_name: str | None = None,
+        present: Callable[[D_contra], bool] | None = None,
         doc: str = "",
     ) -> None:
         self.name = name
@@ -436,6 +451,7 @@ class Register(Generic[D_contra]):
         self.access = access
         self.width = width
         self.field = field
+        self._present: Callable[[Any], bool] | None = present
         self.doc = doc
         self.fields = fields
         self.trace_name = name if trace_name is None else trace_name
@@ -480,6 +496,7 @@ class Register(Generic[D_contra]):
         reg._pre_write = hooks.get("pre_write")
         reg._post_write = hooks.get("post_write")
         reg._post_read = hooks.get("post_read")
+        reg._present = hooks.get("present")
         reg._steps = steps
         reset = array.reset_of(index)
         reg.reset = reset if steps is not None else None
@@ -613,6 +630,9 @@ class RegisterArray(Generic[D_contra]):
         post_read: ``post_read(dev, n, value) -> value``.
         fields: as for :class:`Register`.
         trace_name: the name trace events print for every element.
+        present: ``present(dev, n) -> bool``: whether this device instance
+            has element *n* (a GIC's per-interrupt registers end at its
+            ``num-irq``); see :class:`Register`.
         doc: one line about the registers.
 
     Raises:
@@ -661,6 +681,7 @@ class RegisterArray(Generic[D_contra]):
         post_read: Callable[[D_contra, int, int], int] | None = None,
         fields: type[Bitfield] | None = None,
         trace_name: str | None = None,
+        present: Callable[[D_contra, int], bool] | None = None,
         doc: str = "",
     ) -> None:
         self.name = name
@@ -704,7 +725,9 @@ class RegisterArray(Generic[D_contra]):
             )
         elements: list[Register[D_contra]] = []
         for i in range(count):
-            hooks = _bind_index(i, read, write, pre_write, post_write, post_read)
+            hooks = _bind_index(
+                i, read, write, pre_write, post_write, post_read, present
+            )
             elem_steps = (
                 None if steps is None else tuple(i if s is INDEX else s for s in steps)
             )
@@ -732,9 +755,12 @@ def _bind_index(
     pre_write: Callable[[Any, int, int], int] | None,
     post_write: Callable[[Any, int], None] | None,
     post_read: Callable[[Any, int, int], int] | None,
+    present: Callable[[Any, int], bool] | None,
 ) -> dict[str, Any]:
     """The hooks of element ``i``, with the index filled in."""
     hooks: dict[str, Any] = {}
+    if present is not None:
+        hooks["present"] = lambda dev: present(dev, i)
     if read is not None:
         hooks["read"] = lambda dev: read(dev, i)
     if write is not None:
@@ -866,6 +892,10 @@ class _Slot:
         # value), offset being the access's (for log lines).
         self.read = read
         self.write = write
+
+
+_Span = tuple[tuple["_Slot", int, int, int], ...]
+"""Pieces of an access: (register slot, its offset, bit shift, value mask)."""
 
 
 @final
@@ -1046,6 +1076,34 @@ class _Compiled:
 
 def _read_zero(dev: object, offset: int) -> int:
     return 0
+
+
+def _is_present(slot: _Slot, dev: object) -> bool:
+    reg = slot.reg
+    return reg is None or reg._present is None or reg._present(dev)
+
+
+def _present_guard(
+    present: Callable[[Any], bool],
+    read: Callable[[Any, int], int],
+    write: Callable[[Any, int, int], None],
+    absent_read: Callable[[Any, int], int],
+    absent_write: Callable[[Any, int, int], None],
+) -> tuple[Callable[[Any, int], int], Callable[[Any, int, int], None]]:
+    """The accesses of a register that a device instance may not have."""
+
+    def read_present(dev: Any, offset: int) -> int:
+        if present(dev):
+            return read(dev, offset)
+        return absent_read(dev, offset)
+
+    def write_present(dev: Any, offset: int, value: int) -> None:
+        if present(dev):
+            write(dev, offset, value)
+        else:
+            absent_write(dev, offset, value)
+
+    return read_present, write_present
 
 
 def _write_ignored(dev: object, offset: int, value: int) -> None:
@@ -1261,6 +1319,7 @@ class RegisterMap(Generic[D_contra]):
         "_resets",
         "_shift",
         "_slots",
+        "_spans",
         "decode",
         "log",
         "name",
@@ -1301,6 +1360,7 @@ class RegisterMap(Generic[D_contra]):
         self._shift = 0
         self._resets: tuple[tuple[_FieldAccess, int], ...] = ()
         self._compiled: dict[int, _Compiled] = {}
+        self._spans: dict[int, _Span | None] = {}
         if size <= 0:
             raise Error(f"RegisterMap '{name}': size={size}; expected 1 or more")
         elements: list[Register[D_contra]] = []
@@ -1431,9 +1491,12 @@ class RegisterMap(Generic[D_contra]):
         table: list[_Slot] = [hole] * ((self.size + granule - 1) >> shift)
         for c in compiled:
             reg = c.reg
-            slot = _Slot(
-                reg, reg.trace_name, reg.offset, reg.size, c.fast_read(), c.fast_write()
-            )
+            read, write = c.fast_read(), c.fast_write()
+            if reg._present is not None:
+                read, write = _present_guard(
+                    reg._present, read, write, hole.read, hole.write
+                )
+            slot = _Slot(reg, reg.trace_name, reg.offset, reg.size, read, write)
             for i in range(reg.offset >> shift, (reg.offset + reg.size) >> shift):
                 table[i] = slot
         self._slots = tuple(table)
@@ -1606,7 +1669,31 @@ class RegisterMap(Generic[D_contra]):
         trace_write = self.trace_write
         read_span = self._read_span
         write_span = self._write_span
+        span_of = self._span_of
         bytewise = shift == 0  # "offset >> 0" would still make a new int
+
+        if self.decode is Decode.EXACT:
+
+            def read_exact(dev: Any, offset: int, size: int) -> int:
+                i = offset if bytewise else offset >> shift
+                slot = slots[i] if 0 <= i < n else hole
+                if offset != slot.base:
+                    slot = hole
+                value = slot.read(dev, offset)
+                if trace_read is not None:
+                    trace_read(offset, value, slot.name)
+                return value
+
+            def write_exact(dev: Any, offset: int, value: int, size: int) -> None:
+                i = offset if bytewise else offset >> shift
+                slot = slots[i] if 0 <= i < n else hole
+                if offset != slot.base:
+                    slot = hole
+                if trace_write is not None:
+                    trace_write(offset, value, slot.name)
+                slot.write(dev, offset, value)
+
+            return read_exact, write_exact
 
         if self.decode is Decode.WHOLE:
 
@@ -1633,7 +1720,15 @@ class RegisterMap(Generic[D_contra]):
             if offset == slot.base and size == slot.size:
                 value = slot.read(dev, offset)
             else:
-                value = read_span(dev, offset, size)
+                span = span_of(offset, size)
+                if span is None:
+                    value = read_span(dev, offset, size)
+                else:
+                    # Whole registers side by side (four byte registers
+                    # read as a word): each one's own fast read.
+                    value = 0
+                    for piece, pos, bits, mask in span:
+                        value |= (piece.read(dev, pos) & mask) << bits
             if trace_read is not None:
                 trace_read(offset, value, slot.name)
             return value
@@ -1646,9 +1741,43 @@ class RegisterMap(Generic[D_contra]):
             if offset == slot.base and size == slot.size:
                 slot.write(dev, offset, value)
             else:
-                write_span(dev, offset, value, size)
+                span = span_of(offset, size)
+                if span is None:
+                    write_span(dev, offset, value, size)
+                else:
+                    for piece, pos, bits, mask in span:
+                        piece.write(dev, pos, (value >> bits) & mask)
 
         return read_bytes, write_bytes
+
+    def _span_of(self, offset: int, size: int) -> _Span | None:
+        """The whole registers an access covers, or None if it is not that.
+
+        Computed once per offset and size: an access that covers several
+        registers entirely (a 32-bit access to four byte registers) then
+        costs one fast access per register.  Accesses that cover part of a
+        register, or a byte where none is, take the general path.
+        """
+        key = (offset << 4) | size
+        try:
+            return self._spans[key]
+        except KeyError:
+            pass
+        span: _Span | None = None
+        if 1 <= size <= 8 and 0 <= offset <= self.size - size:
+            pieces = list(self._pieces(offset, size))
+            if all(
+                slot is not None and pos == slot.base and length == slot.size
+                for pos, length, slot in pieces
+            ):
+                span = tuple(
+                    (slot, pos, (pos - offset) * 8, _mask(length * 8))
+                    for pos, length, slot in pieces
+                    if slot is not None
+                )
+        if len(self._spans) < _SPAN_CACHE_MAX:
+            self._spans[key] = span
+        return span
 
     def _slot_at(self, offset: int) -> _Slot | None:
         i = offset >> self._shift
@@ -1682,7 +1811,7 @@ class RegisterMap(Generic[D_contra]):
             return 0
         value = 0
         for pos, length, slot in self._pieces(offset, size):
-            if slot is None:
+            if slot is None or not _is_present(slot, dev):
                 self._log(LOG_GUEST_ERROR, self.log.bad_read, None, pos, size=length)
                 continue
             assert slot.reg is not None
@@ -1701,7 +1830,7 @@ class RegisterMap(Generic[D_contra]):
         value &= _mask(size * 8)
         for pos, length, slot in self._pieces(offset, size):
             part = (value >> ((pos - offset) * 8)) & _mask(length * 8)
-            if slot is None:
+            if slot is None or not _is_present(slot, dev):
                 self._log(
                     LOG_GUEST_ERROR, self.log.bad_write, None, pos, part, size=length
                 )
