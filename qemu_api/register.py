@@ -1305,6 +1305,10 @@ class RegisterMap(Generic[D_contra]):
         trace_write: called as ``trace_write(offset, value, regname)`` before
             every write.
         unknown_name: the name :meth:`regname` gives where no register is.
+        log_each_byte: a bad access logs one line per byte where no register
+            is, as QEMU's devices that decode byte by byte do (the GIC
+            distributor's ``gic_dist_readb``), instead of one line for each
+            run of unassigned bytes (``hw/core/register.c``).
 
     Raises:
         Error: registers overlap, fall outside the block or share a name;
@@ -1314,6 +1318,8 @@ class RegisterMap(Generic[D_contra]):
     __slots__ = (
         "_by_name",
         "_compiled",
+        "_each_byte",
+        "_hole",
         "_namespaces",
         "_owner",
         "_resets",
@@ -1345,9 +1351,12 @@ class RegisterMap(Generic[D_contra]):
         trace_read: Callable[[int, int, str], None] | None = None,
         trace_write: Callable[[int, int, str], None] | None = None,
         unknown_name: str = "UNKN",
+        log_each_byte: bool = False,
     ) -> None:
         self.name = name
         self.size = size
+        self._each_byte = log_each_byte
+        self._hole: _Slot | None = None
         self.decode = decode
         self.log = RegisterLog() if log is None else log
         self.prefix = name if prefix is None else prefix
@@ -1500,6 +1509,7 @@ class RegisterMap(Generic[D_contra]):
             for i in range(reg.offset >> shift, (reg.offset + reg.size) >> shift):
                 table[i] = slot
         self._slots = tuple(table)
+        self._hole = hole
         self._shift = shift
         self._compiled = {id(c.reg): c for c in compiled}
         self.read, self.write = self._dispatchers(hole)
@@ -1765,14 +1775,19 @@ class RegisterMap(Generic[D_contra]):
             pass
         span: _Span | None = None
         if 1 <= size <= 8 and 0 <= offset <= self.size - size:
-            pieces = list(self._pieces(offset, size))
+            hole = self._hole
+            pieces = [
+                (hole if slot is None and self._each_byte else slot, pos, length)
+                for pos, length, slot in self._pieces(offset, size)
+            ]
             if all(
-                slot is not None and pos == slot.base and length == slot.size
-                for pos, length, slot in pieces
+                slot is not None
+                and (slot is hole or (pos == slot.base and length == slot.size))
+                for slot, pos, length in pieces
             ):
                 span = tuple(
                     (slot, pos, (pos - offset) * 8, _mask(length * 8))
-                    for pos, length, slot in pieces
+                    for slot, pos, length in pieces
                     if slot is not None
                 )
         if len(self._spans) < _SPAN_CACHE_MAX:
@@ -1795,7 +1810,9 @@ class RegisterMap(Generic[D_contra]):
         granule = 1 << self._shift
         while pos < end:
             slot = self._slot_at(pos)
-            if slot is None:
+            if slot is None and self._each_byte:
+                stop = pos + 1
+            elif slot is None:
                 stop = min(end, (pos // granule + 1) * granule)
                 # Merge the unassigned granules of one access into one piece.
                 while stop < end and self._slot_at(stop) is None:
