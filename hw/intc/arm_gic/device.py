@@ -2,10 +2,12 @@
 
 This is QEMU's ``hw/intc/arm_gic.c`` and ``hw/intc/arm_gic_common.c``
 (``include/hw/intc/arm_gic_common.h``, ``hw/intc/gic_internal.h``) in Python,
-without the security and virtualization extensions; the register map is in
-:mod:`hw.intc.arm_gic.registers`. Where QEMU departs from the GICv2
-architecture specification (ARM IHI 0048B), this model follows the
-specification; ``docs/devices/arm_gic.rst`` lists each difference.
+without the security and virtualization extensions; the registers are
+declared in two register maps, :attr:`GICState.registers` (the distributor)
+and :attr:`GicCpuView.registers` (the banked CPU interface), with the
+constants and offsets of :mod:`hw.intc.arm_gic.registers`. Where QEMU
+departs from the GICv2 architecture specification (ARM IHI 0048B), this
+model follows the specification; ``docs/devices/arm_gic.rst`` lists each difference.
 
 - Sysbus MMIO 0: the distributor (``gic_dist``, 4 KiB), decoded byte by byte
   as QEMU does: a 2- or 4-byte access is that many byte accesses, each
@@ -148,6 +150,7 @@ __all__ = [
     "GICMigrationState",
     "GICRegisters",
     "GICState",
+    "GicCpuView",
     "gic_create",
 ]
 
@@ -172,6 +175,9 @@ def _ctz(value: int) -> int:
 
 def _union(bitmaps: list[int], cm: int) -> int:
     """The union of the bitmaps of the CPUs of mask ``cm``."""
+    if cm == ALL_CPU_MASK:
+        b0, b1, b2, b3, b4, b5, b6, b7 = bitmaps
+        return b0 | b1 | b2 | b3 | b4 | b5 | b6 | b7
     result = 0
     for c in _CPUS_IN[cm]:
         result |= bitmaps[c]
@@ -183,9 +189,21 @@ def _any(bitmaps: list[int], cm: int, bit: int) -> bool:
     return bool(_union(bitmaps, cm) & bit)
 
 
+# _set and _clear change every CPU slot one statement at a time when the
+# mask names them all (a shared interrupt): cheaper than a loop or a list
+# comprehension, and this is the interrupt path.
+
+
 def _set(bitmaps: list[int], cm: int, bit: int) -> None:
     if cm == ALL_CPU_MASK:
-        bitmaps[:] = [b | bit for b in bitmaps]
+        bitmaps[0] |= bit
+        bitmaps[1] |= bit
+        bitmaps[2] |= bit
+        bitmaps[3] |= bit
+        bitmaps[4] |= bit
+        bitmaps[5] |= bit
+        bitmaps[6] |= bit
+        bitmaps[7] |= bit
     else:
         for c in _CPUS_IN[cm]:
             bitmaps[c] |= bit
@@ -194,14 +212,17 @@ def _set(bitmaps: list[int], cm: int, bit: int) -> None:
 def _clear(bitmaps: list[int], cm: int, bit: int) -> None:
     keep = ~bit
     if cm == ALL_CPU_MASK:
-        bitmaps[:] = [b & keep for b in bitmaps]
+        bitmaps[0] &= keep
+        bitmaps[1] &= keep
+        bitmaps[2] &= keep
+        bitmaps[3] &= keep
+        bitmaps[4] &= keep
+        bitmaps[5] &= keep
+        bitmaps[6] &= keep
+        bitmaps[7] &= keep
     else:
         for c in _CPUS_IN[cm]:
             bitmaps[c] &= keep
-
-
-def _bad_dist_read(offset: int) -> None:
-    qemu_log_mask(LOG_GUEST_ERROR, f"gic_dist_readb: Bad offset {offset:x}\n")
 
 
 def _bad_dist_write(offset: int) -> None:
@@ -419,58 +440,88 @@ class GICRegisters(BqlStruct):
         ctlr = self.ctlr
         out = self.out
         n = self.num_cpu
+        current = self.current_pending
         self.drive = True
+        if ctlr & _GROUPS == _GROUPS:
+            forward_all = True
+        elif ctlr & _GROUPS:
+            forward_all = False
+        else:
+            for cpu in range(n):
+                current[cpu] = GIC_SPURIOUS
+                out[cpu] = 0
+                out[n + cpu] = 0
+            return
+        # Candidates on every CPU: not a shared interrupt active somewhere,
+        # one of the configured interrupts.
+        live = self.irq_bits & ~self.spi_active
+        level_triggered = ~self.edge
+        enabled = self.enabled
+        pending = self.pending
+        level = self.level
+        active = self.active
+        targets = self.targets
+        priority1 = self.priority1
+        priority2 = self.priority2
         for cpu in range(n):
-            self.current_pending[cpu] = GIC_SPURIOUS
+            current[cpu] = GIC_SPURIOUS
             cpu_ctlr = self.cpu_ctlr[cpu]
-            if not ctlr & _GROUPS or not cpu_ctlr & _CPU_GROUPS:
+            irq_level = fiq_level = 0
+            if not cpu_ctlr & _CPU_GROUPS:
                 out[cpu] = 0
                 out[n + cpu] = 0
                 continue
             group = self.group[cpu]
-            if ctlr & _GROUPS == _GROUPS:
-                forwarded = -1
-            else:
-                forwarded = group if ctlr & GICD_CTLR_EN_GRP1 else ~group
             cand = (
-                self.enabled[cpu]
-                & (self.pending[cpu] | (self.level[cpu] & ~self.edge))
-                & ~(self.active[cpu] | self.spi_active)
-                & self.targets[cpu]
-                & forwarded
-                & self.irq_bits
+                enabled[cpu]
+                & (pending[cpu] | (level[cpu] & level_triggered))
+                & ~active[cpu]
+                & targets[cpu]
+                & live
             )
-            best_irq = GIC_SPURIOUS
-            best_prio = IDLE_PRIORITY
-            while cand:
-                low = cand & -cand
-                cand ^= low
-                irq = low.bit_length() - 1
-                if irq < GIC_INTERNAL:
-                    prio = self.priority1[irq * GIC_NCPU + cpu]
+            if not forward_all:
+                cand &= group if ctlr & GICD_CTLR_EN_GRP1 else ~group
+            if cand:
+                if cand & (cand - 1) == 0:
+                    # One candidate (the common case): no priority race.
+                    best_irq = cand.bit_length() - 1
+                    if best_irq < GIC_INTERNAL:
+                        best_prio = priority1[best_irq * GIC_NCPU + cpu]
+                    else:
+                        best_prio = priority2[best_irq - GIC_INTERNAL]
+                    if best_prio >= IDLE_PRIORITY:
+                        best_irq = GIC_SPURIOUS
                 else:
-                    prio = self.priority2[irq - GIC_INTERNAL]
-                if prio < best_prio:
-                    best_prio = prio
-                    best_irq = irq
-            irq_level = fiq_level = 0
-            if best_irq != GIC_SPURIOUS:
-                pmask = self.priority_mask[cpu]
-                running = self.running_priority[cpu]
-                trace_gic_update_bestirq(
-                    "cpu", cpu, best_irq, best_prio, pmask, running
-                )
-                if best_prio < pmask:
-                    self.current_pending[cpu] = best_irq
-                    if best_prio < running:
-                        grp = group >> best_irq & 1
-                        if ctlr >> grp & 1 and cpu_ctlr >> grp & 1:
-                            if grp == 0 and cpu_ctlr & GICC_CTLR_FIQ_EN:
-                                fiq_level = 1
-                                trace_gic_update_set_irq(cpu, "fiq", 1)
-                            else:
-                                irq_level = 1
-                                trace_gic_update_set_irq(cpu, "irq", 1)
+                    best_irq = GIC_SPURIOUS
+                    best_prio = IDLE_PRIORITY
+                    while cand:
+                        low = cand & -cand
+                        cand ^= low
+                        irq = low.bit_length() - 1
+                        if irq < GIC_INTERNAL:
+                            prio = priority1[irq * GIC_NCPU + cpu]
+                        else:
+                            prio = priority2[irq - GIC_INTERNAL]
+                        if prio < best_prio:
+                            best_prio = prio
+                            best_irq = irq
+                if best_irq != GIC_SPURIOUS:
+                    pmask = self.priority_mask[cpu]
+                    running = self.running_priority[cpu]
+                    trace_gic_update_bestirq(
+                        "cpu", cpu, best_irq, best_prio, pmask, running
+                    )
+                    if best_prio < pmask:
+                        current[cpu] = best_irq
+                        if best_prio < running:
+                            grp = group >> best_irq & 1
+                            if ctlr >> grp & 1 and cpu_ctlr >> grp & 1:
+                                if grp == 0 and cpu_ctlr & GICC_CTLR_FIQ_EN:
+                                    fiq_level = 1
+                                    trace_gic_update_set_irq(cpu, "fiq", 1)
+                                else:
+                                    irq_level = 1
+                                    trace_gic_update_set_irq(cpu, "irq", 1)
             out[cpu] = irq_level
             out[n + cpu] = fiq_level
 
@@ -576,17 +627,30 @@ class GICRegisters(BqlStruct):
 
     def acknowledge(self, cpu: int) -> int:
         """A GICC_IAR read (``gic_acknowledge_irq``): the interrupt ID, or 1022/1023."""
-        irq = self.pending_irq(cpu)
+        # pending_irq(), priority(), group_priority() and clear_pending()
+        # written out: this is every interrupt's path.
+        irq = self.current_pending[cpu]
+        group1 = irq < GIC_MAXIRQ and self.revision == 2 and self.group[cpu] >> irq & 1
+        if group1 and not self.cpu_ctlr[cpu] & GICC_CTLR_ACK_CTL:
+            irq = GIC_SPURIOUS_GROUP1
         trace_gic_acknowledge_irq("cpu", cpu, irq)
         if irq >= GIC_MAXIRQ:
             return irq
-        if self.priority(irq, cpu) >= self.running_priority[cpu]:
+        if irq < GIC_INTERNAL:
+            priority = self.priority1[irq * GIC_NCPU + cpu]
+        else:
+            priority = self.priority2[irq - GIC_INTERNAL]
+        if priority >= self.running_priority[cpu]:
             return GIC_SPURIOUS
         # gic_activate_irq: set the active priority bit, raise the running priority.
-        prio = self.group_priority(cpu, irq)
+        if group1 and not self.cpu_ctlr[cpu] & GICC_CTLR_CBPR:
+            bpr = self.abpr[cpu] - 1
+        else:
+            bpr = self.bpr[cpu]
+        prio = priority & (0xFFFFFFFF << ((bpr & 7) + 1)) & 0xFF
         level = prio >> (GIC_MIN_BPR + 1)
         index = (level // 32) * GIC_NCPU + cpu
-        if self.revision == 2 and self.group[cpu] >> irq & 1:
+        if group1:
             self.nsapr[index] |= 1 << (level % 32)
         else:
             self.apr[index] |= 1 << (level % 32)
@@ -595,6 +659,9 @@ class GICRegisters(BqlStruct):
         self.active[cpu] |= bit
         if irq >= GIC_INTERNAL:
             self.spi_active |= bit
+            _clear(self.pending, ALL_CPU_MASK, bit)
+            self.update()
+            return irq
         ret = irq
         if irq < GIC_NR_SGIS:
             slot = irq * GIC_NCPU + cpu
@@ -623,15 +690,24 @@ class GICRegisters(BqlStruct):
         """
         if irq >= self.num_irq or self.running_priority[cpu] == IDLE_PRIORITY:
             return
-        group = self.revision == 2 and self.group[cpu] >> irq & 1
-        aprs = self.nsapr if group else self.apr
+        v2 = self.revision == 2
+        apr = self.apr
+        nsapr = self.nsapr
+        aprs = nsapr if v2 and self.group[cpu] >> irq & 1 else apr
         for i in range(GIC_NR_APRS):
             index = i * GIC_NCPU + cpu
             if aprs[index]:
                 aprs[index] &= aprs[index] - 1  # the highest active priority
                 break
-        self.running_priority[cpu] = self.prio_from_apr_bits(cpu)
-        if not self.eoi_split(cpu):
+        # prio_from_apr_bits(), written out.
+        running = IDLE_PRIORITY
+        for i in range(GIC_NR_APRS):
+            bits = apr[i * GIC_NCPU + cpu] | nsapr[i * GIC_NCPU + cpu]
+            if bits:
+                running = (i * 32 + _ctz(bits)) << (GIC_MIN_BPR + 1)
+                break
+        self.running_priority[cpu] = running
+        if not (v2 and self.cpu_ctlr[cpu] & GICC_CTLR_EOIMODE):
             self.clear_active(irq, cpu)
         self.update()
 
@@ -839,7 +915,7 @@ class GICRegisters(BqlStruct):
             enabled[cpu] |= bits
         else:
             newly = bits & ~_union(enabled, ALL_CPU_MASK)
-            enabled[:] = [b | bits for b in enabled]
+            _set(enabled, ALL_CPU_MASK, bits)
         while newly:
             low = newly & -newly
             newly ^= low
@@ -859,8 +935,7 @@ class GICRegisters(BqlStruct):
             enabled[cpu] &= ~bits
         else:
             was = bits & _union(enabled, ALL_CPU_MASK)
-            keep = ~bits
-            enabled[:] = [b & keep for b in enabled]
+            _clear(enabled, ALL_CPU_MASK, bits)
         while was:
             low = was & -was
             was ^= low
