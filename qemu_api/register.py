@@ -407,6 +407,7 @@ class Register(Generic[D_contra]):
         "_present",
         "_read",
         "_steps",
+        "_whole_hooks",
         "_write",
         "access",
         "array",
@@ -463,6 +464,7 @@ class Register(Generic[D_contra]):
         self._post_write: Callable[[Any], None] | None = post_write
         self._post_read: Callable[[Any, int], int] | None = post_read
         self._steps: tuple[Step, ...] | None = None
+        self._whole_hooks: _ArrayHooks | None = None
         if field is not None:
             self._steps = self._path(field, indexed=False)
         self.reset = reset if self._steps is not None else None
@@ -497,6 +499,7 @@ class Register(Generic[D_contra]):
         reg._post_write = hooks.get("post_write")
         reg._post_read = hooks.get("post_read")
         reg._present = hooks.get("present")
+        reg._whole_hooks = hooks.get("array")
         reg._steps = steps
         reset = array.reset_of(index)
         reg.reset = reset if steps is not None else None
@@ -758,7 +761,7 @@ def _bind_index(
     present: Callable[[Any, int], bool] | None,
 ) -> dict[str, Any]:
     """The hooks of element ``i``, with the index filled in."""
-    hooks: dict[str, Any] = {}
+    hooks: dict[str, Any] = {"array": (read, write, present)}
     if present is not None:
         hooks["present"] = lambda dev: present(dev, i)
     if read is not None:
@@ -1011,6 +1014,17 @@ class _Compiled:
                 return to_int(get(dev))
 
             return read_conv
+        whole = reg._whole_hooks
+        if plain and whole is not None and whole[0] is not None:
+            # An array element: the array's read with the index, one call.
+            array_read = whole[0]
+            index = reg.index
+            assert index is not None
+
+            def read_element(dev: Any, offset: int) -> int:
+                return array_read(dev, index)
+
+            return read_element
         if plain and hook is not None:
             read_hook = hook
 
@@ -1054,6 +1068,25 @@ class _Compiled:
             # Without a field the other bits are 0, so the mask applies as is;
             # with one they keep the field's value, which the general path does.
             mask = reg.write_mask
+            whole = reg._whole_hooks
+            if (
+                fa is None
+                and mask == full
+                and post is None
+                and whole is not None
+                and whole[1] is not None
+            ):
+                # An array element: the array's write with the index.
+                array_write = whole[1]
+                index = reg.index
+                assert index is not None
+
+                def write_element(dev: Any, offset: int, value: int) -> None:
+                    array_write(
+                        dev, index, value if 0 <= value <= full else value & full
+                    )
+
+                return write_element
             if fa is None or mask == full:
                 write_hook = hook
                 low_bits = mask & (mask + 1) == 0  # 0xFF, 0xFFFFFFFF, ...
@@ -1072,6 +1105,15 @@ class _Compiled:
             write_bits(dev, offset, value if 0 <= value <= full else value & full, full)
 
         return write_general
+
+
+_ArrayHooks = tuple[
+    Callable[[Any, int], int] | None,
+    Callable[[Any, int, int], None] | None,
+    Callable[[Any, int], bool] | None,
+]
+"""An array element's ``read``, ``write`` and ``present`` as the array got them
+(taking the index), so that its accesses call them without a wrapper."""
 
 
 def _read_zero(dev: object, offset: int) -> int:
@@ -1099,6 +1141,30 @@ def _present_guard(
 
     def write_present(dev: Any, offset: int, value: int) -> None:
         if present(dev):
+            write(dev, offset, value)
+        else:
+            absent_write(dev, offset, value)
+
+    return read_present, write_present
+
+
+def _element_present_guard(
+    present: Callable[[Any, int], bool],
+    index: int,
+    read: Callable[[Any, int], int],
+    write: Callable[[Any, int, int], None],
+    absent_read: Callable[[Any, int], int],
+    absent_write: Callable[[Any, int, int], None],
+) -> tuple[Callable[[Any, int], int], Callable[[Any, int, int], None]]:
+    """:func:`_present_guard` for an array element, asking the array."""
+
+    def read_present(dev: Any, offset: int) -> int:
+        if present(dev, index):
+            return read(dev, offset)
+        return absent_read(dev, offset)
+
+    def write_present(dev: Any, offset: int, value: int) -> None:
+        if present(dev, index):
             write(dev, offset, value)
         else:
             absent_write(dev, offset, value)
@@ -1501,7 +1567,13 @@ class RegisterMap(Generic[D_contra]):
         for c in compiled:
             reg = c.reg
             read, write = c.fast_read(), c.fast_write()
-            if reg._present is not None:
+            whole = reg._whole_hooks
+            if whole is not None and whole[2] is not None:
+                assert reg.index is not None
+                read, write = _element_present_guard(
+                    whole[2], reg.index, read, write, hole.read, hole.write
+                )
+            elif reg._present is not None:
                 read, write = _present_guard(
                     reg._present, read, write, hole.read, hole.write
                 )
