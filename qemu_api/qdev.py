@@ -61,7 +61,6 @@ qemu_api.error.Error: Attempt to set property 'period' on anonymous device ... r
 from __future__ import annotations
 
 import enum
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Generic, Literal, Self, TypeVar, final, overload
@@ -395,9 +394,12 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
         has_default: bool,
     ) -> None:
         super().__init__(name, prop_type, doc, default, has_default)
-        self._values: weakref.WeakKeyDictionary[DeviceState, G] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Each device keeps its own value in its instance dictionary, under a
+        # key that is not an identifier (no attribute can clash with it).  A
+        # table on the descriptor keyed by device would keep every device
+        # alive whose value refers back to it (a CharBackend holds its
+        # owner and handlers): the value must die with the device.
+        self._key = f"qdev-property:{name}"
 
     @overload
     def __get__(self, obj: None, owner: type[object] | None = None) -> Self: ...
@@ -409,7 +411,7 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
         """Read the property of ``obj`` (the descriptor itself on the class)."""
         if obj is None:
             return self
-        return self._values[obj]
+        return self._get(obj)
 
     def __set__(self, obj: DeviceState, value: S) -> None:
         """Set the property of ``obj``, before realize."""
@@ -418,6 +420,14 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
 
     def _check_settable(self, dev: DeviceState) -> None:
         dev._check_settable(self.name)
+
+    def _get(self, dev: DeviceState) -> G:
+        """The value ``dev`` holds (installed by :meth:`_install`)."""
+        value: G = vars(dev)[self._key]
+        return value
+
+    def _put(self, dev: DeviceState, value: G) -> None:
+        vars(dev)[self._key] = value
 
     def _initial(self, dev: DeviceState) -> G:
         raise NotImplementedError
@@ -436,10 +446,10 @@ class QdevProperty(_PropertyBase, Generic[G, S]):
 
     @override
     def _install(self, dev: DeviceState) -> None:
-        self._values[dev] = self._initial(dev)
+        self._put(dev, self._initial(dev))
 
         def getter() -> JSONValue:
-            return self._dump(self._values[dev])
+            return self._dump(self._get(dev))
 
         def setter(value: JSONValue) -> None:
             dev._check_settable(self.name)
@@ -473,7 +483,7 @@ class _BoolProperty(QdevProperty[bool, bool]):
     def _store(self, dev: DeviceState, value: bool) -> None:
         if not isinstance(value, bool):
             raise Error(f"Invalid parameter type for '{self.name}', expected: boolean")
-        self._values[dev] = value
+        self._put(dev, value)
 
     @override
     def _parse(self, dev: DeviceState, value: JSONValue) -> bool:
@@ -522,7 +532,7 @@ class _IntProperty(QdevProperty[int, int]):
             raise Error(f"Invalid parameter type for '{self.name}', expected: integer")
         if not self.minimum <= value <= self.maximum:
             raise _range_error(dev, self.name, value, self.minimum, self.maximum)
-        self._values[dev] = value
+        self._put(dev, value)
 
     @override
     def _parse(self, dev: DeviceState, value: JSONValue) -> int:
@@ -547,7 +557,7 @@ class _StringProperty(QdevProperty[str | None, str | None]):
     def _store(self, dev: DeviceState, value: str | None) -> None:
         if value is not None and not isinstance(value, str):
             raise Error(f"Invalid parameter type for '{self.name}', expected: string")
-        self._values[dev] = value
+        self._put(dev, value)
 
     @override
     def _parse(self, dev: DeviceState, value: JSONValue) -> str | None:
@@ -571,7 +581,7 @@ class _ChrProperty(QdevProperty[CharBackend, Chardev | None]):
     def _store(self, dev: DeviceState, value: Chardev | None) -> None:
         label = value.label if value is not None else ""
         try:
-            self._values[dev].connect(value)
+            self._get(dev).connect(value)
         except Error as e:
             raise e.prepend(
                 f"Property '{dev.typename()}.{self.name}' can't take value '{label}': "
@@ -597,9 +607,8 @@ class _ChrProperty(QdevProperty[CharBackend, Chardev | None]):
 
     @override
     def _release(self, dev: DeviceState) -> None:
-        backend = self._values.get(dev)
-        if backend is not None:
-            backend.disconnect()
+        if self._key in vars(dev):
+            self._get(dev).disconnect()
 
 
 @final
@@ -625,7 +634,7 @@ class _LinkProperty(QdevProperty[ObjT | None, ObjT | None]):
 
     @override
     def _check_realize(self, dev: DeviceState) -> None:
-        if self.required and self._values[dev] is None:
+        if self.required and self._get(dev) is None:
             tname = self._target_type.TYPE_NAME
             raise Error(
                 f"'{self.name}' link is not set",
@@ -637,15 +646,15 @@ class _LinkProperty(QdevProperty[ObjT | None, ObjT | None]):
 
     @override
     def _install(self, dev: DeviceState) -> None:
-        self._values[dev] = None
+        self._put(dev, None)
 
         def set_target(target: ObjT | None) -> None:
-            self._values[dev] = target
+            self._put(dev, target)
 
         dev.property_add_link(
             self.name,
             self._target_type,
-            lambda: self._values[dev],
+            lambda: self._get(dev),
             set_target,
             _allow_set_link_before_realize,
         )
@@ -689,7 +698,7 @@ class _ArrayProperty(QdevProperty[tuple[int, ...], Sequence[int]]):
                     dev, f"{self.name}[{i}]", v, self.minimum, self.maximum
                 )
             out.append(v)
-        self._values[dev] = tuple(out)
+        self._put(dev, tuple(out))
 
     @override
     def _parse(self, dev: DeviceState, value: JSONValue) -> Sequence[int]:

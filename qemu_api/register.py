@@ -205,6 +205,9 @@ RW: Final = Access.R | Access.W
 
 _WRITES: Final = (Access.W, Access.W1C, Access.W1S, Access.WI)
 
+_SPAN_CACHE_MAX: Final = 4096
+"""The most (offset, size) decompositions a map remembers."""
+
 _BYTE_TABLE_MAX: Final = 0x10000
 """Register blocks up to this size decode through a table with one entry per byte."""
 
@@ -223,6 +226,11 @@ class Decode(enum.Enum):
     """Any access that lands inside a register reads or writes the whole
     register, whatever its size and alignment: QEMU's PrimeCell devices
     (``switch (offset >> 2)``) with ``impl.min_access_size = 4``."""
+    EXACT = "exact"
+    """An access at a register's offset reads or writes that register, whatever
+    its size; an access at any other offset (inside a register or not) is a
+    bad one: QEMU's ``switch (offset)`` devices, such as the GIC's CPU
+    interface (``gic_cpu_read``)."""
 
 
 # -- log lines -------------------------------------------------------------------
@@ -388,6 +396,11 @@ class Register(Generic[D_contra]):
             Bitfield (documentation and :attr:`fields` only).
         trace_name: the name trace events print, when it is not ``name``
             (QEMU's PL011 calls UARTLCR_H "LCRH").
+        present: ``present(dev) -> bool``: whether this device instance has
+            the register (its configuration decides: a GIC's
+            ``num-irq``, a revision); where it returns False the offset is
+            a hole (the bad-access log lines, reads 0).  Always present by
+            default.
         doc: one line about the register.
 
     Raises:
@@ -400,8 +413,10 @@ class Register(Generic[D_contra]):
         "_post_read",
         "_post_write",
         "_pre_write",
+        "_present",
         "_read",
         "_steps",
+        "_whole_hooks",
         "_write",
         "_write_masked",
         "access",
@@ -440,6 +455,7 @@ class Register(Generic[D_contra]):
         post_read: Callable[[D_contra, int], int] | None = None,
         fields: type[Bitfield] | None = None,
         trace_name: str | None = None,
+        present: Callable[[D_contra], bool] | None = None,
         doc: str = "",
     ) -> None:
         self.name = name
@@ -447,6 +463,7 @@ class Register(Generic[D_contra]):
         self.access = access
         self.width = width
         self.field = field
+        self._present: Callable[[Any], bool] | None = present
         self.doc = doc
         self.fields = fields
         self.trace_name = name if trace_name is None else trace_name
@@ -459,6 +476,7 @@ class Register(Generic[D_contra]):
         self._post_write: Callable[[Any], None] | None = post_write
         self._post_read: Callable[[Any, int], int] | None = post_read
         self._steps: tuple[Step, ...] | None = None
+        self._whole_hooks: _ArrayHooks | None = None
         if field is not None:
             self._steps = self._path(field, indexed=False)
         self.reset = reset if self._steps is not None else None
@@ -493,6 +511,8 @@ class Register(Generic[D_contra]):
         reg._pre_write = hooks.get("pre_write")
         reg._post_write = hooks.get("post_write")
         reg._post_read = hooks.get("post_read")
+        reg._present = hooks.get("present")
+        reg._whole_hooks = hooks.get("array")
         reg._steps = steps
         reset = array.reset_of(index)
         reg.reset = reset if steps is not None else None
@@ -645,6 +665,9 @@ class RegisterArray(Generic[D_contra]):
         post_read: ``post_read(dev, n, value) -> value``.
         fields: as for :class:`Register`.
         trace_name: the name trace events print for every element.
+        present: ``present(dev, n) -> bool``: whether this device instance
+            has element *n* (a GIC's per-interrupt registers end at its
+            ``num-irq``); see :class:`Register`.
         doc: one line about the registers.
 
     Raises:
@@ -694,6 +717,7 @@ class RegisterArray(Generic[D_contra]):
         post_read: Callable[[D_contra, int, int], int] | None = None,
         fields: type[Bitfield] | None = None,
         trace_name: str | None = None,
+        present: Callable[[D_contra, int], bool] | None = None,
         doc: str = "",
     ) -> None:
         self.name = name
@@ -738,7 +762,7 @@ class RegisterArray(Generic[D_contra]):
         elements: list[Register[D_contra]] = []
         for i in range(count):
             hooks = _bind_index(
-                i, read, write, write_masked, pre_write, post_write, post_read
+                i, read, write, write_masked, pre_write, post_write, post_read, present
             )
             elem_steps = (
                 None if steps is None else tuple(i if s is INDEX else s for s in steps)
@@ -768,9 +792,12 @@ def _bind_index(
     pre_write: Callable[[Any, int, int], int] | None,
     post_write: Callable[[Any, int], None] | None,
     post_read: Callable[[Any, int, int], int] | None,
+    present: Callable[[Any, int], bool] | None,
 ) -> dict[str, Any]:
     """The hooks of element ``i``, with the index filled in."""
-    hooks: dict[str, Any] = {}
+    hooks: dict[str, Any] = {"array": (read, write, present)}
+    if present is not None:
+        hooks["present"] = lambda dev: present(dev, i)
     if read is not None:
         hooks["read"] = lambda dev: read(dev, i)
     if write is not None:
@@ -908,6 +935,10 @@ class _Slot:
         self.write = write
 
 
+_Span = tuple[tuple["_Slot", int, int, int], ...]
+"""Pieces of an access: (register slot, its offset, bit shift, value mask)."""
+
+
 @final
 class _Compiled:
     """A register with its field access and its partial-access methods."""
@@ -1028,6 +1059,17 @@ class _Compiled:
                 return to_int(get(dev))
 
             return read_conv
+        whole = reg._whole_hooks
+        if plain and whole is not None and whole[0] is not None:
+            # An array element: the array's read with the index, one call.
+            array_read = whole[0]
+            index = reg.index
+            assert index is not None
+
+            def read_element(dev: Any, offset: int) -> int:
+                return array_read(dev, index)
+
+            return read_element
         if plain and hook is not None:
             read_hook = hook
 
@@ -1076,6 +1118,25 @@ class _Compiled:
             # Without a field the other bits are 0, so the mask applies as is;
             # with one they keep the field's value, which the general path does.
             mask = reg.write_mask
+            whole = reg._whole_hooks
+            if (
+                fa is None
+                and mask == full
+                and post is None
+                and whole is not None
+                and whole[1] is not None
+            ):
+                # An array element: the array's write with the index.
+                array_write = whole[1]
+                index = reg.index
+                assert index is not None
+
+                def write_element(dev: Any, offset: int, value: int) -> None:
+                    array_write(
+                        dev, index, value if 0 <= value <= full else value & full
+                    )
+
+                return write_element
             if fa is None or mask == full:
                 write_hook = hook
                 low_bits = mask & (mask + 1) == 0  # 0xFF, 0xFFFFFFFF, ...
@@ -1096,8 +1157,69 @@ class _Compiled:
         return write_general
 
 
+_ArrayHooks = tuple[
+    Callable[[Any, int], int] | None,
+    Callable[[Any, int, int], None] | None,
+    Callable[[Any, int], bool] | None,
+]
+"""An array element's ``read``, ``write`` and ``present`` as the array got them
+(taking the index), so that its accesses call them without a wrapper."""
+
+
 def _read_zero(dev: object, offset: int) -> int:
     return 0
+
+
+def _is_present(slot: _Slot, dev: object) -> bool:
+    reg = slot.reg
+    return reg is None or reg._present is None or reg._present(dev)
+
+
+def _present_guard(
+    present: Callable[[Any], bool],
+    read: Callable[[Any, int], int],
+    write: Callable[[Any, int, int], None],
+    absent_read: Callable[[Any, int], int],
+    absent_write: Callable[[Any, int, int], None],
+) -> tuple[Callable[[Any, int], int], Callable[[Any, int, int], None]]:
+    """The accesses of a register that a device instance may not have."""
+
+    def read_present(dev: Any, offset: int) -> int:
+        if present(dev):
+            return read(dev, offset)
+        return absent_read(dev, offset)
+
+    def write_present(dev: Any, offset: int, value: int) -> None:
+        if present(dev):
+            write(dev, offset, value)
+        else:
+            absent_write(dev, offset, value)
+
+    return read_present, write_present
+
+
+def _element_present_guard(
+    present: Callable[[Any, int], bool],
+    index: int,
+    read: Callable[[Any, int], int],
+    write: Callable[[Any, int, int], None],
+    absent_read: Callable[[Any, int], int],
+    absent_write: Callable[[Any, int, int], None],
+) -> tuple[Callable[[Any, int], int], Callable[[Any, int, int], None]]:
+    """:func:`_present_guard` for an array element, asking the array."""
+
+    def read_present(dev: Any, offset: int) -> int:
+        if present(dev, index):
+            return read(dev, offset)
+        return absent_read(dev, offset)
+
+    def write_present(dev: Any, offset: int, value: int) -> None:
+        if present(dev, index):
+            write(dev, offset, value)
+        else:
+            absent_write(dev, offset, value)
+
+    return read_present, write_present
 
 
 def _write_ignored(dev: object, offset: int, value: int) -> None:
@@ -1299,6 +1421,10 @@ class RegisterMap(Generic[D_contra]):
         trace_write: called as ``trace_write(offset, value, regname)`` before
             every write.
         unknown_name: the name :meth:`regname` gives where no register is.
+        log_each_byte: a bad access logs one line per byte where no register
+            is, as QEMU's devices that decode byte by byte do (the GIC
+            distributor's ``gic_dist_readb``), instead of one line for each
+            run of unassigned bytes (``hw/core/register.c``).
 
     Raises:
         Error: registers overlap, fall outside the block or share a name;
@@ -1308,11 +1434,14 @@ class RegisterMap(Generic[D_contra]):
     __slots__ = (
         "_by_name",
         "_compiled",
+        "_each_byte",
+        "_hole",
         "_namespaces",
         "_owner",
         "_resets",
         "_shift",
         "_slots",
+        "_spans",
         "decode",
         "log",
         "name",
@@ -1338,9 +1467,12 @@ class RegisterMap(Generic[D_contra]):
         trace_read: Callable[[int, int, str], None] | None = None,
         trace_write: Callable[[int, int, str], None] | None = None,
         unknown_name: str = "UNKN",
+        log_each_byte: bool = False,
     ) -> None:
         self.name = name
         self.size = size
+        self._each_byte = log_each_byte
+        self._hole: _Slot | None = None
         self.decode = decode
         self.log = RegisterLog() if log is None else log
         self.prefix = name if prefix is None else prefix
@@ -1353,6 +1485,7 @@ class RegisterMap(Generic[D_contra]):
         self._shift = 0
         self._resets: tuple[tuple[_FieldAccess, int], ...] = ()
         self._compiled: dict[int, _Compiled] = {}
+        self._spans: dict[int, _Span | None] = {}
         if size <= 0:
             raise Error(f"RegisterMap '{name}': size={size}; expected 1 or more")
         elements: list[Register[D_contra]] = []
@@ -1483,12 +1616,22 @@ class RegisterMap(Generic[D_contra]):
         table: list[_Slot] = [hole] * ((self.size + granule - 1) >> shift)
         for c in compiled:
             reg = c.reg
-            slot = _Slot(
-                reg, reg.trace_name, reg.offset, reg.size, c.fast_read(), c.fast_write()
-            )
+            read, write = c.fast_read(), c.fast_write()
+            whole = reg._whole_hooks
+            if whole is not None and whole[2] is not None:
+                assert reg.index is not None
+                read, write = _element_present_guard(
+                    whole[2], reg.index, read, write, hole.read, hole.write
+                )
+            elif reg._present is not None:
+                read, write = _present_guard(
+                    reg._present, read, write, hole.read, hole.write
+                )
+            slot = _Slot(reg, reg.trace_name, reg.offset, reg.size, read, write)
             for i in range(reg.offset >> shift, (reg.offset + reg.size) >> shift):
                 table[i] = slot
         self._slots = tuple(table)
+        self._hole = hole
         self._shift = shift
         self._compiled = {id(c.reg): c for c in compiled}
         self.read, self.write = self._dispatchers(hole)
@@ -1658,7 +1801,31 @@ class RegisterMap(Generic[D_contra]):
         trace_write = self.trace_write
         read_span = self._read_span
         write_span = self._write_span
+        span_of = self._span_of
         bytewise = shift == 0  # "offset >> 0" would still make a new int
+
+        if self.decode is Decode.EXACT:
+
+            def read_exact(dev: Any, offset: int, size: int) -> int:
+                i = offset if bytewise else offset >> shift
+                slot = slots[i] if 0 <= i < n else hole
+                if offset != slot.base:
+                    slot = hole
+                value = slot.read(dev, offset)
+                if trace_read is not None:
+                    trace_read(offset, value, slot.name)
+                return value
+
+            def write_exact(dev: Any, offset: int, value: int, size: int) -> None:
+                i = offset if bytewise else offset >> shift
+                slot = slots[i] if 0 <= i < n else hole
+                if offset != slot.base:
+                    slot = hole
+                if trace_write is not None:
+                    trace_write(offset, value, slot.name)
+                slot.write(dev, offset, value)
+
+            return read_exact, write_exact
 
         if self.decode is Decode.WHOLE:
 
@@ -1685,7 +1852,15 @@ class RegisterMap(Generic[D_contra]):
             if offset == slot.base and size == slot.size:
                 value = slot.read(dev, offset)
             else:
-                value = read_span(dev, offset, size)
+                span = span_of(offset, size)
+                if span is None:
+                    value = read_span(dev, offset, size)
+                else:
+                    # Whole registers side by side (four byte registers
+                    # read as a word): each one's own fast read.
+                    value = 0
+                    for piece, pos, bits, mask in span:
+                        value |= (piece.read(dev, pos) & mask) << bits
             if trace_read is not None:
                 trace_read(offset, value, slot.name)
             return value
@@ -1698,9 +1873,48 @@ class RegisterMap(Generic[D_contra]):
             if offset == slot.base and size == slot.size:
                 slot.write(dev, offset, value)
             else:
-                write_span(dev, offset, value, size)
+                span = span_of(offset, size)
+                if span is None:
+                    write_span(dev, offset, value, size)
+                else:
+                    for piece, pos, bits, mask in span:
+                        piece.write(dev, pos, (value >> bits) & mask)
 
         return read_bytes, write_bytes
+
+    def _span_of(self, offset: int, size: int) -> _Span | None:
+        """The whole registers an access covers, or None if it is not that.
+
+        Computed once per offset and size: an access that covers several
+        registers entirely (a 32-bit access to four byte registers) then
+        costs one fast access per register.  Accesses that cover part of a
+        register, or a byte where none is, take the general path.
+        """
+        key = (offset << 4) | size
+        try:
+            return self._spans[key]
+        except KeyError:
+            pass
+        span: _Span | None = None
+        if 1 <= size <= 8 and 0 <= offset <= self.size - size:
+            hole = self._hole
+            pieces = [
+                (hole if slot is None and self._each_byte else slot, pos, length)
+                for pos, length, slot in self._pieces(offset, size)
+            ]
+            if all(
+                slot is not None
+                and (slot is hole or (pos == slot.base and length == slot.size))
+                for slot, pos, length in pieces
+            ):
+                span = tuple(
+                    (slot, pos, (pos - offset) * 8, _mask(length * 8))
+                    for slot, pos, length in pieces
+                    if slot is not None
+                )
+        if len(self._spans) < _SPAN_CACHE_MAX:
+            self._spans[key] = span
+        return span
 
     def _slot_at(self, offset: int) -> _Slot | None:
         i = offset >> self._shift
@@ -1718,7 +1932,9 @@ class RegisterMap(Generic[D_contra]):
         granule = 1 << self._shift
         while pos < end:
             slot = self._slot_at(pos)
-            if slot is None:
+            if slot is None and self._each_byte:
+                stop = pos + 1
+            elif slot is None:
                 stop = min(end, (pos // granule + 1) * granule)
                 # Merge the unassigned granules of one access into one piece.
                 while stop < end and self._slot_at(stop) is None:
@@ -1734,7 +1950,7 @@ class RegisterMap(Generic[D_contra]):
             return 0
         value = 0
         for pos, length, slot in self._pieces(offset, size):
-            if slot is None:
+            if slot is None or not _is_present(slot, dev):
                 self._log(LOG_GUEST_ERROR, self.log.bad_read, None, pos, size=length)
                 continue
             assert slot.reg is not None
@@ -1753,7 +1969,7 @@ class RegisterMap(Generic[D_contra]):
         value &= _mask(size * 8)
         for pos, length, slot in self._pieces(offset, size):
             part = (value >> ((pos - offset) * 8)) & _mask(length * 8)
-            if slot is None:
+            if slot is None or not _is_present(slot, dev):
                 self._log(
                     LOG_GUEST_ERROR, self.log.bad_write, None, pos, part, size=length
                 )

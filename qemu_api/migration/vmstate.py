@@ -876,9 +876,9 @@ class VMStateDescription(Generic[T_contra]):
             as a class attribute.
 
     Raises:
-        Error: the description is inconsistent (a subsection not named after
-            its parent, a count field that does not come earlier, versions out
-            of order), or it does not match ``state``.
+        Error: the description is inconsistent (a subsection whose name does
+            not begin with its parent's, a count field that does not come
+            earlier, versions out of order), or it does not match ``state``.
 
     >>> from qemu_api.clock import Clock
     >>> class Uart:
@@ -997,11 +997,19 @@ class VMStateDescription(Generic[T_contra]):
                 raise self._error(
                     None, f"subsection {sub!r} is not a VMStateDescription"
                 )
-            if not sub.name.startswith(self.name + "/"):
+            # QEMU's vmstate_subsection_load takes the next record as one of
+            # this description's subsections only if its name begins with the
+            # parent's name and is longer (strncmp on the parent's length):
+            # any other name ends the parent's subsections there and the load
+            # fails on what follows.  Beyond that the name is free ("pl011/
+            # clock", "arm_gic_virt_state") and must be unique in the parent.
+            if len(sub.name) <= len(self.name) or not sub.name.startswith(self.name):
                 raise self._error(
                     None,
-                    f"subsection '{sub.name}' must be named '{self.name}/...': "
-                    "QEMU's loader recognises a subsection by its parent's prefix",
+                    f"subsection '{sub.name}' must begin with its parent's name "
+                    f"'{self.name}' and add to it (as '{self.name}/{sub.name}' or "
+                    f"'{self.name}_{sub.name}'): QEMU's loader recognises a "
+                    "subsection by its parent's name as a prefix",
                 )
             if sub.name in names:
                 raise self._error(None, f"subsection '{sub.name}' is listed twice")

@@ -390,6 +390,37 @@ def test_unknown_subsection_is_an_error_and_foreign_prefix_ends_the_state() -> N
     assert load(MigTestDev.vmsd, dev, foreign, 3) == len(plain)
 
 
+def test_subsection_named_without_a_slash_round_trips() -> None:
+    # QEMU's GIC names its subsection "arm_gic_virt_state": the parent's name
+    # as a plain prefix is all the loader asks for.
+    @dataclass
+    class Gic:
+        ctlr: int = 0
+        extra: int = 0
+
+    gic_vmsd = VMStateDescription[Gic](
+        "gic",
+        version_id=1,
+        minimum_version_id=1,
+        fields=[vmstate_uint32(lambda s: s.ctlr)],
+        subsections=[
+            VMStateDescription[Gic](
+                "gic_virt_state",
+                version_id=1,
+                minimum_version_id=1,
+                needed=lambda s: s.extra != 0,
+                fields=[vmstate_uint32(lambda s: s.extra)],
+            )
+        ],
+    )
+    data = save(gic_vmsd, Gic(1, 7))
+    tail = bytes([0x05, len(b"gic_virt_state")]) + b"gic_virt_state"
+    assert data == bytes.fromhex("00000001") + tail + bytes.fromhex("0000000100000007")
+    other = Gic()
+    assert load(gic_vmsd, other, data, 1) == len(data)
+    assert other == Gic(1, 7)
+
+
 # -- hooks and validation ------------------------------------------------------------
 
 
@@ -692,7 +723,21 @@ def test_struct_description_must_be_attached_to_the_field_type() -> None:
         ),
         (
             {"fields": [], "subsections": [VMStateDescription("q/x", fields=[])]},
-            r"subsection 'q/x' must be named 'p/...'",
+            r"subsection 'q/x' must begin with its parent's name 'p' and add to it",
+        ),
+        (
+            {"fields": [], "subsections": [VMStateDescription("p", fields=[])]},
+            r"subsection 'p' must begin with its parent's name 'p' and add to it",
+        ),
+        (
+            {
+                "fields": [],
+                "subsections": [
+                    VMStateDescription("p_x", fields=[]),
+                    VMStateDescription("p_x", fields=[]),
+                ],
+            },
+            r"subsection 'p_x' is listed twice",
         ),
     ],
 )

@@ -9,6 +9,8 @@ master reaches memory through a typed ``link<memory-region>``.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import ClassVar
 
 import pytest
@@ -205,6 +207,69 @@ def test_nothing_reaches_an_unparented_device(
     # Clock changes no longer reach it.
     src_clk.update_hz(2000)
     assert Probe.calls == []
+
+
+def test_an_unparented_device_with_a_chardev_is_collected() -> None:
+    # Its CharBackend refers to the device (owner, handlers): that must not
+    # keep it alive once nothing else does, nor keep the backend's frontend.
+    feed = qemu_chr_new("feed", "null")
+    dev = Probe()
+    object_property_add_child(qdev_get_machine(), "probe", dev)
+    dev.chardev = feed
+    src_clk = Clock()
+    dev.connect_clock_in("clk", src_clk)
+    sysbus_realize(dev)
+    dev.mmio_map(0, PROBE_BASE)
+    line = InterruptSource()
+    line.connect(dev.get_gpio_in(0))
+    dev.tick_timer.mod_ns(qemu_clock_get_ns(CLOCK_VIRTUAL) + PERIOD_NS)
+    assert feed.be_write(b"a") == 1
+    ref = weakref.ref(dev)
+    dev.unparent()
+    del dev
+    gc.collect()
+    assert ref() is None
+    assert feed.frontend is None
+    qemu_chr_delete("feed")
+
+
+def test_a_chardev_device_never_realized_is_collected() -> None:
+    feed = qemu_chr_new("feed2", "null")
+    dev = Probe()
+    dev.chardev = feed
+    dev.chardev.set_handlers(dev.can_receive, dev.receive, dev.event)
+    ref = weakref.ref(dev)
+    dev.unparent()
+    del dev
+    gc.collect()
+    assert ref() is None
+    assert feed.frontend is None
+    qemu_chr_delete("feed2")
+
+
+def test_an_unparented_device_without_a_backend_is_collected() -> None:
+    # The PL011 on a board without -serial: handlers on a CharBackend that
+    # has no chardev.
+    dev = Probe()
+    object_property_add_child(qdev_get_machine(), "probe", dev)
+    sysbus_realize(dev)
+    ref = weakref.ref(dev)
+    dev.unparent()
+    del dev
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_dropped_device_with_chardev_handlers_is_collected() -> None:
+    # Never in the tree nor finalized: garbage once unreferenced, although its
+    # CharBackend (no backend connected, as a UART without -serial) holds the
+    # device's handlers and names it as their owner.
+    dev = Probe()
+    dev.chardev.set_handlers(dev.can_receive, dev.receive, dev.event)
+    ref = weakref.ref(dev)
+    del dev
+    gc.collect()
+    assert ref() is None
 
 
 def test_dropping_a_device_that_never_joined_the_tree_releases_it() -> None:

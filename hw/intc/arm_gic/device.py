@@ -2,10 +2,12 @@
 
 This is QEMU's ``hw/intc/arm_gic.c`` and ``hw/intc/arm_gic_common.c``
 (``include/hw/intc/arm_gic_common.h``, ``hw/intc/gic_internal.h``) in Python,
-without the security and virtualization extensions; the register map is in
-:mod:`hw.intc.arm_gic.registers`. Where QEMU departs from the GICv2
-architecture specification (ARM IHI 0048B), this model follows the
-specification; ``docs/devices/arm_gic.rst`` lists each difference.
+without the security and virtualization extensions; the registers are
+declared in two register maps, :attr:`GICState.registers` (the distributor)
+and :attr:`GicCpuView.registers` (the banked CPU interface), with the
+constants and offsets of :mod:`hw.intc.arm_gic.registers`. Where QEMU
+departs from the GICv2 architecture specification (ARM IHI 0048B), this
+model follows the specification; ``docs/devices/arm_gic.rst`` lists each difference.
 
 - Sysbus MMIO 0: the distributor (``gic_dist``, 4 KiB), decoded byte by byte
   as QEMU does: a 2- or 4-byte access is that many byte accesses, each
@@ -67,7 +69,6 @@ from typing import Final, final
 
 from hw.intc.arm_gic.registers import (
     ALL_CPU_MASK,
-    CPU_DECODE,
     GIC_CPU_IFACE_SIZE,
     GIC_CPU_IFACE_SIZE_V1,
     GIC_CPU_REGION_SIZE,
@@ -75,6 +76,7 @@ from hw.intc.arm_gic.registers import (
     GIC_ID_GICV1,
     GIC_ID_GICV2,
     GIC_INTERNAL,
+    GIC_MAX_IRQ_IDS,
     GIC_MAX_PRIORITY_BITS,
     GIC_MAXIRQ,
     GIC_MIN_ABPR,
@@ -98,9 +100,8 @@ from hw.intc.arm_gic.registers import (
     IDLE_PRIORITY,
     CpuRegister,
     DistRegister,
-    dist_decode,
 )
-from qemu_api.bql import BqlRefCell
+from qemu_api.bql import BqlRefCell, BqlStruct
 from qemu_api.error import Error
 from qemu_api.irq import InterruptSource
 from qemu_api.log import LOG_GUEST_ERROR, qemu_log_mask
@@ -119,6 +120,16 @@ from qemu_api.migration.vmstate import (
 )
 from qemu_api.qdev import ResetType, prop_bool, prop_u32
 from qemu_api.qom import override
+from qemu_api.register import (
+    RO,
+    RW,
+    WO,
+    Decode,
+    Register,
+    RegisterArray,
+    RegisterLog,
+    RegisterMap,
+)
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
 from qemu_trace.arm_gic import (
     trace_gic_acknowledge_irq,
@@ -139,6 +150,7 @@ __all__ = [
     "GICMigrationState",
     "GICRegisters",
     "GICState",
+    "GicCpuView",
     "gic_create",
 ]
 
@@ -163,6 +175,9 @@ def _ctz(value: int) -> int:
 
 def _union(bitmaps: list[int], cm: int) -> int:
     """The union of the bitmaps of the CPUs of mask ``cm``."""
+    if cm == ALL_CPU_MASK:
+        b0, b1, b2, b3, b4, b5, b6, b7 = bitmaps
+        return b0 | b1 | b2 | b3 | b4 | b5 | b6 | b7
     result = 0
     for c in _CPUS_IN[cm]:
         result |= bitmaps[c]
@@ -174,9 +189,21 @@ def _any(bitmaps: list[int], cm: int, bit: int) -> bool:
     return bool(_union(bitmaps, cm) & bit)
 
 
+# _set and _clear change every CPU slot one statement at a time when the
+# mask names them all (a shared interrupt): cheaper than a loop or a list
+# comprehension, and this is the interrupt path.
+
+
 def _set(bitmaps: list[int], cm: int, bit: int) -> None:
     if cm == ALL_CPU_MASK:
-        bitmaps[:] = [b | bit for b in bitmaps]
+        bitmaps[0] |= bit
+        bitmaps[1] |= bit
+        bitmaps[2] |= bit
+        bitmaps[3] |= bit
+        bitmaps[4] |= bit
+        bitmaps[5] |= bit
+        bitmaps[6] |= bit
+        bitmaps[7] |= bit
     else:
         for c in _CPUS_IN[cm]:
             bitmaps[c] |= bit
@@ -185,14 +212,17 @@ def _set(bitmaps: list[int], cm: int, bit: int) -> None:
 def _clear(bitmaps: list[int], cm: int, bit: int) -> None:
     keep = ~bit
     if cm == ALL_CPU_MASK:
-        bitmaps[:] = [b & keep for b in bitmaps]
+        bitmaps[0] &= keep
+        bitmaps[1] &= keep
+        bitmaps[2] &= keep
+        bitmaps[3] &= keep
+        bitmaps[4] &= keep
+        bitmaps[5] &= keep
+        bitmaps[6] &= keep
+        bitmaps[7] &= keep
     else:
         for c in _CPUS_IN[cm]:
             bitmaps[c] &= keep
-
-
-def _bad_dist_read(offset: int) -> None:
-    qemu_log_mask(LOG_GUEST_ERROR, f"gic_dist_readb: Bad offset {offset:x}\n")
 
 
 def _bad_dist_write(offset: int) -> None:
@@ -200,22 +230,25 @@ def _bad_dist_write(offset: int) -> None:
 
 
 @final
-class GICRegisters:
+class GICRegisters(BqlStruct):
     """The state of a GIC and the operations on it that do no I/O.
 
     The fields of QEMU's ``GICState``, with each per-interrupt CPU mask of
     ``gic_irq_state`` kept as eight bitmaps (one per CPU slot, bit *n* for
-    interrupt *n*). The device (:class:`GICState`) owns it in a
-    :class:`~qemu_api.bql.BqlRefCell`; :meth:`update` (QEMU's
-    ``gic_update``) writes the output levels into the list the device gave
-    to :meth:`configure` and sets :attr:`drive`, and the device then drives
-    its lines.
+    interrupt *n*). A :class:`~qemu_api.bql.BqlStruct`: the device
+    (:class:`GICState`) works on it inside one ``borrow_mut()`` block per
+    register access, on the raw view; :meth:`update` (QEMU's ``gic_update``)
+    writes the output levels into the list the device gave to
+    :meth:`configure` and sets :attr:`drive`, and the device then drives its
+    lines once the block has ended.
 
     Attributes:
         num_cpu: CPU interfaces in use (the ``num-cpu`` property).
         num_irq: interrupts, private ones included (``num-irq``).
         revision: 1 or 2 (``revision``).
         prio_mask: the implemented priority bits (``num-priority-bits``).
+        irq_bits: a mask of the ``num_irq`` interrupts.
+        out: the output levels :meth:`update` computes.
         ctlr: GICD_CTLR (EnableGrp0, EnableGrp1).
         cpu_ctlr: GICC_CTLR of each CPU slot.
         enabled: per CPU slot, the enabled interrupts.
@@ -226,6 +259,8 @@ class GICRegisters:
         model: the 11MPCore N-N model bits (never set on revision 1 or 2).
         edge: the edge-triggered interrupts.
         irq_target: GICD_ITARGETSR of each interrupt.
+        targets: per CPU slot, the interrupts that target it.
+        spi_active: the shared interrupts active on any CPU.
         priority1: private priorities, index ``irq * 8 + cpu``.
         priority2: shared priorities, index ``irq - 32``.
         sgi_pending: source CPUs of each SGI, index ``irq * 8 + cpu``.
@@ -240,43 +275,42 @@ class GICRegisters:
             recomputed and the device must drive its lines.
 
     >>> regs = GICRegisters()
-    >>> regs.configure(1, 64, 2, 8, [0, 0])
-    >>> regs.reset()
-    >>> regs.set_irq(1, 1), regs.current_pending[0]  # SPI 1 = interrupt 33
+    >>> with regs.borrow_mut() as raw:
+    ...     raw.configure(1, 64, 2, 8, [0, 0])
+    ...     raw.reset()
+    ...     raw.set_irq(1, 1), raw.current_pending[0]  # SPI 1 = interrupt 33
     (True, 1023)
     """
 
-    __slots__ = (
-        "abpr",
-        "active",
-        "apr",
-        "bpr",
-        "cpu_ctlr",
-        "ctlr",
-        "current_pending",
-        "drive",
-        "edge",
-        "enabled",
-        "group",
-        "irq_bits",
-        "irq_target",
-        "level",
-        "model",
-        "nsapr",
-        "num_cpu",
-        "num_irq",
-        "out",
-        "pending",
-        "prio_mask",
-        "priority1",
-        "priority2",
-        "priority_mask",
-        "revision",
-        "running_priority",
-        "sgi_pending",
-        "spi_active",
-        "targets",
-    )
+    num_cpu: int
+    num_irq: int
+    revision: int
+    prio_mask: int
+    irq_bits: int
+    out: list[int]
+    drive: bool
+    ctlr: int
+    cpu_ctlr: list[int]
+    enabled: list[int]
+    pending: list[int]
+    active: list[int]
+    level: list[int]
+    group: list[int]
+    model: int
+    edge: int
+    irq_target: list[int]
+    targets: list[int]
+    spi_active: int
+    priority1: list[int]
+    priority2: list[int]
+    sgi_pending: list[int]
+    priority_mask: list[int]
+    running_priority: list[int]
+    current_pending: list[int]
+    bpr: list[int]
+    abpr: list[int]
+    apr: list[int]
+    nsapr: list[int]
 
     def __init__(self) -> None:
         self.num_cpu = 1
@@ -406,58 +440,88 @@ class GICRegisters:
         ctlr = self.ctlr
         out = self.out
         n = self.num_cpu
+        current = self.current_pending
         self.drive = True
+        if ctlr & _GROUPS == _GROUPS:
+            forward_all = True
+        elif ctlr & _GROUPS:
+            forward_all = False
+        else:
+            for cpu in range(n):
+                current[cpu] = GIC_SPURIOUS
+                out[cpu] = 0
+                out[n + cpu] = 0
+            return
+        # Candidates on every CPU: not a shared interrupt active somewhere,
+        # one of the configured interrupts.
+        live = self.irq_bits & ~self.spi_active
+        level_triggered = ~self.edge
+        enabled = self.enabled
+        pending = self.pending
+        level = self.level
+        active = self.active
+        targets = self.targets
+        priority1 = self.priority1
+        priority2 = self.priority2
         for cpu in range(n):
-            self.current_pending[cpu] = GIC_SPURIOUS
+            current[cpu] = GIC_SPURIOUS
             cpu_ctlr = self.cpu_ctlr[cpu]
-            if not ctlr & _GROUPS or not cpu_ctlr & _CPU_GROUPS:
+            irq_level = fiq_level = 0
+            if not cpu_ctlr & _CPU_GROUPS:
                 out[cpu] = 0
                 out[n + cpu] = 0
                 continue
             group = self.group[cpu]
-            if ctlr & _GROUPS == _GROUPS:
-                forwarded = -1
-            else:
-                forwarded = group if ctlr & GICD_CTLR_EN_GRP1 else ~group
             cand = (
-                self.enabled[cpu]
-                & (self.pending[cpu] | (self.level[cpu] & ~self.edge))
-                & ~(self.active[cpu] | self.spi_active)
-                & self.targets[cpu]
-                & forwarded
-                & self.irq_bits
+                enabled[cpu]
+                & (pending[cpu] | (level[cpu] & level_triggered))
+                & ~active[cpu]
+                & targets[cpu]
+                & live
             )
-            best_irq = GIC_SPURIOUS
-            best_prio = IDLE_PRIORITY
-            while cand:
-                low = cand & -cand
-                cand ^= low
-                irq = low.bit_length() - 1
-                if irq < GIC_INTERNAL:
-                    prio = self.priority1[irq * GIC_NCPU + cpu]
+            if not forward_all:
+                cand &= group if ctlr & GICD_CTLR_EN_GRP1 else ~group
+            if cand:
+                if cand & (cand - 1) == 0:
+                    # One candidate (the common case): no priority race.
+                    best_irq = cand.bit_length() - 1
+                    if best_irq < GIC_INTERNAL:
+                        best_prio = priority1[best_irq * GIC_NCPU + cpu]
+                    else:
+                        best_prio = priority2[best_irq - GIC_INTERNAL]
+                    if best_prio >= IDLE_PRIORITY:
+                        best_irq = GIC_SPURIOUS
                 else:
-                    prio = self.priority2[irq - GIC_INTERNAL]
-                if prio < best_prio:
-                    best_prio = prio
-                    best_irq = irq
-            irq_level = fiq_level = 0
-            if best_irq != GIC_SPURIOUS:
-                pmask = self.priority_mask[cpu]
-                running = self.running_priority[cpu]
-                trace_gic_update_bestirq(
-                    "cpu", cpu, best_irq, best_prio, pmask, running
-                )
-                if best_prio < pmask:
-                    self.current_pending[cpu] = best_irq
-                    if best_prio < running:
-                        grp = group >> best_irq & 1
-                        if ctlr >> grp & 1 and cpu_ctlr >> grp & 1:
-                            if grp == 0 and cpu_ctlr & GICC_CTLR_FIQ_EN:
-                                fiq_level = 1
-                                trace_gic_update_set_irq(cpu, "fiq", 1)
-                            else:
-                                irq_level = 1
-                                trace_gic_update_set_irq(cpu, "irq", 1)
+                    best_irq = GIC_SPURIOUS
+                    best_prio = IDLE_PRIORITY
+                    while cand:
+                        low = cand & -cand
+                        cand ^= low
+                        irq = low.bit_length() - 1
+                        if irq < GIC_INTERNAL:
+                            prio = priority1[irq * GIC_NCPU + cpu]
+                        else:
+                            prio = priority2[irq - GIC_INTERNAL]
+                        if prio < best_prio:
+                            best_prio = prio
+                            best_irq = irq
+                if best_irq != GIC_SPURIOUS:
+                    pmask = self.priority_mask[cpu]
+                    running = self.running_priority[cpu]
+                    trace_gic_update_bestirq(
+                        "cpu", cpu, best_irq, best_prio, pmask, running
+                    )
+                    if best_prio < pmask:
+                        current[cpu] = best_irq
+                        if best_prio < running:
+                            grp = group >> best_irq & 1
+                            if ctlr >> grp & 1 and cpu_ctlr >> grp & 1:
+                                if grp == 0 and cpu_ctlr & GICC_CTLR_FIQ_EN:
+                                    fiq_level = 1
+                                    trace_gic_update_set_irq(cpu, "fiq", 1)
+                                else:
+                                    irq_level = 1
+                                    trace_gic_update_set_irq(cpu, "irq", 1)
             out[cpu] = irq_level
             out[n + cpu] = fiq_level
 
@@ -563,17 +627,30 @@ class GICRegisters:
 
     def acknowledge(self, cpu: int) -> int:
         """A GICC_IAR read (``gic_acknowledge_irq``): the interrupt ID, or 1022/1023."""
-        irq = self.pending_irq(cpu)
+        # pending_irq(), priority(), group_priority() and clear_pending()
+        # written out: this is every interrupt's path.
+        irq = self.current_pending[cpu]
+        group1 = irq < GIC_MAXIRQ and self.revision == 2 and self.group[cpu] >> irq & 1
+        if group1 and not self.cpu_ctlr[cpu] & GICC_CTLR_ACK_CTL:
+            irq = GIC_SPURIOUS_GROUP1
         trace_gic_acknowledge_irq("cpu", cpu, irq)
         if irq >= GIC_MAXIRQ:
             return irq
-        if self.priority(irq, cpu) >= self.running_priority[cpu]:
+        if irq < GIC_INTERNAL:
+            priority = self.priority1[irq * GIC_NCPU + cpu]
+        else:
+            priority = self.priority2[irq - GIC_INTERNAL]
+        if priority >= self.running_priority[cpu]:
             return GIC_SPURIOUS
         # gic_activate_irq: set the active priority bit, raise the running priority.
-        prio = self.group_priority(cpu, irq)
+        if group1 and not self.cpu_ctlr[cpu] & GICC_CTLR_CBPR:
+            bpr = self.abpr[cpu] - 1
+        else:
+            bpr = self.bpr[cpu]
+        prio = priority & (0xFFFFFFFF << ((bpr & 7) + 1)) & 0xFF
         level = prio >> (GIC_MIN_BPR + 1)
         index = (level // 32) * GIC_NCPU + cpu
-        if self.revision == 2 and self.group[cpu] >> irq & 1:
+        if group1:
             self.nsapr[index] |= 1 << (level % 32)
         else:
             self.apr[index] |= 1 << (level % 32)
@@ -582,6 +659,9 @@ class GICRegisters:
         self.active[cpu] |= bit
         if irq >= GIC_INTERNAL:
             self.spi_active |= bit
+            _clear(self.pending, ALL_CPU_MASK, bit)
+            self.update()
+            return irq
         ret = irq
         if irq < GIC_NR_SGIS:
             slot = irq * GIC_NCPU + cpu
@@ -610,15 +690,24 @@ class GICRegisters:
         """
         if irq >= self.num_irq or self.running_priority[cpu] == IDLE_PRIORITY:
             return
-        group = self.revision == 2 and self.group[cpu] >> irq & 1
-        aprs = self.nsapr if group else self.apr
+        v2 = self.revision == 2
+        apr = self.apr
+        nsapr = self.nsapr
+        aprs = nsapr if v2 and self.group[cpu] >> irq & 1 else apr
         for i in range(GIC_NR_APRS):
             index = i * GIC_NCPU + cpu
             if aprs[index]:
                 aprs[index] &= aprs[index] - 1  # the highest active priority
                 break
-        self.running_priority[cpu] = self.prio_from_apr_bits(cpu)
-        if not self.eoi_split(cpu):
+        # prio_from_apr_bits(), written out.
+        running = IDLE_PRIORITY
+        for i in range(GIC_NR_APRS):
+            bits = apr[i * GIC_NCPU + cpu] | nsapr[i * GIC_NCPU + cpu]
+            if bits:
+                running = (i * 32 + _ctz(bits)) << (GIC_MIN_BPR + 1)
+                break
+        self.running_priority[cpu] = running
+        if not (v2 and self.cpu_ctlr[cpu] & GICC_CTLR_EOIMODE):
             self.clear_active(irq, cpu)
         self.update()
 
@@ -634,42 +723,26 @@ class GICRegisters:
             return
         self.clear_active(irq, cpu)
 
-    def cpu_read(self, cpu: int, offset: int) -> int:
-        """A CPU interface read (``gic_cpu_read``), for any access size."""
-        handler = _CPU_READ.get(offset)
-        if handler is None:
-            qemu_log_mask(LOG_GUEST_ERROR, f"gic_cpu_read: Bad offset {offset:x}\n")
-            value = 0
-        else:
-            value = handler(self, cpu, offset)
-        trace_gic_cpu_read("cpu", cpu, offset, value)
-        return value
+    # -- the CPU interface registers (QEMU's gic_cpu_read/gic_cpu_write) ------------
 
-    def cpu_write(self, cpu: int, offset: int, value: int) -> None:
-        """A CPU interface write (``gic_cpu_write``), for any access size."""
-        trace_gic_cpu_write("cpu", cpu, offset, value)
-        handler = _CPU_WRITE.get(offset)
-        if handler is None:
-            qemu_log_mask(LOG_GUEST_ERROR, f"gic_cpu_write: Bad offset {offset:x}\n")
-        elif handler(self, cpu, offset, value):
-            self.update()
-
-    def _read_ctlr(self, cpu: int, offset: int) -> int:
+    def read_ctlr(self, cpu: int) -> int:
+        """GICC_CTLR."""
         return self.cpu_ctlr[cpu]
 
-    def _read_pmr(self, cpu: int, offset: int) -> int:
+    def read_pmr(self, cpu: int) -> int:
+        """GICC_PMR."""
         return self.priority_mask[cpu]
 
-    def _read_bpr(self, cpu: int, offset: int) -> int:
+    def read_bpr(self, cpu: int) -> int:
+        """GICC_BPR."""
         return self.bpr[cpu]
 
-    def _read_iar(self, cpu: int, offset: int) -> int:
-        return self.acknowledge(cpu)
-
-    def _read_rpr(self, cpu: int, offset: int) -> int:
+    def read_rpr(self, cpu: int) -> int:
+        """GICC_RPR: the running priority, 0xFF when idle."""
         return min(self.running_priority[cpu], 0xFF)
 
-    def _read_hppir(self, cpu: int, offset: int) -> int:
+    def read_hppir(self, cpu: int) -> int:
+        """GICC_HPPIR, with the SGI's source CPU as the specification asks."""
         irq = self.pending_irq(cpu)
         if irq < GIC_NR_SGIS:
             # The specification's CPUID field: the SGI's source CPU (QEMU omits it).
@@ -678,83 +751,298 @@ class GICRegisters:
                 irq |= (_ctz(sources) & 7) << 10
         return irq
 
-    def _read_abpr(self, cpu: int, offset: int) -> int:
+    def read_abpr(self, cpu: int) -> int:
+        """GICC_ABPR (RAZ on a GICv1)."""
         return self.abpr[cpu] if self.revision == 2 else 0
 
-    def _read_apr(self, cpu: int, offset: int) -> int:
+    def read_apr(self, cpu: int, n: int) -> int:
+        """GICC_APRn (RAZ on a GICv1)."""
         if self.revision != 2:
             return 0
-        return self.apr[((offset - CpuRegister.APR0) >> 2) * GIC_NCPU + cpu]
+        return self.apr[n * GIC_NCPU + cpu]
 
-    def _read_nsapr(self, cpu: int, offset: int) -> int:
+    def read_nsapr(self, cpu: int, n: int) -> int:
+        """GICC_NSAPRn (RAZ on a GICv1)."""
         if self.revision != 2:
             return 0
-        return self.nsapr[((offset - CpuRegister.NSAPR0) >> 2) * GIC_NCPU + cpu]
+        return self.nsapr[n * GIC_NCPU + cpu]
 
-    def _read_iidr(self, cpu: int, offset: int) -> int:
+    def read_iidr(self, cpu: int) -> int:
+        """GICC_IIDR."""
         return (self.revision << 16) | 0x43B
 
-    def _write_ctlr(self, cpu: int, offset: int, value: int) -> bool:
+    def write_ctlr(self, cpu: int, value: int) -> bool:
+        """GICC_CTLR; True: the interrupt state needs an update."""
         mask = GICC_CTLR_V2_MASK if self.revision == 2 else GICC_CTLR_V1_MASK
         self.cpu_ctlr[cpu] = value & mask
         return True
 
-    def _write_pmr(self, cpu: int, offset: int, value: int) -> bool:
+    def write_pmr(self, cpu: int, value: int) -> bool:
+        """GICC_PMR, narrowed to the implemented priority bits."""
         self.priority_mask[cpu] = value & self.prio_mask
         return True
 
-    def _write_bpr(self, cpu: int, offset: int, value: int) -> bool:
+    def write_bpr(self, cpu: int, value: int) -> bool:
+        """GICC_BPR."""
         self.bpr[cpu] = max(value & 7, GIC_MIN_BPR)
         return True
 
-    def _write_eoir(self, cpu: int, offset: int, value: int) -> bool:
+    def write_eoir(self, cpu: int, value: int) -> bool:
+        """GICC_EOIR (:meth:`complete` updates when it changes anything)."""
         self.complete(cpu, value & 0x3FF)
         return False
 
-    def _write_abpr(self, cpu: int, offset: int, value: int) -> bool:
+    def write_abpr(self, cpu: int, value: int) -> bool:
+        """GICC_ABPR (WI on a GICv1)."""
         if self.revision != 2:
             return False
         self.abpr[cpu] = max(value & 7, GIC_MIN_ABPR)
         return True
 
-    def _write_apr(self, cpu: int, offset: int, value: int) -> bool:
+    def write_apr(self, cpu: int, n: int, value: int) -> bool:
+        """GICC_APRn (WI on a GICv1)."""
         if self.revision != 2:
             return False
-        self.apr[((offset - CpuRegister.APR0) >> 2) * GIC_NCPU + cpu] = value
+        self.apr[n * GIC_NCPU + cpu] = value
         self.running_priority[cpu] = self.prio_from_apr_bits(cpu)
         return True
 
-    def _write_nsapr(self, cpu: int, offset: int, value: int) -> bool:
+    def write_nsapr(self, cpu: int, n: int, value: int) -> bool:
+        """GICC_NSAPRn (WI on a GICv1)."""
         if self.revision != 2:
             return False
-        self.nsapr[((offset - CpuRegister.NSAPR0) >> 2) * GIC_NCPU + cpu] = value
+        self.nsapr[n * GIC_NCPU + cpu] = value
         self.running_priority[cpu] = self.prio_from_apr_bits(cpu)
         return True
 
-    def _write_dir(self, cpu: int, offset: int, value: int) -> bool:
+    def write_dir(self, cpu: int, value: int) -> bool:
+        """GICC_DIR."""
         self.deactivate(cpu, value & 0x3FF)
         return True
 
-    # -- the distributor -----------------------------------------------------------
+    # -- the distributor, one byte register at a time (gic_dist_readb/writeb) -----
+    #
+    # Byte n of each register block; cpu is the accessing CPU (banked
+    # registers). The device runs update() after every byte written, as
+    # QEMU does, and keeps the bytes a configuration lacks out of reach
+    # (the register map's present=).
 
-    def dist_readb(self, offset: int, cpu: int) -> int:
-        """One distributor byte (``gic_dist_readb``); bad offsets log and read 0."""
-        value = _DIST_READ[offset >> 4](self, offset, cpu)
-        if value is None:
-            _bad_dist_read(offset)
+    def read_ctlr_byte(self, n: int, cpu: int) -> int:
+        """GICD_CTLR byte ``n``."""
+        return self.ctlr if n == 0 else 0
+
+    def read_typer_byte(self, n: int, cpu: int) -> int:
+        """GICD_TYPER byte ``n``: ITLinesNumber and CPUNumber."""
+        if n:
             return 0
+        return ((self.num_irq // 32) - 1) | ((self.num_cpu - 1) << 5)
+
+    def read_igroupr(self, n: int, cpu: int) -> int:
+        """GICD_IGROUPR byte ``n`` (RAZ without groups)."""
+        if not self.has_groups():
+            return 0
+        return (self.group[cpu] >> (n * 8)) & 0xFF
+
+    def read_enabler(self, n: int, cpu: int) -> int:
+        """GICD_ISENABLER/ICENABLER byte ``n``."""
+        return (self.enabled[cpu] >> (n * 8)) & 0xFF
+
+    def read_pendr(self, n: int, cpu: int) -> int:
+        """GICD_ISPENDR/ICPENDR byte ``n``: latched, or level-triggered and high."""
+        irq = n * 8
+        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
+        pending = _union(self.pending, cm) | (_union(self.level, cm) & ~self.edge)
+        return (pending >> irq) & 0xFF
+
+    def read_activer(self, n: int, cpu: int) -> int:
+        """GICD_ISACTIVER/ICACTIVER byte ``n``."""
+        irq = n * 8
+        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
+        return (_union(self.active, cm) >> irq) & 0xFF
+
+    def read_priority(self, n: int, cpu: int) -> int:
+        """GICD_IPRIORITYR byte ``n``: interrupt ``n``'s priority."""
+        return self.priority(n, cpu) & self.prio_mask
+
+    def read_targets(self, n: int, cpu: int) -> int:
+        """GICD_ITARGETSR byte ``n`` (RAZ on a uniprocessor GIC)."""
+        if self.num_cpu == 1:
+            return 0
+        return 1 << cpu if n < GIC_INTERNAL else self.irq_target[n]
+
+    def read_icfgr(self, n: int, cpu: int) -> int:
+        """GICD_ICFGR byte ``n``: interrupts ``4n`` to ``4n + 3``."""
+        irq = n * 4
+        value = 0
+        for i in range(4):
+            if self.model >> (irq + i) & 1:
+                value |= 1 << (i * 2)
+            if self.edge >> (irq + i) & 1:
+                value |= 2 << (i * 2)
         return value
 
-    def dist_writeb(self, offset: int, value: int, cpu: int) -> bool:
-        """One distributor byte write (``gic_dist_writeb``); False for a bad offset.
+    def read_sgi_pending(self, n: int, cpu: int) -> int:
+        """GICD_CPENDSGIR/SPENDSGIR byte ``n``: SGI ``n``'s source CPUs."""
+        return self.sgi_pending[n * GIC_NCPU + cpu]
 
-        The caller runs :meth:`update` after every byte that was not bad,
-        as QEMU does.
+    def write_ctlr_byte(self, n: int, value: int, cpu: int) -> None:
+        """GICD_CTLR byte ``n`` (the upper bytes ignore writes)."""
+        if n == 0:
+            self.ctlr = value & (_GROUPS if self.has_groups() else GICD_CTLR_EN_GRP0)
+
+    def write_igroupr(self, n: int, value: int, cpu: int) -> None:
+        """GICD_IGROUPR byte ``n`` (WI without groups)."""
+        if not self.has_groups():
+            return
+        irq = n * 8
+        keep = ~(0xFF << irq)
+        bits = value << irq
+        group = self.group
+        for c in _CPUS_IN[1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK]:
+            group[c] = (group[c] & keep) | bits
+
+    def set_enable(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ISENABLER byte ``n`` (SGIs are always enabled)."""
+        irq = n * 8
+        if irq < GIC_NR_SGIS:
+            value = 0xFF
+        bits = value << irq
+        if not bits:
+            return
+        enabled = self.enabled
+        if irq < GIC_INTERNAL:
+            newly = bits & ~enabled[cpu]
+            enabled[cpu] |= bits
+        else:
+            newly = bits & ~_union(enabled, ALL_CPU_MASK)
+            _set(enabled, ALL_CPU_MASK, bits)
+        while newly:
+            low = newly & -newly
+            newly ^= low
+            trace_gic_enable_irq(low.bit_length() - 1)
+
+    def clear_enable(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ICENABLER byte ``n`` (SGIs cannot be disabled)."""
+        irq = n * 8
+        if irq < GIC_NR_SGIS:
+            return
+        bits = value << irq
+        if not bits:
+            return
+        enabled = self.enabled
+        if irq < GIC_INTERNAL:
+            was = bits & enabled[cpu]
+            enabled[cpu] &= ~bits
+        else:
+            was = bits & _union(enabled, ALL_CPU_MASK)
+            _clear(enabled, ALL_CPU_MASK, bits)
+        while was:
+            low = was & -was
+            was ^= low
+            trace_gic_disable_irq(low.bit_length() - 1)
+
+    def set_pending_byte(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ISPENDR byte ``n``: a shared interrupt pends on its targets."""
+        irq = n * 8
+        if irq < GIC_NR_SGIS:
+            return  # SGIs are made pending through GICD_SPENDSGIR
+        while value:
+            low = value & -value
+            value ^= low
+            i = irq + low.bit_length() - 1
+            mask = 1 << cpu if i < GIC_INTERNAL else self.irq_target[i]
+            _set(self.pending, mask, 1 << i)
+
+    def clear_pending_byte(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ICPENDR byte ``n``.
+
+        The specification banks GICD_ICPENDR0 (PPIs) per CPU; QEMU clears
+        the pending state on every CPU.
         """
-        if _DIST_WRITE[offset >> 4](self, offset, value, cpu):
-            return True
-        _bad_dist_write(offset)
-        return False
+        irq = n * 8
+        if irq < GIC_NR_SGIS:
+            return
+        if value:
+            _clear(
+                self.pending,
+                1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK,
+                value << irq,
+            )
+
+    def set_active_byte(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ISACTIVER byte ``n`` (GICv2)."""
+        irq = n * 8
+        if value:
+            _set(
+                self.active,
+                1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK,
+                value << irq,
+            )
+        self.refresh_spi_active()
+
+    def clear_active_byte(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ICACTIVER byte ``n`` (GICv2)."""
+        irq = n * 8
+        if value:
+            _clear(
+                self.active,
+                1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK,
+                value << irq,
+            )
+        self.refresh_spi_active()
+
+    def write_priority(self, n: int, value: int, cpu: int) -> None:
+        """GICD_IPRIORITYR byte ``n``, narrowed to the implemented bits."""
+        value &= self.prio_mask
+        if n < GIC_INTERNAL:
+            self.priority1[n * GIC_NCPU + cpu] = value
+        else:
+            self.priority2[n - GIC_INTERNAL] = value
+
+    def write_targets(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ITARGETSR byte ``n`` (WI on a uniprocessor GIC)."""
+        if self.num_cpu == 1:
+            return
+        if n < GIC_INTERNAL:
+            value = ALL_CPU_MASK  # read only: each CPU reads its own bit
+        value &= ALL_CPU_MASK
+        self.irq_target[n] = value
+        if n >= GIC_INTERNAL:
+            bit = 1 << n
+            for c in range(GIC_NCPU):
+                if value >> c & 1:
+                    self.targets[c] |= bit
+                else:
+                    self.targets[c] &= ~bit
+            if _any(self.pending, ALL_CPU_MASK, bit):
+                # A pending shared interrupt follows its new targets.
+                _clear(self.pending, ALL_CPU_MASK, bit)
+                _set(self.pending, value, bit)
+
+    def write_icfgr(self, n: int, value: int, cpu: int) -> None:
+        """GICD_ICFGR byte ``n``: bit 1 of each pair makes it edge-triggered."""
+        irq = n * 4
+        if irq < GIC_NR_SGIS:
+            value |= 0xAA  # SGIs are edge-triggered
+        for i in range(4):
+            bit = 1 << (irq + i)
+            if value & (2 << (i * 2)):
+                self.edge |= bit
+            else:
+                self.edge &= ~bit
+
+    def write_cpendsgir(self, n: int, value: int, cpu: int) -> None:
+        """GICD_CPENDSGIR byte ``n``: clear source CPUs of SGI ``n``."""
+        slot = n * GIC_NCPU + cpu
+        self.sgi_pending[slot] &= ~value
+        if not self.sgi_pending[slot]:
+            self.pending[cpu] &= ~(1 << n)
+
+    def write_spendsgir(self, n: int, value: int, cpu: int) -> None:
+        """GICD_SPENDSGIR byte ``n``: add source CPUs to SGI ``n``."""
+        if value:  # QEMU marks the SGI pending even for 0 (no source CPU)
+            self.pending[cpu] |= 1 << n
+            self.sgi_pending[n * GIC_NCPU + cpu] |= value
 
     def write_sgir(self, value: int, cpu: int) -> None:
         """A 32-bit GICD_SGIR write: send SGI ``value & 0xF``, then update.
@@ -777,346 +1065,6 @@ class GICRegisters:
             self.pending[target] |= bit
             self.sgi_pending[irq * GIC_NCPU + target] |= 1 << cpu
         self.update()
-
-    def _block_irq(self, offset: int, block: int, per_byte: int) -> int | None:
-        irq = (offset - block) * per_byte
-        return irq if irq < self.num_irq else None
-
-    def _dread_ctlr(self, offset: int, cpu: int) -> int | None:
-        match offset:
-            case 0:
-                return self.ctlr
-            case 4:
-                return ((self.num_irq // 32) - 1) | ((self.num_cpu - 1) << 5)
-            case 8:
-                return 0x3B  # GICD_IIDR: ARM's JEP106 code
-            case 9:
-                return 0x04
-            case _ if offset < 0x0C:
-                return 0
-            case _:
-                return None
-
-    def _dread_igroupr(self, offset: int, cpu: int) -> int | None:
-        if not self.has_groups():
-            return 0
-        irq = self._block_irq(offset, DistRegister.IGROUPR, 8)
-        return None if irq is None else (self.group[cpu] >> irq) & 0xFF
-
-    def _dread_enabler(self, offset: int, cpu: int) -> int | None:
-        irq = self._block_irq(offset & ~0x80, DistRegister.ISENABLER, 8)
-        return None if irq is None else (self.enabled[cpu] >> irq) & 0xFF
-
-    def _dread_pendr(self, offset: int, cpu: int) -> int | None:
-        irq = self._block_irq(offset & ~0x80, DistRegister.ISPENDR, 8)
-        if irq is None:
-            return None
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        pending = _union(self.pending, cm) | (_union(self.level, cm) & ~self.edge)
-        return (pending >> irq) & 0xFF
-
-    def _dread_activer(self, offset: int, cpu: int) -> int | None:
-        if offset >= DistRegister.ICACTIVER and self.revision != 2:
-            return None
-        irq = self._block_irq(offset & ~0x80, DistRegister.ISACTIVER, 8)
-        if irq is None:
-            return None
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        return (_union(self.active, cm) >> irq) & 0xFF
-
-    def _dread_priority(self, offset: int, cpu: int) -> int | None:
-        irq = self._block_irq(offset, DistRegister.IPRIORITYR, 1)
-        return None if irq is None else self.priority(irq, cpu) & self.prio_mask
-
-    def _dread_targets(self, offset: int, cpu: int) -> int | None:
-        if self.num_cpu == 1:
-            return 0  # RAZ/WI on a uniprocessor GIC
-        irq = self._block_irq(offset, DistRegister.ITARGETSR, 1)
-        if irq is None:
-            return None
-        return 1 << cpu if irq < GIC_INTERNAL else self.irq_target[irq]
-
-    def _dread_icfgr(self, offset: int, cpu: int) -> int | None:
-        irq = self._block_irq(offset, DistRegister.ICFGR, 4)
-        if irq is None:
-            return None
-        value = 0
-        for i in range(4):
-            if self.model >> (irq + i) & 1:
-                value |= 1 << (i * 2)
-            if self.edge >> (irq + i) & 1:
-                value |= 2 << (i * 2)
-        return value
-
-    def _dread_sgi_pending(self, offset: int, cpu: int) -> int | None:
-        irq = (offset - DistRegister.CPENDSGIR) & 0xF
-        return self.sgi_pending[irq * GIC_NCPU + cpu]
-
-    def _dread_id(self, offset: int, cpu: int) -> int | None:
-        if offset & 3:
-            return 0
-        ids = GIC_ID_GICV2 if self.revision == 2 else GIC_ID_GICV1
-        return ids[(offset - DistRegister.ID) >> 2]
-
-    def _dread_bad(self, offset: int, cpu: int) -> int | None:
-        return None
-
-    def _dwrite_ctlr(self, offset: int, value: int, cpu: int) -> bool:
-        if offset == 0:
-            self.ctlr = value & (_GROUPS if self.has_groups() else GICD_CTLR_EN_GRP0)
-            return True
-        return offset < 4  # the other GICD_CTLR bytes ignore writes
-
-    def _dwrite_igroupr(self, offset: int, value: int, cpu: int) -> bool:
-        if not self.has_groups():
-            return True
-        irq = self._block_irq(offset, DistRegister.IGROUPR, 8)
-        if irq is None:
-            return False
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        for i in range(8):
-            if value >> i & 1:
-                _set(self.group, cm, 1 << (irq + i))
-            else:
-                _clear(self.group, cm, 1 << (irq + i))
-        return True
-
-    def _dwrite_isenabler(self, offset: int, value: int, cpu: int) -> bool:
-        irq = self._block_irq(offset, DistRegister.ISENABLER, 8)
-        if irq is None:
-            return False
-        if irq < GIC_NR_SGIS:
-            value = 0xFF
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        for i in range(8):
-            if value >> i & 1:
-                bit = 1 << (irq + i)
-                if not _any(self.enabled, cm, bit):
-                    trace_gic_enable_irq(irq + i)
-                _set(self.enabled, cm, bit)
-        return True
-
-    def _dwrite_icenabler(self, offset: int, value: int, cpu: int) -> bool:
-        irq = self._block_irq(offset, DistRegister.ICENABLER, 8)
-        if irq is None:
-            return False
-        if irq < GIC_NR_SGIS:
-            value = 0
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        for i in range(8):
-            if value >> i & 1:
-                bit = 1 << (irq + i)
-                if _any(self.enabled, cm, bit):
-                    trace_gic_disable_irq(irq + i)
-                _clear(self.enabled, cm, bit)
-        return True
-
-    def _dwrite_ispendr(self, offset: int, value: int, cpu: int) -> bool:
-        irq = self._block_irq(offset, DistRegister.ISPENDR, 8)
-        if irq is None:
-            return False
-        if irq < GIC_NR_SGIS:
-            return True  # SGIs are made pending through GICD_SPENDSGIR
-        for i in range(8):
-            if value >> i & 1:
-                n = irq + i
-                mask = 1 << cpu if n < GIC_INTERNAL else self.irq_target[n]
-                _set(self.pending, mask, 1 << n)
-        return True
-
-    def _dwrite_icpendr(self, offset: int, value: int, cpu: int) -> bool:
-        irq = self._block_irq(offset, DistRegister.ICPENDR, 8)
-        if irq is None:
-            return False
-        if irq < GIC_NR_SGIS:
-            return True
-        # The specification banks GICD_ICPENDR0 (PPIs) per CPU; QEMU clears
-        # the pending state on every CPU.
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        for i in range(8):
-            if value >> i & 1:
-                _clear(self.pending, cm, 1 << (irq + i))
-        return True
-
-    def _dwrite_isactiver(self, offset: int, value: int, cpu: int) -> bool:
-        if self.revision != 2:
-            return False
-        irq = self._block_irq(offset, DistRegister.ISACTIVER, 8)
-        if irq is None:
-            return False
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        for i in range(8):
-            if value >> i & 1:
-                _set(self.active, cm, 1 << (irq + i))
-        self.refresh_spi_active()
-        return True
-
-    def _dwrite_icactiver(self, offset: int, value: int, cpu: int) -> bool:
-        if self.revision != 2:
-            return False
-        irq = self._block_irq(offset, DistRegister.ICACTIVER, 8)
-        if irq is None:
-            return False
-        cm = 1 << cpu if irq < GIC_INTERNAL else ALL_CPU_MASK
-        for i in range(8):
-            if value >> i & 1:
-                _clear(self.active, cm, 1 << (irq + i))
-        self.refresh_spi_active()
-        return True
-
-    def _dwrite_priority(self, offset: int, value: int, cpu: int) -> bool:
-        irq = self._block_irq(offset, DistRegister.IPRIORITYR, 1)
-        if irq is None:
-            return False
-        value &= self.prio_mask
-        if irq < GIC_INTERNAL:
-            self.priority1[irq * GIC_NCPU + cpu] = value
-        else:
-            self.priority2[irq - GIC_INTERNAL] = value
-        return True
-
-    def _dwrite_targets(self, offset: int, value: int, cpu: int) -> bool:
-        if self.num_cpu == 1:
-            return True  # RAZ/WI on a uniprocessor GIC
-        irq = self._block_irq(offset, DistRegister.ITARGETSR, 1)
-        if irq is None:
-            return False
-        if irq < GIC_INTERNAL:
-            value = ALL_CPU_MASK  # read only: each CPU reads its own bit
-        value &= ALL_CPU_MASK
-        self.irq_target[irq] = value
-        if irq >= GIC_INTERNAL:
-            bit = 1 << irq
-            for c in range(GIC_NCPU):
-                if value >> c & 1:
-                    self.targets[c] |= bit
-                else:
-                    self.targets[c] &= ~bit
-            if _any(self.pending, ALL_CPU_MASK, bit):
-                # A pending shared interrupt follows its new targets.
-                _clear(self.pending, ALL_CPU_MASK, bit)
-                _set(self.pending, value, bit)
-        return True
-
-    def _dwrite_icfgr(self, offset: int, value: int, cpu: int) -> bool:
-        irq = self._block_irq(offset, DistRegister.ICFGR, 4)
-        if irq is None:
-            return False
-        if irq < GIC_NR_SGIS:
-            value |= 0xAA  # SGIs are edge-triggered
-        for i in range(4):
-            bit = 1 << (irq + i)
-            if value & (2 << (i * 2)):
-                self.edge |= bit
-            else:
-                self.edge &= ~bit
-        return True
-
-    def _dwrite_cpendsgir(self, offset: int, value: int, cpu: int) -> bool:
-        irq = offset - DistRegister.CPENDSGIR
-        slot = irq * GIC_NCPU + cpu
-        self.sgi_pending[slot] &= ~value
-        if not self.sgi_pending[slot]:
-            self.pending[cpu] &= ~(1 << irq)
-        return True
-
-    def _dwrite_spendsgir(self, offset: int, value: int, cpu: int) -> bool:
-        if value:  # QEMU marks the SGI pending even for 0 (no source CPU)
-            irq = offset - DistRegister.SPENDSGIR
-            self.pending[cpu] |= 1 << irq
-            self.sgi_pending[irq * GIC_NCPU + cpu] |= value
-        return True
-
-    def _dwrite_bad(self, offset: int, value: int, cpu: int) -> bool:
-        return False
-
-
-_DistRead = Callable[[GICRegisters, int, int], "int | None"]
-_DistWrite = Callable[[GICRegisters, int, int, int], bool]
-
-_DIST_READERS: Final[dict[DistRegister, _DistRead]] = {
-    DistRegister.CTLR: GICRegisters._dread_ctlr,
-    DistRegister.IGROUPR: GICRegisters._dread_igroupr,
-    DistRegister.ISENABLER: GICRegisters._dread_enabler,
-    DistRegister.ICENABLER: GICRegisters._dread_enabler,
-    DistRegister.ISPENDR: GICRegisters._dread_pendr,
-    DistRegister.ICPENDR: GICRegisters._dread_pendr,
-    DistRegister.ISACTIVER: GICRegisters._dread_activer,
-    DistRegister.ICACTIVER: GICRegisters._dread_activer,
-    DistRegister.IPRIORITYR: GICRegisters._dread_priority,
-    DistRegister.ITARGETSR: GICRegisters._dread_targets,
-    DistRegister.ICFGR: GICRegisters._dread_icfgr,
-    DistRegister.SGIR: GICRegisters._dread_bad,
-    DistRegister.CPENDSGIR: GICRegisters._dread_sgi_pending,
-    DistRegister.SPENDSGIR: GICRegisters._dread_sgi_pending,
-    DistRegister.RESERVED: GICRegisters._dread_bad,
-    DistRegister.ID: GICRegisters._dread_id,
-}
-_DIST_WRITERS: Final[dict[DistRegister, _DistWrite]] = {
-    DistRegister.CTLR: GICRegisters._dwrite_ctlr,
-    DistRegister.IGROUPR: GICRegisters._dwrite_igroupr,
-    DistRegister.ISENABLER: GICRegisters._dwrite_isenabler,
-    DistRegister.ICENABLER: GICRegisters._dwrite_icenabler,
-    DistRegister.ISPENDR: GICRegisters._dwrite_ispendr,
-    DistRegister.ICPENDR: GICRegisters._dwrite_icpendr,
-    DistRegister.ISACTIVER: GICRegisters._dwrite_isactiver,
-    DistRegister.ICACTIVER: GICRegisters._dwrite_icactiver,
-    DistRegister.IPRIORITYR: GICRegisters._dwrite_priority,
-    DistRegister.ITARGETSR: GICRegisters._dwrite_targets,
-    DistRegister.ICFGR: GICRegisters._dwrite_icfgr,
-    DistRegister.SGIR: GICRegisters._dwrite_bad,  # a 32-bit write is GICD_SGIR
-    DistRegister.CPENDSGIR: GICRegisters._dwrite_cpendsgir,
-    DistRegister.SPENDSGIR: GICRegisters._dwrite_spendsgir,
-    DistRegister.RESERVED: GICRegisters._dwrite_bad,
-    DistRegister.ID: GICRegisters._dwrite_bad,
-}
-# The handlers by offset >> 4, so that a byte access is one tuple index.
-_DIST_READ: Final = tuple(
-    _DIST_READERS[dist_decode(b << 4)] for b in range(GIC_DIST_SIZE >> 4)
-)
-_DIST_WRITE: Final = tuple(
-    _DIST_WRITERS[dist_decode(b << 4)] for b in range(GIC_DIST_SIZE >> 4)
-)
-
-_CPU_READERS: Final[dict[CpuRegister, Callable[[GICRegisters, int, int], int]]] = {
-    CpuRegister.CTLR: GICRegisters._read_ctlr,
-    CpuRegister.PMR: GICRegisters._read_pmr,
-    CpuRegister.BPR: GICRegisters._read_bpr,
-    CpuRegister.IAR: GICRegisters._read_iar,
-    CpuRegister.RPR: GICRegisters._read_rpr,
-    CpuRegister.HPPIR: GICRegisters._read_hppir,
-    CpuRegister.ABPR: GICRegisters._read_abpr,
-    CpuRegister.APR0: GICRegisters._read_apr,
-    CpuRegister.APR1: GICRegisters._read_apr,
-    CpuRegister.APR2: GICRegisters._read_apr,
-    CpuRegister.APR3: GICRegisters._read_apr,
-    CpuRegister.NSAPR0: GICRegisters._read_nsapr,
-    CpuRegister.NSAPR1: GICRegisters._read_nsapr,
-    CpuRegister.NSAPR2: GICRegisters._read_nsapr,
-    CpuRegister.NSAPR3: GICRegisters._read_nsapr,
-    CpuRegister.IIDR: GICRegisters._read_iidr,
-}
-_CPU_WRITERS: Final[
-    dict[CpuRegister, Callable[[GICRegisters, int, int, int], bool]]
-] = {
-    CpuRegister.CTLR: GICRegisters._write_ctlr,
-    CpuRegister.PMR: GICRegisters._write_pmr,
-    CpuRegister.BPR: GICRegisters._write_bpr,
-    CpuRegister.EOIR: GICRegisters._write_eoir,
-    CpuRegister.ABPR: GICRegisters._write_abpr,
-    CpuRegister.APR0: GICRegisters._write_apr,
-    CpuRegister.APR1: GICRegisters._write_apr,
-    CpuRegister.APR2: GICRegisters._write_apr,
-    CpuRegister.APR3: GICRegisters._write_apr,
-    CpuRegister.NSAPR0: GICRegisters._write_nsapr,
-    CpuRegister.NSAPR1: GICRegisters._write_nsapr,
-    CpuRegister.NSAPR2: GICRegisters._write_nsapr,
-    CpuRegister.NSAPR3: GICRegisters._write_nsapr,
-    CpuRegister.DIR: GICRegisters._write_dir,
-}
-# Keyed by plain offsets: one dict lookup per access, no enum conversion.
-_CPU_READ: Final = {int(CPU_DECODE[int(r)]): f for r, f in _CPU_READERS.items()}
-_CPU_WRITE: Final = {int(CPU_DECODE[int(r)]): f for r, f in _CPU_WRITERS.items()}
 
 
 # -- migration: QEMU's layout -------------------------------------------------------
@@ -1267,10 +1215,24 @@ def _mask_of(bitmaps: list[int], irq: int) -> int:
 
 # -- the device ----------------------------------------------------------------------
 
+_CpuRead = Callable[[GICRegisters, int], int]
+_CpuWrite = Callable[[GICRegisters, int, int], bool]
+_DistRead = Callable[[GICRegisters, int, int], int]
+_DistWrite = Callable[[GICRegisters, int, int, int], None]
+
+_GICD_IIDR: Final = bytes((0x3B, 0x04, 0x00, 0x00))
+"""GICD_IIDR, byte by byte: ARM's JEP106 code."""
+
 
 @final
 class GicCpuView:
-    """The opaque of a per-CPU interface region: the GIC and the CPU it serves."""
+    """One CPU's view of the CPU interface: the GIC and the CPU it serves.
+
+    The CPU interface registers are banked per CPU: the register map
+    :attr:`registers` is declared on this view, and each CPU's region (and
+    the region of "the accessing CPU", which acts for CPU 0) has its own
+    view as the opaque, so a register's callbacks know the CPU.
+    """
 
     __slots__ = ("cpu", "gic")
 
@@ -1279,12 +1241,147 @@ class GicCpuView:
         self.cpu = cpu
 
     def read(self, offset: int, size: int) -> int:
-        """A read of this CPU's interface (``gic_do_cpu_read``)."""
-        return self.gic.cpu_iface_read(self.cpu, offset)
+        """A read of this CPU's interface (``gic_cpu_read``)."""
+        value = GicCpuView.registers.read(self, offset, size)
+        trace_gic_cpu_read("cpu", self.cpu, offset, value)
+        return value
 
     def write(self, offset: int, value: int, size: int) -> None:
-        """A write to this CPU's interface (``gic_do_cpu_write``)."""
-        self.gic.cpu_iface_write(self.cpu, offset, value)
+        """A write to this CPU's interface (``gic_cpu_write``)."""
+        trace_gic_cpu_write("cpu", self.cpu, offset, value)
+        GicCpuView.registers.write(self, offset, value, size)
+
+    def _read(self, op: _CpuRead) -> int:
+        with self.gic.regs.borrow() as regs:
+            return op(regs, self.cpu)
+
+    def _write(self, op: _CpuWrite, value: int) -> None:
+        gic = self.gic
+        with gic.regs.borrow_mut() as regs:
+            regs.drive = False
+            if op(regs, self.cpu, value):
+                regs.update()
+            drive = regs.drive
+        if drive:
+            gic._drive()
+
+    def acknowledge(self) -> int:
+        """GICC_IAR (``gic_acknowledge_irq``)."""
+        gic = self.gic
+        with gic.regs.borrow_mut() as regs:
+            regs.drive = False
+            irq = regs.acknowledge(self.cpu)
+            drive = regs.drive
+        if drive:
+            gic._drive()
+        return irq
+
+    def end_of_interrupt(self, value: int) -> None:
+        """GICC_EOIR (``gic_complete_irq``)."""
+        gic = self.gic
+        with gic.regs.borrow_mut() as regs:
+            regs.drive = False
+            regs.complete(self.cpu, value & 0x3FF)
+            drive = regs.drive
+        if drive:
+            gic._drive()
+
+    def read_apr(self, n: int) -> int:
+        """GICC_APRn."""
+        with self.gic.regs.borrow() as regs:
+            return regs.read_apr(self.cpu, n)
+
+    def read_nsapr(self, n: int) -> int:
+        """GICC_NSAPRn."""
+        with self.gic.regs.borrow() as regs:
+            return regs.read_nsapr(self.cpu, n)
+
+    def write_apr(self, n: int, value: int) -> None:
+        """GICC_APRn."""
+        self._write(lambda regs, cpu, v: regs.write_apr(cpu, n, v), value)
+
+    def write_nsapr(self, n: int, value: int) -> None:
+        """GICC_NSAPRn."""
+        self._write(lambda regs, cpu, v: regs.write_nsapr(cpu, n, v), value)
+
+    registers = RegisterMap["GicCpuView"](
+        "gic_cpu",
+        GIC_CPU_IFACE_SIZE,
+        [
+            Register(
+                "CTLR",
+                CpuRegister.CTLR,
+                RW,
+                read=lambda v: v._read(GICRegisters.read_ctlr),
+                write=lambda v, x: v._write(GICRegisters.write_ctlr, x),
+            ),
+            Register(
+                "PMR",
+                CpuRegister.PMR,
+                RW,
+                read=lambda v: v._read(GICRegisters.read_pmr),
+                write=lambda v, x: v._write(GICRegisters.write_pmr, x),
+            ),
+            Register(
+                "BPR",
+                CpuRegister.BPR,
+                RW,
+                read=lambda v: v._read(GICRegisters.read_bpr),
+                write=lambda v, x: v._write(GICRegisters.write_bpr, x),
+            ),
+            Register("IAR", CpuRegister.IAR, RO, read=acknowledge),
+            Register("EOIR", CpuRegister.EOIR, WO, write=end_of_interrupt),
+            Register(
+                "RPR",
+                CpuRegister.RPR,
+                RO,
+                read=lambda v: v._read(GICRegisters.read_rpr),
+            ),
+            Register(
+                "HPPIR",
+                CpuRegister.HPPIR,
+                RO,
+                read=lambda v: v._read(GICRegisters.read_hppir),
+            ),
+            Register(
+                "ABPR",
+                CpuRegister.ABPR,
+                RW,
+                read=lambda v: v._read(GICRegisters.read_abpr),
+                write=lambda v, x: v._write(GICRegisters.write_abpr, x),
+            ),
+            RegisterArray(
+                "APR", CpuRegister.APR0, GIC_NR_APRS, RW, read=read_apr, write=write_apr
+            ),
+            RegisterArray(
+                "NSAPR",
+                CpuRegister.NSAPR0,
+                GIC_NR_APRS,
+                RW,
+                read=read_nsapr,
+                write=write_nsapr,
+            ),
+            Register(
+                "IIDR",
+                CpuRegister.IIDR,
+                RO,
+                read=lambda v: v._read(GICRegisters.read_iidr),
+            ),
+            Register(
+                "DIR",
+                CpuRegister.DIR,
+                WO,
+                write=lambda v, x: v._write(GICRegisters.write_dir, x),
+            ),
+        ],
+        decode=Decode.EXACT,
+        log=RegisterLog.bad_offset(
+            "gic_cpu_read: Bad offset {addr:x}\n",
+            "gic_cpu_write: Bad offset {addr:x}\n",
+        ),
+    )
+    """The CPU interface (``gic_cpu_read``/``gic_cpu_write``): QEMU decodes
+    exact offsets, whatever the access size; any other offset is a bad one."""
 
 
 class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
@@ -1305,7 +1402,7 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
 
     user_creatable = False
 
-    regs: BqlRefCell[GICRegisters]
+    regs: GICRegisters
     mig: BqlRefCell[GICMigrationState]
 
     num_cpu = prop_u32("num-cpu", default=1, doc="CPU interfaces (1 to 8)")
@@ -1329,7 +1426,7 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
 
     @override
     def instance_init(self) -> None:
-        self.regs = BqlRefCell(GICRegisters())
+        self.regs = GICRegisters()
         self.mig = BqlRefCell(GICMigrationState())
         self.parent_irq: tuple[InterruptSource, ...] = ()
         self.parent_fiq: tuple[InterruptSource, ...] = ()
@@ -1338,6 +1435,13 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
         self.cpuiomem: tuple[MemoryRegion, ...] = ()
         self._levels: list[int] = []
         self._lines: tuple[InterruptSource, ...] = ()
+        # The configuration the distributor's register map asks about on
+        # each access (set at realize; a device that is not realized has
+        # no regions).
+        self._num_irqs = GIC_INTERNAL
+        self._v2 = False
+        self._uni = True
+        self._cpu0 = GicCpuView(self, 0)
 
     def _check_properties(self) -> None:
         """``arm_gic_common_realize`` and ``arm_gic_realize``'s checks."""
@@ -1390,6 +1494,9 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
         super().realize()
         self._check_properties()
         n = self.num_cpu
+        self._num_irqs = self.num_irq
+        self._v2 = self.revision == 2
+        self._uni = n == 1
         self._levels = [0] * (2 * n)
         with self.regs.borrow_mut() as regs:
             regs.configure(
@@ -1415,13 +1522,11 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
         )
         self.init_mmio(self.iomem)
         size = GIC_CPU_IFACE_SIZE if self.revision == 2 else GIC_CPU_IFACE_SIZE_V1
-        regions = [MemoryRegion.io(self, "gic_cpu", size, GIC_CPU_OPS, self)]
+        regions = [MemoryRegion.io(self, "gic_cpu", size, GIC_CPU_OPS, self._cpu0)]
         for cpu in range(n):
             view = GicCpuView(self, cpu)
             regions.append(
-                MemoryRegion.io(
-                    self, "gic_cpu", GIC_CPU_REGION_SIZE, GIC_CPU_VIEW_OPS, view
-                )
+                MemoryRegion.io(self, "gic_cpu", GIC_CPU_REGION_SIZE, GIC_CPU_OPS, view)
             )
         self.cpuiomem = tuple(regions)
         for region in regions:
@@ -1448,14 +1553,11 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
         if changed:
             self._drive()
 
-    # -- MMIO ----------------------------------------------------------------------
+    # -- the distributor -----------------------------------------------------------
 
     def dist_read(self, offset: int, size: int) -> int:
         """A distributor read (``gic_dist_read``): ``size`` byte reads."""
-        with self.regs.borrow() as regs:
-            value = regs.dist_readb(offset, 0)
-            for i in range(1, size):
-                value |= regs.dist_readb(offset + i, 0) << (8 * i)
+        value = GICState.registers.read(self, offset, size)
         trace_gic_dist_read(offset, size, value)
         return value
 
@@ -1467,40 +1569,206 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
                 regs.write_sgir(value, 0)
             self._drive()
             return
-        for i in range(size):
-            with self.regs.borrow_mut() as regs:
-                ok = regs.dist_writeb(offset + i, (value >> (8 * i)) & 0xFF, 0)
-                if ok:
-                    regs.update()
-            if ok:
-                self._drive()
+        GICState.registers.write(self, offset, value, size)
 
-    def cpu_iface_read(self, cpu: int, offset: int) -> int:
-        """A read of ``cpu``'s interface (``gic_cpu_read``)."""
+    def _dist_read(self, op: _DistRead, n: int) -> int:
+        with self.regs.borrow() as regs:
+            return op(regs, n, 0)
+
+    def _dist_write(self, op: _DistWrite, n: int, value: int) -> None:
+        """Write one byte register, then update, as ``gic_dist_writeb`` does."""
         with self.regs.borrow_mut() as regs:
-            regs.drive = False
-            value = regs.cpu_read(cpu, offset)
-            drive = regs.drive
-        if drive:
-            self._drive()
-        return value
+            op(regs, n, value, 0)
+            regs.update()
+        self._drive()
 
-    def cpu_iface_write(self, cpu: int, offset: int, value: int) -> None:
-        """A write to ``cpu``'s interface (``gic_cpu_write``)."""
-        with self.regs.borrow_mut() as regs:
-            regs.drive = False
-            regs.cpu_write(cpu, offset, value)
-            drive = regs.drive
-        if drive:
-            self._drive()
+    def _write_isactiver(self, n: int, value: int) -> None:
+        if not self._v2:
+            # Read-only on a GICv1: QEMU's bad offset, without an update.
+            _bad_dist_write(DistRegister.ISACTIVER + n)
+            return
+        self._dist_write(GICRegisters.set_active_byte, n, value)
 
-    def cpu_read(self, offset: int, size: int) -> int:
-        """A read of the accessing CPU's interface (``gic_thiscpu_read``)."""
-        return self.cpu_iface_read(0, offset)
+    def _id_byte(self, n: int) -> int:
+        if n & 3:
+            return 0
+        return (GIC_ID_GICV2 if self._v2 else GIC_ID_GICV1)[n >> 2]
 
-    def cpu_write(self, offset: int, value: int, size: int) -> None:
-        """A write to the accessing CPU's interface (``gic_thiscpu_write``)."""
-        self.cpu_iface_write(0, offset, value)
+    registers = RegisterMap["GICState"](
+        "gic_dist",
+        GIC_DIST_SIZE,
+        [
+            RegisterArray(
+                "CTLR",
+                DistRegister.CTLR,
+                4,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_ctlr_byte, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_ctlr_byte, n, v),
+            ),
+            RegisterArray(
+                "TYPER",
+                DistRegister.TYPER,
+                4,
+                RO,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_typer_byte, n),
+            ),
+            RegisterArray(
+                "IIDR",
+                DistRegister.IIDR,
+                4,
+                RO,
+                width=8,
+                read=lambda s, n: _GICD_IIDR[n],
+            ),
+            RegisterArray(
+                "IGROUPR",
+                DistRegister.IGROUPR,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_igroupr, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_igroupr, n, v),
+                # Without groups (a GICv1) the whole block is RAZ/WI.
+                present=lambda s, n: not s._v2 or n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "ISENABLER",
+                DistRegister.ISENABLER,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_enabler, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.set_enable, n, v),
+                present=lambda s, n: n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "ICENABLER",
+                DistRegister.ICENABLER,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_enabler, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.clear_enable, n, v),
+                present=lambda s, n: n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "ISPENDR",
+                DistRegister.ISPENDR,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_pendr, n),
+                write=lambda s, n, v: s._dist_write(
+                    GICRegisters.set_pending_byte, n, v
+                ),
+                present=lambda s, n: n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "ICPENDR",
+                DistRegister.ICPENDR,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_pendr, n),
+                write=lambda s, n, v: s._dist_write(
+                    GICRegisters.clear_pending_byte, n, v
+                ),
+                present=lambda s, n: n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "ISACTIVER",
+                DistRegister.ISACTIVER,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_activer, n),
+                write=_write_isactiver,
+                present=lambda s, n: n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "ICACTIVER",
+                DistRegister.ICACTIVER,
+                GIC_MAX_IRQ_IDS // 8,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_activer, n),
+                write=lambda s, n, v: s._dist_write(
+                    GICRegisters.clear_active_byte, n, v
+                ),
+                present=lambda s, n: s._v2 and n * 8 < s._num_irqs,
+            ),
+            RegisterArray(
+                "IPRIORITYR",
+                DistRegister.IPRIORITYR,
+                GIC_MAXIRQ,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_priority, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_priority, n, v),
+                present=lambda s, n: n < s._num_irqs,
+            ),
+            RegisterArray(
+                "ITARGETSR",
+                DistRegister.ITARGETSR,
+                GIC_MAX_IRQ_IDS,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_targets, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_targets, n, v),
+                # RAZ/WI on a uniprocessor GIC, the whole block.
+                present=lambda s, n: s._uni or n < s._num_irqs,
+            ),
+            RegisterArray(
+                "ICFGR",
+                DistRegister.ICFGR,
+                GIC_MAX_IRQ_IDS // 4,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_icfgr, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_icfgr, n, v),
+                present=lambda s, n: n * 4 < s._num_irqs,
+            ),
+            RegisterArray(
+                "CPENDSGIR",
+                DistRegister.CPENDSGIR,
+                GIC_NR_SGIS,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_sgi_pending, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_cpendsgir, n, v),
+            ),
+            RegisterArray(
+                "SPENDSGIR",
+                DistRegister.SPENDSGIR,
+                GIC_NR_SGIS,
+                RW,
+                width=8,
+                read=lambda s, n: s._dist_read(GICRegisters.read_sgi_pending, n),
+                write=lambda s, n, v: s._dist_write(GICRegisters.write_spendsgir, n, v),
+            ),
+            RegisterArray(
+                "ID",
+                DistRegister.ID,
+                GIC_DIST_SIZE - DistRegister.ID,
+                RO,
+                width=8,
+                read=_id_byte,
+            ),
+        ],
+        log=RegisterLog.bad_offset(
+            "gic_dist_readb: Bad offset {addr:x}\n",
+            "gic_dist_writeb: Bad offset {addr:x}\n",
+        ),
+        log_each_byte=True,
+    )
+    """The distributor (``gic_dist_readb``/``gic_dist_writeb``): every
+    register is a byte, so a wider access is that many byte accesses, each
+    write followed by an interrupt update, as in QEMU; the bytes beyond the
+    configured interrupts are bad offsets (``present=``). GICD_SGIR (a
+    32-bit write at 0xF00) is decoded by :meth:`dist_write` before the map."""
 
     # -- migration -----------------------------------------------------------------
 
@@ -1586,14 +1854,10 @@ GIC_DIST_OPS: Final = MemoryRegionOps[GICState](
     read=GICState.dist_read, write=GICState.dist_write
 )
 """The distributor's ops (QEMU's ``gic_ops[0]``): native endian, 1-4 byte callbacks."""
-GIC_CPU_OPS: Final = MemoryRegionOps[GICState](
-    read=GICState.cpu_read, write=GICState.cpu_write
-)
-"""The current CPU's interface (``gic_ops[1]``)."""
-GIC_CPU_VIEW_OPS: Final = MemoryRegionOps[GicCpuView](
+GIC_CPU_OPS: Final = MemoryRegionOps[GicCpuView](
     read=GicCpuView.read, write=GicCpuView.write
 )
-"""A given CPU's interface (``gic_cpu_ops``)."""
+"""A CPU's interface (``gic_ops[1]`` for the accessing CPU, ``gic_cpu_ops``)."""
 
 
 def gic_create(

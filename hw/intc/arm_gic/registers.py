@@ -6,20 +6,16 @@ Controller as QEMU models it: the constants of QEMU's
 register names of the GICv2 architecture specification (ARM IHI 0048B). The
 device lives in :mod:`hw.intc.arm_gic.device`.
 
-The distributor decodes byte by byte, as QEMU's ``gic_dist_readb`` does: every
-register block starts on a 16-byte boundary, so :func:`dist_decode` looks the
-block up from ``offset >> 4`` in one table:
+The registers themselves -- which byte or word does what, and which exist
+for a configuration -- are declared once in the device's register maps:
+:attr:`hw.intc.arm_gic.device.GICState.registers` (the distributor, byte
+registers, as QEMU's ``gic_dist_readb`` decodes it) and
+:attr:`hw.intc.arm_gic.device.GicCpuView.registers` (the banked CPU
+interface, exact offsets as ``gic_cpu_read``). This module names their
+offsets:
 
->>> dist_decode(0x104), dist_decode(0x180)
-(<DistRegister.ISENABLER: 256>, <DistRegister.ICENABLER: 384>)
->>> dist_decode(0xF04), dist_decode(0xF1F)
-(<DistRegister.SGIR: 3840>, <DistRegister.CPENDSGIR: 3856>)
-
-The CPU interface decodes whole offsets (a byte access at ``0x0C`` reads
-GICC_IAR; one at ``0x0D`` is a bad offset):
-
->>> CPU_DECODE[0x0C], CPU_DECODE.get(0x0D)
-(<CpuRegister.IAR: 12>, None)
+>>> hex(DistRegister.ISENABLER + 4), hex(CpuRegister.IAR)
+('0x104', '0xc')
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ from typing import Final, final
 
 __all__ = [
     "ALL_CPU_MASK",
-    "CPU_DECODE",
     "GICC_CTLR_ACK_CTL",
     "GICC_CTLR_CBPR",
     "GICC_CTLR_EN_GRP0",
@@ -49,6 +44,7 @@ __all__ = [
     "GIC_ID_GICV2",
     "GIC_INTERNAL",
     "GIC_MAXIRQ",
+    "GIC_MAX_IRQ_IDS",
     "GIC_MAX_PRIORITY_BITS",
     "GIC_MIN_ABPR",
     "GIC_MIN_BPR",
@@ -62,13 +58,14 @@ __all__ = [
     "REV_11MPCORE",
     "CpuRegister",
     "DistRegister",
-    "dist_decode",
 ]
 
 GIC_NCPU: Final = 8
 """CPU interfaces a GICv2 can have (QEMU's ``GIC_NCPU``)."""
 GIC_MAXIRQ: Final = 1020
 """Interrupt IDs 0-1019; 1020-1023 are special (QEMU's ``GIC_MAXIRQ``)."""
+GIC_MAX_IRQ_IDS: Final = 1024
+"""Interrupt IDs the distributor's per-interrupt blocks have room for (0-1023)."""
 GIC_INTERNAL: Final = 32
 """Private interrupts per CPU: 16 SGIs and 16 PPIs (``GIC_INTERNAL``)."""
 GIC_NR_SGIS: Final = 16
@@ -143,7 +140,11 @@ class DistRegister(enum.IntEnum):
     """The distributor's register blocks, by their first byte offset."""
 
     CTLR = 0x000
-    """GICD_CTLR, GICD_TYPER, GICD_IIDR (0x000-0x00B), then reserved to 0x07F."""
+    """GICD_CTLR."""
+    TYPER = 0x004
+    """GICD_TYPER: ITLinesNumber, CPUNumber (read only)."""
+    IIDR = 0x008
+    """GICD_IIDR (read only); reserved from 0x00C to 0x07F."""
     IGROUPR = 0x080
     """GICD_IGROUPRn: one group bit per interrupt."""
     ISENABLER = 0x100
@@ -174,23 +175,6 @@ class DistRegister(enum.IntEnum):
     """Reserved and implementation defined space up to 0xFCF."""
     ID = 0xFD0
     """The peripheral and component ID registers, 0xFD0-0xFFF."""
-
-
-def _dist_table() -> tuple[DistRegister, ...]:
-    starts = sorted(DistRegister)
-    table: list[DistRegister] = []
-    for block in range(GIC_DIST_SIZE >> 4):
-        offset = block << 4
-        table.append(max(r for r in starts if r <= offset))
-    return tuple(table)
-
-
-_DIST_TABLE: Final = _dist_table()
-
-
-def dist_decode(offset: int) -> DistRegister:
-    """The distributor block that byte ``offset`` (0 to 0xFFF) belongs to."""
-    return _DIST_TABLE[offset >> 4]
 
 
 @final
@@ -233,7 +217,3 @@ class CpuRegister(enum.IntEnum):
     """GICC_IIDR: ``(revision << 16) | 0x43B`` (read only)."""
     DIR = 0x1000
     """GICC_DIR: deactivate, when EOImode splits it from GICC_EOIR (write only)."""
-
-
-CPU_DECODE: Final[dict[int, CpuRegister]] = {int(r): r for r in CpuRegister}
-"""The CPU interface register at each offset; any other offset is a bad one."""
