@@ -25,7 +25,9 @@ one declaration the map provides:
 - accesses narrower or wider than a register (:attr:`Decode.BYTES`: a 32-bit
   half of a 64-bit register, several byte registers at once), or QEMU's
   PrimeCell decode where any access inside a register is the whole register
-  (:attr:`Decode.WHOLE`, the C devices' ``switch (offset >> 2)``);
+  (:attr:`Decode.WHOLE`, the C devices' ``switch (offset >> 2)``), or the
+  decode of a ``switch (offset)`` that matches registers at their offset only
+  (:attr:`Decode.EXACT`);
 - the guest-error and unimplemented log lines in ``hw/core/register.c``'s
   wording, or in the device's own QEMU wording (:class:`RegisterLog`);
 - the register names the device's trace events print
@@ -223,6 +225,13 @@ class Decode(enum.Enum):
     """Any access that lands inside a register reads or writes the whole
     register, whatever its size and alignment: QEMU's PrimeCell devices
     (``switch (offset >> 2)``) with ``impl.min_access_size = 4``."""
+    EXACT = "exact"
+    """An access reaches a register only at the register's own offset, and
+    then the whole register, whatever its size; any other offset is a hole.
+    QEMU's ``switch (offset)`` devices without ``impl`` sizes (the PL031,
+    the PL061), where a byte access at ``DR + 1`` is a bad offset.  A
+    ``case`` range that decodes every byte (``case 0xfe0 ... 0xfff``) is a
+    :class:`RegisterArray` of byte-wide elements.  Maps up to 64 KiB."""
 
 
 # -- log lines -------------------------------------------------------------------
@@ -1369,12 +1378,17 @@ class RegisterMap(Generic[D_contra]):
     def decode_offset(self, offset: int) -> Register[D_contra] | None:
         """The register that contains byte ``offset``, or None.
 
+        With :attr:`Decode.EXACT`, the register that starts at ``offset``.
+
         >>> m = RegisterMap[object]("m", 0x10, [Register("A", 4, RAZ | WI)])
         >>> m.decode_offset(6), m.decode_offset(8)
         (Register('A', 0x004, <Access.WI|RAZ: 96>), None)
         """
+        exact = self.decode is Decode.EXACT
         for reg in self.registers:
-            if reg.offset <= offset < reg.offset + reg.size:
+            if reg.offset == offset or (
+                not exact and reg.offset <= offset < reg.offset + reg.size
+            ):
                 return reg
         return None
 
@@ -1417,6 +1431,13 @@ class RegisterMap(Generic[D_contra]):
         # then the index, and no int is computed per access (a shifted index
         # above 256 is a new int object).  Larger blocks index by granule.
         granule = min((reg.size for reg in self.registers), default=self.size)
+        exact = self.decode is Decode.EXACT
+        if exact and self.size > _BYTE_TABLE_MAX:
+            raise Error(
+                f"RegisterMap '{self.name}': Decode.EXACT decodes maps up to "
+                f"{_BYTE_TABLE_MAX:#x} bytes, not {self.size:#x}; use Decode.WHOLE "
+                "or Decode.BYTES"
+            )
         if self.size <= _BYTE_TABLE_MAX:
             granule = 1
         shift = granule.bit_length() - 1
@@ -1434,6 +1455,9 @@ class RegisterMap(Generic[D_contra]):
             slot = _Slot(
                 reg, reg.trace_name, reg.offset, reg.size, c.fast_read(), c.fast_write()
             )
+            if exact:
+                table[reg.offset] = slot
+                continue
             for i in range(reg.offset >> shift, (reg.offset + reg.size) >> shift):
                 table[i] = slot
         self._slots = tuple(table)
@@ -1608,7 +1632,7 @@ class RegisterMap(Generic[D_contra]):
         write_span = self._write_span
         bytewise = shift == 0  # "offset >> 0" would still make a new int
 
-        if self.decode is Decode.WHOLE:
+        if self.decode is not Decode.BYTES:  # WHOLE, or EXACT's sparse table
 
             def read_whole(dev: Any, offset: int, size: int) -> int:
                 i = offset if bytewise else offset >> shift
