@@ -29,7 +29,7 @@ from qemu_api.irq import InterruptSource
 from qemu_api.migration.vmstate import VMStateDescription, vmstate_timer_ptr
 from qemu_api.qdev import ResetType
 from qemu_api.qom import override
-from qemu_api.sysbus import SysBusDevice, sysbus_realize
+from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import CLOCK_VIRTUAL, Timer, qemu_clock_get_ms, timer_new_ms
 
 __all__ = ["GPIO_KEY_LATENCY", "TYPE_GPIOKEY", "GPIOKeyState"]

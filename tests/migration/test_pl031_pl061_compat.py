@@ -1,4 +1,4 @@
-"""The PL031, PL061 and gpio-key sections between QEMU 7.2's virt and pyqemu's, both ways.
+"""PL031, PL061 and gpio-key sections between QEMU 7.2's virt and pyqemu's, both ways.
 
 QEMU (Debian's ``qemu-system-aarch64`` 7.2) runs ``-M virt`` stopped under
 qtest, with the RTC on the virtual clock from a fixed date; qtest programs
@@ -161,9 +161,9 @@ def test_pyqemu_sections_load_into_qemu(tmp_path: Path) -> None:
 
 def test_vmstate_descriptions_match_qemus(tmp_path: Path) -> None:
     out = tmp_path / "qemu-dump.json"
+    cmd = [qemu_binary(), "-M", "virt", "-nodefaults", "-display", "none"]
     subprocess.run(
-        [qemu_binary(), "-M", "virt", "-nodefaults", "-display", "none"]
-        + ["-dump-vmstate", str(out)],
+        [*cmd, "-dump-vmstate", str(out)],
         check=True,
         capture_output=True,
         timeout=60,

@@ -82,5 +82,7 @@ def test_state_survives_system_reset() -> None:
 
 def test_migrate_tick_offset_property() -> None:
     with launch("-global", "pl031.migrate-tick-offset=off", qmp=True) as qts:
-        value = qts.qmp("qom-get", path="/machine/pl031", property="migrate-tick-offset")
+        value = qts.qmp(
+            "qom-get", path="/machine/pl031", property="migrate-tick-offset"
+        )
         assert value is False

@@ -178,7 +178,9 @@ def test_pl061_matches_qemu_72(
                 for q in (oracle, ours):
                     q.qmp("system_powerdown")
             levels = [q.get_irq(GPIO_SPI) for q in (oracle, ours)]
-            assert levels[0] == levels[1], f"seed {seed} step {steps}: GPIOINTR {levels}"
+            assert levels[0] == levels[1], (
+                f"seed {seed} step {steps}: GPIOINTR {levels}"
+            )
             raised += levels[0]
             steps += 1
     assert raised > steps // 20, f"GPIOINTR was high in only {raised} of {steps} steps"
@@ -195,7 +197,9 @@ def test_power_key_reaches_gpio_3(pair: tuple[QTestState, QTestState]) -> None:
         q.writel(BASE + IBE, 0x08)
         q.writel(BASE + IE, 0x08)
         q.qmp("system_powerdown")
-    replies = [[q.readl(BASE + 0x3FC), q.readl(BASE + MIS), q.get_irq(GPIO_SPI)] for q in pair]
+    replies = [
+        [q.readl(BASE + 0x3FC), q.readl(BASE + MIS), q.get_irq(GPIO_SPI)] for q in pair
+    ]
     assert replies[0] == replies[1] == [0x08, 0x08, True]
     events = [[e["event"] for e in q.qmp_events] for q in pair]
     assert events[0] == events[1] == ["POWERDOWN"]

@@ -317,9 +317,9 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
         floating = self.floating()
         with self.regs.borrow_mut() as regs:
             trace_pl061_update(path, regs.dir, regs.data, pullups, floating)
-            out = ((regs.data & regs.dir) | pullups | (regs.old_out_data & floating)) & (
-                _BYTE
-            )
+            out = (
+                (regs.data & regs.dir) | pullups | (regs.old_out_data & floating)
+            ) & (_BYTE)
             changed_out = (regs.old_out_data ^ out) & _BYTE
             if changed_out:
                 regs.old_out_data = out
@@ -491,7 +491,7 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
 
     @override
     def reset_hold(self, reset_type: ResetType) -> None:
-        """Drive the pulled lines' outputs to their pull level (``pl061_hold_reset``)."""
+        """Drive the pulled lines to their pull level (``pl061_hold_reset``)."""
         super().reset_hold(reset_type)
         path = self.path()
         floating = self.floating()

@@ -243,7 +243,9 @@ class PL031State(SysBusDevice, type_name=TYPE_PL031):
         except ValueError as exc:  # a date the C library cannot break down
             qemu_log_mask(LOG_GUEST_ERROR, f"pl031: no RTC_CHANGE event: {exc}\n")
         else:
-            qapi_event_send_rtc_change(offset=offset, qom_path=self.canonical_path() or "")
+            qapi_event_send_rtc_change(
+                offset=offset, qom_path=self.canonical_path() or ""
+            )
         self.set_alarm()
 
     def masked_interrupts(self) -> int:
@@ -421,7 +423,7 @@ PL031_OPS: Final = MemoryRegionOps[PL031State](
 
 
 def pl031_create(addr: int, irq: IRQState | None) -> PL031State:
-    """Create, realize and map a PL031 with RTCINTR connected (``sysbus_create_simple``).
+    """Create, realize and map a PL031 with RTCINTR connected.
 
     Args:
         addr: where to map the registers in system memory.

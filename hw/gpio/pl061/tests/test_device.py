@@ -71,7 +71,8 @@ def test_id_registers_are_arm_pl061(gpio: Gpio) -> None:
     periph = sum(b << (8 * i) for i, b in enumerate(ids[4:8]))
     cell = sum(b << (8 * i) for i, b in enumerate(ids[8:]))
     # Linux's AMBA bus: part 0x061, designer 0x41 (ARM); PrimeCell 0xB105F00D.
-    assert periph & 0xFFF == 0x061 and (periph >> 12) & 0xFF == 0x41
+    assert periph & 0xFFF == 0x061
+    assert (periph >> 12) & 0xFF == 0x41
     assert cell == 0xB105F00D
 
 
@@ -91,7 +92,8 @@ def test_luminary_ids() -> None:
 
 def test_reset_drives_every_line_high_with_the_default_pullups(gpio: Gpio) -> None:
     assert gpio.outputs == [(i, 1) for i in range(8)]
-    assert gpio.read(ALL) == 0 and gpio.read(DIR) == 0
+    assert gpio.read(ALL) == 0
+    assert gpio.read(DIR) == 0
     assert gpio.level == 0
 
 
@@ -110,7 +112,12 @@ def test_reset_values(gpio: Gpio) -> None:
     device_cold_reset(gpio.dev)
     assert [gpio.read(o) for o in (DIR, IS, IBE, IEV, IE, RIS, MIS, AFSEL)] == [0] * 8
     with gpio.dev.regs.borrow() as regs:
-        assert (regs.dr2r, regs.locked, regs.cr, regs.old_out_data) == (0xFF, 1, 0xFF, 0xFF)
+        assert (regs.dr2r, regs.locked, regs.cr, regs.old_out_data) == (
+            0xFF,
+            1,
+            0xFF,
+            0xFF,
+        )
 
 
 @pytest.mark.parametrize(
@@ -159,7 +166,8 @@ def test_address_bits_mask_data_reads_and_writes(virt_gpio: Gpio) -> None:
 def test_direction_change_drives_the_data_bit(virt_gpio: Gpio) -> None:
     g = virt_gpio
     g.set_input(2, 1)  # an input: data bit 2 follows the line
-    assert g.read(ALL) == 0x04 and g.out_level(2) == 0
+    assert g.read(ALL) == 0x04
+    assert g.out_level(2) == 0
     g.write(DIR, 0x04)  # now an output: it drives the data bit
     assert g.out_level(2) == 1
 
@@ -345,7 +353,9 @@ def test_luminary_offsets_are_bad_on_the_arm_pl061(
         (DIR + 1, "pl061_read: Bad offset 401\n"),
     ],
 )
-def test_bad_reads(gpio: Gpio, log: pytest.CaptureFixture[str], offset: int, line: str) -> None:
+def test_bad_reads(
+    gpio: Gpio, log: pytest.CaptureFixture[str], offset: int, line: str
+) -> None:
     assert gpio.read(offset, 1 if offset & 3 else 4) == 0
     assert log.readouterr().err == line
 
@@ -367,7 +377,8 @@ def test_bad_writes_change_nothing(
     g.write(offset, 0xFF)
     assert log.readouterr().err == line
     assert (len(g.outputs), len(g.intr)) == before
-    assert g.read(RIS) == 0 and g.read(0xFE0) == PL061_ID[4]
+    assert g.read(RIS) == 0
+    assert g.read(0xFE0) == PL061_ID[4]
 
 
 def test_trace_events_have_qemus_names_and_the_path(
@@ -391,4 +402,6 @@ def test_trace_events_have_qemus_names_and_the_path(
 
 def test_pl061_create_maps_and_connects() -> None:
     dev = pl061_create(0x1000_0000, None)
-    assert dev.realized and dev.pullups == 0xFF and dev.pulldowns == 0
+    assert dev.realized
+    assert dev.pullups == 0xFF
+    assert dev.pulldowns == 0

@@ -1,4 +1,4 @@
-"""The PL061's VMState: QEMU 7.2's wire layout (21 big-endian ``uint32``) and round trips.
+"""The PL061's VMState: QEMU 7.2's layout (21 big-endian ``uint32``), round trips.
 
 tests/migration/test_qemu_compat.py loads streams QEMU 7.2 itself wrote.
 """
@@ -36,7 +36,7 @@ FIELDS = (
     "cr",
     "amsel",
 )
-RESET = {name: 0 for name in FIELDS} | {"locked": 1, "dr2r": 0xFF, "cr": 0xFF}
+RESET = dict.fromkeys(FIELDS, 0) | {"locked": 1, "dr2r": 0xFF, "cr": 0xFF}
 
 
 def save(dev: PL061State) -> bytes:
@@ -58,7 +58,12 @@ def test_layout_is_qemus(virt_gpio: Gpio) -> None:
     g.write(IE, 0x10)
     g.set_input(4, 1)
     assert save(g.dev) == stream(
-        data=0x15, old_out_data=0x05, old_in_data=0x15, dir=0x0F, iev=0x30, im=0x10,
+        data=0x15,
+        old_out_data=0x05,
+        old_in_data=0x15,
+        dir=0x0F,
+        iev=0x30,
+        im=0x10,
         istate=0x10,
     )
 
@@ -73,5 +78,6 @@ def test_load_restores_the_registers_without_driving_lines(virt_gpio: Gpio) -> N
     data = stream(data=0x03, dir=0x01, istate=0x02, im=0x02, old_out_data=0x01)
     vmstate_load_state(QEMUFileReader(data), VMSD, other.dev, 4)
     assert (list(other.outputs), list(other.intr)) == before
-    assert other.read(ALL) == 0x03 and other.read(RIS) == 0x02
+    assert other.read(ALL) == 0x03
+    assert other.read(RIS) == 0x02
     assert save(other.dev) == data

@@ -17,7 +17,7 @@ from qemu_api.irq import qemu_allocate_irq
 from qemu_api.memory import AddressSpace, get_address_space_memory
 from qemu_api.option import qemu_opts_parse
 from qemu_api.qmp_event import qapi_event_add_listener, qapi_event_remove_listener
-from qemu_api.qom import JSONValue, object_property_add_child, object_get_root
+from qemu_api.qom import JSONValue, object_get_root, object_property_add_child
 from qemu_api.rtc import configure_rtc
 from qemu_api.sysbus import sysbus_realize
 from tests.runtime import qemu_runtime

@@ -56,7 +56,8 @@ def test_id_registers_are_arm_pl031(rtc: Rtc) -> None:
     assert bytes(ids) == PL031_ID
     periph = sum(b << (8 * i) for i, b in enumerate(ids[:4]))
     cell = sum(b << (8 * i) for i, b in enumerate(ids[4:]))
-    assert periph & 0xFFF == 0x031 and (periph >> 12) & 0xFF == 0x41
+    assert periph & 0xFFF == 0x031
+    assert (periph >> 12) & 0xFF == 0x41
     assert cell == 0xB105F00D
 
 
@@ -91,7 +92,9 @@ def test_base_date_on_the_host_clock_starts_at_the_date() -> None:
     configure_rtc()
 
 
-def test_cr_reads_one_and_ignores_writes_silently(rtc: Rtc, log: pytest.CaptureFixture[str]) -> None:
+def test_cr_reads_one_and_ignores_writes_silently(
+    rtc: Rtc, log: pytest.CaptureFixture[str]
+) -> None:
     assert rtc.read(CR) == 1
     rtc.write(CR, 0)
     assert rtc.read(CR) == 1
@@ -230,7 +233,8 @@ def test_unparented_rtc_stops_its_alarm(rtc: Rtc) -> None:
     timer = rtc.dev.timer
     rtc.dev.unparent()
     clock_step(2 * SEC)
-    assert 1 not in rtc.levels and not timer.pending()
+    assert 1 not in rtc.levels
+    assert not timer.pending()
 
 
 # -- bad accesses ----------------------------------------------------------------------

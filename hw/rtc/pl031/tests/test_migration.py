@@ -62,7 +62,7 @@ def test_main_section_holds_the_offset_from_the_virtual_clock() -> None:
     # counter as the virtual clock would give it.
     r = make_rtc("base=2020-01-01T00:00:00,clock=rt")
     data = save(r.dev)
-    vmstate, = struct.unpack_from(">I", data)
+    (vmstate,) = struct.unpack_from(">I", data)
     assert vmstate in (r.read(DR), r.read(DR) - 1, r.read(DR) + 1)
     (tick,) = struct.unpack(">I", data[-4:])
     with r.dev.regs.borrow() as regs:
@@ -87,7 +87,8 @@ def test_load_rearms_the_alarm(rtc: Rtc) -> None:
     load(target.dev, stream(100, 103, 0, 1, 0, 100))
     assert target.dev.timer.pending()
     clock_step(3 * SEC)
-    assert target.read(RIS) == 1 and target.level == 1
+    assert target.read(RIS) == 1
+    assert target.level == 1
 
 
 def test_load_with_mr_reached_raises_at_once(rtc: Rtc) -> None:
