@@ -7,6 +7,7 @@ Any level on the input raises the output and (re)arms a 100 ms timer on the
 virtual clock that lowers it again: a human key press.
 
 >>> from qemu_api.irq import qemu_allocate_irq
+>>> from qemu_api.sysbus import sysbus_realize
 >>> from qemu_api.timer import clock_step
 >>> levels = []
 >>> key = GPIOKeyState()
