@@ -144,6 +144,7 @@ def register(cls: _T) -> _T:
 def targets() -> dict[str, type[FuzzTarget]]:
     """Every registered target, by name (importing the built-in ones)."""
     import tests.fuzz.target_cmdline
+    import tests.fuzz.target_devices
     import tests.fuzz.target_migration
     import tests.fuzz.target_qmp
     import tests.fuzz.target_qtest  # noqa: F401
