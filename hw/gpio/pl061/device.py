@@ -273,13 +273,13 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
 
     @override
     def realize(self) -> None:
-        super().realize()
         if self.pullups > _BYTE:
             raise Error("pullups property must be between 0 and 0xff")
         if self.pulldowns > _BYTE:
             raise Error("pulldowns property must be between 0 and 0xff")
         if self.pullups & self.pulldowns:
             raise Error("no bit may be set both in pullups and pulldowns")
+        super().realize()
 
     def path(self) -> str:
         """The canonical QOM path that trace events print."""
@@ -371,6 +371,10 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
         mask = (window >> 2) & regs.dir
         regs.data = (regs.data & ~mask) | (value & mask)
         self.update()
+
+    def low_byte(self, value: int) -> int:
+        """What QEMU stores of a write to a byte register: ``value & 0xff``."""
+        return value & _BYTE
 
     def masked_interrupts(self) -> int:
         """GPIOMIS: GPIORIS & GPIOIE."""
@@ -525,7 +529,7 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
                 0x400,
                 RW,
                 field=lambda s: s.regs.dir,
-                write_mask=_BYTE,
+                pre_write=low_byte,
                 reset=None,
                 post_write=update,
                 doc="GPIODIR: 1 = output",
@@ -535,7 +539,7 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
                 0x404,
                 RW,
                 field=lambda s: s.regs.isense,
-                write_mask=_BYTE,
+                pre_write=low_byte,
                 reset=None,
                 post_write=update,
                 doc="GPIOIS: 1 = level-sensitive",
@@ -545,7 +549,7 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
                 0x408,
                 RW,
                 field=lambda s: s.regs.ibe,
-                write_mask=_BYTE,
+                pre_write=low_byte,
                 reset=None,
                 post_write=update,
                 doc="GPIOIBE: 1 = both edges",
@@ -555,7 +559,7 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
                 0x40C,
                 RW,
                 field=lambda s: s.regs.iev,
-                write_mask=_BYTE,
+                pre_write=low_byte,
                 reset=None,
                 post_write=update,
                 doc="GPIOIEV: 1 = high level or rising edge",
@@ -565,7 +569,7 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
                 0x410,
                 RW,
                 field=lambda s: s.regs.im,
-                write_mask=_BYTE,
+                pre_write=low_byte,
                 reset=None,
                 post_write=update,
                 doc="GPIOIE: interrupt mask",

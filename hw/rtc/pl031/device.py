@@ -339,7 +339,7 @@ class PL031State(SysBusDevice, type_name=TYPE_PL031):
                 0x10,
                 RW,
                 field=lambda s: s.regs.im,
-                write_mask=1,
+                pre_write=lambda s, value: value & 1,
                 reset=None,
                 post_write=update,
                 doc="RTCIMSC: the interrupt mask, bit 0",

@@ -115,3 +115,10 @@ def test_subsection_wins_over_the_main_section() -> None:
     load(r.dev, stream(42, 0, 0, 0, 0, None))
     assert r.read(DR) == 42
     configure_rtc()
+
+
+def test_an_imsc_write_replaces_out_of_range_loaded_bits(rtc: Rtc) -> None:
+    load(rtc.dev, stream(100, 0, 0, 0xFE, 0, 100))
+    assert rtc.read(IMSC) == 0xFE
+    rtc.write(IMSC, 1)
+    assert rtc.read(IMSC) == 1
