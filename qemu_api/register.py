@@ -25,7 +25,9 @@ one declaration the map provides:
 - accesses narrower or wider than a register (:attr:`Decode.BYTES`: a 32-bit
   half of a 64-bit register, several byte registers at once), or QEMU's
   PrimeCell decode where any access inside a register is the whole register
-  (:attr:`Decode.WHOLE`, the C devices' ``switch (offset >> 2)``);
+  (:attr:`Decode.WHOLE`, the C devices' ``switch (offset >> 2)``), or the
+  decode of a ``switch (offset)`` that matches registers at their offset only
+  (:attr:`Decode.EXACT`);
 - the guest-error and unimplemented log lines in ``hw/core/register.c``'s
   wording, or in the device's own QEMU wording (:class:`RegisterLog`);
 - the register names the device's trace events print
@@ -227,10 +229,13 @@ class Decode(enum.Enum):
     register, whatever its size and alignment: QEMU's PrimeCell devices
     (``switch (offset >> 2)``) with ``impl.min_access_size = 4``."""
     EXACT = "exact"
-    """An access at a register's offset reads or writes that register, whatever
-    its size; an access at any other offset (inside a register or not) is a
-    bad one: QEMU's ``switch (offset)`` devices, such as the GIC's CPU
-    interface (``gic_cpu_read``)."""
+    """An access at a register's offset reads or writes that whole register,
+    whatever its size; an access at any other offset (inside a register or not)
+    is a bad one: QEMU's ``switch (offset)`` devices without ``impl`` sizes,
+    such as the GIC's CPU interface (``gic_cpu_read``), the PL031 and the
+    PL061, where a byte access at ``DR + 1`` is a bad offset. A ``case`` range
+    that decodes every byte (``case 0xfe0 ... 0xfff``) is a
+    :class:`RegisterArray` of byte-wide elements."""
 
 
 # -- log lines -------------------------------------------------------------------
@@ -1554,12 +1559,17 @@ class RegisterMap(Generic[D_contra]):
     def decode_offset(self, offset: int) -> Register[D_contra] | None:
         """The register that contains byte ``offset``, or None.
 
+        With :attr:`Decode.EXACT`, the register that starts at ``offset``.
+
         >>> m = RegisterMap[object]("m", 0x10, [Register("A", 4, RAZ | WI)])
         >>> m.decode_offset(6), m.decode_offset(8)
         (Register('A', 0x004, <Access.WI|RAZ: 96>), None)
         """
+        exact = self.decode is Decode.EXACT
         for reg in self.registers:
-            if reg.offset <= offset < reg.offset + reg.size:
+            if reg.offset == offset or (
+                not exact and reg.offset <= offset < reg.offset + reg.size
+            ):
                 return reg
         return None
 

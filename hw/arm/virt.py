@@ -71,6 +71,7 @@ from qemu_api.qom import (
 )
 from qemu_api.sysbus import SysBusDevice, sysbus_new, sysbus_realize
 from system.device_tree import Fdt, create_device_tree
+from system.runstate import qemu_register_powerdown_notifier
 from target.arm.cpu import arm_cpu_type_name
 
 __all__ = [
@@ -230,6 +231,7 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         self.fdt: Fdt | None = None
         self.boot_info: ArmBootInfo | None = None
         self.platform_bus: PlatformBusDevice | None = None
+        self.gpio_key: SysBusDevice | None = None
         self.property_add_bool(
             "dtb-randomness",
             lambda: self.dtb_randomness,
@@ -611,7 +613,10 @@ class VirtMachine(MachineState, type_name="virt-machine"):
     def create_gpio_devices(self, gic: GICState) -> None:
         """Create the PL061 GPIO, its node and ``/gpio-keys`` (``create_gpio_devices``).
 
-        The poweroff key is GPIO 3 (Linux's ``KEY_POWER``).
+        The poweroff key is GPIO 3 (Linux's ``KEY_POWER``): a ``gpio-key``
+        device drives it, pressed for 100 ms of virtual time by each
+        ``system_powerdown`` (the machine has no ACPI, as QEMU's ``virt``
+        without firmware).
         """
         base, size = VIRT_MEMMAP["gpio"]
         gpio = sysbus_new("pl061")
@@ -647,6 +652,20 @@ class VirtMachine(MachineState, type_name="virt-machine"):
         fdt.setprop_string("/gpio-keys/poweroff", "label", "GPIO Key Poweroff")
         fdt.setprop_cell("/gpio-keys/poweroff", "linux,code", KEY_POWER)
         fdt.setprop_cells("/gpio-keys/poweroff", "gpios", phandle, 3, 0)
+
+        if object_class_by_name("gpio-key") is not None:
+            # The power button: system_powerdown presses the key on GPIO 3.
+            key = sysbus_new("gpio-key")
+            object_property_add_child(self, "gpio-key", key)
+            sysbus_realize(key)
+            key.connect_irq(0, qdev_get_gpio_in(gpio, 3))
+            self.gpio_key = key
+            qemu_register_powerdown_notifier(self.powerdown_req)
+
+    def powerdown_req(self) -> None:
+        """Press the power key (``virt_powerdown_req`` without ACPI)."""
+        if self.gpio_key is not None:
+            qdev_get_gpio_in(self.gpio_key, 0).set(1)
 
     def create_platform_bus(self, gic: GICState) -> None:
         """Create the bus for ``-device`` sysbus devices (``create_platform_bus``).

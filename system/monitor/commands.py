@@ -259,6 +259,14 @@ class MonitorCommands:
         """
         _system_reset()
 
+    def system_powerdown(self) -> None:
+        """Press the power button (``qmp_system_powerdown``).
+
+        As in QEMU 7.2, the main loop handles the request before the reply
+        goes out: ``POWERDOWN`` comes first.
+        """
+        runstate.qemu_system_powerdown_request()
+
     def quit(self) -> None:
         """Ask the main loop to end (``qmp_quit``); ``SHUTDOWN`` precedes the reply.
 

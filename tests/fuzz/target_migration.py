@@ -38,6 +38,8 @@ from qemu_api.migration.qemu_file import QEMUFileWriter
 from qemu_api.migration.ram import ram_blocks
 from qemu_api.migration.savevm import qemu_loadvm_state, qemu_savevm_state
 from qemu_api.migration.vmstate import savevm_entries, vmstate_save_state
+from qemu_api.option import qemu_opts_parse
+from qemu_api.rtc import configure_rtc
 from qemu_api.timer import CLOCK_VIRTUAL, qemu_clock_get_ns
 from system import runstate
 from tests.fuzz import mutate
@@ -137,6 +139,9 @@ class MigrationTarget(FuzzTarget):
 
     def _use(self, index: int) -> None:
         reset_runtime()
+        # An RTC on the host clock (virt's PL031) migrates an offset that
+        # moves with the wall clock: on the virtual clock a save is repeatable.
+        configure_rtc(qemu_opts_parse("clock=vm"))
         runstate.runstate_init(runstate.RunState.RUNNING)
         self._machine = self._boards[index].build()
         self._board = index

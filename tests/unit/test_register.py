@@ -824,6 +824,71 @@ def test_whole_register_decode_ignores_size_and_low_bits(
     )
 
 
+def test_exact_decode_reaches_registers_at_their_offset_only(
+    log: pytest.CaptureFixture[str],
+) -> None:
+    # QEMU's pl031_read: "case RTC_MR" matches offset 4 only (offset 5 is a bad
+    # offset), "case 0xfe0 ... 0xfff" every byte of the ID block.
+    ids = (0x31, 0x10, 0x14, 0x00)
+
+    class P:
+        regs: Regs
+
+        def __init__(self) -> None:
+            self.regs = Regs()
+
+        registers = RegisterMap["P"](
+            "p",
+            0x1000,
+            [
+                Register("MR", 0x04, RW, field=lambda s: s.regs.data),
+                RegisterArray(
+                    "ID", 0xFF0, 16, RO, width=8, read=lambda s, n: ids[n >> 2]
+                ),
+            ],
+            decode=Decode.EXACT,
+            log=RegisterLog.bad_offset(
+                "p_read: Bad offset 0x{addr:x}\n", "p_write: Bad offset 0x{addr:x}\n"
+            ),
+        )
+
+    p = P()
+    P.registers.write(p, 0x04, 0x1234_5678, 4)
+    assert P.registers.read(p, 0x04, 1) == 0x1234_5678  # whole, the core narrows
+    P.registers.write(p, 0x04, 0x9A, 1)  # a byte store writes the whole register
+    assert p.regs.data == 0x9A
+    assert P.registers.read(p, 0x05, 1) == 0
+    P.registers.write(p, 0x06, 1, 2)
+    assert p.regs.data == 0x9A
+    assert [P.registers.read(p, 0xFF0 + i, 1) for i in (0, 3, 4, 0xD)] == [
+        0x31,
+        0x31,
+        0x10,
+        0x00,
+    ]
+    assert P.registers.regname(0x04) == "MR"
+    assert P.registers.regname(0x05) == "UNKN"
+    assert P.registers.decode_offset(0x07) is None
+    assert log.readouterr().err == ("p_read: Bad offset 0x5\np_write: Bad offset 0x6\n")
+
+
+def test_exact_decode_in_large_maps() -> None:
+    # Past the byte-indexed table size the decode is by granule; an access
+    # must still land on a register's own offset.
+    class Big:
+        registers = RegisterMap["Big"](
+            "big",
+            0x20000,
+            [Register("R", 0x10004, R, read=lambda s: 0xABCD)],
+            decode=Decode.EXACT,
+        )
+
+    big = Big()
+    assert Big.registers.read(big, 0x10004, 4) == 0xABCD
+    assert Big.registers.read(big, 0x10004, 1) == 0xABCD
+    assert Big.registers.read(big, 0x10006, 2) == 0
+
+
 # -- declaration errors --------------------------------------------------------------
 
 

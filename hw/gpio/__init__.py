@@ -1,0 +1,1 @@
+"""General-purpose I/O (QEMU's ``hw/gpio``)."""

@@ -1,0 +1,1 @@
+"""Real-time clocks (QEMU's ``hw/rtc``)."""
