@@ -81,7 +81,18 @@ class Access(enum.Enum):
 class EngineExit:
     """The result of one :meth:`Engine.run` (one preallocated object per engine)."""
 
-    __slots__ = ("access", "address", "intno", "kind", "message", "pc", "rom", "size")
+    __slots__ = (
+        "access",
+        "address",
+        "intno",
+        "kind",
+        "message",
+        "pc",
+        "rom",
+        "size",
+        "syndrome",
+        "vaddress",
+    )
 
     def __init__(self) -> None:
         self.kind = ExitKind.STOPPED
@@ -93,6 +104,12 @@ class EngineExit:
         self.access = Access.READ
         self.rom = False
         self.message = ""
+        self.syndrome = 0
+        """For an exception: the syndrome the engine computed (QEMU's
+        ``env->exception.syndrome``, what ``ESR_ELx`` gets)."""
+        self.vaddress = 0
+        """For an abort: the faulting virtual address (``env->exception.vaddress``,
+        what ``FAR_ELx`` gets)."""
 
 
 BlockWatcher = Callable[[int], bool]
