@@ -108,6 +108,7 @@ def _key_fields(key: int) -> tuple[int, int, int, int, int]:
 
 
 _WFI: Final = 0xD503207F
+_ADDR_MAX: Final = (1 << 64) - 1
 
 
 @final
@@ -156,7 +157,9 @@ class UnicornEngine:
         self._exception_state = _ExceptionState(self._uc)
         uc = self._uc
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid)
+        self._writable: dict[int, int] = {}  # writable RAM: start -> size
+        self._invalid_hooks: list[int] = []
+        self._update_invalid_hooks()
         self._native = _NativeHooks.install(self, hooked)
         if self._native is None:
             # Without the native filter every MRS/MSR calls Python.
@@ -219,6 +222,9 @@ class UnicornEngine:
         perms = UC_PROT_READ | UC_PROT_EXEC if readonly else UC_PROT_ALL
         self._uc.mem_map_ptr(addr, size, perms, ptr)
         self._maps[addr] = (size, False)
+        if not readonly:
+            self._writable[addr] = size
+            self._update_invalid_hooks()
 
     def map_mmio(
         self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
@@ -263,6 +269,32 @@ class UnicornEngine:
         self._uc.mem_unmap(addr, size)
         self._maps.pop(addr, None)
         self._callbacks.pop(addr, None)
+        if self._writable.pop(addr, None) is not None:
+            self._update_invalid_hooks()
+
+    def _update_invalid_hooks(self) -> None:
+        """Hook invalid accesses everywhere except in writable RAM.
+
+        Nothing invalid happens in mapped RAM, and the engine treats a page
+        covered by any memory hook as watched: it never lets the TLB write to
+        it directly (``notdirty_write`` keeps every store on the slow path,
+        with a code-invalidation check per store). So the hook covers the
+        gaps between RAM ranges only.
+        """
+        for h in self._invalid_hooks:
+            self._uc.hook_del(h)
+        gaps: list[tuple[int, int]] = []
+        at = 0
+        for start, size in sorted(self._writable.items()):
+            if start > at:
+                gaps.append((at, start - 1))
+            at = max(at, start + size)
+        if at <= _ADDR_MAX:
+            gaps.append((at, _ADDR_MAX))
+        self._invalid_hooks = [
+            self._uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid, None, a, b)
+            for a, b in gaps
+        ]
 
     def mappings(self) -> dict[int, tuple[int, bool]]:
         """Return the current mappings: start -> (size, is_mmio)."""
