@@ -636,6 +636,9 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         snap.cntv_ctl, snap.cntv_cval = virt.ctl, virt.cval
         snap.halted = self.halted
         snap.powered_off = self.powered_off
+        snap.irq_line_state = sum(
+            1 << n for n, level in enumerate(self.irq_level) if level
+        )
 
     def cpu_post_load(self, _version_id: int) -> None:
         """Write :attr:`snapshot` back into the engine."""
@@ -664,6 +667,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         virt.recalc()
         self.halted = snap.halted
         self.powered_off = snap.powered_off
+        self.irq_level = [snap.irq_line_state >> n & 1 for n in range(4)]
 
     vmsd = VMStateDescription["ArmCPU"](
         "arm-cpu",
