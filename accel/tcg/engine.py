@@ -28,6 +28,9 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Final, final
 
 from unicorn import (
@@ -227,27 +230,44 @@ class UnicornEngine:
             self._update_invalid_hooks()
 
     def map_mmio(
-        self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
+        self,
+        addr: int,
+        size: int,
+        read: MMIO_READ,
+        write: MMIO_WRITE,
+        lock: Callable[[], None] | None = None,
+        unlock: Callable[[], None] | None = None,
     ) -> None:
         """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
 
         The callbacks are registered with the engine's C API directly: the
-        binding's own wrappers would add two Python calls to every access. An
-        exception in a callback stops the run and is raised by :meth:`run`.
+        binding's own wrappers would add two Python calls to every access.
+        *lock* and *unlock* (the BQL), when given, surround each call in the
+        same Python frame. An exception in a callback stops the run and is
+        raised by :meth:`run`.
         """
+        fail = self._fail
+        take = lock or _nothing
+        release = unlock or _nothing
 
         def rd(_handle: int, offset: int, width: int, _data: int) -> int:
+            take()
             try:
                 return read(addr + offset, width)
             except BaseException as exc:
-                self._fail(exc)
+                fail(exc)
                 return 0
+            finally:
+                release()
 
         def wr(_handle: int, offset: int, width: int, value: int, _data: int) -> None:
+            take()
             try:
                 write(addr + offset, value, width)
             except BaseException as exc:
-                self._fail(exc)
+                fail(exc)
+            finally:
+                release()
 
         cb_read = _MMIO_READ_CFUNC(rd)
         cb_write = _MMIO_WRITE_CFUNC(wr)
@@ -507,9 +527,6 @@ def _load_shim() -> ctypes.CDLL | None:
     """
     if _SHIM:
         return _SHIM[0]
-    import sys
-    from pathlib import Path
-
     lib: ctypes.CDLL | None = None
     for entry in sys.path:
         path = Path(entry or ".") / "accel" / _SHIM_NAME
@@ -560,11 +577,16 @@ class _NativeHooks:
                 ctypes.c_int(insn),
             )
         _hook_add(
-            uch, UC_HOOK_BLOCK, ctypes.cast(lib.pyqemu_block_hook, ctypes.c_void_p), user
+            uch,
+            UC_HOOK_BLOCK,
+            ctypes.cast(lib.pyqemu_block_hook, ctypes.c_void_p),
+            user,
         )
 
     @classmethod
-    def install(cls, engine: UnicornEngine, keys: frozenset[int]) -> _NativeHooks | None:
+    def install(
+        cls, engine: UnicornEngine, keys: frozenset[int]
+    ) -> _NativeHooks | None:
         lib = _load_shim()
         return None if lib is None else cls(engine, lib, keys)
 
@@ -586,14 +608,18 @@ class _NativeHooks:
             self.engine._fail(exc)
             return 1
 
-    def _block(self, _uc: int | None, address: int, size: int, _data: int | None) -> None:
+    def _block(
+        self, _uc: int | None, address: int, size: int, _data: int | None
+    ) -> None:
         try:
             self.engine._on_block(self.engine._uc, address, size, None)
         except BaseException as exc:
             self.engine._fail(exc)
 
 
-def _hook_add(uch: object, htype: int, callback: object, user: object, *extra: object) -> None:
+def _hook_add(
+    uch: object, htype: int, callback: object, user: object, *extra: object
+) -> None:
     handle = ctypes.c_size_t()
     status = _uclib.uc_hook_add(
         uch,
@@ -607,6 +633,10 @@ def _hook_add(uch: object, htype: int, callback: object, user: object, *extra: o
     )
     if status != UC_ERR_OK:
         raise UcError(status)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _disable_exit_checks(uc: Uc) -> None:

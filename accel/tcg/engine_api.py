@@ -27,8 +27,8 @@ __all__ = [
 
 MMIO_READ = Callable[[int, int], int]
 """An I/O read: ``read(address, size) -> value``."""
-MMIO_WRITE = Callable[[int, int, int], None]
-"""An I/O write: ``write(address, value, size)``."""
+MMIO_WRITE = Callable[[int, int, int], object]
+"""An I/O write: ``write(address, value, size)`` (its result is ignored)."""
 
 
 class Reg(enum.IntEnum):
@@ -158,9 +158,15 @@ class Engine(Protocol):
         ...
 
     def map_mmio(
-        self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
+        self,
+        addr: int,
+        size: int,
+        read: MMIO_READ,
+        write: MMIO_WRITE,
+        lock: Callable[[], None] | None = None,
+        unlock: Callable[[], None] | None = None,
     ) -> None:
-        """Send accesses to a range to *read*/*write*."""
+        """Send accesses to a range to *read*/*write*, inside *lock*/*unlock*."""
         ...
 
     def unmap(self, addr: int, size: int) -> None:

@@ -61,10 +61,10 @@ def measure(
         ) as guest:
             times = guest.boot()
             print(f"{label:>8} run {i + 1}: {times.describe()}", flush=True)
-            if i == 0 and idle > 0 and guest.child is not None:
+            pid = guest.child.pid if guest.child is not None else None
+            if i == 0 and idle > 0 and pid is not None:
                 # Let the boot's last work settle, then watch the idle shell.
                 time.sleep(2)
-                pid = guest.child.pid
                 before = cpu_seconds(pid)
                 time.sleep(idle)
                 idle_share = (cpu_seconds(pid) - before) / idle

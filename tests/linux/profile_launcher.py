@@ -32,14 +32,16 @@ from typing import Final
 
 from accel.tcg import cpus as tcg_cpus
 from accel.tcg import engine as tcg_engine
-from accel.tcg import memory as tcg_memory
+from accel.tcg.engine_api import EngineExit
 from qemu_api import timer as qemu_timer
+from qemu_api.memory import AddressSpace, get_address_space_memory
 from target.arm import cpu as arm_cpu
+from target.arm import helper as arm_helper
 
 T0: Final = time.monotonic()
 _lock = threading.Lock()
 counts: collections.Counter[str] = collections.Counter()
-seconds: collections.Counter[str] = collections.Counter()
+seconds: dict[str, float] = collections.defaultdict(float)
 
 
 def _add(key: str, dt: float) -> None:
@@ -48,42 +50,59 @@ def _add(key: str, dt: float) -> None:
         seconds[key] += dt
 
 
-def _region_name(space: tcg_memory.AddressSpace, addr: int) -> str:
+def _region_name(space: AddressSpace, addr: int) -> str:
     for fr in space.flat_ranges():
         if fr.start <= addr < fr.start + fr.size:
-            return fr.mr.name
+            return str(fr.mr.name)
     return "unassigned"
 
 
 def install() -> None:
     """Wrap the emulator's functions with counters."""
     names: dict[int, str] = {}
-    mem_read = tcg_memory.EngineMemory.read
-    mem_write = tcg_memory.EngineMemory.write
+    map_mmio = tcg_engine.UnicornEngine.map_mmio
 
-    def region(self: tcg_memory.EngineMemory, addr: int) -> str:
+    def region(addr: int) -> str:
         page = addr & ~0xFFF
         name = names.get(page)
         if name is None:
-            name = names[page] = _region_name(self.space, addr)
+            name = names[page] = _region_name(get_address_space_memory(), addr)
         return name
 
-    def read(self: tcg_memory.EngineMemory, addr: int, size: int) -> int:
-        t = time.perf_counter()
-        try:
-            return mem_read(self, addr, size)
-        finally:
-            _add("mmio " + region(self, addr), time.perf_counter() - t)
+    def mapped(
+        self: tcg_engine.UnicornEngine,
+        addr: int,
+        size: int,
+        read: Callable[[int, int], int],
+        write: Callable[[int, int, int], object],
+        lock: Callable[[], None] | None = None,
+        unlock: Callable[[], None] | None = None,
+    ) -> None:
+        # The time of each access includes waiting for the BQL.
+        take = lock or (lambda: None)
+        release = unlock or (lambda: None)
 
-    def write(self: tcg_memory.EngineMemory, addr: int, value: int, size: int) -> None:
-        t = time.perf_counter()
-        try:
-            mem_write(self, addr, value, size)
-        finally:
-            _add("mmio " + region(self, addr), time.perf_counter() - t)
+        def rd(a: int, width: int) -> int:
+            t = time.perf_counter()
+            take()
+            try:
+                return read(a, width)
+            finally:
+                release()
+                _add("mmio " + region(a), time.perf_counter() - t)
 
-    tcg_memory.EngineMemory.read = read  # type: ignore[method-assign]
-    tcg_memory.EngineMemory.write = write  # type: ignore[method-assign]
+        def wr(a: int, value: int, width: int) -> None:
+            t = time.perf_counter()
+            take()
+            try:
+                write(a, value, width)
+            finally:
+                release()
+                _add("mmio " + region(a), time.perf_counter() - t)
+
+        map_mmio(self, addr, size, rd, wr)
+
+    tcg_engine.UnicornEngine.map_mmio = mapped  # type: ignore[method-assign]
 
     def timed(key: str, fn: Callable[..., object]) -> Callable[..., object]:
         def wrapper(*args: object, **kwargs: object) -> object:
@@ -103,7 +122,7 @@ def install() -> None:
     cpu_cls._sysreg_read = timed("timer sysreg reads", cpu_cls._sysreg_read)  # type: ignore[method-assign,assignment]
     cpu_cls._sysreg_write = timed("timer sysreg writes", cpu_cls._sysreg_write)  # type: ignore[method-assign,assignment]
     cpu_cls.cpu_exec_exit = timed("vcpu: exits handled", cpu_cls.cpu_exec_exit)  # type: ignore[method-assign,assignment]
-    do_interrupt = arm_cpu.do_interrupt
+    do_interrupt = arm_helper.do_interrupt
     kinds = {0x000: "sync", 0x080: "IRQ", 0x100: "FIQ", 0x180: "SError"}
 
     def entered(engine: object, kind: int, return_pc: int, **kw: object) -> None:
@@ -113,15 +132,16 @@ def install() -> None:
         finally:
             _add(f"entered {kinds.get(kind, hex(kind))}", time.perf_counter() - t)
 
-    arm_cpu.do_interrupt = entered  # type: ignore[assignment]
+    # target.arm.cpu calls the name it imported from target.arm.helper.
+    vars(arm_cpu)["do_interrupt"] = entered
     exception = cpu_cls._exception
 
-    def exc(self: arm_cpu.ArmCPU, engine: object, ex: tcg_engine.EngineExit) -> None:
+    def exc(self: arm_cpu.ArmCPU, engine: object, ex: EngineExit) -> None:
         with _lock:
             counts[f"exception EXCP {ex.intno}"] += 1
         exception(self, engine, ex)  # type: ignore[arg-type]
 
-    cpu_cls._exception = exc  # type: ignore[method-assign,assignment]
+    cpu_cls._exception = exc  # type: ignore[method-assign]
     qemu_timer.qemu_clock_run_timers = timed(  # type: ignore[assignment]
         "main loop: run timers", qemu_timer.qemu_clock_run_timers
     )
