@@ -143,6 +143,7 @@ class UnicornEngine:
         self._uc.ctl_exits_enabled(True)
         self._uc.ctl_set_exits([])
         self._exit = EngineExit()
+        self._insn_buf = ctypes.create_string_buffer(4)
         self._sysreg_read = sysreg_read
         self._sysreg_write = sysreg_write
         self._hooked = hooked
@@ -211,12 +212,19 @@ class UnicornEngine:
         )
 
     def read_insn(self, addr: int) -> int | None:
-        """Return the instruction word at virtual address *addr*, or None."""
-        try:
-            data = self._uc.mem_read(addr, 4)
-        except UcError:
+        """Return the instruction word at virtual address *addr*, or None.
+
+        The address goes through the MMU as an instruction fetch of the
+        current translation regime would (``uc_vmem_read``); with the MMU off
+        it is the physical address.
+        """
+        buf = self._insn_buf
+        status = _uclib.uc_vmem_read(
+            self._uc._uch, ctypes.c_uint64(addr), UC_PROT_EXEC, buf, ctypes.c_size_t(4)
+        )
+        if status != UC_ERR_OK:
             return None
-        return int.from_bytes(data, "little")
+        return int.from_bytes(buf.raw, "little")
 
     # -- memory ---------------------------------------------------------------
 

@@ -74,8 +74,6 @@ from target.arm.syndrome import (
     EXCP_SWI,
     EXCP_UDEF,
     FSC_SYNC_EXTERNAL,
-    syn_aa64_bkpt,
-    syn_aa64_svc,
     syn_data_abort_no_iss,
     syn_insn_abort,
     syn_uncategorized,
@@ -421,8 +419,8 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         intno = ex.intno
         pc = engine.reg_read(Reg.PC)
         if intno == EXCP_SWI:
-            insn = engine.read_insn(pc - 4) or 0
-            self._sync(engine, syn_aa64_svc(insn >> 5), pc)
+            # The engine's syndrome holds the SVC's immediate.
+            self._sync(engine, ex.syndrome, pc)
         elif intno in (EXCP_HVC, EXCP_SMC):
             conduit = (
                 psci.PSCI_CONDUIT_HVC if intno == EXCP_HVC else psci.PSCI_CONDUIT_SMC
@@ -437,8 +435,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             # or system-register access: the engine's syndrome says which.
             self._sync(engine, ex.syndrome, pc)
         elif intno == EXCP_BKPT:
-            insn = engine.read_insn(pc) or 0
-            self._sync(engine, syn_aa64_bkpt(insn >> 5), pc)
+            self._sync(engine, ex.syndrome, pc)
         elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
             # An MMU fault (translation, access flag, permission, alignment):
             # the engine walked the page tables and computed the syndrome and
