@@ -28,6 +28,9 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Final, final
 
 from unicorn import (
@@ -108,6 +111,7 @@ def _key_fields(key: int) -> tuple[int, int, int, int, int]:
 
 
 _WFI: Final = 0xD503207F
+_ADDR_MAX: Final = (1 << 64) - 1
 
 
 @final
@@ -139,6 +143,7 @@ class UnicornEngine:
         self._uc.ctl_exits_enabled(True)
         self._uc.ctl_set_exits([])
         self._exit = EngineExit()
+        self._insn_buf = ctypes.create_string_buffer(4)
         self._sysreg_read = sysreg_read
         self._sysreg_write = sysreg_write
         self._hooked = hooked
@@ -153,11 +158,17 @@ class UnicornEngine:
         self._block_hook: int | None = None
         self._counting = False
         self._watcher: BlockWatcher | None = None
+        self._exception_state = _ExceptionState(self._uc)
         uc = self._uc
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid)
-        uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, a64.UC_ARM64_INS_MRS)
-        uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, a64.UC_ARM64_INS_MSR)
+        self._writable: dict[int, int] = {}  # writable RAM: start -> size
+        self._invalid_hooks: list[int] = []
+        self._update_invalid_hooks()
+        self._native = _NativeHooks.install(self, hooked)
+        if self._native is None:
+            # Without the native filter every MRS/MSR calls Python.
+            uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, a64.UC_ARM64_INS_MRS)
+            uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, a64.UC_ARM64_INS_MSR)
 
     # -- registers ------------------------------------------------------------
 
@@ -201,12 +212,19 @@ class UnicornEngine:
         )
 
     def read_insn(self, addr: int) -> int | None:
-        """Return the instruction word at virtual address *addr*, or None."""
-        try:
-            data = self._uc.mem_read(addr, 4)
-        except UcError:
+        """Return the instruction word at virtual address *addr*, or None.
+
+        The address goes through the MMU as an instruction fetch of the
+        current translation regime would (``uc_vmem_read``); with the MMU off
+        it is the physical address.
+        """
+        buf = self._insn_buf
+        status = _uclib.uc_vmem_read(
+            self._uc._uch, ctypes.c_uint64(addr), UC_PROT_EXEC, buf, ctypes.c_size_t(4)
+        )
+        if status != UC_ERR_OK:
             return None
-        return int.from_bytes(data, "little")
+        return int.from_bytes(buf.raw, "little")
 
     # -- memory ---------------------------------------------------------------
 
@@ -215,29 +233,49 @@ class UnicornEngine:
         perms = UC_PROT_READ | UC_PROT_EXEC if readonly else UC_PROT_ALL
         self._uc.mem_map_ptr(addr, size, perms, ptr)
         self._maps[addr] = (size, False)
+        if not readonly:
+            self._writable[addr] = size
+            self._update_invalid_hooks()
 
     def map_mmio(
-        self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
+        self,
+        addr: int,
+        size: int,
+        read: MMIO_READ,
+        write: MMIO_WRITE,
+        lock: Callable[[], None] | None = None,
+        unlock: Callable[[], None] | None = None,
     ) -> None:
         """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
 
         The callbacks are registered with the engine's C API directly: the
-        binding's own wrappers would add two Python calls to every access. An
-        exception in a callback stops the run and is raised by :meth:`run`.
+        binding's own wrappers would add two Python calls to every access.
+        *lock* and *unlock* (the BQL), when given, surround each call in the
+        same Python frame. An exception in a callback stops the run and is
+        raised by :meth:`run`.
         """
+        fail = self._fail
+        take = lock or _nothing
+        release = unlock or _nothing
 
         def rd(_handle: int, offset: int, width: int, _data: int) -> int:
+            take()
             try:
                 return read(addr + offset, width)
             except BaseException as exc:
-                self._fail(exc)
+                fail(exc)
                 return 0
+            finally:
+                release()
 
         def wr(_handle: int, offset: int, width: int, value: int, _data: int) -> None:
+            take()
             try:
                 write(addr + offset, value, width)
             except BaseException as exc:
-                self._fail(exc)
+                fail(exc)
+            finally:
+                release()
 
         cb_read = _MMIO_READ_CFUNC(rd)
         cb_write = _MMIO_WRITE_CFUNC(wr)
@@ -259,6 +297,32 @@ class UnicornEngine:
         self._uc.mem_unmap(addr, size)
         self._maps.pop(addr, None)
         self._callbacks.pop(addr, None)
+        if self._writable.pop(addr, None) is not None:
+            self._update_invalid_hooks()
+
+    def _update_invalid_hooks(self) -> None:
+        """Hook invalid accesses everywhere except in writable RAM.
+
+        Nothing invalid happens in mapped RAM, and the engine treats a page
+        covered by any memory hook as watched: it never lets the TLB write to
+        it directly (``notdirty_write`` keeps every store on the slow path,
+        with a code-invalidation check per store). So the hook covers the
+        gaps between RAM ranges only.
+        """
+        for h in self._invalid_hooks:
+            self._uc.hook_del(h)
+        gaps: list[tuple[int, int]] = []
+        at = 0
+        for start, size in sorted(self._writable.items()):
+            if start > at:
+                gaps.append((at, start - 1))
+            at = max(at, start + size)
+        if at <= _ADDR_MAX:
+            gaps.append((at, _ADDR_MAX))
+        self._invalid_hooks = [
+            self._uc.hook_add(UC_HOOK_MEM_INVALID, self._on_mem_invalid, None, a, b)
+            for a, b in gaps
+        ]
 
     def mappings(self) -> dict[int, tuple[int, bool]]:
         """Return the current mappings: start -> (size, is_mmio)."""
@@ -290,9 +354,14 @@ class UnicornEngine:
         self._update_block_hook()
 
     def _update_block_hook(self) -> None:
+        want = self._counting or self._watcher is not None
+        native = self._native
+        if native is not None:
+            # The native block hook is always there: a flag switches it.
+            native.state.watching = int(want)
+            return
         # Translated blocks call the hook only if it existed when they were
         # translated: adding or removing it retranslates.
-        want = self._counting or self._watcher is not None
         if want and self._block_hook is None:
             self._block_hook = self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
             self._uc.ctl_flush_tb()
@@ -354,7 +423,9 @@ class UnicornEngine:
     # -- hooks ----------------------------------------------------------------
 
     def _on_intr(self, uc: Uc, intno: int, _data: object) -> None:
-        self._exit.intno = intno
+        ex = self._exit
+        ex.intno = intno
+        ex.syndrome, ex.vaddress = self._exception_state.read()
         uc.emu_stop()
 
     def _on_mem_invalid(
@@ -376,6 +447,22 @@ class UnicornEngine:
             ex.access = Access.READ
         return False
 
+    def sysreg_passed(self) -> int:
+        """Return how many MRS/MSR the engine ran without calling Python."""
+        native = self._native
+        return int(native.state.passed) if native is not None else 0
+
+    def _on_sysreg(self, reg: int, key: int, is_read: bool, value: int) -> bool:
+        """A hooked MRS (*is_read*) or MSR from the native filter."""
+        if not is_read:
+            return self._sysreg_write(key, value)
+        result = self._sysreg_read(key)
+        if result is None:
+            return False
+        if reg != _XZR:
+            self._uc.reg_write(reg, result)
+        return True
+
     def _on_mrs(self, uc: Uc, reg: int, cp: tuple[int, ...], _data: object) -> bool:
         crn, crm, op0, op1, op2, _val = cp
         key = op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
@@ -394,6 +481,170 @@ class UnicornEngine:
         if key not in self._hooked:
             return False
         return self._sysreg_write(key, val)
+
+
+class _CpReg(ctypes.Structure):
+    """unicorn 2.1.4's ``uc_arm64_cp_reg``."""
+
+    _fields_ = (
+        ("crn", ctypes.c_uint32),
+        ("crm", ctypes.c_uint32),
+        ("op0", ctypes.c_uint32),
+        ("op1", ctypes.c_uint32),
+        ("op2", ctypes.c_uint32),
+        ("val", ctypes.c_uint64),
+    )
+
+
+_SYSREG_CFUNC = ctypes.CFUNCTYPE(
+    ctypes.c_uint32,
+    ctypes.c_void_p,
+    ctypes.c_int,
+    ctypes.POINTER(_CpReg),
+    ctypes.c_void_p,
+)
+_BLOCK_CFUNC = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
+)
+_MAX_KEYS: Final = 64
+
+
+class _HookState(ctypes.Structure):
+    """``pyqemu_hooks`` of ``accel/tcg/uchooks.c``."""
+
+    _fields_ = (
+        ("mrs", _SYSREG_CFUNC),
+        ("msr", _SYSREG_CFUNC),
+        ("block", _BLOCK_CFUNC),
+        ("watching", ctypes.c_int32),
+        ("nkeys", ctypes.c_uint32),
+        ("keys", ctypes.c_uint32 * _MAX_KEYS),
+        ("passed", ctypes.c_uint64),
+    )
+
+
+_SHIM_NAME: Final = "libpyqemu-uchooks.so"
+_SHIM: list[ctypes.CDLL | None] = []
+
+
+def _load_shim() -> ctypes.CDLL | None:
+    """Load ``accel/tcg/uchooks.c``'s library, built by meson, once; None if absent.
+
+    It is looked for next to this package in the build tree (``build/accel``)
+    and in an installed tree (``accel/``), through ``sys.path``.
+    """
+    if _SHIM:
+        return _SHIM[0]
+    lib: ctypes.CDLL | None = None
+    for entry in sys.path:
+        path = Path(entry or ".") / "accel" / _SHIM_NAME
+        if path.is_file():
+            candidate = ctypes.CDLL(str(path))
+            candidate.pyqemu_hooks_abi.restype = ctypes.c_uint32
+            if candidate.pyqemu_hooks_abi() == ctypes.sizeof(_HookState):
+                lib = candidate
+                break
+    _SHIM.append(lib)
+    return lib
+
+
+@final
+class _NativeHooks:
+    """The engine's MRS/MSR and block hooks behind the native filters.
+
+    unicorn calls an MRS/MSR hook for every system-register access and builds
+    block hooks into translated code; ``accel/tcg/uchooks.c`` keeps both in C
+    and calls Python only for the registers the CPU model hooks and while a
+    block watcher is on (see that file).
+    """
+
+    def __init__(self, engine: UnicornEngine, lib: ctypes.CDLL, keys: frozenset[int]):
+        self.engine = engine
+        state = _HookState()
+        state.mrs = _SYSREG_CFUNC(self._mrs)
+        state.msr = _SYSREG_CFUNC(self._msr)
+        state.block = _BLOCK_CFUNC(self._block)
+        state.watching = 0
+        if len(keys) > _MAX_KEYS:
+            raise ValueError(f"at most {_MAX_KEYS} hooked system registers")
+        state.nkeys = len(keys)
+        for i, k in enumerate(sorted(keys)):
+            state.keys[i] = k
+        self.state = state
+        uch = engine._uc._uch
+        user = ctypes.cast(ctypes.pointer(state), ctypes.c_void_p)
+        for insn, fn in (
+            (a64.UC_ARM64_INS_MRS, lib.pyqemu_mrs_hook),
+            (a64.UC_ARM64_INS_MSR, lib.pyqemu_msr_hook),
+        ):
+            _hook_add(
+                uch,
+                UC_HOOK_INSN,
+                ctypes.cast(fn, ctypes.c_void_p),
+                user,
+                ctypes.c_int(insn),
+            )
+        _hook_add(
+            uch,
+            UC_HOOK_BLOCK,
+            ctypes.cast(lib.pyqemu_block_hook, ctypes.c_void_p),
+            user,
+        )
+
+    @classmethod
+    def install(
+        cls, engine: UnicornEngine, keys: frozenset[int]
+    ) -> _NativeHooks | None:
+        lib = _load_shim()
+        return None if lib is None else cls(engine, lib, keys)
+
+    def _mrs(
+        self, _uc: int | None, reg: int, cp: ctypes._Pointer[_CpReg], _data: int | None
+    ) -> int:
+        return self._sysreg(reg, cp.contents, True)
+
+    def _msr(
+        self, _uc: int | None, reg: int, cp: ctypes._Pointer[_CpReg], _data: int | None
+    ) -> int:
+        return self._sysreg(reg, cp.contents, False)
+
+    def _sysreg(self, reg: int, c: _CpReg, is_read: bool) -> int:
+        key = c.op0 << 14 | c.op1 << 11 | c.crn << 7 | c.crm << 3 | c.op2
+        try:
+            return int(self.engine._on_sysreg(reg, key, is_read, int(c.val)))
+        except BaseException as exc:
+            self.engine._fail(exc)
+            return 1
+
+    def _block(
+        self, _uc: int | None, address: int, size: int, _data: int | None
+    ) -> None:
+        try:
+            self.engine._on_block(self.engine._uc, address, size, None)
+        except BaseException as exc:
+            self.engine._fail(exc)
+
+
+def _hook_add(
+    uch: object, htype: int, callback: object, user: object, *extra: object
+) -> None:
+    handle = ctypes.c_size_t()
+    status = _uclib.uc_hook_add(
+        uch,
+        ctypes.byref(handle),
+        htype,
+        callback,
+        user,
+        ctypes.c_uint64(1),
+        ctypes.c_uint64(0),
+        *extra,
+    )
+    if status != UC_ERR_OK:
+        raise UcError(status)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _disable_exit_checks(uc: Uc) -> None:
@@ -434,6 +685,112 @@ def _disable_exit_checks(uc: Uc) -> None:
 
 
 _UC_STRUCT_SCAN: Final = 16384
+
+
+@final
+class _ExceptionState:
+    """Reads the syndrome and fault address the engine computed for an exception.
+
+    When the engine raises a synchronous exception it has done QEMU's work:
+    ``env->exception.syndrome`` holds the ESR value (for an MMU fault, the
+    fault status from its own page-table walk, merged as
+    ``arm_deliver_fault`` does) and ``env->exception.vaddress`` the faulting
+    address, before the interrupt hook runs. unicorn has no register for
+    them, but ``uc_context_save`` copies the CPU state (``CPUARMState`` up to
+    its breakpoints) into a context buffer: the two fields are read from
+    there, at the offset :func:`_exception_offset` finds once per process.
+    """
+
+    def __init__(self, uc: Uc) -> None:
+        self._uch = uc._uch
+        self._size = int(_uclib.uc_context_size(self._uch))
+        ctx = ctypes.c_void_p()
+        status = _uclib.uc_context_alloc(self._uch, ctypes.byref(ctx))
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        self._ctx = ctx
+        self._at = _exception_offset()
+
+    def read(self) -> tuple[int, int]:
+        """Return ``(syndrome, vaddress)`` of the exception being raised."""
+        _uclib.uc_context_save(self._uch, self._ctx)
+        base = int(self._ctx.value or 0) + self._at
+        syndrome = ctypes.c_uint32.from_address(base).value
+        vaddress = ctypes.c_uint64.from_address(base + 8).value
+        return syndrome, vaddress
+
+    def __del__(self) -> None:
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None and ctx.value:
+            _uclib.uc_context_free(ctx)
+
+
+_EXCEPTION_AT: list[int] = []
+# The probe: LDXR x0, [x1] with x1 unaligned (exclusive loads always check
+# alignment), in non-secure AArch64 EL1 as the CPU model runs the guest.
+_PROBE_BASE: Final = 0x40000000
+_PROBE_FAR: Final = 0x40001233
+_PROBE_MARKS: Final = (0x1122334455667788, 0x99AABBCCDDEEFF00)
+_LDXR_X0_X1: Final = 0xC85F7C20
+_FSC_ALIGNMENT: Final = 0x21
+_EC_DATAABORT_SAME_EL: Final = 0x25
+
+
+def _exception_offset() -> int:
+    """Return where ``env->exception`` sits in a saved context (found once).
+
+    A probe engine takes an alignment fault at a known address; its saved
+    context is searched for that address, and the syndrome and fault status
+    before it are checked (``struct { uint32_t syndrome, fsr; uint64_t
+    vaddress; }``), so a unicorn with another layout is refused rather than
+    misread.
+
+    Raises:
+        RuntimeError: the context does not hold the fault where unicorn
+            2.1.4 keeps it.
+    """
+    if _EXCEPTION_AT:
+        return _EXCEPTION_AT[0]
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    uc.ctl_set_cpu_model(UC_CPU_ARM64_A57)
+    uc.mem_map(_PROBE_BASE, 0x2000)
+    uc.mem_write(_PROBE_BASE, struct.pack("<I", _LDXR_X0_X1))
+    uc.reg_write(a64.UC_ARM64_REG_CP_REG, (1, 1, 3, 6, 0, 0x501))  # SCR_EL3
+    uc.reg_write(a64.UC_ARM64_REG_CP_REG, (1, 1, 3, 4, 0, 1 << 31))  # HCR_EL2
+    uc.reg_write(a64.UC_ARM64_REG_X1, _PROBE_FAR)
+    uc.reg_write(a64.UC_ARM64_REG_X2, _PROBE_MARKS[0])
+    uc.reg_write(a64.UC_ARM64_REG_X3, _PROBE_MARKS[1])
+    size = int(_uclib.uc_context_size(uc._uch))
+    raw: list[bytes] = []
+
+    def intr(uc: Uc, _intno: int, _data: object) -> None:
+        ctx = ctypes.c_void_p()
+        _uclib.uc_context_alloc(uc._uch, ctypes.byref(ctx))
+        _uclib.uc_context_save(uc._uch, ctx)
+        raw.append(ctypes.string_at(ctx.value or 0, size))
+        _uclib.uc_context_free(ctx)
+        uc.emu_stop()
+
+    uc.hook_add(UC_HOOK_INTR, intr)
+    uc.emu_start(_PROBE_BASE, _PROBE_BASE + 4)
+    problem = "the probe raised no exception"
+    if raw:
+        data = raw[0]
+        xregs = data.find(struct.pack("<QQ", *_PROBE_MARKS))
+        at = data.find(struct.pack("<Q", _PROBE_FAR), max(xregs, 0) + 0x100) - 8
+        if xregs < 0 or at < 0:
+            problem = "the fault address is not in the saved context"
+        else:
+            syndrome, fsr = struct.unpack_from("<II", data, at)
+            if syndrome >> 26 == _EC_DATAABORT_SAME_EL and fsr & 0x3F == _FSC_ALIGNMENT:
+                _EXCEPTION_AT.append(at)
+                uc.mem_unmap(_PROBE_BASE, 0x2000)
+                return at
+            problem = f"syndrome {syndrome:#x} and fsr {fsr:#x} next to it"
+    raise RuntimeError(
+        f"unicorn's saved CPU state does not have the layout of unicorn 2.1.4 "
+        f"({problem}): install the version pinned in subprojects/runtime.txt"
+    )
 
 
 _FAULTS: Final = frozenset(

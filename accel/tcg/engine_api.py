@@ -27,8 +27,8 @@ __all__ = [
 
 MMIO_READ = Callable[[int, int], int]
 """An I/O read: ``read(address, size) -> value``."""
-MMIO_WRITE = Callable[[int, int, int], None]
-"""An I/O write: ``write(address, value, size)``."""
+MMIO_WRITE = Callable[[int, int, int], object]
+"""An I/O write: ``write(address, value, size)`` (its result is ignored)."""
 
 
 class Reg(enum.IntEnum):
@@ -81,7 +81,18 @@ class Access(enum.Enum):
 class EngineExit:
     """The result of one :meth:`Engine.run` (one preallocated object per engine)."""
 
-    __slots__ = ("access", "address", "intno", "kind", "message", "pc", "rom", "size")
+    __slots__ = (
+        "access",
+        "address",
+        "intno",
+        "kind",
+        "message",
+        "pc",
+        "rom",
+        "size",
+        "syndrome",
+        "vaddress",
+    )
 
     def __init__(self) -> None:
         self.kind = ExitKind.STOPPED
@@ -93,6 +104,12 @@ class EngineExit:
         self.access = Access.READ
         self.rom = False
         self.message = ""
+        self.syndrome = 0
+        """For an exception: the syndrome the engine computed (QEMU's
+        ``env->exception.syndrome``, what ``ESR_ELx`` gets)."""
+        self.vaddress = 0
+        """For an abort: the faulting virtual address (``env->exception.vaddress``,
+        what ``FAR_ELx`` gets)."""
 
 
 BlockWatcher = Callable[[int], bool]
@@ -141,9 +158,15 @@ class Engine(Protocol):
         ...
 
     def map_mmio(
-        self, addr: int, size: int, read: MMIO_READ, write: MMIO_WRITE
+        self,
+        addr: int,
+        size: int,
+        read: MMIO_READ,
+        write: MMIO_WRITE,
+        lock: Callable[[], None] | None = None,
+        unlock: Callable[[], None] | None = None,
     ) -> None:
-        """Send accesses to a range to *read*/*write*."""
+        """Send accesses to a range to *read*/*write*, inside *lock*/*unlock*."""
         ...
 
     def unmap(self, addr: int, size: int) -> None:

@@ -22,7 +22,7 @@ from typing import Final, NamedTuple, final
 
 from accel.tcg.engine_api import Engine
 from qemu_api.bql import bql_lock, bql_unlock
-from qemu_api.memory import MEMTXATTRS_UNSPECIFIED, AddressSpace
+from qemu_api.memory import AddressSpace
 
 __all__ = ["PAGE", "EngineMemory"]
 
@@ -51,22 +51,6 @@ class EngineMemory:
         self.engine = engine
         self.space = space
         self._mapped: dict[_Mapping, object] = {}
-
-    def read(self, addr: int, size: int) -> int:
-        """An engine I/O read: dispatch with the BQL held."""
-        bql_lock()
-        try:
-            return self.space.read(addr, size, MEMTXATTRS_UNSPECIFIED)
-        finally:
-            bql_unlock()
-
-    def write(self, addr: int, value: int, size: int) -> None:
-        """An engine I/O write: dispatch with the BQL held."""
-        bql_lock()
-        try:
-            self.space.write(addr, value, size, MEMTXATTRS_UNSPECIFIED)
-        finally:
-            bql_unlock()
 
     def desired(self) -> dict[_Mapping, object]:
         """Return the mappings the current flat view asks for (and their buffers)."""
@@ -111,5 +95,14 @@ class EngineMemory:
             if m.ram:
                 self.engine.map_ram(m.start, m.size, m.ptr, m.readonly)
             else:
-                self.engine.map_mmio(m.start, m.size, self.read, self.write)
+                # The address space's own read/write, the BQL taken around
+                # them by the engine's callback (one Python frame fewer).
+                self.engine.map_mmio(
+                    m.start,
+                    m.size,
+                    self.space.read,
+                    self.space.write,
+                    bql_lock,
+                    bql_unlock,
+                )
             self._mapped[m] = buf

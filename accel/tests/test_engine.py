@@ -205,3 +205,45 @@ def test_a_stop_never_replays_a_load_through_its_own_base() -> None:
     while g.engine.run(pc).kind is not ExitKind.HALTED:
         pc = g.engine.reg_read(Reg.PC)
     assert g.engine.reg_read(1) == BASE + 0x900
+
+
+MSR_TPIDR_EL1_X1 = 0xD518D081  # msr tpidr_el1, x1
+MRS_X0_TPIDR_EL1 = 0xD538D080  # mrs x0, tpidr_el1
+LDXR_X0_X1 = 0xC85F7C20  # ldxr x0, [x1]
+SCR_EL3 = sysreg_key(3, 6, 1, 1, 0)
+HCR_EL2 = sysreg_key(3, 4, 1, 1, 0)
+
+
+def test_other_system_registers_run_in_the_engine() -> None:
+    g = Guest(
+        MSR_TPIDR_EL1_X1,
+        MRS_X0_TPIDR_EL1,
+        MRS_X1_CNTVCT,
+        WFI,
+        hooked=frozenset({CNTVCT}),
+    )
+    g.engine.reg_write(1, 0xFEED)
+    assert g.engine.run(BASE).kind is ExitKind.HALTED
+    # Only the hooked register reached the model; TPIDR_EL1 went through the
+    # engine, which kept the value.
+    assert g.reads == [CNTVCT]
+    assert g.writes == []
+    assert g.engine.reg_read(0) == 0xFEED
+    assert g.engine.reg_read(1) == 0x1234
+    assert g.engine.sysreg_passed() == 2
+
+
+def test_an_alignment_fault_reports_its_syndrome_and_address() -> None:
+    # Non-secure AArch64 EL1, as the CPU model runs guests; LDXR checks alignment.
+    g = Guest(NOP, LDXR_X0_X1)
+    g.engine.sysreg_write(SCR_EL3, 0x501)
+    g.engine.sysreg_write(HCR_EL2, 1 << 31)
+    g.engine.reg_write(1, BASE + 0x1003)
+    ex = g.engine.run(BASE)
+    assert (ex.kind, ex.intno) == (ExitKind.EXCEPTION, 4)  # EXCP_DATA_ABORT
+    assert g.engine.reg_read(Reg.PC) == BASE + 4  # the faulting instruction
+    # ESR: EC 0x25 (data abort from the same EL), IL, FSC 0b100001 (alignment).
+    assert ex.syndrome >> 26 == 0x25
+    assert ex.syndrome >> 25 & 1 == 1
+    assert ex.syndrome & 0x3F == 0x21
+    assert ex.vaddress == BASE + 0x1003

@@ -74,8 +74,6 @@ from target.arm.syndrome import (
     EXCP_SWI,
     EXCP_UDEF,
     FSC_SYNC_EXTERNAL,
-    syn_aa64_bkpt,
-    syn_aa64_svc,
     syn_data_abort_no_iss,
     syn_insn_abort,
     syn_uncategorized,
@@ -379,7 +377,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         elif ex.kind in (ExitKind.EXCEPTION, ExitKind.MEM_FAULT):
             fault_pc = engine.reg_read(Reg.PC)
             if ex.kind is ExitKind.EXCEPTION:
-                self._exception(engine, ex.intno)
+                self._exception(engine, ex)
             else:
                 self._mem_fault(engine, ex)
             self._check_lockup(engine, fault_pc)
@@ -417,11 +415,12 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
             engine, EXC_SYNC, return_pc, syndrome=syndrome, has_pan=self.has_pan
         )
 
-    def _exception(self, engine: Engine, intno: int) -> None:
+    def _exception(self, engine: Engine, ex: EngineExit) -> None:
+        intno = ex.intno
         pc = engine.reg_read(Reg.PC)
         if intno == EXCP_SWI:
-            insn = engine.read_insn(pc - 4) or 0
-            self._sync(engine, syn_aa64_svc(insn >> 5), pc)
+            # The engine's syndrome holds the SVC's immediate.
+            self._sync(engine, ex.syndrome, pc)
         elif intno in (EXCP_HVC, EXCP_SMC):
             conduit = (
                 psci.PSCI_CONDUIT_HVC if intno == EXCP_HVC else psci.PSCI_CONDUIT_SMC
@@ -432,14 +431,23 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
                 # No EL2 or EL3 here: HVC and SMC are undefined (PC is past them).
                 self._sync(engine, syn_uncategorized(), pc - 4)
         elif intno == EXCP_UDEF:
-            self._sync(engine, syn_uncategorized(), pc)
+            # An undefined instruction (uncategorized), or a trapped FP/SIMD
+            # or system-register access: the engine's syndrome says which.
+            self._sync(engine, ex.syndrome, pc)
         elif intno == EXCP_BKPT:
-            insn = engine.read_insn(pc) or 0
-            self._sync(engine, syn_aa64_bkpt(insn >> 5), pc)
+            self._sync(engine, ex.syndrome, pc)
         elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
-            raise Error(
-                f"an MMU fault at PC 0x{pc:x}: translation faults are not modelled "
-                "yet (their syndrome needs a page-table walk)"
+            # An MMU fault (translation, access flag, permission, alignment):
+            # the engine walked the page tables and computed the syndrome and
+            # the faulting address as QEMU's arm_deliver_fault does; PC is the
+            # faulting instruction.
+            do_interrupt(
+                engine,
+                EXC_SYNC,
+                pc,
+                syndrome=ex.syndrome,
+                far=ex.vaddress,
+                has_pan=self.has_pan,
             )
         else:
             raise Error(f"unexpected exception {intno} from the engine at 0x{pc:x}")
@@ -625,6 +633,9 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         snap.cntv_ctl, snap.cntv_cval = virt.ctl, virt.cval
         snap.halted = self.halted
         snap.powered_off = self.powered_off
+        snap.irq_line_state = sum(
+            1 << n for n, level in enumerate(self.irq_level) if level
+        )
 
     def cpu_post_load(self, _version_id: int) -> None:
         """Write :attr:`snapshot` back into the engine."""
@@ -653,6 +664,7 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
         virt.recalc()
         self.halted = snap.halted
         self.powered_off = snap.powered_off
+        self.irq_level = [snap.irq_line_state >> n & 1 for n in range(4)]
 
     vmsd = VMStateDescription["ArmCPU"](
         "arm-cpu",

@@ -20,6 +20,7 @@ from qemu_api.migration.vmstate import (
     vmstate_array,
     vmstate_bool,
     vmstate_info_uint64,
+    vmstate_uint32,
     vmstate_uint64,
 )
 
@@ -75,10 +76,14 @@ class ArmCPUSnapshot:
     cntv_cval: int = 0
     halted: bool = False
     powered_off: bool = False
+    irq_line_state: int = 0
+    """The levels of the IRQ, FIQ, VIRQ and VFIQ inputs (bit n: line n), as
+    QEMU's ``cpu/irq-line-state``: an interrupt asserted when the machine
+    stopped is still asserted on the destination."""
 
     vmsd = VMStateDescription["ArmCPUSnapshot"](
         "arm-cpu/regs",
-        version_id=1,
+        version_id=2,
         minimum_version_id=1,
         fields=[
             vmstate_array(lambda s: s.xregs, vmstate_info_uint64, NUM_XREGS),
@@ -98,6 +103,7 @@ class ArmCPUSnapshot:
             vmstate_uint64(lambda s: s.cntv_cval),
             vmstate_bool(lambda s: s.halted),
             vmstate_bool(lambda s: s.powered_off),
+            vmstate_uint32(lambda s: s.irq_line_state, version_id=2),
         ],
     )
 

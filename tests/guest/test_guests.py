@@ -128,6 +128,7 @@ def test_exceptions() -> None:
     assert "ESR=0000000056000042" in out  # SVC #0x42 from EL1
     assert "ESR=0000000096000010" in out  # external abort, EA=0 (decode error)
     assert "FAR=0000000009100000" in out
+    assert "ESR=0000000096000021" in out  # alignment fault (LDXR), from the MMU code
     assert out.endswith("done\n")
     assert (status, out) == run_qemu(guest("exceptions"))
 

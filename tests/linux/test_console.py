@@ -1,6 +1,7 @@
 """The guest at its console: boot to the shell, typing, commands, interrupts, time.
 
-One boot serves every test of this file (a module-scoped guest). The expected
+One boot serves every test of this file (a module-scoped guest); the last one
+powers it off with ``poweroff`` at the shell. The expected
 interrupt numbers come from QEMU's ``virt`` board (hw/arm/virt.c: the UART is SPI 1,
 the RTC SPI 2, the GPIO controller SPI 7; the EL1 virtual timer is PPI 11, which
 the GIC numbers 16 + 11 = 27, SPIs from 32) and from Linux's names for its drivers
@@ -128,3 +129,15 @@ def test_sleep_takes_one_second(guest: LinuxGuest) -> None:
     assert 0.9 <= slept <= 1.0 + 0.5 * guest.timeout_scale, slept
     up = guest.run("cat /proc/uptime; sleep 1; cat /proc/uptime").split()
     assert 1.0 <= float(up[2]) - float(up[0]) <= 1.0 + 0.5 * guest.timeout_scale, up
+
+
+POWER_DOWN = re.compile(r"reboot: Power down")
+
+
+def test_poweroff_ends_the_launcher(guest: LinuxGuest) -> None:
+    # busybox init stops every process and asks the kernel to power off: Linux
+    # calls PSCI SYSTEM_OFF and the launcher exits with status 0. Last in the file:
+    # it ends the shared guest.
+    guest.console.sendline("poweroff")
+    guest.expect([POWER_DOWN], 60)
+    assert guest.wait_exit(30) == 0

@@ -1,7 +1,6 @@
-"""Powering the guest off: ``poweroff`` at the shell, and QMP ``system_powerdown``.
+"""Powering the guest off with QMP ``system_powerdown``.
 
-``poweroff`` signals busybox init, which stops every process and asks the kernel to
-power off: Linux calls PSCI SYSTEM_OFF and the launcher exits with status 0.
+(``poweroff`` at the shell is the last test of ``test_console.py``, on its guest.)
 ``system_powerdown`` is the power button of ``virt``: the board raises PL061 GPIO
 line 3, the gpio-keys driver reports KEY_POWER, busybox acpid runs
 /etc/acpi/PWRF/00000080, which runs ``poweroff``.
@@ -14,14 +13,6 @@ import re
 from tests.linux.conftest import GuestFactory
 
 POWER_DOWN = re.compile(r"reboot: Power down")
-
-
-def test_poweroff_ends_the_launcher(make_guest: GuestFactory) -> None:
-    guest = make_guest()
-    guest.boot()
-    guest.console.sendline("poweroff")
-    guest.expect([POWER_DOWN], 60)
-    assert guest.wait_exit(30) == 0
 
 
 def test_system_powerdown_presses_the_power_button(make_guest: GuestFactory) -> None:

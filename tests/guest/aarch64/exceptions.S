@@ -1,4 +1,5 @@
-/* Synchronous exceptions, PSCI over HVC and an unmapped-address abort. */
+/* Synchronous exceptions, PSCI over HVC, an unmapped-address abort and an
+   alignment fault. */
 #define HAVE_SYNC_HOOK
 #include "common.h"
 
@@ -56,6 +57,12 @@ main:
 1:  ldr x3, =UNMAPPED + 0x100
     ldr x4, [x3], #8        /* post-index: no writeback on the abort */
     SHOW "X3", x3
+
+    /* An unaligned exclusive load: an alignment fault, whose syndrome and
+       fault address the MMU code computes (as for a translation fault). */
+    adr x1, main
+    add x1, x1, #3
+    ldxr x2, [x1]
 
     /* Drop to EL0 and take an SVC and an abort from there. */
     adr x0, el0_code
