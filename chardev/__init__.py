@@ -2,7 +2,8 @@
 
 This package is QEMU's ``chardev/`` directory for the backends that talk to
 the host (``char-fd.c``, ``char-file.c``, ``char-socket.c``,
-``char-stdio.c``, ``char-pty.c``, ``char-mux.c``); the chardev core, the registry and the
+``char-stdio.c``, ``char-pty.c``,
+``char-mux.c``); the chardev core, the registry and the
 ``null``/``ringbuf`` backends are in :mod:`qemu_api.chardev`.
 
 Importing the package registers the backends, so that

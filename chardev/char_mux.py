@@ -71,13 +71,14 @@ from qemu_api.chardev import (
     qemu_chr_list,
 )
 from qemu_api.error import Error
+from system import runstate
 
 __all__ = [
     "MAX_MUX",
     "MUX_BUFFER_SIZE",
+    "TERM_ESCAPE_CHAR",
     "MuxChardev",
     "MuxPort",
-    "TERM_ESCAPE_CHAR",
     "mux_help_text",
     "open_muxes",
     "set_quit_handler",
@@ -120,8 +121,6 @@ def mux_help_text(escape: int = TERM_ESCAPE_CHAR) -> bytes:
 
 
 def _default_quit() -> None:
-    from system import runstate
-
     runstate.qemu_system_shutdown_request(runstate.ShutdownCause.HOST_QMP_QUIT)
 
 
@@ -223,7 +222,9 @@ class MuxChardev(Chardev):
         if base is None:
             raise Error(f"mux: base chardev {self.base_label} not found")
         self._be.connect(base)
-        self._be.set_handlers(self._can_read, self.receive, self._base_event, owner=None)
+        self._be.set_handlers(
+            self._can_read, self.receive, self._base_event, owner=None
+        )
         return False
 
     @override

@@ -192,7 +192,7 @@ _locations: list[str] = []
 
 @contextlib.contextmanager
 def error_location(where: str | None) -> Iterator[None]:
-    """Attribute reports made in the block to *where* (QEMU's ``loc_push_*``).
+    r"""Attribute reports made in the block to *where* (QEMU's ``loc_push_*``).
 
     While the block runs, :func:`error_report`, :func:`warn_report` and
     :func:`error_report_err` print ``"<progname>: <where>: <msg>"``; the
@@ -205,7 +205,7 @@ def error_location(where: str | None) -> Iterator[None]:
     >>> with contextlib.redirect_stderr(err), error_location("-m 64,x=1"):
     ...     error_report("Invalid parameter 'x'")
     >>> err.getvalue()
-    "pyqemu: -m 64,x=1: Invalid parameter 'x'\\n"
+    "pyqemu: -m 64,x=1: Invalid parameter 'x'\n"
     """
     _locations.append(where or "")
     try:

@@ -19,6 +19,7 @@ from typing import Final, TextIO, final
 import chardev
 import pyqemu_config
 from accel import ACCEL_NAMES, AccelState, accel_new, set_current_accel
+from chardev.char_mux import MuxChardev, open_muxes
 from hw.core.cpu import cpu_foreach, cpu_list_reset
 from hw.core.machine import CpuTopology, MachineState, find_machine, machine_types
 from qemu_api import log, rtc, trace
@@ -32,10 +33,10 @@ from qemu_api.chardev import (
 )
 from qemu_api.error import (
     Error,
-    warn_report,
     error_get_progname,
     error_location,
     error_set_progname,
+    warn_report,
 )
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
@@ -65,7 +66,6 @@ from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
 from system.monitor import QMPMonitor
 from system.monitor.hmp_monitor import HMPMonitor
-from chardev.char_mux import MuxChardev, open_muxes
 from system.qtest import QTestServer
 from system.runstate import RunState, ShutdownCause
 
@@ -403,7 +403,7 @@ _ID_HINT: Final = (
 
 
 def id_wellformed(ident: str) -> bool:
-    """QEMU's ``id_wellformed``: a letter, then letters, digits, ``-.\\_``.
+    """QEMU's ``id_wellformed``: a letter, then letters, digits, ``-._``.
 
     >>> id_wellformed("serial0"), id_wellformed("1bad"), id_wellformed("")
     (True, False, False)
@@ -457,7 +457,9 @@ def _chardev_add(arg: str) -> None:
         else:
             qemu_chr_new(label, backend, dict(opts.values))
     except Error as e:
-        raise _strip_chardev_prefix(_strip_chardev_prefix(e, label), f"{label}-base")
+        raise _strip_chardev_prefix(
+            _strip_chardev_prefix(e, label), f"{label}-base"
+        ) from None
 
 
 def _device_add(arg: str, machine: MachineState) -> None:
@@ -851,7 +853,11 @@ class Emulator:
             return accel_new(name, opts)
         except Error as e:
             accel_loc = self.cfg.located("accel")
-            opt = where if icount is not None else (accel_loc[-1][0] if accel_loc else None)
+            opt = (
+                where
+                if icount is not None
+                else (accel_loc[-1][0] if accel_loc else None)
+            )
             raise CommandLineError(opt, e.msg, e.hint) from None
 
     def smp_cpus(self, machine_name: str) -> int:
@@ -1108,7 +1114,9 @@ class Emulator:
             try:
                 chr_ = chr_new_compat(label, spec)
             except Error as e:
-                first = _strip_chardev_prefix(_strip_chardev_prefix(e, label), f"{label}-base")
+                first = _strip_chardev_prefix(
+                    _strip_chardev_prefix(e, label), f"{label}-base"
+                )
                 lines = "" if spec.startswith("chardev:") else f"{first.msg}\n"
                 raise CommandLineError(
                     where,

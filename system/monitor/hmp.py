@@ -357,9 +357,7 @@ def _hmp_info_cpus(out: _Output, args: HMPArgs) -> None:
 def _hmp_info_version(out: _Output, args: HMPArgs) -> None:
     """``hmp_info_version``: the QMP version triple, then the package."""
     info = out.qmp.query_version()
-    out.print(
-        f"{info.qemu.major}.{info.qemu.minor}.{info.qemu.micro}{info.package}\n"
-    )
+    out.print(f"{info.qemu.major}.{info.qemu.minor}.{info.qemu.micro}{info.package}\n")
 
 
 def _hmp_info_irq(out: _Output, args: HMPArgs) -> None:

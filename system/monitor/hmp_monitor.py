@@ -26,7 +26,8 @@ frontend has the focus, as QEMU does.
 >>> mon.receive(b"help qui\x7f\x7fuit\r")
 >>> ringbuf_read("hmp0", 400).split("\r\n")[-2:]
 ['quit|q  -- quit the emulator', '(qemu) ']
->>> mon.close(); qemu_chr_delete("hmp0")
+>>> mon.close()
+... qemu_chr_delete("hmp0")
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ class ReadLineState:
         width = min(max(max(len(w) for w in found) + 2, 10), 80)
         cols = 80 // width
         rows = [found[i : i + cols] for i in range(0, len(found), cols)]
-        self._write("\n" + "".join("".join(f"{w:<{width}}" for w in r) + "\n" for r in rows))
+        self._write(
+            "\n" + "".join("".join(f"{w:<{width}}" for w in r) + "\n" for r in rows)
+        )
         self.show_prompt()
 
     def handle_byte(self, ch: int) -> None:
@@ -309,7 +312,9 @@ class HMPMonitor:
         Error: ``chr_`` already serves another frontend.
     """
 
-    def __init__(self, chr_: Chardev, loop: MainLoop, *, target: str | None = None) -> None:
+    def __init__(
+        self, chr_: Chardev, loop: MainLoop, *, target: str | None = None
+    ) -> None:
         self._chr = chr_
         self._loop = loop
         self._handlers = MonitorCommands(None, target=target)
@@ -401,7 +406,7 @@ class HMPMonitor:
     # -- output ---------------------------------------------------------------------
 
     def _print(self, text: str) -> None:
-        """``monitor_puts``: ``\n`` becomes ``\r\n``."""
+        r"""``monitor_puts``: ``\n`` becomes ``\r\n``."""
         self._outbuf += text.replace("\n", "\r\n").encode("utf-8", "replace")
 
     def _flush(self) -> None:

@@ -141,8 +141,10 @@ def run_pyqemu(case: Case, root: Path) -> Result:
         ):
             try:
                 status = launch(
-                    case.target, [f"pyqemu-system-{case.target}", *case.argv(scratch)],
-                    out, err,
+                    case.target,
+                    [f"pyqemu-system-{case.target}", *case.argv(scratch)],
+                    out,
+                    err,
                 )
             except SystemExit as e:
                 status = e.code if isinstance(e.code, int) else 1
@@ -178,7 +180,9 @@ def main(argv: list[str]) -> int:
             if qemu == mine:
                 continue
             differ += 1
-            print(f"== {case.key}\n-- QEMU 7.2\n{qemu.render()}-- pyqemu\n{mine.render()}")
+            print(
+                f"== {case.key}\n-- QEMU 7.2\n{qemu.render()}-- pyqemu\n{mine.render()}"
+            )
     print(f"{len(cases)} lines, {differ} differ")
     return 0
 

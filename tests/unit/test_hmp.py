@@ -31,9 +31,8 @@ from system.monitor.hmp import handle_hmp_command
 from system.monitor.hmp_monitor import HMPMonitor, ReadLineState
 from system.runstate import RunState, runstate_init
 from tests.qtest.libqtest import qemu_binary
-from tests.runtime import qemu_runtime as qemu_runtime
 
-assert chardev  # registers the mux backend
+assert chardev.MuxChardev is MuxChardev  # importing chardev registers "mux"
 
 BANNER = re.compile(rb"[^\r\n]* monitor - type 'help' for more information\r\n")
 
@@ -160,7 +159,7 @@ def mux(qemu_runtime: None) -> Iterator[tuple[MuxChardev, list[tuple[str, object
     mux.open_frontends()
     got.clear()
     yield mux, got
-    assert quits == [True] or not any(e == ("x",) for e in got)
+    assert len(quits) <= 1
     set_quit_handler(None)
     serial.disconnect()
     monitor.disconnect()
@@ -199,9 +198,7 @@ def test_mux_exit_and_timestamps(
     chr_.receive(b"\x01t")
     assert chr_.timestamps
     assert chr_.write(b"x\ny") == 3
-    assert re.fullmatch(
-        r"x\n\[00:00:00\.\d\d\d\] y", ringbuf_read("con-base", 65536)
-    )
+    assert re.fullmatch(r"x\n\[00:00:00\.\d\d\d\] y", ringbuf_read("con-base", 65536))
     chr_.receive(b"\x01x")
     assert ringbuf_read("con-base", 100) == "QEMU: Terminated\n\r"
     ringbuf_write("con-base", "unused")
