@@ -1070,11 +1070,10 @@ class Emulator:
                     try:
                         found = chr_new_compat(label, arg)
                     except Error as e:
-                        raise CommandLineError(
-                            where,
-                            f"{_strip_chardev_prefix(e, label).msg}\n"
-                            f"parse error: {arg}",
-                        ) from None
+                        msg = _strip_chardev_prefix(e, label).msg
+                        if msg.endswith("is not a valid char driver"):
+                            msg += f"\nparse error: {arg}"
+                        raise CommandLineError(where, msg) from None
                     if found is None:
                         continue
                     chr_ = found

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import pyqemu_config
 from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 BUILD = Path(
@@ -102,8 +104,8 @@ async def session(sock: Path) -> None:
     greeting = qmp.greeting
     assert greeting is not None
     assert greeting.QMP.version == {
-        "qemu": {"micro": 0, "minor": 1, "major": 0},
-        "package": "pyqemu",
+        "qemu": {"micro": 0, "minor": 2, "major": 7},
+        "package": f"pyqemu {pyqemu_config.VERSION}",
     }
     assert greeting.QMP.capabilities == ["oob"]
 
