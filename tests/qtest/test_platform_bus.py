@@ -161,8 +161,10 @@ def launch(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             ["-M", "virt", "-device", "platform-bus-device"],
-            "-device platform-bus-device: Parameter 'driver' expects a pluggable "
-            "device type",
+            (
+                "-device platform-bus-device: Parameter 'driver' expects a "
+                "pluggable device type"
+            ),
         ),
         (
             ["-M", "virt", *(["-device", "pl011"] * 11)],

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 import pyqemu_config
-from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 BUILD = Path(
     os.environ.get("PYQEMU_BUILD_ROOT", Path(__file__).resolve().parents[2] / "build")

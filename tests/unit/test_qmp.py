@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-import pyqemu_config
-
 import hw.arm.virt
+import pyqemu_config
 from hw.core.machine import MachineState
 from qemu_api import trace
 from qemu_api.chardev import Chardev, ChardevOptions, ChrEvent, qemu_chr_new
