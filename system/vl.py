@@ -818,6 +818,22 @@ class Emulator:
         except Error as e:
             raise CommandLineError(None, e.msg, e.hint) from None
 
+    def setup_name(self) -> None:
+        """``-name [guest=]NAME[,process=P][,debug-threads=on|off]``."""
+        runstate.qemu_set_name(None)
+        for where, arg in self.cfg.located("name"):
+            try:
+                opts = qemu_opts_parse(
+                    arg,
+                    implied="guest",
+                    accepted=frozenset({"guest", "process", "debug-threads"}),
+                )
+            except Error as e:
+                raise CommandLineError(where, e.msg) from None
+            guest = opts.get("guest")
+            if guest is not None:
+                runstate.qemu_set_name(guest)
+
     def create_accel(self, name: str) -> AccelState:
         """``-accel`` with ``-icount``: the accelerator object."""
         opts: dict[str, str] = {}
@@ -1150,6 +1166,7 @@ class Emulator:
         qdev_prop_reset_globals()
         runstate.runstate_init(RunState.PRELAUNCH)
         self.setup_rtc()
+        self.setup_name()
         chardev.set_main_loop(self.loop)
         self.accel = self.create_accel(accel)
         set_current_accel(self.accel)

@@ -35,6 +35,7 @@ from qapi.qmp_schema import (
     CpuInstanceProperties,
     DataFormat,
     MachineInfo,
+    NameInfo,
     ObjectPropertyInfo,
     ObjectTypeInfo,
     QMPCapability,
@@ -204,6 +205,10 @@ class MonitorCommands:
         return VersionInfo(
             qemu=_version_triple(), package=f"pyqemu {pyqemu_config.VERSION}"
         )
+
+    def query_name(self) -> NameInfo:
+        """The guest's name (``qmp_query_name``)."""
+        return NameInfo(name=runstate.qemu_get_name())
 
     def query_commands(self) -> list[CommandInfo]:
         """The commands of this monitor (``qmp_query_commands``)."""

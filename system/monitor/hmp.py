@@ -360,6 +360,13 @@ def _hmp_info_version(out: _Output, args: HMPArgs) -> None:
     out.print(f"{info.qemu.major}.{info.qemu.minor}.{info.qemu.micro}{info.package}\n")
 
 
+def _hmp_info_name(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_name``: the ``-name``, if one was given."""
+    name = out.qmp.query_name().name
+    if name is not None:
+        out.print(f"{name}\n")
+
+
 def _hmp_info_irq(out: _Output, args: HMPArgs) -> None:
     """``hmp_info_irq``: interrupt statistics of the controllers that keep them.
 
@@ -550,6 +557,7 @@ HMP_INFO_COMMANDS: Final[tuple[HMPCommand, ...]] = (
         "irq", "", "", "show the interrupts statistics (if available)", _hmp_info_irq
     ),
     HMPCommand("migrate", "", "", "show migration status", _hmp_info_migrate),
+    HMPCommand("name", "", "", "show the current VM name", _hmp_info_name),
     HMPCommand(
         "mtree",
         "flatview:-f,disabled:-D",
