@@ -11,8 +11,8 @@ QEMU runs as a subprocess (several at once); pyqemu runs in process through
 the launcher's entry point (:func:`system.main.launch`), its main loop
 replaced by an immediate exit, which keeps the corpus fast. The result of
 each is the exit status, standard error and standard output, with the
-program name (``qemu-system-`` / ``pyqemu-system-``) and the scratch
-directory normalized.
+program name (``qemu-system-`` / ``pyqemu-system-``), the scratch
+directory and pseudo-terminal numbers normalized.
 
 Run as a script to print the differences::
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shlex
 import shutil
 import subprocess
@@ -93,7 +94,7 @@ def load_corpus(path: Path = CORPUS) -> list[Case]:
 
 
 def _normalize(text: str, scratch: Path) -> str:
-    text = text.replace(str(scratch), "DIR")
+    text = re.sub(r"/dev/pts/\d+", "/dev/pts/N", text.replace(str(scratch), "DIR"))
     return text.replace("pyqemu-system-", "qemu-system-")
 
 
