@@ -477,7 +477,7 @@ def _device_add(arg: str, machine: MachineState) -> None:
     info = type_info(driver)
     if cls is None or not issubclass(cls, DeviceState) or info is None or info.abstract:
         raise Error(f"'{driver}' is not a valid device model name")
-    dynamic = machine.device_is_dynamic_sysbus(cls)
+    dynamic = machine.device_is_dynamic_sysbus(cls) or driver in machine.test_devices
     if not cls.user_creatable and not dynamic:
         raise Error("Parameter 'driver' expects a pluggable device type")
     if issubclass(cls, SysBusDevice) and not dynamic:

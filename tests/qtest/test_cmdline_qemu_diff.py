@@ -45,6 +45,7 @@ DIFFERENCES: Final[dict[str, str]] = {
     # pyqemu's virt takes its device models on the platform bus.
     "-M virt -device pl011": "pl011 is a dynamic sysbus device of pyqemu's virt",
     "-M virt -device pl011,chardev=nope": "as above: the chardev is then checked",
+    "x86_64: -M none -device or-irq": "pyqemu's none board takes or-irq for IRQ qtests",
     # Help and version texts: pyqemu's own lists and names.
     "-version": "names pyqemu, then the QEMU version it implements",
     "--version": "as -version",
