@@ -481,7 +481,10 @@ def _device_add(arg: str, machine: MachineState) -> None:
     if not cls.user_creatable and not dynamic:
         raise Error("Parameter 'driver' expects a pluggable device type")
     if issubclass(cls, SysBusDevice) and not dynamic:
-        raise Error("Parameter 'driver' expects a pluggable device type")
+        # QEMU 7.2's words for a pluggable sysbus type the board does not allow.
+        raise Error(
+            "Parameter 'driver' expects a dynamic sysbus device type for the machine"
+        )
     dev = qdev_new(driver)
     dev_id = opts.take("id")
     for key, value in opts.values.items():
