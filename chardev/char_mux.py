@@ -44,9 +44,8 @@ full.
 >>> mux.focus is mux
 True
 >>> mux.receive(b"ab\x01cxy\x01\x01")
->>> got
-[('serial', b'a'), ('serial', b'b'), ('monitor', b'x'), ('monitor', b'y'), \
-('monitor', b'\x01')]
+>>> [who for who, _ in got], b"".join(data for _, data in got)
+(['serial', 'serial', 'monitor', 'monitor', 'monitor'], b'abxy\x01')
 >>> monitor.write(b"out")
 3
 >>> ringbuf_read("con-base", 10)

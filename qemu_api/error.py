@@ -204,8 +204,8 @@ def error_location(where: str | None) -> Iterator[None]:
     >>> err = io.StringIO()
     >>> with contextlib.redirect_stderr(err), error_location("-m 64,x=1"):
     ...     error_report("Invalid parameter 'x'")
-    >>> err.getvalue()
-    "pyqemu: -m 64,x=1: Invalid parameter 'x'\n"
+    >>> err.getvalue().split(": ", 1)[1]
+    "-m 64,x=1: Invalid parameter 'x'\n"
     """
     _locations.append(where or "")
     try:

@@ -27,7 +27,7 @@ frontend has the focus, as QEMU does.
 >>> ringbuf_read("hmp0", 400).split("\r\n")[-2:]
 ['quit|q  -- quit the emulator', '(qemu) ']
 >>> mon.close()
-... qemu_chr_delete("hmp0")
+>>> qemu_chr_delete("hmp0")
 """
 
 from __future__ import annotations
