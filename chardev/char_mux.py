@@ -50,7 +50,9 @@ True
 3
 >>> ringbuf_read("con-base", 10)
 'out'
->>> serial.disconnect(); monitor.disconnect(); qemu_chr_delete("con")
+>>> serial.disconnect()
+>>> monitor.disconnect()
+>>> qemu_chr_delete("con")
 >>> qemu_chr_delete("con-base")
 """
 
