@@ -2,7 +2,8 @@
 
 This package is QEMU's ``chardev/`` directory for the backends that talk to
 the host (``char-fd.c``, ``char-file.c``, ``char-socket.c``,
-``char-stdio.c``, ``char-pty.c``); the chardev core, the registry and the
+``char-stdio.c``, ``char-pty.c``,
+``char-mux.c``); the chardev core, the registry and the
 ``null``/``ringbuf`` backends are in :mod:`qemu_api.chardev`.
 
 Importing the package registers the backends, so that
@@ -29,6 +30,7 @@ from qemu_api.chardev import qemu_chr_new, register_chardev_backend
 
 from .char_fd import FdChardev, get_main_loop, set_main_loop
 from .char_file import FileChardev
+from .char_mux import MuxChardev, MuxPort, open_muxes
 from .char_pty import PtyChardev
 from .char_socket import (
     InetSocketAddress,
@@ -42,16 +44,19 @@ __all__ = [
     "FdChardev",
     "FileChardev",
     "InetSocketAddress",
+    "MuxChardev",
+    "MuxPort",
     "PtyChardev",
     "SocketAddress",
     "SocketChardev",
     "StdioChardev",
     "UnixSocketAddress",
     "get_main_loop",
+    "open_muxes",
     "qemu_chr_new",
     "set_main_loop",
     "term_exit",
 ]
 
-for _cls in (FileChardev, SocketChardev, StdioChardev, PtyChardev):
+for _cls in (FileChardev, SocketChardev, StdioChardev, PtyChardev, MuxChardev):
     register_chardev_backend(_cls)

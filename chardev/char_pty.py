@@ -85,15 +85,17 @@ def _cfmakeraw(fd: int) -> None:
 class PtyChardev(FdChardev):
     """The ``pty`` backend (QEMU's ``TYPE_CHARDEV_PTY``).
 
-    No options.  After it is opened, :attr:`pty_name` is the terminal's path
-    and ``filename`` is ``"pty:" + pty_name``.
+    Options: ``path``, accepted and ignored as QEMU 7.2 does (QEMU 9.0 makes
+    it a symbolic link to the terminal).  After it is opened,
+    :attr:`pty_name` is the terminal's path and ``filename`` is ``"pty:" +
+    pty_name``.
 
     Raises:
-        Error: an option was given.
+        Error: an unknown option was given.
     """
 
     BACKEND = "pty"
-    OPTIONS = frozenset()
+    OPTIONS = frozenset({"path"})
     POLL_INTERVAL_MS = 1000
     """How often to look for a program while nobody has the terminal open."""
 

@@ -19,14 +19,18 @@ Did you mean 'baud'?
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sys
+from collections.abc import Iterator
 from typing import final
 
 __all__ = [
     "Error",
     "ErrorClass",
     "error_get_progname",
+    "error_location",
+    "error_location_get",
     "error_report",
     "error_report_err",
     "error_set_progname",
@@ -183,26 +187,59 @@ def error_get_progname() -> str:
     return _progname
 
 
+_locations: list[str] = []
+
+
+@contextlib.contextmanager
+def error_location(where: str | None) -> Iterator[None]:
+    r"""Attribute reports made in the block to *where* (QEMU's ``loc_push_*``).
+
+    While the block runs, :func:`error_report`, :func:`warn_report` and
+    :func:`error_report_err` print ``"<progname>: <where>: <msg>"``; the
+    command line uses the option and its argument as typed
+    (``-device pl011,id=x``), as QEMU's ``loc_set_cmdline``. None clears
+    the location for the block (QEMU's ``loc_push_none``).
+
+    >>> import io, contextlib
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err), error_location("-m 64,x=1"):
+    ...     error_report("Invalid parameter 'x'")
+    >>> err.getvalue().split(": ", 1)[1]
+    "-m 64,x=1: Invalid parameter 'x'\n"
+    """
+    _locations.append(where or "")
+    try:
+        yield
+    finally:
+        _locations.pop()
+
+
+def error_location_get() -> str:
+    """Return the current location's prefix: ``"<where>: "``, or ``""``."""
+    return f"{_locations[-1]}: " if _locations and _locations[-1] else ""
+
+
 def error_report(msg: str) -> None:
     """Print ``"<progname>: <msg>"`` and a newline on standard error.
 
-    QEMU's ``error_report``.  ``sys.stderr`` is looked up at each call.
+    QEMU's ``error_report``; the current :func:`error_location`, if any,
+    comes before the message.  ``sys.stderr`` is looked up at each call.
 
     Args:
         msg: the message, without a trailing newline.
     """
-    sys.stderr.write(f"{_progname}: {msg}\n")
+    sys.stderr.write(f"{_progname}: {error_location_get()}{msg}\n")
 
 
 def warn_report(msg: str) -> None:
     """Print ``"<progname>: warning: <msg>"`` and a newline on standard error.
 
-    QEMU's ``warn_report``.
+    QEMU's ``warn_report``, after the current :func:`error_location`.
 
     Args:
         msg: the message, without a trailing newline.
     """
-    sys.stderr.write(f"{_progname}: warning: {msg}\n")
+    sys.stderr.write(f"{_progname}: {error_location_get()}warning: {msg}\n")
 
 
 def error_report_err(err: Error) -> None:
@@ -215,7 +252,7 @@ def error_report_err(err: Error) -> None:
         err: the error to report.
     """
     stream = sys.stderr
-    stream.write(f"{_progname}: {err.msg}\n")
+    stream.write(f"{_progname}: {error_location_get()}{err.msg}\n")
     if err.hint:
         hint = err.hint if err.hint.endswith("\n") else err.hint + "\n"
         stream.write(hint)

@@ -96,6 +96,7 @@ __all__ = [
     "TYPE_RESETTABLE_INTERFACE",
     "TYPE_SPLIT_IRQ",
     "BusState",
+    "DeviceCategory",
     "DeviceListener",
     "DeviceState",
     "GlobalProperty",
@@ -935,6 +936,48 @@ def qbus_new(bus_type: type[BusT], parent: DeviceState | None, name: str) -> Bus
     return bus
 
 
+@final
+class DeviceCategory(enum.IntEnum):
+    """The ``-device help`` groups (QEMU's ``DeviceCategory``), in QEMU's order.
+
+    The value's :attr:`title` is the group's heading; a device in no
+    category is listed under "Uncategorized".
+
+    >>> DeviceCategory.BRIDGE.title, DeviceCategory.MISC.title
+    ('Controller/Bridge/Hub', 'Misc')
+    """
+
+    BRIDGE = 0
+    USB = 1
+    STORAGE = 2
+    NETWORK = 3
+    INPUT = 4
+    DISPLAY = 5
+    SOUND = 6
+    MISC = 7
+    CPU = 8
+    WATCHDOG = 9
+
+    @property
+    def title(self) -> str:
+        """The heading QEMU prints for the group, without " devices:"."""
+        return _CATEGORY_TITLES[self]
+
+
+_CATEGORY_TITLES: Final = {
+    DeviceCategory.BRIDGE: "Controller/Bridge/Hub",
+    DeviceCategory.USB: "USB",
+    DeviceCategory.STORAGE: "Storage",
+    DeviceCategory.NETWORK: "Network",
+    DeviceCategory.INPUT: "Input",
+    DeviceCategory.DISPLAY: "Display",
+    DeviceCategory.SOUND: "Sound",
+    DeviceCategory.MISC: "Misc",
+    DeviceCategory.CPU: "CPU",
+    DeviceCategory.WATCHDOG: "Watchdog",
+}
+
+
 class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
     """Base of every device (QEMU's ``DeviceState``, ``TYPE_DEVICE``).
 
@@ -942,6 +985,8 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
 
     - ``bus_type``: the bus type name the device plugs into (None: no bus).
     - ``desc``: one line describing the device, for ``-device help``.
+    - ``categories``: the :class:`DeviceCategory` groups ``-device help``
+      lists it in (QEMU's ``set_bit(DEVICE_CATEGORY_..., dc->categories)``).
     - ``user_creatable``: whether ``-device`` may create it.
 
     Hooks to override: ``instance_init``, :meth:`realize`, :meth:`unrealize`
@@ -950,6 +995,7 @@ class DeviceState(Object, Resettable, type_name=TYPE_DEVICE, abstract=True):
 
     bus_type: ClassVar[str | None] = None
     desc: ClassVar[str | None] = None
+    categories: ClassVar[frozenset[DeviceCategory]] = frozenset()
     user_creatable: ClassVar[bool] = True
     _qdev_props: ClassVar[tuple[_PropertyBase, ...]] = ()
     _qdev_names: ClassVar[frozenset[str]] = frozenset()
@@ -1639,6 +1685,9 @@ class SplitIRQ(DeviceState, type_name=TYPE_SPLIT_IRQ):
     [1, 1]
     """
 
+    # Needs wiring by its creator (QEMU's or-irq/split-irq are not pluggable).
+    user_creatable = False
+
     desc = "IRQ splitter"
     num_lines = prop_u16("num-lines", default=1, doc="number of output lines")
 
@@ -1682,6 +1731,9 @@ class OrIRQ(DeviceState, type_name=TYPE_OR_IRQ):
     >>> seen
     [1, 1, 1, 0]
     """
+
+    # Needs wiring by its creator (QEMU's or-irq/split-irq are not pluggable).
+    user_creatable = False
 
     desc = "IRQ OR gate"
     num_lines = prop_u16("num-lines", default=1, doc="number of input lines")

@@ -49,7 +49,9 @@ __all__ = [
     "event_timestamp",
     "main_loop_should_exit",
     "qemu_add_vm_change_state_handler",
+    "qemu_get_name",
     "qemu_register_powerdown_notifier",
+    "qemu_set_name",
     "qemu_system_powerdown_request",
     "qemu_system_reset",
     "qemu_system_reset_handler",
@@ -113,9 +115,23 @@ def runstate_init(state: RunState = RunState.PRELAUNCH) -> None:
     _powerdown_notifiers.clear()
 
 
+_name: list[str | None] = [None]
+
+
+def qemu_set_name(name: str | None) -> None:
+    """Set the guest's name (``-name``, QEMU's ``qemu_name``)."""
+    _name[0] = name
+
+
+def qemu_get_name() -> str | None:
+    """The guest's name, or None (QMP ``query-name``, ``info name``)."""
+    return _name[0]
+
+
 def _runtime_reset() -> None:
     """Back to a process without a machine (``qemu_api.testing``'s reset)."""
     runstate_init(RunState.PRELAUNCH)
+    qemu_set_name(None)
     qemu_system_reset_handler(None)
 
 

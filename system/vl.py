@@ -19,16 +19,30 @@ from typing import Final, TextIO, final
 import chardev
 import pyqemu_config
 from accel import ACCEL_NAMES, AccelState, accel_new, set_current_accel
+from chardev.char_mux import MuxChardev, open_muxes
 from hw.core.cpu import cpu_foreach, cpu_list_reset
 from hw.core.machine import CpuTopology, MachineState, find_machine, machine_types
 from qemu_api import log, rtc, trace
 from qemu_api.bql import bql_lock, bql_locked
-from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new, qemu_chr_reset
-from qemu_api.error import Error, error_set_progname
+from qemu_api.chardev import (
+    Chardev,
+    qemu_chr_backends,
+    qemu_chr_find,
+    qemu_chr_new,
+    qemu_chr_reset,
+)
+from qemu_api.error import (
+    Error,
+    error_get_progname,
+    error_location,
+    error_set_progname,
+    warn_report,
+)
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
 from qemu_api.option import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from qemu_api.qdev import (
+    DeviceCategory,
     DeviceState,
     qdev_device_list_properties,
     qdev_new,
@@ -37,15 +51,21 @@ from qemu_api.qdev import (
     qdev_realize,
     qdev_set_id,
 )
-from qemu_api.qom import object_class_by_name, object_class_get_list, object_tree_reset
+from qemu_api.qom import (
+    object_class_by_name,
+    object_class_get_list,
+    object_tree_reset,
+    type_info,
+)
 from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import QEMUClockType, qemu_clock_set_notify, virtual_clock_reset
-from system import runstate
+from system import QEMU_INTERFACE_VERSION, runstate
 from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
 from system.monitor import QMPMonitor
+from system.monitor.hmp_monitor import HMPMonitor
 from system.qtest import QTestServer
 from system.runstate import RunState, ShutdownCause
 
@@ -104,6 +124,37 @@ OPTIONS: Final[dict[str, bool]] = {
 }
 """The options pyqemu accepts, with whether each takes an argument."""
 
+QEMU_OPTIONS_WITHOUT_ARG: Final = frozenset(
+    {
+        "alt-grab", "async-teardown", "ctrl-grab", "enable-kvm",
+        "enable-sync-profile", "full-screen", "mem-prealloc", "no-acpi",
+        "no-fd-bootchk", "no-hpet", "no-quit", "no-user-config", "nodefconfig",
+        "only-migratable", "portrait", "preconfig", "s", "semihosting",
+        "singlestep", "snapshot", "usb", "win2k-hack", "xen-attach",
+        "xen-domid-restrict", "audio-help",
+    }
+)  # fmt: skip
+"""QEMU 7.2 options without an argument that pyqemu does not implement yet."""
+
+QEMU_OPTIONS_WITH_ARG: Final = frozenset(
+    {
+        "acpitable", "action", "add-fd", "audio", "audiodev", "blockdev", "boot",
+        "cdrom", "chroot", "compat", "debugcon", "dfilter", "drive", "echr",
+        "fda", "fdb", "fsdev", "fw_cfg", "gdb", "hda", "hdb", "hdc", "hdd",
+        "iscsi", "k", "loadvm", "mem-path", "mtdblock", "net", "netdev", "nic",
+        "numa", "object", "option-rom", "overcommit", "parallel", "pflash",
+        "pidfile", "plugin", "readconfig", "rotate", "runas", "sandbox", "sd",
+        "seed", "semihosting-config", "set", "smbios", "spice", "tpmdev",
+        "usbdevice", "uuid", "vga", "virtfs", "vnc", "watchdog-action",
+        "xen-domid",
+    }
+)  # fmt: skip
+"""QEMU 7.2 options with an argument that pyqemu does not implement yet."""
+
+_NOT_YET_HINT: Final = (
+    "pyqemu implements a subset of QEMU 7.2's options; -help lists them.\n"
+)
+
 
 class CommandLineError(Exception):
     """A command-line error: printed as ``prog: -opt: message``, exit status 1."""
@@ -122,6 +173,21 @@ class VMConfig:
 
     target: str
     options: list[tuple[str, str | None]] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    """Each option as typed (``-M``, ``--machine``), parallel to ``options``."""
+
+    def located(self, name: str) -> list[tuple[str, str]]:
+        """Return ``(location, argument)`` for each use of option *name*.
+
+        The location is the option and its argument as typed, which QEMU
+        puts before the errors it reports about them (``loc_set_cmdline``).
+        """
+        names = _ALIASES.get(name, (name,))
+        return [
+            (f"{w} {a}", a)
+            for w, (o, a) in zip(self.words, self.options, strict=True)
+            if o in names and a is not None
+        ]
 
     def all(self, name: str) -> list[str]:
         """Return every argument given to option *name* (and its aliases)."""
@@ -165,15 +231,25 @@ def parse_command_line(target: str, argv: list[str]) -> VMConfig:
                 None, f"{word}: disk images are not supported (no block devices)"
             )
         name = word[2:] if word.startswith("--") else word[1:]
-        if name not in OPTIONS:
-            raise CommandLineError(word, "invalid option")
         arg: str | None = None
+        if name not in OPTIONS:
+            if name in QEMU_OPTIONS_WITH_ARG and i < len(argv):
+                arg = argv[i]
+                i += 1
+            if name in QEMU_OPTIONS_WITH_ARG or name in QEMU_OPTIONS_WITHOUT_ARG:
+                raise CommandLineError(
+                    word if arg is None else f"{word} {arg}",
+                    "this QEMU option is not supported by pyqemu yet",
+                    _NOT_YET_HINT,
+                )
+            raise CommandLineError(word, "invalid option")
         if OPTIONS[name]:
             if i >= len(argv):
                 raise CommandLineError(word, "requires an argument")
             arg = argv[i]
             i += 1
         cfg.options.append((name, arg))
+        cfg.words.append(word)
     return cfg
 
 
@@ -205,18 +281,42 @@ def machine_help(target: str) -> str:
 
 
 def device_help() -> str:
-    """Return the ``-device help`` text (QEMU's ``qdev_print_devinfos``)."""
-    lines = ["Misc devices:"]
-    for cls in object_class_get_list("device"):
-        if not issubclass(cls, DeviceState) or not cls.user_creatable:
+    """Return the ``-device help`` text (QEMU's ``qdev_print_devinfos``).
+
+    Every device type registered is listed, grouped by the categories its
+    class declares (those in none under "Uncategorized"), sorted by name,
+    as QEMU lays it out. Unlike QEMU, the types ``-device`` cannot create
+    are listed too, marked ``no-user`` as QEMU's ``info qdm`` marks them:
+    pyqemu's board devices are what a device author looks for.
+    """
+    classes = sorted(
+        (
+            cls
+            for cls in object_class_get_list("device")
+            if issubclass(cls, DeviceState)
+        ),
+        key=lambda c: c.TYPE_NAME,
+    )
+    out: list[str] = []
+    groups: list[tuple[str, list[type[DeviceState]]]] = [
+        (cat.title, [c for c in classes if cat in c.categories])
+        for cat in DeviceCategory
+    ]
+    groups.append(("Uncategorized", [c for c in classes if not c.categories]))
+    for i, (title, members) in enumerate(groups):
+        if not members:
             continue
-        line = f'name "{cls.TYPE_NAME}"'
-        if cls.bus_type is not None:
-            line += f", bus {cls.bus_type}"
-        if cls.desc:
-            line += f', desc "{cls.desc}"'
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+        out.append(f"{chr(10) if i else ''}{title} devices:\n")
+        for cls in members:
+            line = f'name "{cls.TYPE_NAME}"'
+            if cls.bus_type is not None:
+                line += f", bus {cls.bus_type}"
+            if cls.desc:
+                line += f', desc "{cls.desc}"'
+            if not cls.user_creatable:
+                line += ", no-user"
+            out.append(line + "\n")
+    return "".join(out)
 
 
 def device_props_help(typename: str) -> str:
@@ -267,13 +367,25 @@ def chr_new_compat(label: str, spec: str) -> Chardev | None:
         if found is None:
             raise Error(f"chardev '{spec[8:]}' not found")
         return found
-    if spec in ("null", "stdio", "pty", "mon:stdio"):
-        return qemu_chr_new(label, spec.removeprefix("mon:"))
+    if spec.startswith("mon:"):
+        # QEMU's qemu_chr_parse_compat: a mux in front of the backend; on
+        # stdio, Ctrl-C goes to the guest (signal=off).
+        base = _chr_new_compat_backend(f"{label}-base", spec[4:], mon=True)
+        return qemu_chr_new(label, "mux", {"chardev": base.label})
+    return _chr_new_compat_backend(label, spec, mon=False)
+
+
+def _chr_new_compat_backend(label: str, spec: str, *, mon: bool) -> Chardev:
+    if spec in ("null", "stdio", "pty"):
+        opts: dict[str, str | int | bool] = {}
+        if spec == "stdio" and mon:
+            opts["signal"] = "off"
+        return qemu_chr_new(label, spec, opts)
     if spec.startswith("file:"):
         return qemu_chr_new(label, "file", {"path": spec[5:]})
     if spec.startswith("unix:"):
         path, *rest = split_opts(spec[5:])
-        opts: dict[str, str | int | bool] = {"path": path}
+        opts = {"path": path}
         opts.update(qemu_opts_parse(",".join(rest)).values if rest else {})
         return qemu_chr_new(label, "socket", opts)
     if spec.startswith("tcp:"):
@@ -285,16 +397,69 @@ def chr_new_compat(label: str, spec: str) -> Chardev | None:
     raise Error(f"'{spec}' is not a valid char driver")
 
 
+_ID_HINT: Final = (
+    "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
+)
+
+
+def id_wellformed(ident: str) -> bool:
+    """QEMU's ``id_wellformed``: a letter, then letters, digits, ``-._``.
+
+    >>> id_wellformed("serial0"), id_wellformed("1bad"), id_wellformed("")
+    (True, False, False)
+    """
+    return (
+        bool(ident)
+        and ident[0].isascii()
+        and ident[0].isalpha()
+        and all(c.isascii() and (c.isalnum() or c in "-._") for c in ident)
+    )
+
+
+def _check_id(ident: str | None) -> None:
+    if ident is not None and not id_wellformed(ident):
+        raise Error("Parameter 'id' expects an identifier", hint=_ID_HINT)
+
+
+def _strip_chardev_prefix(err: Error, label: str) -> Error:
+    """The command line reports backend errors without QMP's prefix."""
+    prefix = f"Failed to add chardev '{label}': "
+    if err.msg.startswith(prefix):
+        return Error(err.msg.removeprefix(prefix), hint=err.hint)
+    return err
+
+
+def chardev_help() -> str:
+    """Return the ``-chardev help`` text (QEMU's ``qemu_chr_new_from_opts``)."""
+    names = [n for n in qemu_chr_backends() if n != "mux"]
+    return "Available chardev backend types: \n" + "".join(f"  {n}\n" for n in names)
+
+
 def _chardev_add(arg: str) -> None:
-    """``-chardev BACKEND,id=ID[,...]``."""
+    """``-chardev BACKEND,id=ID[,...]`` (with ``mux=on``: ID-base and a mux)."""
     opts = qemu_opts_parse(arg, implied="backend")
     backend = opts.take("backend")
     label = opts.take("id")
+    if label is None:
+        raise Error("chardev: no id specified")
+    _check_id(label)
+    if qemu_chr_find(label) is not None:
+        raise Error(f"Duplicate ID '{label}' for chardev")
     if backend is None:
         raise Error("chardev: no backend given", hint="-chardev BACKEND,id=ID,...\n")
-    if label is None:
-        raise Error('chardev: "id" is required')
-    qemu_chr_new(label, backend, dict(opts.values))
+    mux = opts.take("mux")
+    if mux is not None and mux not in ("on", "off"):
+        raise Error("Parameter 'mux' expects 'on' or 'off'")
+    try:
+        if mux == "on":
+            base = qemu_chr_new(f"{label}-base", backend, dict(opts.values))
+            qemu_chr_new(label, "mux", {"chardev": base.label})
+        else:
+            qemu_chr_new(label, backend, dict(opts.values))
+    except Error as e:
+        raise _strip_chardev_prefix(
+            _strip_chardev_prefix(e, label), f"{label}-base"
+        ) from None
 
 
 def _device_add(arg: str, machine: MachineState) -> None:
@@ -306,18 +471,17 @@ def _device_add(arg: str, machine: MachineState) -> None:
     """
     opts = qemu_opts_parse(arg, implied="driver")
     driver = opts.take("driver")
-    if driver is None:
+    if not driver:
         raise Error("Parameter 'driver' is missing")
     cls = object_class_by_name(driver)
-    if cls is None or not issubclass(cls, DeviceState):
-        raise Error(
-            f"'{driver}' is not a valid device model name",
-            hint="Use -device help to list the devices\n",
-        )
-    dynamic = machine.device_is_dynamic_sysbus(cls)
+    info = type_info(driver)
+    if cls is None or not issubclass(cls, DeviceState) or info is None or info.abstract:
+        raise Error(f"'{driver}' is not a valid device model name")
+    dynamic = machine.device_is_dynamic_sysbus(cls) or driver in machine.test_devices
     if not cls.user_creatable and not dynamic:
         raise Error("Parameter 'driver' expects a pluggable device type")
     if issubclass(cls, SysBusDevice) and not dynamic:
+        # QEMU 7.2's words for a pluggable sysbus type the board does not allow.
         raise Error(
             "Parameter 'driver' expects a dynamic sysbus device type for the machine"
         )
@@ -339,9 +503,14 @@ def _device_add(arg: str, machine: MachineState) -> None:
     machine.device_plug_cb(dev)
 
 
-def _global_add(arg: str) -> None:
-    """``-global DRIVER.PROP=VALUE`` or ``-global driver=D,property=P,value=V``."""
-    if "=" in arg.split(".", 1)[0] or "." not in arg:
+def _global_add(arg: str) -> str | None:
+    """``-global DRIVER.PROP=VALUE`` or ``-global driver=D,property=P,value=V``.
+
+    As QEMU 7.2: a type that does not exist is only a warning (returned, to
+    be printed once the machine is built); a property the type lacks is
+    fatal, ``can't apply global DRIVER.PROP=VALUE: ...``, without a location.
+    """
+    if "=" in arg.split(".", 1)[0] or "." not in arg.split("=", 1)[0]:
         opts = qemu_opts_parse(arg, accepted=frozenset({"driver", "property", "value"}))
         driver, prop, value = (
             opts.get("driver"),
@@ -349,13 +518,44 @@ def _global_add(arg: str) -> None:
             opts.get("value"),
         )
         if driver is None or prop is None or value is None:
-            raise Error("Invalid -global: driver, property and value are needed")
+            raise Error(f"Invalid parameter '{arg}'")
     else:
         driver, _, rest = arg.partition(".")
         prop, eq, value = rest.partition("=")
         if not eq:
-            raise Error(f"Invalid -global {arg}: expected DRIVER.PROPERTY=VALUE")
+            # QEMU 7.2 takes "-global a.b" for a short-form boolean first.
+            warn_report(f"short-form boolean option '{arg}' deprecated")
+            sys.stderr.write(f"Please use {arg}=on instead\n")
+            raise Error(f"Invalid parameter '{arg}'")
+    cls = object_class_by_name(driver)
+    if cls is None or not issubclass(cls, DeviceState):
+        return f"global {driver}.{prop} has invalid class name"
+    if prop not in cls._qdev_names:
+        raise GlobalError(
+            f"can't apply global {driver}.{prop}={value}: "
+            f"Property '{driver}.{prop}' not found"
+        )
     qdev_prop_register_global(driver, prop, value)
+    return None
+
+
+class GlobalError(Error):
+    """An error applying a ``-global`` (QEMU reports it without a location)."""
+
+
+def _global_error(err: Error) -> Error | None:
+    """A device's error applying a ``-global``, in QEMU's words, or None."""
+    if not err.msg.startswith("-global "):
+        return None
+    where, _, rest = err.msg.partition(": ")
+    return Error(f"can't apply global {where.removeprefix('-global ')}: {rest}")
+
+
+def _target_boards(prog: str) -> list[str]:
+    """The ``-M`` names of the boards of the launcher's target."""
+    target = prog.rpartition("-")[2]
+    _import_boards()
+    return sorted(cls.machine_name for cls in machine_types(target))
 
 
 def usage(prog: str) -> str:
@@ -427,20 +627,30 @@ def usage(prog: str) -> str:
         "-dump-vmstate file\n"
         "                write the device state descriptions (JSON) to 'file'\n"
         "\n"
-        f"Boards: {' '.join(pyqemu_config.BOARDS) or 'none'}\n"
+        f"Boards: {' '.join(_target_boards(prog)) or 'none'}\n"
         f"Devices built: {' '.join(pyqemu_config.DEVICES) or 'none'}\n"
     )
 
 
 def version_text() -> str:
-    """Return the ``-version`` text, in QEMU's layout."""
+    """Return the ``-version`` text, in QEMU's layout.
+
+    The first line names pyqemu and its version, then the QEMU version whose
+    interfaces it implements in QEMU's own words, so that tools that look
+    for ``QEMU emulator version X.Y.Z`` find it.
+    """
     return (
-        f"pyqemu emulator version {pyqemu_config.VERSION}\n"
+        f"pyqemu emulator version {pyqemu_config.VERSION} "
+        f"(implements QEMU emulator version {QEMU_INTERFACE_VERSION})\n"
         "Copyright (c) 2026 the pyqemu project developers\n"
     )
 
 
 ACCELERATORS: Final = ("qtest", "tcg")
+
+_QEMU_DISPLAYS: Final = frozenset(
+    {"gtk", "sdl", "curses", "vnc", "spice-app", "egl-headless", "dbus", "cocoa"}
+)
 
 
 @final
@@ -454,7 +664,8 @@ class Emulator:
         self.prog = prog
         self.loop = MainLoop()
         self.machine: MachineState | None = None
-        self.servers: list[QTestServer | QMPMonitor] = []
+        self.servers: list[QTestServer | QMPMonitor | HMPMonitor] = []
+        self.warnings: list[str] = []
         self.accel: AccelState = accel_new("qtest")
 
     # Each step raises CommandLineError (or Error, attributed to no option).
@@ -462,14 +673,14 @@ class Emulator:
     def setup_logging(self) -> None:
         """``-D`` and ``-d`` (QEMU opens the log before anything else)."""
         mask = 0
-        for item in self.cfg.all("d"):
+        for where, item in self.cfg.located("d"):
             try:
                 mask |= log.qemu_str_to_log_mask(item)
             except Error as e:
                 # QEMU 7.2 prints the whole item list instead; one line that
                 # names the bad item is clearer.
                 raise CommandLineError(
-                    "-d", e.msg, "Use -d help to list the log items\n"
+                    where, e.msg, "Use -d help to list the log items\n"
                 ) from None
         try:
             log.qemu_set_log_filename_flags(self.cfg.last("D"), mask)
@@ -478,11 +689,12 @@ class Emulator:
 
     def setup_trace(self) -> None:
         """``-trace`` options, then the backends and the trace file."""
-        for arg in self.cfg.all("trace"):
+        for where, arg in self.cfg.located("trace"):
             try:
-                trace.trace_opt_parse(arg)
+                with error_location(where):
+                    trace.trace_opt_parse(arg)
             except Error as e:
-                raise CommandLineError("-trace", e.msg) from None
+                raise CommandLineError(where, e.msg) from None
         trace.trace_init_backends()
         try:
             trace.trace_init_file()
@@ -490,14 +702,101 @@ class Emulator:
             raise CommandLineError("-trace", e.msg) from None
 
     def accelerator(self) -> str:
-        """The accelerator: ``-accel``, or qtest when ``-qtest`` is given."""
-        accel = self.cfg.last("accel")
-        if accel is None:
+        """The accelerator: ``-accel`` (or ``-machine accel=``), else tcg.
+
+        With ``-qtest`` and no accelerator named, qtest (QEMU 7.2 picks tcg
+        there; pyqemu's qtest accelerator is what qtests want).
+        """
+        located = self.cfg.located("accel")
+        if not located:
+            legacy = self.machine_opts().get("accel")
+            if legacy is not None:
+                name = legacy.split(":")[0]
+                if name not in ACCEL_NAMES:
+                    raise CommandLineError(None, f"invalid accelerator {name}")
+                return name
             return "qtest" if self.cfg.has("qtest") else "tcg"
-        name = qemu_opts_parse(accel, implied="accel").get("accel", "")
+        where, accel = located[-1]
+        try:
+            opts = qemu_opts_parse(accel, implied="accel")
+        except Error as e:
+            raise CommandLineError(where, e.msg) from None
+        name = opts.take("accel") or ""
         if name not in ACCEL_NAMES:
-            raise CommandLineError("-accel", f"invalid accelerator {name}")
-        return name or "tcg"
+            raise CommandLineError(where, f"invalid accelerator {name}")
+        thread = opts.take("thread")
+        if thread is not None and thread not in ("single", "multi"):
+            raise CommandLineError(where, f"Invalid 'thread' setting {thread}")
+        return name
+
+    def machine_opts(self) -> dict[str, str]:
+        """Every ``-machine`` merged, a later key winning (QEMU's ``merge_lists``).
+
+        Raises:
+            CommandLineError: an argument does not parse.
+        """
+        merged: dict[str, str] = {}
+        for where, arg in self.cfg.located("M"):
+            try:
+                # keyval: the implied type ends at the first comma (no ",,"
+                # escape there), so "virt,," has an empty key.
+                head, comma, tail = arg.partition(",")
+                if head and "=" not in head:
+                    opts = qemu_opts_parse(tail) if comma else QemuOpts()
+                    opts.values["type"] = head
+                else:
+                    opts = qemu_opts_parse(arg, implied="type")
+            except Error as e:
+                raise CommandLineError(where, e.msg) from None
+            merged.update({k: str(v) for k, v in opts.values.items()})
+        return merged
+
+    def check_display(self) -> None:
+        """``-display``: only ``none``; QEMU's other displays are not available."""
+        for where, value in self.cfg.located("display"):
+            kind = value.split(",")[0]
+            if kind == "none":
+                continue
+            if kind in _QEMU_DISPLAYS:
+                raise CommandLineError(None, f"Display '{kind}' is not available")
+            raise CommandLineError(
+                where, f"Parameter 'type' does not accept value '{kind}'"
+            )
+
+    def check_msg(self) -> None:
+        """``-msg timestamp=on|off,guest-name=on|off`` (checked, not used yet)."""
+        for where, value in self.cfg.located("msg"):
+            try:
+                opts = qemu_opts_parse(
+                    value, accepted=frozenset({"timestamp", "guest-name"})
+                )
+            except Error as e:
+                raise CommandLineError(where, e.msg) from None
+            for key, val in opts.values.items():
+                if val not in ("on", "off"):
+                    raise CommandLineError(
+                        where, f"Parameter '{key}' expects 'on' or 'off'"
+                    )
+
+    def check_ids(self) -> None:
+        """Ids of ``-device`` and ``-chardev``, checked as QEMU parses them."""
+        for opt, kind in (("device", "device"), ("chardev", "chardev")):
+            seen: set[str] = set()
+            for where, arg in self.cfg.located(opt):
+                try:
+                    opts = qemu_opts_parse(arg, implied="driver")
+                except Error as e:
+                    raise CommandLineError(where, e.msg) from None
+                ident = opts.get("id")
+                if ident is None:
+                    continue
+                if not id_wellformed(ident):
+                    raise CommandLineError(
+                        where, "Parameter 'id' expects an identifier", _ID_HINT
+                    )
+                if ident in seen:
+                    raise CommandLineError(where, f"Duplicate ID '{ident}' for {kind}")
+                seen.add(ident)
 
     def setup_rtc(self) -> None:
         """``-rtc``: the RTC's base and clock (QEMU's ``configure_rtc``).
@@ -522,14 +821,32 @@ class Emulator:
         except Error as e:
             raise CommandLineError(None, e.msg, e.hint) from None
 
+    def setup_name(self) -> None:
+        """``-name [guest=]NAME[,process=P][,debug-threads=on|off]``."""
+        runstate.qemu_set_name(None)
+        for where, arg in self.cfg.located("name"):
+            try:
+                opts = qemu_opts_parse(
+                    arg,
+                    implied="guest",
+                    accepted=frozenset({"guest", "process", "debug-threads"}),
+                )
+            except Error as e:
+                raise CommandLineError(where, e.msg) from None
+            guest = opts.get("guest")
+            if guest is not None:
+                runstate.qemu_set_name(guest)
+
     def create_accel(self, name: str) -> AccelState:
         """``-accel`` with ``-icount``: the accelerator object."""
         opts: dict[str, str] = {}
-        icount = self.cfg.last("icount")
+        located = self.cfg.located("icount")
+        icount = located[-1][1] if located else None
+        where = located[-1][0] if located else "-icount"
         if icount is not None:
             if name != "tcg":
                 raise CommandLineError(
-                    "-icount",
+                    where,
                     f"-icount is not allowed with {name}",
                     "Use -accel tcg.\n",
                 )
@@ -540,13 +857,13 @@ class Emulator:
                     accepted=frozenset({"shift", "sleep", "align", "rr", "rrfile"}),
                 )
             except Error as e:
-                raise CommandLineError("-icount", e.msg) from None
+                raise CommandLineError(where, e.msg) from None
             for key in ("align", "rr", "rrfile"):
                 if parsed.get(key) is not None:
-                    raise CommandLineError("-icount", f"icount: {key} is not supported")
+                    raise CommandLineError(where, f"icount: {key} is not supported")
             shift = parsed.get("shift")
             if shift is None:
-                raise CommandLineError("-icount", "icount: shift=N is required")
+                raise CommandLineError(where, "icount: shift=N is required")
             opts["icount-shift"] = shift
             sleep = parsed.get("sleep")
             if sleep is not None:
@@ -554,7 +871,12 @@ class Emulator:
         try:
             return accel_new(name, opts)
         except Error as e:
-            opt = "-icount" if icount is not None else "-accel"
+            accel_loc = self.cfg.located("accel")
+            opt = (
+                where
+                if icount is not None
+                else (accel_loc[-1][0] if accel_loc else None)
+            )
             raise CommandLineError(opt, e.msg, e.hint) from None
 
     def smp_cpus(self, machine_name: str) -> int:
@@ -593,12 +915,10 @@ class Emulator:
             )
         return n
 
-    def create_machine(self) -> MachineState:
-        """``-machine``/``-M`` and ``-m``: build the board."""
+    def machine_class(self) -> type[MachineState]:
+        """The board ``-machine type=`` names, or the target's default."""
         target = self.cfg.target
-        arg = self.cfg.last("M")
-        props = qemu_opts_parse(arg, implied="type") if arg is not None else QemuOpts()
-        name = props.take("type")
+        name = self.machine_opts().get("type")
         if name is None:
             defaults = [m for m in machine_types(target) if target in m.default_for]
             if not defaults:
@@ -607,44 +927,66 @@ class Emulator:
                     "No machine specified, and there is no default",
                     "Use -machine help to list supported machines\n",
                 )
-            cls = defaults[0]
-        else:
-            try:
-                cls = find_machine(name, target)
-            except Error as e:
-                raise CommandLineError("-machine", e.msg, e.hint) from None
+            return defaults[0]
+        try:
+            return find_machine(name, target)
+        except Error:
+            # QEMU 7.2's words (newer QEMUs name the type).
+            raise CommandLineError(
+                None,
+                "unsupported machine type",
+                "Use -machine help to list supported machines\n",
+            ) from None
+
+    def create_machine(self) -> MachineState:
+        """``-machine``/``-M`` and ``-m``: build the board."""
+        props = self.machine_opts()
+        props.pop("type", None)
+        props.pop("accel", None)
+        cls = self.machine_class()
         machine = cls()
-        for key, value in props.values.items():
+        canonical = cls.aliases[0] if cls.aliases else cls.machine_name
+        for key, value in props.items():
             if machine.property_find(key) is None:
                 raise CommandLineError(
-                    "-machine", f"Property '{cls.TYPE_NAME}.{key}' not found"
+                    None, f"Property '{canonical}-machine.{key}' not found"
                 )
             try:
-                machine.property_parse(key, str(value))
+                machine.property_parse(key, value)
             except Error as e:
-                raise CommandLineError("-machine", e.msg) from None
+                raise CommandLineError(None, e.msg, e.hint) from None
         self.set_boot_images(machine)
-        canonical = cls.aliases[0] if cls.aliases else cls.machine_name
         machine.smp = CpuTopology(cpus=self.smp_cpus(canonical))
         cpu = self.cfg.last("cpu")
         if cpu is not None:
             machine.cpu_model = cpu.split(",")[0]
-        mem = self.cfg.last("m")
-        if mem is not None:
-            opts = qemu_opts_parse(mem, implied="size")
-            text = opts.get("size", "") or ""
-            try:
-                # As QEMU: a size (default unit: bytes), then the legacy
-                # suffix-less form means MiB.
-                parse_size("size", text)
-                if text[-1:].isdigit():
-                    text += "M"
-                machine.ram_size = parse_size("size", text)
-            except Error as e:
-                raise CommandLineError("-m", e.msg, e.hint) from None
-            if machine.ram_size == 0 and cls.default_ram_size:
-                raise CommandLineError("-m", "RAM size must not be 0")
+        located = self.cfg.located("m")
+        if located:
+            size = self.ram_size(*located[-1])
+            if size:
+                machine.ram_size = size
         return machine
+
+    @staticmethod
+    def ram_size(where: str, arg: str) -> int:
+        """``-m [size=]SIZE[,slots=N,maxmem=SIZE]`` (QEMU's ``set_memory_options``).
+
+        Returns the size in bytes; 0 keeps the board's default, as in QEMU.
+        """
+        try:
+            opts = qemu_opts_parse(
+                arg, implied="size", accepted=frozenset({"size", "slots", "maxmem"})
+            )
+            text = opts.get("size")
+            if text is None:
+                return 0
+            # A size (default unit: bytes); the suffix-less form means MiB.
+            parse_size("size", text)
+            if text[-1:].isdigit():
+                text += "M"
+            return parse_size("size", text)
+        except Error as e:
+            raise CommandLineError(where, e.msg, e.hint) from None
 
     def set_boot_images(self, machine: MachineState) -> None:
         """``-kernel``, ``-initrd``, ``-append``, ``-dtb`` and ``-bios``.
@@ -677,26 +1019,149 @@ class Emulator:
                     "-initrd gives the initial ramdisk of the -kernel image.\n",
                 )
 
-    def serial_specs(self) -> list[str]:
-        """The ``-serial`` list, with QEMU's default when none is given."""
-        specs = self.cfg.all("serial")
-        if specs:
-            return specs
-        if self.cfg.has("nodefaults"):
-            return []
-        return ["stdio"] if self.cfg.has("nographic") else ["null"]
+    def default_monitor(self) -> bool:
+        """Whether QEMU would add its default monitor (none of the monitor options)."""
+        return not self.cfg.has("nodefaults") and not any(
+            self.cfg.has(o) for o in ("monitor", "mon", "qmp", "qmp-pretty")
+        )
+
+    def serial_specs(self) -> list[tuple[str, str]]:
+        """``(location, spec)`` of each ``-serial``, with QEMU's defaults.
+
+        Without ``-serial``: ``null`` (QEMU's is a virtual console, which
+        pyqemu does not have); with ``-nographic``, ``mon:stdio`` (the serial
+        port and the human monitor share the terminal, Ctrl-a c switches)
+        unless a monitor option was given, then ``stdio``.
+        """
+        located = self.cfg.located("serial")
+        if located or self.cfg.has("nodefaults"):
+            return located
+        if not self.cfg.has("nographic"):
+            return [("-serial null", "null")]
+        if self.default_monitor():
+            return [("-serial mon:stdio", "mon:stdio")]
+        return [("-serial stdio", "stdio")]
+
+    def add_hmp_monitor(self, chr_: Chardev) -> None:
+        """A human monitor on *chr_* (a mux gets one more frontend for it)."""
+        if isinstance(chr_, MuxChardev):
+            chr_ = chr_.new_port()
+        self.servers.append(HMPMonitor(chr_, self.loop, target=self.cfg.target))
+
+    def add_qmp_monitor(self, chr_: Chardev, pretty: bool) -> None:
+        """A QMP monitor on *chr_*."""
+        if isinstance(chr_, MuxChardev):
+            chr_ = chr_.new_port()
+        self.servers.append(
+            QMPMonitor(chr_, self.loop, pretty=pretty, target=self.cfg.target)
+        )
+
+    def create_monitors(self) -> None:
+        """``-mon``, ``-monitor``, ``-qmp``, ``-qmp-pretty`` (QEMU's ``mon_init_func``).
+
+        Without any of them and with ``-nographic``, the monitor shares the
+        serial port's terminal (:meth:`serial_specs`).
+        """
+        count = 0
+        for word, (name, arg) in zip(self.cfg.words, self.cfg.options, strict=True):
+            if arg is None or name not in ("mon", "monitor", "qmp", "qmp-pretty"):
+                continue
+            where = f"{word} {arg}"
+            try:
+                if name == "mon":
+                    self.monitor_from_opts(arg)
+                    continue
+                if arg == "none":
+                    if name == "monitor":
+                        continue
+                    # -qmp has no "none" in QEMU 7.2.
+                    raise CommandLineError(
+                        where,
+                        "'none' is not a valid char driver\nparse error: none",
+                    )
+                if arg.startswith("chardev:"):
+                    chr_ = qemu_chr_find(arg[8:])
+                    if chr_ is None:
+                        raise Error(f'chardev "{arg[8:]}" not found')
+                else:
+                    label = f"compat_monitor{count}"
+                    count += 1
+                    try:
+                        found = chr_new_compat(label, arg)
+                    except Error as e:
+                        msg = _strip_chardev_prefix(e, label).msg
+                        if msg.endswith("is not a valid char driver"):
+                            msg += f"\nparse error: {arg}"
+                        raise CommandLineError(where, msg) from None
+                    if found is None:
+                        continue
+                    chr_ = found
+                if name == "monitor":
+                    self.add_hmp_monitor(chr_)
+                else:
+                    self.add_qmp_monitor(chr_, pretty=name == "qmp-pretty")
+            except Error as e:
+                raise CommandLineError(where, e.msg, e.hint) from None
+
+    def monitor_from_opts(self, arg: str) -> None:
+        """``-mon [chardev=]ID[,mode=readline|control][,pretty=on|off]``."""
+        opts = qemu_opts_parse(
+            arg, implied="chardev", accepted=frozenset({"chardev", "mode", "pretty"})
+        )
+        mode = opts.get("mode") or "readline"
+        if mode not in ("readline", "control"):
+            raise Error(f"Parameter 'mode' does not accept value '{mode}'")
+        pretty = opts.get("pretty") or "off"
+        if pretty not in ("on", "off"):
+            raise Error("Parameter 'pretty' expects 'on' or 'off'")
+        label = opts.get("chardev")
+        if label is None:
+            raise Error("chardev: no chardev given")
+        chr_ = qemu_chr_find(label)
+        if chr_ is None:
+            raise Error(f'chardev "{label}" not found')
+        if mode == "control":
+            self.add_qmp_monitor(chr_, pretty=pretty == "on")
+        else:
+            self.add_hmp_monitor(chr_)
+
+    def create_serials(self, machine: MachineState) -> None:
+        """``-serial``: the machine's serial ports, a monitor on ``mon:`` ones."""
+        for i, (where, spec) in enumerate(self.serial_specs()):
+            label = f"serial{i}"
+            try:
+                chr_ = chr_new_compat(label, spec)
+            except Error as e:
+                first = _strip_chardev_prefix(
+                    _strip_chardev_prefix(e, label), f"{label}-base"
+                )
+                lines = "" if spec.startswith("chardev:") else f"{first.msg}\n"
+                raise CommandLineError(
+                    where,
+                    f"{lines}could not connect serial device to character "
+                    f"backend '{spec}'",
+                ) from None
+            machine.serial_hds.append(chr_)
+            if spec.startswith("mon:") and chr_ is not None:
+                try:
+                    self.add_hmp_monitor(chr_)
+                except Error as e:
+                    raise CommandLineError(where, e.msg, e.hint) from None
 
     def start(self) -> None:
         """Build everything the command line describes."""
+        self.check_ids()
+        self.check_msg()
+        for where, path in self.cfg.located("dump-vmstate"):
+            try:
+                with open(path, "a", encoding="utf-8"):
+                    pass
+            except OSError as e:
+                raise CommandLineError(where, f"open {path}: {e.strerror}") from None
         self.setup_logging()
         self.setup_trace()
         accel = self.accelerator()
-        for opt in ("display",):
-            for value in self.cfg.all(opt):
-                if value.split(",")[0] != "none":
-                    raise CommandLineError(
-                        "-display", f"Display '{value}' is not available"
-                    )
+        self.check_display()
         object_tree_reset()
         cpu_list_reset()
         reset_system_memory()
@@ -704,36 +1169,54 @@ class Emulator:
         qdev_prop_reset_globals()
         runstate.runstate_init(RunState.PRELAUNCH)
         self.setup_rtc()
+        self.setup_name()
         chardev.set_main_loop(self.loop)
         self.accel = self.create_accel(accel)
         set_current_accel(self.accel)
         self.setup_accel()
         machine = self.create_machine()
-        for arg in self.cfg.all("chardev"):
+        for where, arg in self.cfg.located("chardev"):
             try:
                 _chardev_add(arg)
             except Error as e:
-                raise CommandLineError("-chardev", e.msg, e.hint) from None
-        for i, spec in enumerate(self.serial_specs()):
+                raise CommandLineError(where, e.msg, e.hint) from None
+        self.create_monitors()
+        self.create_serials(machine)
+        for where, arg in self.cfg.located("global"):
             try:
-                machine.serial_hds.append(chr_new_compat(f"serial{i}", spec))
-            except Error as e:
-                raise CommandLineError("-serial", e.msg, e.hint) from None
-        for arg in self.cfg.all("global"):
-            try:
-                _global_add(arg)
-            except Error as e:
-                # the message already starts with "-global DRIVER.PROP=VALUE: "
+                with error_location(where):
+                    warning = _global_add(arg)
+            except GlobalError as e:
                 raise CommandLineError(None, e.msg, e.hint) from None
+            except Error as e:
+                raise CommandLineError(where, e.msg, e.hint) from None
+            if warning is not None:
+                self.warnings.append(warning)
         machine.attach()
-        machine.machine_init()
+        try:
+            machine.machine_init()
+        except Error as e:
+            raise _global_error(e) or e from None
+        except (MemoryError, OverflowError) as e:
+            raise CommandLineError(
+                None,
+                f"cannot set up guest memory '{machine.ram_name}': "
+                "Cannot allocate memory",
+            ) from e
         self.machine = machine
-        for arg in self.cfg.all("device"):
+        for where, arg in self.cfg.located("device"):
             try:
                 _device_add(arg, machine)
             except Error as e:
-                raise CommandLineError("-device", e.msg, e.hint) from None
+                glob = _global_error(e)
+                if glob is not None:
+                    raise CommandLineError(None, glob.msg) from None
+                raise CommandLineError(where, e.msg, e.hint) from None
+        for warning in self.warnings:
+            self.err.write(f"{self.prog}: warning: {warning}\n")
+        self.warnings.clear()
         machine.machine_done()
+        open_muxes()
         runstate.qemu_system_reset_handler(self.reset_machine)
         runstate.qemu_system_reset(ShutdownCause.NONE)
         self.loop.machine_running = runstate.runstate_is_running
@@ -742,20 +1225,22 @@ class Emulator:
         self.loop.set_error_handler(runstate.report_internal_error)
         self.start_servers()
         migration_init(self.loop, autostart=not self.cfg.has("S"))
-        dump = self.cfg.last("dump-vmstate")
-        if dump is not None:
+        dump = self.cfg.located("dump-vmstate")
+        if dump:
+            where, path = dump[-1]
             try:
-                dump_vmstate_json_to_file(dump, machine)
+                dump_vmstate_json_to_file(path, machine)
             except Error as e:
-                raise CommandLineError("-dump-vmstate", e.msg, e.hint) from None
+                raise CommandLineError(where, e.msg, e.hint) from None
             runstate.qemu_system_shutdown_request(ShutdownCause.NONE)
             return
-        incoming = self.cfg.last("incoming")
-        if incoming is not None:
+        incoming = self.cfg.located("incoming")
+        if incoming:
+            where, uri = incoming[-1]
             try:
-                start_incoming(incoming)
+                start_incoming(uri)
             except Error as e:
-                raise CommandLineError("-incoming", e.msg, e.hint) from None
+                raise CommandLineError(where, e.msg, e.hint) from None
         elif not self.cfg.has("S"):
             runstate.vm_start()
 
@@ -816,32 +1301,31 @@ class Emulator:
                 resume()
 
     def start_servers(self) -> None:
-        """``-qtest`` and ``-qmp``: the protocol servers on their chardevs."""
-        qtest_spec = self.cfg.last("qtest")
-        if qtest_spec is not None:
+        """``-qtest``: the qtest server on its chardev.
+
+        A ``-qtest-log`` file that cannot be opened means no log, as in QEMU.
+        """
+        located = self.cfg.located("qtest")
+        if not located:
+            return
+        where, qtest_spec = located[-1]
+        try:
+            chr_ = chr_new_compat("qtest", qtest_spec)
+        except Error as e:
+            raise CommandLineError(where, e.msg, e.hint) from None
+        if chr_ is None:
+            return
+        log_path = self.cfg.last("qtest-log")
+        if log_path is not None and log_path != "none":
             try:
-                chr_ = chr_new_compat("qtest", qtest_spec)
-            except Error as e:
-                raise CommandLineError("-qtest", e.msg, e.hint) from None
-            if chr_ is not None:
-                self.servers.append(
-                    QTestServer(chr_, self.loop, self.cfg.last("qtest-log"))
-                )
-        for opt in ("qmp", "qmp-pretty"):
-            for i, spec in enumerate(self.cfg.all(opt)):
-                try:
-                    chr_ = chr_new_compat(f"compat_monitor{i}", spec)
-                except Error as e:
-                    raise CommandLineError(f"-{opt}", e.msg, e.hint) from None
-                if chr_ is not None:
-                    self.servers.append(
-                        QMPMonitor(
-                            chr_,
-                            self.loop,
-                            pretty=opt == "qmp-pretty",
-                            target=self.cfg.target,
-                        )
-                    )
+                with open(log_path, "a", encoding="latin-1"):
+                    pass
+            except OSError:
+                log_path = "none"
+        try:
+            self.servers.append(QTestServer(chr_, self.loop, log_path))
+        except Error as e:
+            raise CommandLineError(where, e.msg, e.hint) from None
 
     def cleanup(self) -> None:
         """Release what the run created, on every way out (``qemu_cleanup``).
@@ -901,42 +1385,87 @@ class Emulator:
         return migration_exit_status()
 
 
-def _help_request(cfg: VMConfig, out: TextIO) -> bool:
-    """Answer ``-M help``, ``-device help``, ``-device T,help``, ``-d help``."""
-    if any(a.split(",")[0] in ("help", "?") for a in cfg.all("accel")):
+def machine_props_help(target: str, name: str) -> str:
+    """Return the ``-machine TYPE,help`` text (QEMU's ``machine_help_func``).
+
+    Raises:
+        Error: no such board.
+    """
+    cls = find_machine(name, target)
+    canonical = cls.aliases[0] if cls.aliases else cls.machine_name
+    machine = cls()
+    rows = []
+    for prop in machine.properties():
+        if prop.type.startswith("child<"):
+            continue
+        row = f"  {prop.name}=<{prop.type}>"
+        if prop.description:
+            row = f"{row:<24} - {prop.description}"
+        rows.append(row)
+    machine.unparent()
+    return f"{canonical}-machine options:\n" + "".join(f"{r}\n" for r in sorted(rows))
+
+
+_HELP_WORDS: Final = ("help", "?")
+
+
+def _help_request(cfg: VMConfig, out: TextIO, err: TextIO) -> int | None:
+    """Answer the ``help`` requests; return the exit status, or None if none."""
+    if any(a.split(",")[0] in _HELP_WORDS for a in cfg.all("accel")):
         out.write("Accelerators supported in QEMU binary:\n")
         out.write("".join(f"{name}\n" for name in ACCEL_NAMES))
-        return True
-    if any(a.split(",")[0] in ("help", "?") for a in cfg.all("cpu")):
+        return 0
+    if any(a.split(",")[0] in _HELP_WORDS for a in cfg.all("cpu")):
         out.write(cpu_help(cfg.target))
-        return True
-    if any(a in ("help", "?") for a in cfg.all("d")):
+        return 0
+    if any(a in _HELP_WORDS for a in cfg.all("d")):
         out.write(log.qemu_log_help())
-        return True
-    if any(a.split(",")[0] in ("help", "?") for a in cfg.all("M")):
-        out.write(machine_help(cfg.target))
-        return True
-    for arg in cfg.all("device"):
+        return 1  # as QEMU 7.2 (qemu_str_to_log_mask fails on "help")
+    for arg in cfg.all("M"):
+        opts = qemu_opts_parse(arg, implied="type")
+        if opts.values.get("type") in _HELP_WORDS:
+            out.write(machine_help(cfg.target))
+            return 0
+        if opts.help:
+            machine_type = opts.values.get("type")
+            if machine_type is None:
+                out.write(machine_help(cfg.target))
+            else:
+                out.write(machine_props_help(cfg.target, str(machine_type)))
+            return 0
+    for where, arg in cfg.located("device"):
         opts = qemu_opts_parse(arg, implied="driver")
         driver = opts.get("driver")
-        if driver is None and opts.help:
+        if driver in _HELP_WORDS or (driver is None and opts.help):
             out.write(device_help())
-            return True
+            return 0
         if opts.help and driver is not None:
+            cls = object_class_by_name(driver)
+            if cls is None or not issubclass(cls, DeviceState):
+                err.write(
+                    f"{error_get_progname()}: {where}: Device '{driver}' not found\n"
+                )
+                return 0
             out.write(device_props_help(driver))
-            return True
+            return 0
+    for arg in cfg.all("chardev"):
+        if arg.split(",")[0] in _HELP_WORDS:
+            out.write(chardev_help())
+            return 0
     for arg in cfg.all("trace"):
         if arg in ("help", "enable=help"):
             out.write("".join(f"{n}\n" for n in trace.trace_list_events()))
-            return True
-    return False
+            return 0
+    return None
 
 
 def _print_error(err: TextIO, prog: str, e: CommandLineError) -> None:
+    """``prog: LOCATION: message`` for each line of the message, then the hint."""
     if not e.message:
         return  # already reported (QEMU's usage texts)
     where = f"{e.opt}: " if e.opt else ""
-    err.write(f"{prog}: {where}{e.message}\n")
+    for line in e.message.split("\n"):
+        err.write(f"{prog}: {where}{line}\n")
     if e.hint:
         err.write(e.hint)
 
@@ -978,14 +1507,15 @@ def qemu_main(
         return 1
     _import_boards()
     _import_devices()
+    if not bql_locked():
+        bql_lock()
     try:
-        if _help_request(cfg, out):
-            return 0
+        status = _help_request(cfg, out, err)
     except Error as e:
         _print_error(err, prog, CommandLineError(None, e.msg, e.hint))
         return 1
-    if not bql_locked():
-        bql_lock()
+    if status is not None:
+        return status
     emu = Emulator(cfg, out, err, prog)
     try:
         try:

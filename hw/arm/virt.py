@@ -239,8 +239,28 @@ class VirtMachine(MachineState, type_name="virt-machine"):
             "Set off to disable passing random or non-deterministic dtb nodes to guest",
         )
 
+        self.property_add_str(
+            "gic-version",
+            lambda: "2",
+            self._set_gic_version,
+            "Set GIC version. Valid values are 2, 3, host and max",
+        )
+
     def _set_dtb_randomness(self, value: bool) -> None:
         self.dtb_randomness = value
+
+    def _set_gic_version(self, value: str) -> None:
+        """``gic-version``: QEMU's values; pyqemu's virt has a GICv2 only."""
+        if value == "2":
+            return
+        if value in ("3", "host", "max"):
+            raise Error(
+                f"gic-version={value} is not supported by pyqemu's virt yet",
+                hint="pyqemu models the GICv2 only: use gic-version=2.\n",
+            )
+        raise Error(
+            "Invalid gic-version value", hint="Valid values are 3, 2, host, max.\n"
+        )
 
     def _fdt(self) -> Fdt:
         if self.fdt is None:

@@ -8,7 +8,7 @@ machine reset use. Target CPUs (:mod:`target.arm.cpu`) subclass it.
 
 from __future__ import annotations
 
-from qemu_api.qdev import DeviceState
+from qemu_api.qdev import DeviceCategory, DeviceState
 from qemu_api.qom import override
 
 __all__ = ["TYPE_CPU", "CPUState", "cpu_foreach", "cpu_list_reset", "first_cpu"]
@@ -20,6 +20,11 @@ _cpus: list[CPUState] = []
 
 class CPUState(DeviceState, type_name=TYPE_CPU, abstract=True):
     """A CPU: a device with an index on the machine's CPU list."""
+
+    # As QEMU's cpu_common_class_init: listed as a CPU device; boards create
+    # CPUs (wiring, reset, the CPU list), -device cannot.
+    categories = frozenset({DeviceCategory.CPU})
+    user_creatable = False
 
     @override
     def instance_init(self) -> None:

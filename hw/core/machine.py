@@ -89,6 +89,8 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
     ram_base: ClassVar[int] = 0
     loads_guests: ClassVar[bool] = False
     allowed_dynamic_sysbus_devices: ClassVar[tuple[str, ...]] = ()
+    test_devices: ClassVar[tuple[str, ...]] = ()
+    """Non-pluggable types ``-device`` may still add here (a pyqemu test aid)."""
 
     @override
     def instance_init(self) -> None:
@@ -278,6 +280,8 @@ class NullMachine(MachineState, type_name="none-machine"):
 
     machine_name = "none"
     desc = "empty machine"
+    # pyqemu only: qtests of the IRQ commands wire these on the empty board.
+    test_devices = ("or-irq", "split-irq")
     targets = ("aarch64", "x86_64")
     default_ram_size = 0
     ram_name = "ram"

@@ -35,6 +35,7 @@ from qapi.qmp_schema import (
     CpuInstanceProperties,
     DataFormat,
     MachineInfo,
+    NameInfo,
     ObjectPropertyInfo,
     ObjectTypeInfo,
     QMPCapability,
@@ -60,7 +61,7 @@ from qemu_api.qom import (
     type_get_parent,
     type_info,
 )
-from system import migration, runstate
+from system import QEMU_INTERFACE_VERSION, migration, runstate
 from system.monitor.hmp import handle_hmp_command
 from system.runstate import ShutdownCause
 
@@ -101,7 +102,7 @@ def current_target(explicit: str | None = None) -> str | None:
 
 
 def _version_triple() -> VersionTriple:
-    parts = [int(p) if p.isdigit() else 0 for p in pyqemu_config.VERSION.split(".")]
+    parts = [int(p) if p.isdigit() else 0 for p in QEMU_INTERFACE_VERSION.split(".")]
     parts += [0] * (3 - len(parts))
     return VersionTriple(major=parts[0], minor=parts[1], micro=parts[2])
 
@@ -195,8 +196,19 @@ class MonitorCommands:
         self._require_session().negotiate(enable or [])
 
     def query_version(self) -> VersionInfo:
-        """The version of pyqemu, in QEMU's layout (``qmp_query_version``)."""
-        return VersionInfo(qemu=_version_triple(), package="pyqemu")
+        """The version (``qmp_query_version``).
+
+        ``qemu`` is the QEMU release whose interface pyqemu implements
+        (:data:`system.QEMU_INTERFACE_VERSION`), so that clients that check
+        it work; ``package`` names pyqemu and its own version.
+        """
+        return VersionInfo(
+            qemu=_version_triple(), package=f"pyqemu {pyqemu_config.VERSION}"
+        )
+
+    def query_name(self) -> NameInfo:
+        """The guest's name (``qmp_query_name``)."""
+        return NameInfo(name=runstate.qemu_get_name())
 
     def query_commands(self) -> list[CommandInfo]:
         """The commands of this monitor (``qmp_query_commands``)."""
@@ -406,12 +418,17 @@ class MonitorCommands:
     def human_monitor_command(self, *, command_line: str, cpu_index: int | None) -> str:
         """Run an HMP command line (``qmp_human_monitor_command``).
 
+        ``cpu-index`` selects the monitor's CPU for the command (``info
+        registers``), as QEMU's ``monitor_set_cpu``.
+
         Raises:
-            Error: ``cpu-index`` was given (pyqemu models no CPUs).
+            Error: ``cpu-index`` names no CPU.
         """
-        if cpu_index is not None:
+        if cpu_index is None:
+            return handle_hmp_command(self, command_line)
+        if not any(cpu.cpu_index == cpu_index for cpu in cpu_foreach()):
             raise Error("Parameter 'cpu-index' expects a CPU number")
-        return handle_hmp_command(self, command_line)
+        return handle_hmp_command(self, command_line, cpu_index)
 
     def trace_event_get_state(
         self, *, name: str, vcpu: int | None

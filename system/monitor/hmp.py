@@ -13,6 +13,10 @@ argument parsing), ``monitor/hmp-cmds.c``, ``hw/core/qdev-monitor.c``
 ``info qom-tree [path]``  the QOM composition tree below ``/machine``
 ``info qtree``            buses and devices with properties
 ``info status``           ``VM status: running`` or ``paused (state)``
+``info irq``              interrupt statistics (none kept: empty)
+``info migrate``          the migration globals and the last migration
+``info registers [-a]``   the monitor's CPU's registers (``-a``: all)
+``info version``          the QMP version triple and the package
 ``stop``/``s``            stop the machine
 ``cont``/``c``            resume it
 ``system_reset``          reset the machine
@@ -60,8 +64,9 @@ HMPArgs = dict[str, "str | bool"]
 class _Output:
     """What a command prints (QEMU's ``monitor_printf`` into ``outbuf``)."""
 
-    def __init__(self, qmp: QMPCommandHandlers) -> None:
+    def __init__(self, qmp: QMPCommandHandlers, cpu_index: int = 0) -> None:
         self.qmp = qmp
+        self.cpu_index = cpu_index
         self._parts: list[str] = []
 
     def print(self, text: str) -> None:
@@ -206,17 +211,20 @@ def _find(table: tuple[HMPCommand, ...], name: str) -> HMPCommand | None:
     return None
 
 
-def handle_hmp_command(qmp: QMPCommandHandlers, command_line: str) -> str:
+def handle_hmp_command(
+    qmp: QMPCommandHandlers, command_line: str, cpu_index: int = 0
+) -> str:
     r"""Run one HMP command line and return what it prints (``handle_hmp_command``).
 
     Args:
         qmp: the QMP command handlers the HMP commands call.
         command_line: the line, as typed at the ``(qemu)`` prompt.
+        cpu_index: the monitor's current CPU (``info registers``, ``info cpus``).
 
     Returns:
         The output with ``\r\n`` line endings; empty for a blank line.
     """
-    out = _Output(qmp)
+    out = _Output(qmp, cpu_index)
     table = HMP_COMMANDS
     p = 0
     cmd: HMPCommand | None = None
@@ -327,10 +335,10 @@ def _hmp_info_status(out: _Output, args: HMPArgs) -> None:
 
 
 def _hmp_info_registers(out: _Output, args: HMPArgs) -> None:
-    """``hmp_info_registers``: the monitor's CPU (CPU 0), or all with -a."""
+    """``hmp_info_registers``: the monitor's CPU, or all with -a."""
     cpus = cpu_foreach()
     if not args.get("cpustate_all"):
-        cpus = cpus[:1]
+        cpus = [c for c in cpus if c.cpu_index == out.cpu_index]
     if not cpus:
         out.print("No CPU available\n")
         return
@@ -342,8 +350,70 @@ def _hmp_info_registers(out: _Output, args: HMPArgs) -> None:
 def _hmp_info_cpus(out: _Output, args: HMPArgs) -> None:
     """``hmp_info_cpus``: one line per CPU, the monitor's CPU starred."""
     for info in out.qmp.query_cpus_fast():
-        mark = "*" if info.cpu_index == 0 else " "
+        mark = "*" if info.cpu_index == out.cpu_index else " "
         out.print(f"{mark} CPU #{info.cpu_index}: thread_id={info.thread_id}\n")
+
+
+def _hmp_info_version(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_version``: the QMP version triple, then the package."""
+    info = out.qmp.query_version()
+    out.print(f"{info.qemu.major}.{info.qemu.minor}.{info.qemu.micro}{info.package}\n")
+
+
+def _hmp_info_name(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_name``: the ``-name``, if one was given."""
+    name = out.qmp.query_name().name
+    if name is not None:
+        out.print(f"{name}\n")
+
+
+def _hmp_info_irq(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_irq``: interrupt statistics of the controllers that keep them.
+
+    As QEMU 7.2, which prints nothing for boards whose interrupt controllers
+    keep no statistics (the GIC, the I/O APIC): none of pyqemu's do.
+    """
+
+
+# Migration globals, as QEMU 7.2's ``migration_global_dump`` prints them for
+# the default machine options.
+_MIGRATION_GLOBALS: Final = (
+    "globals:\n"
+    "store-global-state: on\n"
+    "only-migratable: off\n"
+    "send-configuration: on\n"
+    "send-section-footer: on\n"
+    "decompress-error-check: on\n"
+    "clear-bitmap-shift: 18\n"
+)
+
+
+def _hmp_info_migrate(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_migrate``: the globals, then the last migration's state."""
+    out.print(_MIGRATION_GLOBALS)
+    info = out.qmp.query_migrate()
+    if not isinstance(info, dict):
+        return
+    status = info.get("status")
+    if isinstance(status, str):
+        error = info.get("error-desc")
+        if status == "failed" and isinstance(error, str):
+            out.print(f"Migration status: {status} ({error})\n")
+        else:
+            out.print(f"Migration status: {status}\n")
+        out.print(f"total time: {info.get('total-time', 0)} ms\n")
+        for key, label in (("downtime", "downtime"), ("setup-time", "setup")):
+            value = info.get(key)
+            if isinstance(value, int):
+                out.print(f"{label}: {value} ms\n")
+    ram = info.get("ram")
+    if isinstance(ram, dict):
+        transferred = ram.get("transferred")
+        total = ram.get("total")
+        if isinstance(transferred, int):
+            out.print(f"transferred ram: {transferred >> 10} kbytes\n")
+        if isinstance(total, int):
+            out.print(f"total ram: {total >> 10} kbytes\n")
 
 
 # -- info chardev, info mtree --------------------------------------------------------
@@ -484,6 +554,11 @@ HMP_INFO_COMMANDS: Final[tuple[HMPCommand, ...]] = (
     HMPCommand("chardev", "", "", "show the character devices", _hmp_info_chardev),
     HMPCommand("cpus", "", "", "show infos for each CPU", _hmp_info_cpus),
     HMPCommand(
+        "irq", "", "", "show the interrupts statistics (if available)", _hmp_info_irq
+    ),
+    HMPCommand("migrate", "", "", "show migration status", _hmp_info_migrate),
+    HMPCommand("name", "", "", "show the current VM name", _hmp_info_name),
+    HMPCommand(
         "mtree",
         "flatview:-f,disabled:-D",
         "[-f][-D]",
@@ -509,6 +584,7 @@ HMP_INFO_COMMANDS: Final[tuple[HMPCommand, ...]] = (
         "show the current VM status (running|paused)",
         _hmp_info_status,
     ),
+    HMPCommand("version", "", "", "show the version of QEMU", _hmp_info_version),
 )
 """The ``info`` subcommands, sorted by name as QEMU sorts its tables."""
 

@@ -797,16 +797,16 @@ class QMPMonitor:
 
     >>> from qemu_api.chardev import qemu_chr_new, ringbuf_read, qemu_chr_delete
     >>> mon = QMPMonitor(qemu_chr_new("mon0", "ringbuf"), MainLoop(), pretty=True)
-    >>> print(ringbuf_read("mon0", 400).replace("\r", ""), end="")
+    >>> print(ringbuf_read("mon0", 400).replace("\r", ""), end="")  # doctest: +ELLIPSIS
     {
         "QMP": {
             "version": {
                 "qemu": {
                     "micro": 0,
-                    "minor": 1,
-                    "major": 0
+                    "minor": 2,
+                    "major": 7
                 },
-                "package": "pyqemu"
+                "package": "pyqemu ..."
             },
             "capabilities": [
                 "oob"

@@ -1,4 +1,4 @@
-"""Bad command lines: each fails with status 1 and one error line, never a traceback.
+"""Bad command lines: each fails with status 1 and QEMU's error lines, no traceback.
 
 The corpus is ``corpus/cmdline-bad.txt``.  Every line runs through the
 launchers' entry point (:func:`system.main.launch`) in process; a sample,

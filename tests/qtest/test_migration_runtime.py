@@ -166,7 +166,7 @@ def test_corrupt_incoming_stream_exits_with_status_1(tmp_path: Path) -> None:
 def test_bad_incoming_uri_is_a_command_line_error() -> None:
     res = run_launcher(*VIRT, "-incoming", "ftp:somewhere")
     assert res.returncode == 1
-    assert res.stderr.startswith("pyqemu-system-aarch64: -incoming: ")
+    assert res.stderr.startswith("pyqemu-system-aarch64: -incoming ftp:somewhere: ")
     assert "Traceback" not in res.stderr
 
 
@@ -200,7 +200,7 @@ def test_incoming_that_cannot_open_is_a_command_line_error(
     # the sockets: "-incoming URI: Failed to bind socket to ...", status 1.
     res = run_launcher(*VIRT, "-incoming", uri)
     assert res.returncode == 1
-    assert res.stderr.startswith(f"pyqemu-system-aarch64: -incoming: {message}")
+    assert res.stderr.startswith(f"pyqemu-system-aarch64: -incoming {uri}: {message}")
     assert res.stderr.count("\n") == 1
 
 

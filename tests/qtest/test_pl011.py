@@ -330,4 +330,4 @@ def test_pl011_is_not_user_creatable() -> None:
         check=False,
     )
     assert proc.returncode == 1
-    assert "-device: Parameter 'driver' expects a pluggable device type" in proc.stderr
+    assert ": Parameter 'driver' expects a pluggable device type" in proc.stderr

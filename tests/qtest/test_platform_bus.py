@@ -157,20 +157,24 @@ def launch(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (
             ["-M", "virt", "-device", "arm_gic"],
-            "-device: Parameter 'driver' expects a pluggable device type",
+            "-device arm_gic: Parameter 'driver' expects a pluggable device type",
         ),
         (
             ["-M", "virt", "-device", "platform-bus-device"],
-            "-device: Parameter 'driver' expects a pluggable device type",
+            (
+                "-device platform-bus-device: Parameter 'driver' expects a "
+                "pluggable device type"
+            ),
         ),
         (
             ["-M", "virt", *(["-device", "pl011"] * 11)],
-            "-device: Platform Bus: Can not fit IRQ line",
+            "-device pl011: Platform Bus: Can not fit IRQ line",
         ),
     ],
 )
 def test_refused_devices(args: list[str], message: str) -> None:
     res = launch(*args)
     assert res.returncode == 1
+    # QEMU's location: the option and its argument (the last -device).
     assert res.stderr.startswith(f"pyqemu-system-aarch64: {message}\n")
     assert "Traceback" not in res.stderr

@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from qemu.qmp import EventListener, ExecuteError, QMPClient
 
+import pyqemu_config
+
 BUILD = Path(
     os.environ.get("PYQEMU_BUILD_ROOT", Path(__file__).resolve().parents[2] / "build")
 )
@@ -102,8 +104,8 @@ async def session(sock: Path) -> None:
     greeting = qmp.greeting
     assert greeting is not None
     assert greeting.QMP.version == {
-        "qemu": {"micro": 0, "minor": 1, "major": 0},
-        "package": "pyqemu",
+        "qemu": {"micro": 0, "minor": 2, "major": 7},
+        "package": f"pyqemu {pyqemu_config.VERSION}",
     }
     assert greeting.QMP.capabilities == ["oob"]
 
@@ -304,3 +306,41 @@ def test_protocol_matches_qemu_7_2(tmp_path: Path) -> None:
         ours.stop()
         theirs.stop()
     assert got == expected
+
+
+QMP_SHELL = BUILD / "pyvenv" / "bin" / "qmp-shell"
+CONNECTED = re.compile(rb"Connected to QEMU \d+\.\d+\.\d+\n")
+
+
+def _qmp_shell(binary: Path, sock: Path, human: bool, script: bytes) -> bytes:
+    emu = Emulator(sock, binary=binary)
+    try:
+        res = subprocess.run(
+            [str(QMP_SHELL), *(["-H"] if human else []), str(sock)],
+            input=script,
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        emu.stop()
+    assert res.returncode == 0, res.stderr
+    return CONNECTED.sub(b"Connected to QEMU X\n", res.stdout)
+
+
+@pytest.mark.parametrize(
+    ("human", "script"),
+    [(False, b"query-status\nquery-name\n"), (True, b"info status\nhelp quit\n")],
+    ids=["qmp", "hmp"],
+)
+def test_qmp_shell_as_with_qemu(human: bool, script: bytes, tmp_path: Path) -> None:
+    """QEMU's qmp-shell, in both modes, prints the same with pyqemu as with QEMU."""
+    qemu = shutil.which("qemu-system-aarch64")
+    if qemu is None:
+        pytest.fail("qemu-system-aarch64 (QEMU 7.2, the oracle) is not installed")
+    if not QMP_SHELL.is_file():
+        pytest.fail(f"{QMP_SHELL} is missing: qemu.qmp (subprojects/test.txt)")
+    theirs = _qmp_shell(Path(qemu), tmp_path / "q.sock", human, script)
+    ours = _qmp_shell(LAUNCHER, tmp_path / "p.sock", human, script)
+    assert b"(QEMU) " in ours
+    assert ours == theirs
