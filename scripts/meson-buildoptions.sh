@@ -10,11 +10,12 @@ meson_options_help() {
   printf '%s\n' '  docs                         Documentation (Sphinx, from the venv; needs Python device support) [auto]'
   printf '%s\n' '  guest-tests                  bare-metal AArch64 test guests (needs aarch64-linux-gnu-gcc) [auto]'
   printf '%s\n' '  linux-pyqemu-tests           declare the Linux guest tests on pyqemu (auto: when the tree has an AArch64 CPU, target/arm/ and the unicorn engine) [disabled]'
+  printf '%s\n' '  modules                      device modules: every device package is imported on first use of one of its types, from a registry generated at build time [disabled]'
   printf '%s\n' '  python                       Python device support: qemu_api, its gates and the devices that boards select [auto]'
   printf '%s\n' '  python-devices               every device written in Python, including devices no board selects (auto: only those boards select) [auto]'
 }
 meson_options_defaults() {
-  printf '%s' '-Ddocs=auto -Dguest_tests=auto -Dlinux_pyqemu_tests=disabled -Dpython=auto -Dpython_devices=auto -Dstrict_gates=false -Dtrace_backends=log'
+  printf '%s' '-Ddocs=auto -Dguest_tests=auto -Dlinux_pyqemu_tests=disabled -Dmodules=disabled -Dpython=auto -Dpython_devices=auto -Dstrict_gates=false -Dtrace_backends=log'
 }
 _meson_option_parse() {
   case "$1" in
@@ -24,6 +25,8 @@ _meson_option_parse() {
     --disable-guest-tests) printf '%s' -Dguest_tests=disabled ;;
     --enable-linux-pyqemu-tests) printf '%s' -Dlinux_pyqemu_tests=enabled ;;
     --disable-linux-pyqemu-tests) printf '%s' -Dlinux_pyqemu_tests=disabled ;;
+    --enable-modules) printf '%s' -Dmodules=enabled ;;
+    --disable-modules) printf '%s' -Dmodules=disabled ;;
     --enable-python) printf '%s' -Dpython=enabled ;;
     --disable-python) printf '%s' -Dpython=disabled ;;
     --enable-python-devices) printf '%s' -Dpython_devices=enabled ;;
