@@ -27,6 +27,7 @@ from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new, qemu_chr_rese
 from qemu_api.error import Error, error_set_progname
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
+from qemu_api.module import module_device_infos, module_device_properties
 from qemu_api.option import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from qemu_api.qdev import (
     DeviceState,
@@ -37,7 +38,7 @@ from qemu_api.qdev import (
     qdev_realize,
     qdev_set_id,
 )
-from qemu_api.qom import object_class_by_name, object_class_get_list, object_tree_reset
+from qemu_api.qom import object_class_by_name, object_tree_reset
 from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import QEMUClockType, qemu_clock_set_notify, virtual_clock_reset
 from system import runstate
@@ -45,6 +46,7 @@ from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
+from system.modules import modules_init
 from system.monitor import QMPMonitor
 from system.qtest import QTestServer
 from system.runstate import RunState, ShutdownCause
@@ -182,9 +184,10 @@ def _import_boards() -> None:
         importlib.import_module(module)
 
 
-def _import_devices() -> None:
-    for module in pyqemu_config.DEVICE_MODULES:
-        importlib.import_module(module)
+def _import_devices(err: TextIO) -> None:
+    # The tree's device packages (imported now, or on first use with
+    # --enable-modules) and those installed with pip (system.modules).
+    modules_init(err)
 
 
 def machine_help(target: str) -> str:
@@ -207,10 +210,11 @@ def machine_help(target: str) -> str:
 def device_help() -> str:
     """Return the ``-device help`` text (QEMU's ``qdev_print_devinfos``)."""
     lines = ["Misc devices:"]
-    for cls in object_class_get_list("device"):
-        if not issubclass(cls, DeviceState) or not cls.user_creatable:
+    # Every device type, without importing the modules that provide them.
+    for cls in module_device_infos():
+        if cls.abstract or not cls.user_creatable:
             continue
-        line = f'name "{cls.TYPE_NAME}"'
+        line = f'name "{cls.name}"'
         if cls.bus_type is not None:
             line += f", bus {cls.bus_type}"
         if cls.desc:
@@ -225,7 +229,9 @@ def device_props_help(typename: str) -> str:
     Raises:
         Error: *typename* is not a device type.
     """
-    props = qdev_device_list_properties(typename)
+    props = module_device_properties(typename)  # from the registry, if not loaded
+    if props is None:
+        props = qdev_device_list_properties(typename)
     if not props:
         return f"There are no options for {typename}.\n"
     rows = []
@@ -977,8 +983,8 @@ def qemu_main(
         _print_error(err, prog, CommandLineError("-daemonize", "not supported"))
         return 1
     _import_boards()
-    _import_devices()
     try:
+        _import_devices(err)
         if _help_request(cfg, out):
             return 0
     except Error as e:
