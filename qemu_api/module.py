@@ -50,14 +50,16 @@ Example:
 
 from __future__ import annotations
 
+import configparser
 import importlib
-import importlib.metadata
+import os
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
 
+from qemu_api._compat import override
 from qemu_api.error import Error
 from qemu_api.qdev import DeviceState
 from qemu_api.qom import (
@@ -74,10 +76,12 @@ from qemu_api.qom import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "DeviceEntryPoint",
     "DeviceTypeInfo",
     "ModuleInfo",
     "PropertyRecord",
     "TypeRecord",
+    "device_entry_points",
     "modinfo_from_json",
     "modinfo_to_json",
     "module_device_infos",
@@ -420,15 +424,79 @@ def module_device_properties(typename: str) -> list[ObjectPropertyInfo] | None:
     ]
 
 
-def _entry_point_origin(ep: importlib.metadata.EntryPoint) -> str:
-    dist = ep.dist
-    if dist is None:
-        return "an unknown distribution"
-    return f"{dist.metadata['Name']} {dist.version}"
+@final
+@dataclass(frozen=True)
+class DeviceEntryPoint:
+    """One entry point of group :data:`ENTRY_POINT_GROUP`.
+
+    Attributes:
+        name: the QOM type it provides.
+        value: the module that defines it (``package.module``).
+        origin: the distribution that declares it (``name version``).
+    """
+
+    name: str
+    value: str
+    origin: str = "an unknown distribution"
+
+
+class _EntryPointsParser(configparser.ConfigParser):
+    """entry_points.txt: names are case-sensitive (QOM type names)."""
+
+    @override
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
+def _dist_origin(dirname: str) -> str:
+    # name-version.dist-info (the wheel spec's escaped name and version)
+    stem = dirname.rsplit(".", 1)[0]
+    name, _, version = stem.partition("-")
+    return f"{name} {version}".strip()
+
+
+def device_entry_points(path: Sequence[str] | None = None) -> list[DeviceEntryPoint]:
+    """The ``pyqemu.devices`` entry points of the distributions on *path*.
+
+    Reads each ``*.dist-info/entry_points.txt`` on *path* (default
+    ``sys.path``), as :func:`importlib.metadata.entry_points` would, without
+    the cost of importing :mod:`importlib.metadata` at every start. The first
+    distribution of a name on the path wins, as for imports.
+    """
+    out: list[DeviceEntryPoint] = []
+    seen: set[str] = set()
+    for entry in sys.path if path is None else path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for dirname in names:
+            if not dirname.endswith(".dist-info"):
+                continue
+            dist = dirname.split("-", 1)[0].lower().replace("_", "-")
+            if dist in seen:
+                continue
+            seen.add(dist)
+            eps = os.path.join(entry or ".", dirname, "entry_points.txt")
+            try:
+                with open(eps, encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if f"[{ENTRY_POINT_GROUP}]" not in text:
+                continue
+            parser = _EntryPointsParser(delimiters=("=",), interpolation=None)
+            parser.read_string(text, source=eps)
+            origin = _dist_origin(dirname)
+            out.extend(
+                DeviceEntryPoint(name, value.strip(), origin)
+                for name, value in parser.items(ENTRY_POINT_GROUP)
+            )
+    return out
 
 
 def module_init_entry_points(
-    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+    entry_points: Iterable[DeviceEntryPoint] | None = None,
 ) -> list[ModuleInfo]:
     """Register the device packages installed with pip (``pyqemu.devices``).
 
@@ -438,26 +506,36 @@ def module_init_entry_points(
 
     Args:
         entry_points: the entry points to register (default: those of the
-            installed distributions in group :data:`ENTRY_POINT_GROUP`).
+            installed distributions, :func:`device_entry_points`).
 
     Returns:
         The modules registered.
 
     Raises:
         Error: an entry point that does not point at a module.
+
+    >>> mods = module_init_entry_points(
+    ...     [DeviceEntryPoint("doc-ep-dev", "doc_ep_pkg.dev", "doc-ep 1.0")]
+    ... )
+    >>> [(m.name, m.origin, [o.name for o in m.objs]) for m in mods]
+    [('doc_ep_pkg.dev', 'doc-ep 1.0', ['doc-ep-dev'])]
+    >>> module_unregister("doc_ep_pkg.dev")
     """
     if entry_points is None:
-        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        entry_points = device_entry_points()
     grouped: dict[str, tuple[list[str], str]] = {}
     for ep in entry_points:
-        if ep.attr:
+        module, colon, _attr = ep.value.partition(":")
+        module = module.strip()
+        if colon or not module:
+            fix = module or "pkg.module"
             raise Error(
-                f"entry point '{ep.name}' of {_entry_point_origin(ep)} in group "
-                f"'{ENTRY_POINT_GROUP}' is '{ep.value}': it must name a module, "
-                "not an attribute",
-                hint=f'declare it as "{ep.name}" = "{ep.module}"\n',
+                f"entry point '{ep.name}' of {ep.origin} in group "
+                f"'{ENTRY_POINT_GROUP}' is '{ep.value}': it must name the module "
+                "that defines the QOM type, not an attribute",
+                hint=f'declare it as "{ep.name}" = "{fix}"\n',
             )
-        types, _origin = grouped.setdefault(ep.module, ([], _entry_point_origin(ep)))
+        types, _origin = grouped.setdefault(module, ([], ep.origin))
         types.append(ep.name)
     out = []
     for mod, (types, origin) in sorted(grouped.items()):

@@ -78,10 +78,13 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dist")
 
 
-def build_wheel(source: Path, dist: Path, venv_bin: Path) -> Path:
+def build_wheel(source: Path, dist: Path, venv_bin: Path, build_dir: str) -> Path:
     before = set(dist.glob("*.whl"))
+    # meson-python's build directory is kept in the build tree: later runs
+    # rebuild only what changed.
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
          "--no-build-isolation", "--disable-pip-version-check", "-w", str(dist),
+         f"--config-settings=build-dir={BUILDROOT / build_dir}",
          str(source)], env=build_env(venv_bin))  # fmt: skip
     (wheel,) = set(dist.glob("*.whl")) - before
     return wheel
@@ -95,7 +98,7 @@ def fresh_venv(
 ) -> Iterator[Path]:
     """A venv with only the pyqemu wheel and its dependencies; its bin dir."""
     venv_bin = Path(sys.executable).parent
-    wheel = build_wheel(SRCROOT, dist, venv_bin)
+    wheel = build_wheel(SRCROOT, dist, venv_bin, "wheel-build")
     assert wheel.name == f"pyqemu-{pyqemu_config.VERSION}-py3-none-any.whl"
     venv = tmp_path_factory.mktemp("venv") / "venv"
     base = getattr(sys, "_base_executable", sys.executable)
@@ -148,7 +151,7 @@ def test_wheel_boots_the_pl011_through_qtest(fresh_venv: Path, tmp_path: Path) -
 
 def test_example_device_package(fresh_venv: Path, dist: Path, tmp_path: Path) -> None:
     example = SRCROOT / "tests" / "oot" / "example-device"
-    wheel = build_wheel(example, dist, Path(sys.executable).parent)
+    wheel = build_wheel(example, dist, Path(sys.executable).parent, "oot-wheel-build")
     run([sys.executable, "-m", "pip", "--python", str(fresh_venv / "python"),
          "install", "--quiet", "--disable-pip-version-check", "--no-index",
          "--find-links", str(dist), str(wheel)])  # fmt: skip
