@@ -27,7 +27,11 @@ from qemu_api.chardev import Chardev, qemu_chr_find, qemu_chr_new, qemu_chr_rese
 from qemu_api.error import Error, error_set_progname
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
-from qemu_api.module import module_device_infos, module_device_properties
+from qemu_api.module import (
+    module_device_infos,
+    module_device_properties,
+    module_load_qom_all,
+)
 from qemu_api.option import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from qemu_api.qdev import (
     DeviceState,
@@ -751,6 +755,7 @@ class Emulator:
         dump = self.cfg.last("dump-vmstate")
         if dump is not None:
             try:
+                module_load_qom_all()  # every device type, as QEMU
                 dump_vmstate_json_to_file(dump, machine)
             except Error as e:
                 raise CommandLineError("-dump-vmstate", e.msg, e.hint) from None
