@@ -47,7 +47,8 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="pyqemu-bench-") as tmp:
         runs = {
-            "QEMU 7.2": (Path(qemu), "qtest"),
+            # -qtest selects QEMU's qtest accelerator by itself
+            "QEMU 7.2": (Path(qemu), None),
             "pyqemu": (qemu_binary(), "qtest"),
             "pyqemu --enable-modules": (modules_launcher(Path(tmp)), "qtest"),
         }
