@@ -613,13 +613,13 @@ def _strs(d: Mapping[str, JSONValue], key: str) -> tuple[str, ...]:
     return tuple(x for x in v if isinstance(x, str))
 
 
-def _dicts(v: JSONValue, what: str) -> list[dict[str, JSONValue]]:
+def _dicts(v: object, what: str) -> list[dict[str, JSONValue]]:
     if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
         raise Error(f"modinfo: {what} must be a list of objects")
     return [x for x in v if isinstance(x, dict)]
 
 
-def modinfo_from_json(data: JSONValue) -> list[ModuleInfo]:
+def modinfo_from_json(data: object) -> list[ModuleInfo]:
     """Parse what :func:`modinfo_to_json` wrote.
 
     Raises:
@@ -668,7 +668,7 @@ def modinfo_from_json(data: JSONValue) -> list[ModuleInfo]:
     return out
 
 
-def module_init_modinfo(data: JSONValue, *, load: bool) -> list[ModuleInfo]:
+def module_init_modinfo(data: object, *, load: bool) -> list[ModuleInfo]:
     """Register the tree's modules from the build's modinfo.
 
     Args:
