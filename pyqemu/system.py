@@ -27,10 +27,9 @@ def main(target: str, argv: list[str] | None = None) -> int:
     >>> import contextlib, io
     >>> out = io.StringIO()
     >>> with contextlib.redirect_stdout(out):
-    ...     main("aarch64", ["pyqemu-system-aarch64", "-version"])
-    0
-    >>> out.getvalue().startswith("pyqemu emulator version")
-    True
+    ...     status = main("aarch64", ["pyqemu-system-aarch64", "-version"])
+    >>> status, out.getvalue().startswith("pyqemu emulator version")
+    (0, True)
     """
     if target not in TARGETS:
         print(
