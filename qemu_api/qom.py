@@ -93,6 +93,7 @@ __all__ = [
     "OwnedResource",
     "PathResolution",
     "TypeInfo",
+    "TypeStub",
     "callback_owner",
     "container_get",
     "object_cast",
@@ -119,9 +120,14 @@ __all__ = [
     "qom_get",
     "qom_list",
     "qom_set",
+    "type_get_names",
     "type_get_parent",
     "type_info",
     "type_is_ancestor",
+    "type_is_ancestor_unloaded",
+    "type_register_stub",
+    "type_set_loader",
+    "type_unregister_stubs",
     "visit_type_bool",
     "visit_type_int",
     "visit_type_str",
@@ -238,6 +244,159 @@ class TypeInfo:
 _type_table: dict[str, TypeInfo] = {}
 
 
+@final
+@dataclass(frozen=True)
+class TypeStub:
+    """A QOM type that a module provides but that is not loaded yet.
+
+    Device modules (:mod:`qemu_api.module`) announce their types with stubs,
+    so lookups can load the module on first use and listings can show the
+    type without importing it (QEMU's modinfo ``objs``).
+
+    Attributes:
+        name: the type name.
+        parent: the parent type name.
+        abstract: whether the type is abstract.
+        interfaces: names of the interfaces it declares directly.
+        module: the module (:class:`qemu_api.module.ModuleInfo` name) that
+            defines it.
+    """
+
+    name: str
+    parent: str | None
+    abstract: bool
+    interfaces: tuple[str, ...]
+    module: str
+
+
+_type_stubs: dict[str, TypeStub] = {}
+_type_loader: Callable[[TypeStub], None] | None = None
+
+
+def type_register_stub(stub: TypeStub) -> None:
+    """Announce a type that a module provides (it loads on first lookup).
+
+    A stub for a type that is already registered is ignored.
+    """
+    if stub.name not in _type_table:
+        _type_stubs[stub.name] = stub
+
+
+def type_unregister_stubs(module: str) -> None:
+    """Forget the stubs of *module* (its types are loaded or it went away)."""
+    for name in [n for n, s in _type_stubs.items() if s.module == module]:
+        del _type_stubs[name]
+
+
+def type_set_loader(loader: Callable[[TypeStub], None] | None) -> None:
+    """Install the function that loads the module of a stub on first lookup.
+
+    The loader imports the module (which registers the type) or raises
+    :class:`~qemu_api.error.Error` naming the module and the cause.
+    """
+    global _type_loader
+    _type_loader = loader
+
+
+def _lookup(name: str) -> TypeInfo | None:
+    """The registration record of *name*, loading its module if needed."""
+    info = _type_table.get(name)
+    if info is not None:
+        return info
+    stub = _type_stubs.get(name)
+    if stub is None or _type_loader is None:
+        return None
+    _type_loader(stub)
+    _type_stubs.pop(name, None)
+    info = _type_table.get(name)
+    if info is None:
+        raise Error(
+            f"module '{stub.module}' was loaded but does not define QOM type '{name}'",
+            hint="the module registry or the package's entry points are out of "
+            "date: rebuild pyqemu or reinstall the device package\n",
+        )
+    return info
+
+
+def _known(name: str) -> tuple[str | None, bool, tuple[str, ...]] | None:
+    """(parent, abstract, interfaces) of a registered or announced type."""
+    info = _type_table.get(name)
+    if info is not None:
+        return info.parent, info.abstract, info.interfaces
+    stub = _type_stubs.get(name)
+    if stub is not None:
+        return stub.parent, stub.abstract, stub.interfaces
+    return None
+
+
+def type_is_ancestor_unloaded(name: str, ancestor: str) -> bool:
+    """Like :func:`type_is_ancestor`, without loading any module.
+
+    Announced types (:class:`TypeStub`) answer from their declared parent and
+    interfaces; interfaces inherited from ancestors count.
+
+    >>> type_is_ancestor_unloaded("container", "object")
+    True
+    """
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        cur = todo.pop()
+        if cur == ancestor:
+            return True
+        if cur in seen:
+            continue
+        seen.add(cur)
+        known = _known(cur)
+        if known is None:
+            continue
+        parent, _abstract, interfaces = known
+        if parent is not None:
+            todo.append(parent)
+        todo.extend(interfaces)
+        info = _type_table.get(cur)
+        if info is not None:
+            # interfaces inherited through Python bases count as in QEMU
+            todo.extend(
+                b.TYPE_NAME for b in info.cls.__mro__[1:] if issubclass(b, Interface)
+            )
+    return False
+
+
+def type_get_names(
+    implements: str | None = None, include_abstract: bool = False
+) -> list[tuple[str, str | None, bool]]:
+    """List every type, loaded or announced, without loading any module.
+
+    Args:
+        implements: only types that are (or implement) this type name.
+        include_abstract: include abstract types too.
+
+    Returns:
+        ``(name, parent, abstract)`` for each type, sorted by name: the data of
+        QMP ``qom-list-types``. Interfaces are left out, as QEMU does.
+
+    >>> ("container", "object", False) in type_get_names("object")
+    True
+    """
+    out: list[tuple[str, str | None, bool]] = []
+    for name in sorted(set(_type_table) | set(_type_stubs)):
+        info = _type_table.get(name)
+        if info is not None and not issubclass(info.cls, Object):
+            continue
+        known = _known(name)
+        assert known is not None
+        parent, abstract, _ifaces = known
+        if info is None and not type_is_ancestor_unloaded(name, TYPE_OBJECT):
+            continue
+        if abstract and not include_abstract:
+            continue
+        if implements is not None and not type_is_ancestor_unloaded(name, implements):
+            continue
+        out.append((name, parent, abstract))
+    return out
+
+
 def _register(info: TypeInfo) -> None:
     if info.name in _type_table:
         raise TypeError(
@@ -246,6 +405,7 @@ def _register(info: TypeInfo) -> None:
             "QOM type names must be unique, pick another type_name"
         )
     _type_table[info.name] = info
+    _type_stubs.pop(info.name, None)
 
 
 def type_info(name: str) -> TypeInfo | None:
@@ -254,7 +414,7 @@ def type_info(name: str) -> TypeInfo | None:
     >>> type_info("container").parent
     'object'
     """
-    return _type_table.get(name)
+    return _lookup(name)
 
 
 def type_get_parent(name: str) -> str | None:
@@ -263,7 +423,7 @@ def type_get_parent(name: str) -> str | None:
     >>> type_get_parent("container")
     'object'
     """
-    info = _type_table.get(name)
+    info = _lookup(name)
     return info.parent if info else None
 
 
@@ -277,8 +437,8 @@ def type_is_ancestor(name: str, ancestor: str) -> bool:
     >>> type_is_ancestor("object", "container")
     False
     """
-    info = _type_table.get(name)
-    target = _type_table.get(ancestor)
+    info = _lookup(name)
+    target = _lookup(ancestor)
     if info is None or target is None:
         return False
     return issubclass(info.cls, target.cls)
@@ -290,7 +450,7 @@ def object_class_by_name(name: str) -> type[Object] | None:
     >>> object_class_by_name("container") is Container
     True
     """
-    info = _type_table.get(name)
+    info = _lookup(name)
     if info is None or not issubclass(info.cls, Object):
         return None
     return info.cls

@@ -61,8 +61,10 @@ __all__ = [
     "QDEV_MAX_IRQ",
     "QDEV_MAX_MMIO",
     "SYSBUS_DEVICE_GPIO_IRQ",
+    "TYPE_DYNAMIC_SYS_BUS_DEVICE",
     "TYPE_SYSTEM_BUS",
     "TYPE_SYS_BUS_DEVICE",
+    "DynamicSysBusDevice",
     "SysBusDevice",
     "SystemBus",
     "sysbus_create_simple",
@@ -77,6 +79,8 @@ TYPE_SYSTEM_BUS: Final = "System"
 """QOM type name of the system bus (QEMU's ``TYPE_SYSTEM_BUS``)."""
 TYPE_SYS_BUS_DEVICE: Final = "sys-bus-device"
 """QOM type name of :class:`SysBusDevice`."""
+TYPE_DYNAMIC_SYS_BUS_DEVICE: Final = "dynamic-sysbus-device"
+"""QOM type name of :class:`DynamicSysBusDevice` (QEMU 10's name)."""
 SYSBUS_DEVICE_GPIO_IRQ: Final = "sysbus-irq"
 """Name of the GPIO output list that holds a sysbus device's IRQs."""
 QDEV_MAX_MMIO: Final = 32
@@ -253,6 +257,23 @@ class SysBusDevice(DeviceState, type_name=TYPE_SYS_BUS_DEVICE, abstract=True):
         """Plug into the main system bus and realize (``sysbus_realize``)."""
         bql_assert_locked("SysBusDevice.sysbus_realize")
         qdev_realize(self, sysbus_get_default())
+
+
+class DynamicSysBusDevice(
+    SysBusDevice, type_name=TYPE_DYNAMIC_SYS_BUS_DEVICE, abstract=True
+):
+    """A sysbus device the user may plug on a board's platform bus.
+
+    QEMU 10's ``TYPE_DYNAMIC_SYS_BUS_DEVICE``: derive from it (instead of
+    :class:`SysBusDevice`) to make a device ``-device``-creatable on every
+    board that accepts dynamic sysbus devices (virt, with its platform bus);
+    the board maps its regions and connects its IRQs. On virt the device
+    also describes itself in the device tree with an ``add_fdt_node``
+    method (:mod:`hw.core.sysbus_fdt`). This is how a device package
+    installed with pip reaches a board without a change to the board.
+    """
+
+    user_creatable = True
 
 
 def sysbus_new(typename: str) -> SysBusDevice:

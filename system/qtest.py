@@ -23,7 +23,7 @@ command                        reply
 ``irq_intercept_out PATH [N]`` ``OK``
 ``set_irq_in PATH NAME N LVL`` ``OK``
 ``endianness``                 ``OK little`` or ``OK big``
-``module_load PREFIX NAME``    ``FAIL`` (pyqemu has no modules)
+``module_load PREFIX NAME``    ``OK`` or ``FAIL`` (``qemu_api.module``)
 ============================== ======================================
 
 Numbers are C ``strtoul`` numbers of base 0 (``0x`` hex, ``0`` octal,
@@ -93,6 +93,7 @@ from qemu_api.memory import (
     get_system_memory,
     target_big_endian,
 )
+from qemu_api.module import module_load
 from qemu_api.qdev import DeviceState
 from qemu_api.qom import Object, object_resolve_path
 from qemu_api.timer import (
@@ -741,8 +742,14 @@ class QTestServer:
         return self._clock_warp(self._number(words, 1, _INT64_MIN, _INT64_MAX))
 
     def _cmd_module_load(self, words: list[str]) -> str:
-        # QEMU answers a bare FAIL for a module it cannot load; pyqemu has none.
-        return "FAIL\n"
+        # QEMU's module_load: OK once loaded, a bare FAIL for an unknown
+        # module; a module that fails to import is reported on stderr first.
+        try:
+            loaded = module_load(words[1], words[2])
+        except Error as e:
+            error_report(e.msg)
+            return "FAIL\n"
+        return "OK\n" if loaded else "FAIL\n"
 
     def _device(self, words: list[str]) -> DeviceState | None:
         obj = object_resolve_path(words[1])

@@ -40,6 +40,12 @@ from qemu_api.error import (
 )
 from qemu_api.memory import reset_system_memory
 from qemu_api.migration.savevm import dump_vmstate_json_to_file
+from qemu_api.module import (
+    DeviceTypeInfo,
+    module_device_infos,
+    module_device_properties,
+    module_load_qom_all,
+)
 from qemu_api.option import QemuOpts, parse_size, qemu_opts_parse, split_opts
 from qemu_api.qdev import (
     DeviceCategory,
@@ -51,12 +57,7 @@ from qemu_api.qdev import (
     qdev_realize,
     qdev_set_id,
 )
-from qemu_api.qom import (
-    object_class_by_name,
-    object_class_get_list,
-    object_tree_reset,
-    type_info,
-)
+from qemu_api.qom import object_class_by_name, object_tree_reset
 from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import QEMUClockType, qemu_clock_set_notify, virtual_clock_reset
 from system import QEMU_INTERFACE_VERSION, runstate
@@ -64,6 +65,7 @@ from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
+from system.modules import modules_init
 from system.monitor import QMPMonitor
 from system.monitor.hmp_monitor import HMPMonitor
 from system.qtest import QTestServer
@@ -258,9 +260,10 @@ def _import_boards() -> None:
         importlib.import_module(module)
 
 
-def _import_devices() -> None:
-    for module in pyqemu_config.DEVICE_MODULES:
-        importlib.import_module(module)
+def _import_devices(err: TextIO) -> None:
+    # The tree's device packages (imported now, or on first use with
+    # --enable-modules) and those installed with pip (system.modules).
+    modules_init(err)
 
 
 def machine_help(target: str) -> str:
@@ -283,37 +286,31 @@ def machine_help(target: str) -> str:
 def device_help() -> str:
     """Return the ``-device help`` text (QEMU's ``qdev_print_devinfos``).
 
-    Every device type registered is listed, grouped by the categories its
-    class declares (those in none under "Uncategorized"), sorted by name,
-    as QEMU lays it out. Unlike QEMU, the types ``-device`` cannot create
-    are listed too, marked ``no-user`` as QEMU's ``info qdm`` marks them:
-    pyqemu's board devices are what a device author looks for.
+    Every device type is listed, loaded or not (a module's types come from
+    the registry without importing it), grouped by the categories its class
+    declares (those in none under "Uncategorized"), sorted by name, as QEMU
+    lays it out. Unlike QEMU, the types ``-device`` cannot create are listed
+    too, marked ``no-user`` as QEMU's ``info qdm`` marks them: pyqemu's
+    board devices are what a device author looks for.
     """
-    classes = sorted(
-        (
-            cls
-            for cls in object_class_get_list("device")
-            if issubclass(cls, DeviceState)
-        ),
-        key=lambda c: c.TYPE_NAME,
-    )
+    infos = [i for i in module_device_infos() if not i.abstract]
     out: list[str] = []
-    groups: list[tuple[str, list[type[DeviceState]]]] = [
-        (cat.title, [c for c in classes if cat in c.categories])
+    groups: list[tuple[str, list[DeviceTypeInfo]]] = [
+        (cat.title, [i for i in infos if int(cat) in i.categories])
         for cat in DeviceCategory
     ]
-    groups.append(("Uncategorized", [c for c in classes if not c.categories]))
-    for i, (title, members) in enumerate(groups):
+    groups.append(("Uncategorized", [i for i in infos if not i.categories]))
+    for n, (title, members) in enumerate(groups):
         if not members:
             continue
-        out.append(f"{chr(10) if i else ''}{title} devices:\n")
-        for cls in members:
-            line = f'name "{cls.TYPE_NAME}"'
-            if cls.bus_type is not None:
-                line += f", bus {cls.bus_type}"
-            if cls.desc:
-                line += f', desc "{cls.desc}"'
-            if not cls.user_creatable:
+        out.append(f"{chr(10) if n else ''}{title} devices:\n")
+        for info in members:
+            line = f'name "{info.name}"'
+            if info.bus_type is not None:
+                line += f", bus {info.bus_type}"
+            if info.desc:
+                line += f', desc "{info.desc}"'
+            if not info.user_creatable:
                 line += ", no-user"
             out.append(line + "\n")
     return "".join(out)
@@ -325,7 +322,9 @@ def device_props_help(typename: str) -> str:
     Raises:
         Error: *typename* is not a device type.
     """
-    props = qdev_device_list_properties(typename)
+    props = module_device_properties(typename)  # from the registry, if not loaded
+    if props is None:
+        props = qdev_device_list_properties(typename)
     if not props:
         return f"There are no options for {typename}.\n"
     rows = []
@@ -1229,6 +1228,7 @@ class Emulator:
         if dump:
             where, path = dump[-1]
             try:
+                module_load_qom_all()  # every device type, as QEMU
                 dump_vmstate_json_to_file(path, machine)
             except Error as e:
                 raise CommandLineError(where, e.msg, e.hint) from None
@@ -1506,10 +1506,10 @@ def qemu_main(
         _print_error(err, prog, CommandLineError("-daemonize", "not supported"))
         return 1
     _import_boards()
-    _import_devices()
     if not bql_locked():
         bql_lock()
     try:
+        _import_devices(err)
         status = _help_request(cfg, out, err)
     except Error as e:
         _print_error(err, prog, CommandLineError(None, e.msg, e.hint))

@@ -26,7 +26,11 @@ from qemu_api.qom import (
     object_resolve_path,
     override,
 )
-from qemu_api.sysbus import SysBusDevice, sysbus_get_default
+from qemu_api.sysbus import (
+    TYPE_DYNAMIC_SYS_BUS_DEVICE,
+    SysBusDevice,
+    sysbus_get_default,
+)
 from system.runstate import RunState, runstate_check
 
 __all__ = [
@@ -154,11 +158,16 @@ class MachineState(Object, type_name=TYPE_MACHINE, abstract=True):
         """Return whether ``-device`` may add *cls* to this board.
 
         QEMU's ``device_is_dynamic_sysbus``: *cls* is a sysbus type that is,
-        or derives from, one of :attr:`allowed_dynamic_sysbus_devices`.
+        or derives from, one of :attr:`allowed_dynamic_sysbus_devices`. A
+        board that accepts dynamic sysbus devices (its list is not empty)
+        also accepts every :class:`~qemu_api.sysbus.DynamicSysBusDevice`,
+        such as those of device packages installed with pip.
         """
+        allowed = self.allowed_dynamic_sysbus_devices
+        if allowed:
+            allowed = (*allowed, TYPE_DYNAMIC_SYS_BUS_DEVICE)
         return issubclass(cls, SysBusDevice) and any(
-            object_class_dynamic_cast(cls, name) is not None
-            for name in self.allowed_dynamic_sysbus_devices
+            object_class_dynamic_cast(cls, name) is not None for name in allowed
         )
 
     def device_plug_cb(self, dev: DeviceState) -> None:

@@ -49,16 +49,16 @@ from qapi.qmp_schema import (
 )
 from qemu_api import chardev, trace
 from qemu_api.error import Error, ErrorClass, error_get_progname
+from qemu_api.module import module_load_unlisted
 from qemu_api.qdev import DeviceState, qdev_device_list_properties
 from qemu_api.qom import (
     JSONValue,
     object_class_by_name,
-    object_class_get_list,
     object_resolve_path,
     object_resolve_path_full,
     qom_get,
     qom_set,
-    type_get_parent,
+    type_get_names,
     type_info,
 )
 from system import QEMU_INTERFACE_VERSION, migration, runstate
@@ -352,18 +352,16 @@ class MonitorCommands:
         self, *, implements: str | None, abstract: bool | None
     ) -> list[ObjectTypeInfo]:
         """The QOM types (``qmp_qom_list_types``)."""
-        rows: list[ObjectTypeInfo] = []
-        for cls in object_class_get_list(implements, include_abstract=bool(abstract)):
-            name = cls.TYPE_NAME
-            info = type_info(name)
-            rows.append(
-                ObjectTypeInfo(
-                    name=name,
-                    abstract=True if info is not None and info.abstract else None,
-                    parent=type_get_parent(name),
-                )
+        # Types of modules not loaded yet are listed from the registry.
+        module_load_unlisted()
+        return [
+            ObjectTypeInfo(
+                name=name, abstract=True if is_abstract else None, parent=parent
             )
-        return rows
+            for name, parent, is_abstract in type_get_names(
+                implements, include_abstract=bool(abstract)
+            )
+        ]
 
     def device_list_properties(self, *, typename: str) -> list[ObjectPropertyInfo]:
         """The properties a device type declares (``qmp_device_list_properties``).
