@@ -68,6 +68,7 @@ from qemu_api.chardev import (
     Chardev,
     ChardevOptions,
     ChrEvent,
+    ChrWatch,
     qemu_chr_find,
     qemu_chr_list,
 )
@@ -202,6 +203,7 @@ class MuxChardev(Chardev):
         self._linestart = False
         self._got_escape = False
         self._be = CharBackend()
+        self._watches: list[tuple[Callable[[], None], ChrWatch]] = []
         self._ports: list[MuxPort] = []
         # Endpoints in attach order: the mux itself for its direct frontend,
         # then the ports. Each keeps the input its frontend could not take.
@@ -345,8 +347,27 @@ class MuxChardev(Chardev):
 
     @override
     def add_write_watch(self, callback: Callable[[], None]) -> bool:
-        """Watch the backend for room."""
-        return self._be.add_write_watch(callback)
+        """Watch the backend for room (a frontend's watch on the mux's backend).
+
+        Returns:
+            False when the backend has nothing to wait for (none connected,
+            or it discards output): the caller must not wait then.
+        """
+        watch = self._be.add_write_watch(callback)
+        if watch is None:
+            return False
+        self._watches = [(cb, w) for cb, w in self._watches if w.pending]
+        self._watches.append((callback, watch))
+        return True
+
+    @override
+    def remove_write_watch(self, callback: Callable[[], None]) -> None:
+        """Cancel a pending watch made by :meth:`add_write_watch`."""
+        for i, (cb, watch) in enumerate(self._watches):
+            if cb == callback:
+                del self._watches[i]
+                watch.remove()
+                return
 
     # -- input ---------------------------------------------------------------------
 

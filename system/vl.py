@@ -57,7 +57,7 @@ from qemu_api.qdev import (
     qdev_realize,
     qdev_set_id,
 )
-from qemu_api.qom import object_class_by_name, object_tree_reset
+from qemu_api.qom import object_class_by_name, object_tree_reset, type_info
 from qemu_api.sysbus import SysBusDevice
 from qemu_api.timer import QEMUClockType, qemu_clock_set_notify, virtual_clock_reset
 from system import QEMU_INTERFACE_VERSION, runstate
