@@ -74,6 +74,7 @@ __all__ = [
     "st_set_trace_file_enabled",
     "trace_backends",
     "trace_enable_events",
+    "trace_event_alias",
     "trace_event_is_pattern",
     "trace_event_name",
     "trace_events",
@@ -204,6 +205,7 @@ class TraceEvent:
 _events: dict[str, TraceEvent] = {}
 _groups: dict[str, tuple[TraceEvent, ...]] = {}
 _patterns: list[str] = []
+_aliases: dict[str, str] = {}
 _configured: tuple[str, ...] = ("log",)
 _emitters: list[Callable[[TraceEvent, tuple[object, ...]], None]] = []
 _trace_opts_file: str | None = None
@@ -382,9 +384,28 @@ def trace_event_is_pattern(s: str) -> bool:
     return "*" in s or "?" in s
 
 
+def trace_event_alias(alias: str, name: str) -> None:
+    """Let ``-trace`` accept *alias* for the event *name*.
+
+    For events QEMU renamed after the version pyqemu's interface follows
+    (7.2): a device keeps the current name and declares the old one, so a
+    user may type either. An alias names one event; patterns match it too
+    (``-trace pl011_put*`` enables what ``pl011_put_fifo`` names).
+
+    >>> trace_event_alias("old_name", "new_name")
+    >>> _aliases["old_name"]
+    'new_name'
+    >>> del _aliases["old_name"]
+    """
+    _aliases[alias] = name
+
+
 def trace_event_name(name: str) -> TraceEvent | None:
-    """Return the event called *name*, or None."""
-    return _events.get(name)
+    """Return the event called *name* (or an alias of it), or None."""
+    ev = _events.get(name)
+    if ev is None and name in _aliases:
+        ev = _events.get(_aliases[name])
+    return ev
 
 
 def trace_events(pattern: str | None = None) -> Iterator[TraceEvent]:
@@ -418,8 +439,9 @@ def _apply(line: str, events: tuple[TraceEvent, ...] | None, *, warn: bool) -> N
     is_pattern = trace_event_is_pattern(name)
     rx = _pattern_re(name)
     pool = events if events is not None else tuple(_events.values())
+    aliased = {_aliases[a] for a in _aliases if rx.match(a)}
     for ev in pool:
-        if not rx.match(ev.name):
+        if not rx.match(ev.name) and ev.name not in aliased:
             continue
         if not ev.static_state:
             if not is_pattern:

@@ -136,6 +136,7 @@ from qemu_api.register import (
 )
 from qemu_api.sysbus import SysBusDevice, sysbus_realize
 from qemu_api.timer import CLOCK_VIRTUAL, SCALE_NS, Timer, qemu_clock_get_ns
+from qemu_api.trace import trace_event_alias
 from qemu_trace.pl011 import (
     trace_pl011_baudrate_change,
     trace_pl011_can_receive,
@@ -149,6 +150,10 @@ from qemu_trace.pl011 import (
     trace_pl011_receive,
     trace_pl011_write,
 )
+
+# QEMU 9.2 renamed two events; -trace accepts QEMU 7.2's names for them too.
+trace_event_alias("pl011_put_fifo", "pl011_fifo_rx_put")
+trace_event_alias("pl011_put_fifo_full", "pl011_fifo_rx_full")
 
 __all__ = [
     "TYPE_PL011",
