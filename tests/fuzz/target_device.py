@@ -21,7 +21,7 @@ that fits its size, and the state a save/load round trip leaves saves to the
 same bytes as before it (the stream is what the device is).  Guest-error log
 lines are produced (their formatting is fuzzed too) and discarded.
 
-The GIC and the PL011 are registered here; a new device gets a campaign by
+The GIC, the PL011 and the HPET are registered here; a new device gets a campaign by
 subclassing :class:`DeviceTarget` with its ``build``.
 """
 
@@ -50,7 +50,7 @@ from qemu_api.register import RegisterMap
 from qemu_api.testing import clock_step, reset_runtime
 from tests.fuzz.engine import FuzzFailure, FuzzTarget, register
 
-__all__ = ["DeviceTarget", "Fixture", "GicTarget", "PL011Target"]
+__all__ = ["DeviceTarget", "Fixture", "GicTarget", "HpetTarget", "PL011Target"]
 
 _OP: Final = struct.Struct("<BBHI")
 _SIZES = (1, 2, 4, 8)
@@ -243,4 +243,24 @@ class PL011Target(DeviceTarget):
             [(0x0900_0000, 0x1000, PL011State.registers)],
             [],
             PL011State.vmsd,
+        )
+
+
+@register
+class HpetTarget(DeviceTarget):
+    """The pc board's HPET with 24 timers: registers, legacy inputs, clock, VMState."""
+
+    name = "hpet"
+    summary = "HPET registers, timers, legacy inputs, VMState round trips"
+
+    def build(self) -> Fixture:
+        from hw.timer.hpet.device import HPETState, hpet_create
+
+        dev = hpet_create(0xFED0_0000, intcap=0x00FF_FFFF, num_timers=24)
+        device_cold_reset(dev)
+        return Fixture(
+            dev,
+            [(0xFED0_0000, 0x400, HPETState.registers)],
+            [dev.get_gpio_in(0), dev.get_gpio_in(1)],
+            HPETState.vmsd,
         )
