@@ -3,7 +3,7 @@
 Boards use it to turn a request into a key press the guest sees: QEMU's
 ``virt`` wires its input to ``system_powerdown`` and its output to GPIO 3 of
 the PL061, where the device tree's ``gpio-keys`` node describes a power key.
-Any level on the input raises the output and (re)arms a 100 ms timer on the
+Each level on the input raises the output and (re)arms a 100 ms timer on the
 virtual clock that lowers it again: a human key press.
 
 >>> from qemu_api.irq import qemu_allocate_irq
