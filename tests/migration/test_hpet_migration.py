@@ -14,12 +14,10 @@ interrupts at the same virtual ticks.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-
+from tests.oracle import qemu72
 from tests.qtest.libqtest import QTestState
 
 BASE = 0xFED0_0000
@@ -35,16 +33,6 @@ def tn(n: int, reg: int) -> int:
 OFFSETS = [0x000, 0x004, 0x010, 0x014, 0x020, 0x024, 0x0F0, 0x0F4] + [
     0x100 + 0x20 * n + r for n in range(3) for r in (0, 4, 8, 0xC, 0x10, 0x14)
 ]
-
-
-def qemu72() -> Path:
-    path = shutil.which("qemu-system-x86_64")
-    if path is None:
-        pytest.fail(
-            "qemu-system-x86_64 is missing: the HPET migration tests need QEMU 7.2; "
-            "install it with 'apt-get install -y qemu-system-x86'"
-        )
-    return Path(path)
 
 
 def program(qts: QTestState) -> None:
@@ -86,7 +74,7 @@ def migrate_out(qts: QTestState, path: Path) -> None:
 def test_qemu72_stream_loads_into_pyqemu(tmp_path: Path) -> None:
     stream = tmp_path / "qemu72.mig"
     with QTestState(
-        [*PC, "-S"], target="x86_64", binary=qemu72(), accel=None, qmp=True
+        [*PC, "-S"], target="x86_64", binary=qemu72("x86_64"), accel=None, qmp=True
     ) as src:
         program(src)
         theirs = readback(src)
@@ -113,7 +101,7 @@ def test_pyqemu_stream_loads_into_qemu72(tmp_path: Path) -> None:
     with QTestState(
         [*PC, "-S", "-incoming", f"exec:cat {stream}"],
         target="x86_64",
-        binary=qemu72(),
+        binary=qemu72("x86_64"),
         accel=None,
         qmp=True,
     ) as dst:

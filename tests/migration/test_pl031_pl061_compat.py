@@ -38,11 +38,11 @@ from system.runstate import qemu_system_powerdown_request
 from tests.migration.machine import make_virt
 from tests.migration.test_qemu_compat import (
     QemuRun,
-    qemu_binary,
     start_qemu,
     stop_qemu,
     wait_migration,
 )
+from tests.oracle import qemu72
 
 RTC = 0x0901_0000
 GPIO = 0x0903_0000
@@ -161,7 +161,7 @@ def test_pyqemu_sections_load_into_qemu(tmp_path: Path) -> None:
 
 def test_vmstate_descriptions_match_qemus(tmp_path: Path) -> None:
     out = tmp_path / "qemu-dump.json"
-    cmd = [qemu_binary(), "-M", "virt", "-nodefaults", "-display", "none"]
+    cmd = [str(qemu72()), "-M", "virt", "-nodefaults", "-display", "none"]
     subprocess.run(
         [*cmd, "-dump-vmstate", str(out)],
         check=True,

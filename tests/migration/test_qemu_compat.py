@@ -10,7 +10,6 @@ other direction, pyqemu's stream into QEMU, checks the bytes QEMU reads back.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -45,21 +44,11 @@ from qemu_api.migration.vmstate import (
 )
 from qemu_api.sysbus import SysBusDevice
 from tests.migration.machine import make_virt, write_pattern
+from tests.oracle import qemu72
 
-QEMU = "qemu-system-aarch64"
 ROOT = Path(__file__).resolve().parents[2]
 PATTERN = bytes((i * 7 + 3) & 0xFF for i in range(4096))
 UART = 0x0900_0000
-
-
-def qemu_binary(name: str = QEMU) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is missing: the migration compatibility tests need QEMU 7.2; "
-            "install it with 'apt-get install -y qemu-system-arm qemu-system-x86'"
-        )
-    return path
 
 
 def connect(path: Path) -> socket.socket:
@@ -122,13 +111,13 @@ class QemuRun:
 
 
 def start_qemu(
-    tmp: Path, *extra: str, binary: str = QEMU, machine: str = "virt"
+    tmp: Path, *extra: str, target: str = "aarch64", machine: str = "virt"
 ) -> QemuRun:
     qmp_path = tmp / "qmp.sock"
     qtest_path = tmp / "qtest.sock"
     proc = subprocess.Popen(
         [
-            qemu_binary(binary),
+            str(qemu72(target)),
             "-M",
             machine,
             "-display",
@@ -355,7 +344,7 @@ def test_dump_vmstate_matches_qemu(tmp_path: Path) -> None:
     out = tmp_path / "qemu-dump.json"
     subprocess.run(
         [
-            qemu_binary(),
+            str(qemu72()),
             "-M",
             "virt",
             "-nodefaults",
@@ -380,7 +369,7 @@ def test_dump_vmstate_matches_qemu(tmp_path: Path) -> None:
 
 
 def test_qemu_pc_stream_loads_into_pyqemu_pc(tmp_path: Path) -> None:
-    run = start_qemu(tmp_path, binary="qemu-system-x86_64", machine="pc")
+    run = start_qemu(tmp_path, target="x86_64", machine="pc")
     path = tmp_path / "pc.mig"
     try:
         run.qtest.cmd(f"write 0x100000 0x1000 0x{PATTERN.hex()}")

@@ -58,6 +58,9 @@ DEFAULT_TIMEOUT: Final = 30.0
 
 SOURCE_ROOT: Final = Path(__file__).resolve().parents[2]
 
+_READS: Final = {1: "readb", 2: "readw", 4: "readl", 8: "readq"}
+_WRITES: Final = {1: "writeb", 2: "writew", 4: "writel", 8: "writeq"}
+
 
 class QTestError(Exception):
     """The root of the helper's errors: the emulator died, misbehaved or hung."""
@@ -454,6 +457,18 @@ class QTestState:
     def readq(self, addr: int) -> int:
         """Read 64 bits in the target's byte order."""
         return self._read("readq", addr)
+
+    def read(self, addr: int, size: int) -> int:
+        """Read ``size`` (1, 2, 4 or 8) bytes: ``readb`` ... ``readq``."""
+        if size not in _READS:
+            raise ValueError(f"access size {size}: expected 1, 2, 4 or 8 bytes")
+        return self._read(_READS[size], addr)
+
+    def write(self, addr: int, value: int, size: int) -> None:
+        """Write ``size`` (1, 2, 4 or 8) bytes: ``writeb`` ... ``writeq``."""
+        if size not in _WRITES:
+            raise ValueError(f"access size {size}: expected 1, 2, 4 or 8 bytes")
+        self.command_ok(f"{_WRITES[size]} 0x{addr:x} 0x{value:x}")
 
     def writeb(self, addr: int, value: int) -> None:
         """Write a byte to guest memory."""

@@ -14,7 +14,6 @@ describe the same fields.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -34,11 +33,11 @@ from qemu_api.migration.savevm import (
 )
 from qemu_api.qdev import DeviceState
 from qemu_api.qom import object_resolve_path
+from tests.oracle import qemu72
 from tests.runtime import qemu_runtime
 
 __all__ = ["qemu_runtime"]
 
-QEMU = "qemu-system-aarch64"
 DIST = 0x0800_0000
 CPU = 0x0801_0000
 CPU_REGS = (0x00, 0x04, 0x08, 0x14, 0x18, 0x1C, 0xD0, 0xD4, 0xD8, 0xDC, 0xE0, 0xFC)
@@ -75,16 +74,6 @@ PROGRAM: tuple[str, ...] = (
 )
 
 
-def qemu_binary() -> str:
-    path = shutil.which(QEMU)
-    if path is None:
-        pytest.fail(
-            f"{QEMU} is missing: these tests need QEMU 7.2; install it with "
-            "'apt-get install -y qemu-system-arm'"
-        )
-    return path
-
-
 def connect(path: Path) -> socket.socket:
     for _ in range(400):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -106,7 +95,7 @@ class Qemu:
         qtest_path = tmp / "qtest.sock"
         self.proc = subprocess.Popen(
             [
-                qemu_binary(),
+                str(qemu72()),
                 *("-M", "virt", "-display", "none", "-nodefaults", "-S"),
                 *("-qtest", f"unix:{qtest_path},server=on,wait=off"),
                 *("-qtest-log", "/dev/null"),
@@ -269,7 +258,7 @@ def test_dump_vmstate_matches_qemu72(tmp_path: Path) -> None:
     out = tmp_path / "qemu-dump.json"
     subprocess.run(
         [
-            *(qemu_binary(), "-M", "virt", "-nodefaults", "-display", "none"),
+            *(str(qemu72()), "-M", "virt", "-nodefaults", "-display", "none"),
             *("-dump-vmstate", str(out)),
         ],
         check=True,

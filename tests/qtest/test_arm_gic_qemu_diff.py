@@ -27,14 +27,13 @@ by the short list :data:`EXCLUSIONS`, and each is shown by a
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.oracle import qemu72, unattached
 from tests.qtest.libqtest import QTestState
 
 DIST = 0x0800_0000
@@ -42,11 +41,6 @@ CPU = 0x0801_0000
 NUM_IRQ = 288
 SPIS = NUM_IRQ - 32
 
-QEMU_72 = "qemu-system-aarch64"
-INSTALL_HINT = (
-    "Debian's QEMU 7.2 is the oracle of this test: install it with "
-    "'apt-get install -y qemu-system-arm' (it provides qemu-system-aarch64)"
-)
 
 SEEDS = tuple(range(6))
 STEPS = 700
@@ -93,23 +87,6 @@ EXCLUSIONS = (
 """The documented exclusions; see the ``test_excluded_*`` tests for each."""
 
 
-def qemu72() -> Path:
-    """Debian's qemu-system-aarch64 7.2, or fail saying how to install it."""
-    found = shutil.which(QEMU_72)
-    if found is None:
-        pytest.fail(f"{QEMU_72} not found. {INSTALL_HINT}", pytrace=False)
-    version = subprocess.run(
-        [found, "--version"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    if "version 7.2." not in version:
-        pytest.fail(
-            f"{found} is not QEMU 7.2 ({version.splitlines()[:1]}); the exclusion "
-            f"list is written for 7.2. {INSTALL_HINT}",
-            pytrace=False,
-        )
-    return Path(found)
-
-
 ARGS = ["-M", "virt", "-nodefaults", "-S"]
 
 
@@ -131,23 +108,11 @@ class Side:
         self.qts.quit()
 
 
-def _unattached(qts: QTestState, typename: str) -> str:
-    children = qts.qmp("qom-list", path="/machine/unattached")
-    assert isinstance(children, list)
-    found = [
-        c["name"]
-        for c in children
-        if isinstance(c, dict) and str(c.get("type", "")).endswith(f"<{typename}>")
-    ]
-    assert len(found) == 1, children
-    return f"/machine/unattached/{found[0]}"
-
-
 def start_qemu72() -> Side:
     qts = QTestState(ARGS, binary=qemu72(), accel=None, qmp=True)
     try:
-        gic = _unattached(qts, "arm_gic")
-        cpu = _unattached(qts, "cortex-a15-arm-cpu")
+        gic = unattached(qts, "arm_gic")
+        cpu = unattached(qts, "cortex-a15-arm-cpu")
         # The CPU's GPIO inputs 0-3 are IRQ, FIQ, VIRQ and VFIQ.
         qts.irq_intercept_in(cpu)
     except BaseException:

@@ -22,21 +22,12 @@ from typing import Final
 import pytest
 
 from system.device_tree import Fdt
+from tests.oracle import qemu72
 from tests.qtest.libqtest import QTestState, qemu_binary
 
 RAM: Final = 0x4000_0000
 MiB: Final = 1 << 20
-QEMU_72: Final = "qemu-system-aarch64"
 ARGS: Final = ["-M", "virt,dtb-randomness=off", "-nodefaults", "-S"]
-
-
-def qemu72() -> Path:
-    found = shutil.which(QEMU_72)
-    if found is None:
-        pytest.fail(
-            f"{QEMU_72} not found: apt-get install -y qemu-system-arm", pytrace=False
-        )
-    return Path(found)
 
 
 def image(text_offset: int, image_size: int, body: bytes) -> bytes:

@@ -23,11 +23,10 @@ and are tested against the 10.x code by the unit tests:
 from __future__ import annotations
 
 import random
-import shutil
-from pathlib import Path
 
 import pytest
 
+from tests.oracle import qemu72
 from tests.qtest.libqtest import QTestState
 
 BASE = 0xFED0_0000
@@ -39,16 +38,6 @@ TIMER = [0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18]
 READS = [0x000, 0x004, 0x010, 0x014, 0x020, 0x024, 0x0F0, 0x0F4] + [
     0x100 + 0x20 * n + r for n in range(4) for r in (0, 4, 8, 0xC, 0x10, 0x14, 0x18)
 ]
-
-
-def qemu72() -> Path:
-    path = shutil.which("qemu-system-x86_64")
-    if path is None:
-        pytest.fail(
-            "Debian's QEMU 7.2 is the oracle of this test: install it with "
-            "'apt-get install -y qemu-system-x86'"
-        )
-    return Path(path)
 
 
 def steps(seed: int) -> list[tuple[int, int]]:
@@ -82,7 +71,7 @@ def test_register_replies_match_qemu72(seed: int) -> None:
     with QTestState(
         ["-M", "pc", "-nodefaults", "-S"],
         target="x86_64",
-        binary=qemu72(),
+        binary=qemu72("x86_64"),
         accel=None,
     ) as qemu:
         theirs = run(qemu, seq)
@@ -100,7 +89,10 @@ def test_excluded_32bit_comparator_write_differs_on_72() -> None:
     """In 32-bit mode 7.2 stores a high-half write; 10.x (pyqemu) ignores it."""
     seq = [(0x100, 0x100), (0x10C, 0x5)]
     with QTestState(
-        ["-M", "pc", "-nodefaults", "-S"], target="x86_64", binary=qemu72(), accel=None
+        ["-M", "pc", "-nodefaults", "-S"],
+        target="x86_64",
+        binary=qemu72("x86_64"),
+        accel=None,
     ) as qemu:
         for off, value in seq:
             qemu.writel(BASE + off, value)

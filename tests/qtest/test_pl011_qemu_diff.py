@@ -26,7 +26,6 @@ import contextlib
 import json
 import random
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -46,6 +45,7 @@ from qemu_api.migration.qemu_file import QEMUFileWriter
 from qemu_api.migration.savevm import dump_vmstate_json, qemu_loadvm_state
 from qemu_api.migration.vmstate import vmstate_save_state
 from qemu_api.qom import object_resolve_path
+from tests.oracle import qemu72
 from tests.qtest.libqtest import QTestState
 from tests.runtime import reset_runtime
 
@@ -70,12 +70,6 @@ PATIENCE_S = 10.0
 SEEDS = tuple(range(8))
 STEPS = 800
 """Steps per seed: 8 x 800 = 6400 generated steps (more accesses: drains, polls)."""
-
-QEMU_72 = "qemu-system-aarch64"
-INSTALL_HINT = (
-    "Debian's QEMU 7.2 is the oracle of this test: install it with "
-    "'apt-get install -y qemu-system-arm' (it provides qemu-system-aarch64)"
-)
 
 
 @dataclass(frozen=True)
@@ -127,23 +121,6 @@ EXCLUSIONS = (
     ),
 )
 """The documented exclusions; see the ``test_excluded_*`` tests for each."""
-
-
-def qemu72() -> Path:
-    """Debian's qemu-system-aarch64 7.2, or fail saying how to install it."""
-    found = shutil.which(QEMU_72)
-    if found is None:
-        pytest.fail(f"{QEMU_72} not found. {INSTALL_HINT}", pytrace=False)
-    version = subprocess.run(
-        [found, "--version"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    if "version 7.2." not in version:
-        pytest.fail(
-            f"{found} is not QEMU 7.2 ({version.splitlines()[:1]}); the exclusion "
-            f"list is written for 7.2. {INSTALL_HINT}",
-            pytrace=False,
-        )
-    return Path(found)
 
 
 class Side:

@@ -28,14 +28,13 @@ clock under qtest without ``-accel qtest``.
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.oracle import virt_pair
 from tests.qtest.libqtest import QTestState
 
 BASE = 0x0901_0000
@@ -46,11 +45,6 @@ RTC = "base=2020-01-01T00:00:00,clock=vm"
 STARTED = 0.0
 """When the pair was launched (``time.monotonic()``)."""
 
-QEMU_72 = "qemu-system-aarch64"
-INSTALL_HINT = (
-    "Debian's QEMU 7.2 is the oracle of this test: install it with "
-    "'apt-get install -y qemu-system-arm' (it provides qemu-system-aarch64)"
-)
 
 SEEDS = tuple(range(4))
 STEPS = 400
@@ -59,19 +53,6 @@ STEPS = 400
 REGISTERS = (DR, MR, LR, CR, IMSC, RIS, MIS, ICR)
 OTHER = (0x20, 0x24, 0x100, 0x800, 0xFDC, 0x01, 0x02, 0x03, 0x05, 0x0A, 0x13, 0x1E)
 IDS = tuple(range(0xFE0, 0x1000))
-
-
-def qemu72() -> Path:
-    """Debian's qemu-system-aarch64 7.2, or fail saying how to install it."""
-    found = shutil.which(QEMU_72)
-    if found is None:
-        pytest.fail(f"{QEMU_72} not found. {INSTALL_HINT}", pytrace=False)
-    version = subprocess.run(
-        [found, "--version"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    if "version 7.2." not in version:
-        pytest.fail(f"{found} is not QEMU 7.2. {INSTALL_HINT}", pytrace=False)
-    return Path(found)
 
 
 def args(log: Path) -> list[str]:
@@ -93,42 +74,8 @@ def args(log: Path) -> list[str]:
 def pair(tmp_path: Path) -> Iterator[tuple[QTestState, QTestState]]:
     global STARTED
     STARTED = time.monotonic()
-    oracle = QTestState(
-        args(tmp_path / "qemu.log"), binary=qemu72(), accel=None, qmp=True
-    )
-    try:
-        ours = QTestState(args(tmp_path / "pyqemu.log"), qmp=True)
-    except BaseException:
-        oracle.quit()
-        raise
-    try:
-        oracle.irq_intercept_in(unattached(oracle, "arm_gic"))
-        ours.irq_intercept_in("/machine/gic")
-        yield oracle, ours
-    finally:
-        ours.quit()
-        oracle.quit()
-
-
-def unattached(qts: QTestState, typename: str) -> str:
-    """The path of QEMU's only ``typename`` device under /machine/unattached."""
-    children = qts.qmp("qom-list", path="/machine/unattached")
-    assert isinstance(children, list)
-    found = [
-        c["name"]
-        for c in children
-        if isinstance(c, dict) and c.get("type") == f"child<{typename}>"
-    ]
-    assert len(found) == 1, children
-    return f"/machine/unattached/{found[0]}"
-
-
-def read(qts: QTestState, addr: int, size: int) -> int:
-    return {1: qts.readb, 2: qts.readw, 4: qts.readl, 8: qts.readq}[size](addr)
-
-
-def write(qts: QTestState, addr: int, value: int, size: int) -> None:
-    {1: qts.writeb, 2: qts.writew, 4: qts.writel, 8: qts.writeq}[size](addr, value)
+    with virt_pair(args(tmp_path / "qemu.log"), args(tmp_path / "pyqemu.log")) as p:
+        yield p
 
 
 def rtc_events(qts: QTestState) -> list[int]:
@@ -165,7 +112,7 @@ def test_pl031_matches_qemu_72(
                 pool = rng.choice((REGISTERS, REGISTERS, OTHER, IDS))
                 offset = rng.choice(pool)
                 size = rng.choice((4, 4, 4, 1, 2, 8))
-                replies = [read(q, BASE + offset, size) for q in (oracle, ours)]
+                replies = [q.read(BASE + offset, size) for q in (oracle, ours)]
                 assert replies[0] == replies[1], (
                     f"seed {seed} step {steps}: read{size} 0x{offset:x}: "
                     f"QEMU 0x{replies[0]:x}, pyqemu 0x{replies[1]:x}"
@@ -177,14 +124,14 @@ def test_pl031_matches_qemu_72(
                 counter = oracle.readl(BASE + DR)
                 value = value_for(rng, offset, counter) & ((1 << (8 * size)) - 1)
                 for q in (oracle, ours):
-                    write(q, BASE + offset, value, size)
+                    q.write(BASE + offset, value, size)
             levels = [q.get_irq(RTC_SPI) for q in (oracle, ours)]
             assert levels[0] == levels[1], f"seed {seed} step {steps}: RTCINTR {levels}"
             raised += levels[0]
             steps += 1
     assert raised > steps // 20, f"RTCINTR was high in only {raised} of {steps} steps"
     final = [
-        [read(q, BASE + o, 4) for o in (DR, MR, LR, CR, IMSC, RIS, MIS)] for q in pair
+        [q.read(BASE + o, 4) for o in (DR, MR, LR, CR, IMSC, RIS, MIS)] for q in pair
     ]
     assert final[0] == final[1]
     # QEMU's monitor sends RTC_CHANGE at most once a second, the latest one

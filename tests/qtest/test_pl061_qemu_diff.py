@@ -21,13 +21,12 @@ and the Luminary variant (virt has none; the unit tests cover it).
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.oracle import unattached, virt_pair
 from tests.qtest.libqtest import QTestState
 
 BASE = 0x0903_0000
@@ -44,11 +43,6 @@ DIR, IS, IBE, IEV, IE, RIS, MIS, IC, AFSEL = (
     0x420,
 )
 
-QEMU_72 = "qemu-system-aarch64"
-INSTALL_HINT = (
-    "Debian's QEMU 7.2 is the oracle of this test: install it with "
-    "'apt-get install -y qemu-system-arm' (it provides qemu-system-aarch64)"
-)
 
 SEEDS = tuple(range(4))
 STEPS = 500
@@ -76,19 +70,6 @@ IDS = tuple(range(0xFD0, 0x1000))
 ALL = (*REGISTERS, 0x3FC)
 
 
-def qemu72() -> Path:
-    """Debian's qemu-system-aarch64 7.2, or fail saying how to install it."""
-    found = shutil.which(QEMU_72)
-    if found is None:
-        pytest.fail(f"{QEMU_72} not found. {INSTALL_HINT}", pytrace=False)
-    version = subprocess.run(
-        [found, "--version"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    if "version 7.2." not in version:
-        pytest.fail(f"{found} is not QEMU 7.2. {INSTALL_HINT}", pytrace=False)
-    return Path(found)
-
-
 def args(log: Path) -> list[str]:
     return [
         "-M",
@@ -104,42 +85,8 @@ def args(log: Path) -> list[str]:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[QTestState, QTestState]]:
-    oracle = QTestState(
-        args(tmp_path / "qemu.log"), binary=qemu72(), accel=None, qmp=True
-    )
-    try:
-        ours = QTestState(args(tmp_path / "pyqemu.log"), qmp=True)
-    except BaseException:
-        oracle.quit()
-        raise
-    try:
-        oracle.irq_intercept_in(unattached(oracle, "arm_gic"))
-        ours.irq_intercept_in("/machine/gic")
-        yield oracle, ours
-    finally:
-        ours.quit()
-        oracle.quit()
-
-
-def unattached(qts: QTestState, typename: str) -> str:
-    """The path of QEMU's only ``typename`` device under /machine/unattached."""
-    children = qts.qmp("qom-list", path="/machine/unattached")
-    assert isinstance(children, list)
-    found = [
-        c["name"]
-        for c in children
-        if isinstance(c, dict) and c.get("type") == f"child<{typename}>"
-    ]
-    assert len(found) == 1, children
-    return f"/machine/unattached/{found[0]}"
-
-
-def read(qts: QTestState, addr: int, size: int) -> int:
-    return {1: qts.readb, 2: qts.readw, 4: qts.readl, 8: qts.readq}[size](addr)
-
-
-def write(qts: QTestState, addr: int, value: int, size: int) -> None:
-    {1: qts.writeb, 2: qts.writew, 4: qts.writel, 8: qts.writeq}[size](addr, value)
+    with virt_pair(args(tmp_path / "qemu.log"), args(tmp_path / "pyqemu.log")) as p:
+        yield p
 
 
 def test_pl061_matches_qemu_72(
@@ -156,7 +103,7 @@ def test_pl061_matches_qemu_72(
                 pool = rng.choice((REGISTERS, WINDOWS, OTHER, IDS))
                 offset = rng.choice(pool)
                 size = rng.choice((4, 4, 4, 1, 2, 8))
-                replies = [read(q, BASE + offset, size) for q in (oracle, ours)]
+                replies = [q.read(BASE + offset, size) for q in (oracle, ours)]
                 assert replies[0] == replies[1], (
                     f"seed {seed} step {steps}: read{size} 0x{offset:x}: "
                     f"QEMU 0x{replies[0]:x}, pyqemu 0x{replies[1]:x}"
@@ -168,7 +115,7 @@ def test_pl061_matches_qemu_72(
                 value = rng.choice((0, 0xFF, rng.getrandbits(8), rng.getrandbits(32)))
                 value &= (1 << (8 * size)) - 1
                 for q in (oracle, ours):
-                    write(q, BASE + offset, value, size)
+                    q.write(BASE + offset, value, size)
             elif kind < 0.99:
                 line = rng.randrange(8)
                 level = rng.randrange(2)
@@ -184,7 +131,7 @@ def test_pl061_matches_qemu_72(
             raised += levels[0]
             steps += 1
     assert raised > steps // 20, f"GPIOINTR was high in only {raised} of {steps} steps"
-    final = [[read(q, BASE + o, 4) for o in ALL] for q in pair]
+    final = [[q.read(BASE + o, 4) for o in ALL] for q in pair]
     assert final[0] == final[1]
     qemu_log = (tmp_path / "qemu.log").read_text()
     pyqemu_log = (tmp_path / "pyqemu.log").read_text()

@@ -28,8 +28,6 @@ missing: it is the oracle, not an optional extra.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -37,35 +35,17 @@ from typing import Final
 import pytest
 
 import pyqemu_config
+from tests.oracle import qemu72
 from tests.qtest.libqtest import QTestError, QTestState
 
-QEMU_NAME: Final = "qemu-system-aarch64"
-INSTALL: Final = (
-    f"{QEMU_NAME} (Debian's QEMU 7.2, the oracle of these tests) is not "
-    "installed: run 'apt-get install -y qemu-system-arm qemu-system-x86'"
-)
 ARGS: Final = ["-M", "virt", "-S", "-nodefaults", "-accel", "tcg"]
 M: Final = 0x44000000  # RAM that QEMU leaves untouched at startup
 END: Final = 0x48000000  # the end of the default 128 MiB
 
 
-@pytest.fixture(scope="module")
-def qemu_binary() -> Path:
-    path = shutil.which(QEMU_NAME)
-    if path is None:
-        pytest.fail(INSTALL, pytrace=False)
-    version = subprocess.run(
-        [path, "-version"], capture_output=True, text=True, check=True
-    ).stdout
-    assert re.match(r"QEMU emulator version 7\.2\.", version), (
-        f"{path} is not QEMU 7.2: {version.splitlines()[0]}"
-    )
-    return Path(path)
-
-
 @pytest.fixture
-def sessions(qemu_binary: Path) -> Iterator[tuple[QTestState, QTestState]]:
-    qemu = QTestState(ARGS, binary=qemu_binary, accel=None)
+def sessions() -> Iterator[tuple[QTestState, QTestState]]:
+    qemu = QTestState(ARGS, binary=qemu72(), accel=None)
     try:
         ours = QTestState(ARGS, accel=None)
     except BaseException:
@@ -210,7 +190,7 @@ def test_pl011_registers(sessions: tuple[QTestState, QTestState]) -> None:
     compare(sessions, lines)
 
 
-def test_log_format(qemu_binary: Path, tmp_path: Path) -> None:
+def test_log_format(tmp_path: Path) -> None:
     lines = [
         f"writel {M:#x} 0x1234",
         f"readl {M:#x}",
@@ -221,7 +201,7 @@ def test_log_format(qemu_binary: Path, tmp_path: Path) -> None:
         "endianness",
     ]
     logs = []
-    for name, binary in (("qemu", qemu_binary), ("pyqemu", None)):
+    for name, binary in (("qemu", qemu72()), ("pyqemu", None)):
         log = tmp_path / name
         with QTestState(ARGS, binary=binary, accel=None, log=str(log)) as qts:
             for line in lines:
@@ -293,10 +273,8 @@ ABORTS: Final = [
 
 
 @pytest.mark.parametrize(("line", "reply"), ABORTS)
-def test_qemu_aborts_where_pyqemu_fails(
-    qemu_binary: Path, line: str, reply: str
-) -> None:
-    with QTestState(ARGS, binary=qemu_binary, accel=None) as qemu:
+def test_qemu_aborts_where_pyqemu_fails(line: str, reply: str) -> None:
+    with QTestState(ARGS, binary=qemu72(), accel=None) as qemu:
         with pytest.raises(QTestError, match="closed the qtest reply connection"):
             qemu.raw(line)
         assert qemu.wait() < 0  # SIGABRT from g_assert, or a crash

@@ -15,7 +15,6 @@ in this process, since the launcher has no ``-smp`` and ``-cpu`` yet.
 from __future__ import annotations
 
 import importlib
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,10 +32,9 @@ from qemu_api.memory import MemoryRegion
 from qemu_api.qom import object_class_by_name, override
 from qemu_api.sysbus import SysBusDevice
 from system.device_tree import DtbDumped, Fdt
+from tests.oracle import qemu72
 from tests.qtest.libqtest import qemu_binary
 from tests.runtime import fresh_runtime
-
-QEMU_72: Final = "qemu-system-aarch64"
 
 assert hw.char.pl011.TYPE_PL011 == "pl011"
 
@@ -86,15 +84,6 @@ KNOWN: Final = known_differences(
 """Every way pyqemu's virt tree may differ from QEMU 7.2's."""
 
 
-def qemu72() -> str:
-    found = shutil.which(QEMU_72)
-    if found is None:
-        pytest.fail(
-            f"{QEMU_72} not found: apt-get install -y qemu-system-arm", pytrace=False
-        )
-    return found
-
-
 def dump(cmd: list[str], path: Path) -> Fdt:
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
@@ -104,7 +93,7 @@ def dump(cmd: list[str], path: Path) -> Fdt:
 
 def qemu_dtb(tmp: Path, *args: str) -> Fdt:
     path = tmp / "qemu.dtb"
-    cmd = [qemu72(), "-M", f"virt,dumpdtb={path},dtb-randomness=off", "-cpu"]
+    cmd = [str(qemu72()), "-M", f"virt,dumpdtb={path},dtb-randomness=off", "-cpu"]
     return dump([*cmd, "cortex-a57", "-display", "none", *args], path)
 
 
@@ -231,7 +220,7 @@ def test_cpu_nodes(
     topology: CpuTopology,
 ) -> None:
     path = tmp_path / "qemu.dtb"
-    cmd = [qemu72(), "-M", f"virt,dumpdtb={path},dtb-randomness=off", "-cpu", cpu]
+    cmd = [str(qemu72()), "-M", f"virt,dumpdtb={path},dtb-randomness=off", "-cpu", cpu]
     qemu = dump([*cmd, "-smp", smp, "-display", "none"], path)
     ours = pyqemu_tree(tmp_path, cpu, topology)
     capsys.readouterr()
