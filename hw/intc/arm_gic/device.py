@@ -1224,6 +1224,37 @@ _GICD_IIDR: Final = bytes((0x3B, 0x04, 0x00, 0x00))
 """GICD_IIDR, byte by byte: ARM's JEP106 code."""
 
 
+def _bit_per_irq(s: GICState, n: int) -> bool:
+    """Whether byte ``n`` of a bit-per-interrupt block has a configured IRQ."""
+    return n * 8 < s._num_irqs
+
+
+def _dist_bytes(
+    name: str,
+    offset: int,
+    count: int,
+    read: _DistRead,
+    write: _DistWrite | None = None,
+    *,
+    present: Callable[[GICState, int], bool] | None = None,
+) -> RegisterArray[GICState]:
+    """``count`` distributor byte registers from ``offset``.
+
+    Byte ``n`` reads with ``read(regs, n, cpu)``; with ``write`` it is RW and
+    a write runs ``write(regs, n, value, cpu)`` and then the interrupt update.
+    """
+    return RegisterArray(
+        name,
+        offset,
+        count,
+        RO if write is None else RW,
+        width=8,
+        read=lambda s, n: s._dist_read(read, n),
+        write=None if write is None else lambda s, n, v: s._dist_write(write, n, v),
+        present=present,
+    )
+
+
 @final
 class GicCpuView:
     """One CPU's view of the CPU interface: the GIC and the CPU it serves.
@@ -1598,22 +1629,18 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
         "gic_dist",
         GIC_DIST_SIZE,
         [
-            RegisterArray(
+            _dist_bytes(
                 "CTLR",
                 DistRegister.CTLR,
                 4,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_ctlr_byte, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_ctlr_byte, n, v),
+                GICRegisters.read_ctlr_byte,
+                GICRegisters.write_ctlr_byte,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "TYPER",
                 DistRegister.TYPER,
                 4,
-                RO,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_typer_byte, n),
+                GICRegisters.read_typer_byte,
             ),
             RegisterArray(
                 "IIDR",
@@ -1623,60 +1650,46 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
                 width=8,
                 read=lambda s, n: _GICD_IIDR[n],
             ),
-            RegisterArray(
+            _dist_bytes(
                 "IGROUPR",
                 DistRegister.IGROUPR,
                 GIC_MAX_IRQ_IDS // 8,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_igroupr, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_igroupr, n, v),
+                GICRegisters.read_igroupr,
+                GICRegisters.write_igroupr,
                 # Without groups (a GICv1) the whole block is RAZ/WI.
                 present=lambda s, n: not s._v2 or n * 8 < s._num_irqs,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ISENABLER",
                 DistRegister.ISENABLER,
                 GIC_MAX_IRQ_IDS // 8,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_enabler, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.set_enable, n, v),
-                present=lambda s, n: n * 8 < s._num_irqs,
+                GICRegisters.read_enabler,
+                GICRegisters.set_enable,
+                present=_bit_per_irq,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ICENABLER",
                 DistRegister.ICENABLER,
                 GIC_MAX_IRQ_IDS // 8,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_enabler, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.clear_enable, n, v),
-                present=lambda s, n: n * 8 < s._num_irqs,
+                GICRegisters.read_enabler,
+                GICRegisters.clear_enable,
+                present=_bit_per_irq,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ISPENDR",
                 DistRegister.ISPENDR,
                 GIC_MAX_IRQ_IDS // 8,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_pendr, n),
-                write=lambda s, n, v: s._dist_write(
-                    GICRegisters.set_pending_byte, n, v
-                ),
-                present=lambda s, n: n * 8 < s._num_irqs,
+                GICRegisters.read_pendr,
+                GICRegisters.set_pending_byte,
+                present=_bit_per_irq,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ICPENDR",
                 DistRegister.ICPENDR,
                 GIC_MAX_IRQ_IDS // 8,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_pendr, n),
-                write=lambda s, n, v: s._dist_write(
-                    GICRegisters.clear_pending_byte, n, v
-                ),
-                present=lambda s, n: n * 8 < s._num_irqs,
+                GICRegisters.read_pendr,
+                GICRegisters.clear_pending_byte,
+                present=_bit_per_irq,
             ),
             RegisterArray(
                 "ISACTIVER",
@@ -1686,68 +1699,54 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
                 width=8,
                 read=lambda s, n: s._dist_read(GICRegisters.read_activer, n),
                 write=_write_isactiver,
-                present=lambda s, n: n * 8 < s._num_irqs,
+                present=_bit_per_irq,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ICACTIVER",
                 DistRegister.ICACTIVER,
                 GIC_MAX_IRQ_IDS // 8,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_activer, n),
-                write=lambda s, n, v: s._dist_write(
-                    GICRegisters.clear_active_byte, n, v
-                ),
+                GICRegisters.read_activer,
+                GICRegisters.clear_active_byte,
                 present=lambda s, n: s._v2 and n * 8 < s._num_irqs,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "IPRIORITYR",
                 DistRegister.IPRIORITYR,
                 GIC_MAXIRQ,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_priority, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_priority, n, v),
+                GICRegisters.read_priority,
+                GICRegisters.write_priority,
                 present=lambda s, n: n < s._num_irqs,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ITARGETSR",
                 DistRegister.ITARGETSR,
                 GIC_MAX_IRQ_IDS,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_targets, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_targets, n, v),
+                GICRegisters.read_targets,
+                GICRegisters.write_targets,
                 # RAZ/WI on a uniprocessor GIC, the whole block.
                 present=lambda s, n: s._uni or n < s._num_irqs,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "ICFGR",
                 DistRegister.ICFGR,
                 GIC_MAX_IRQ_IDS // 4,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_icfgr, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_icfgr, n, v),
+                GICRegisters.read_icfgr,
+                GICRegisters.write_icfgr,
                 present=lambda s, n: n * 4 < s._num_irqs,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "CPENDSGIR",
                 DistRegister.CPENDSGIR,
                 GIC_NR_SGIS,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_sgi_pending, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_cpendsgir, n, v),
+                GICRegisters.read_sgi_pending,
+                GICRegisters.write_cpendsgir,
             ),
-            RegisterArray(
+            _dist_bytes(
                 "SPENDSGIR",
                 DistRegister.SPENDSGIR,
                 GIC_NR_SGIS,
-                RW,
-                width=8,
-                read=lambda s, n: s._dist_read(GICRegisters.read_sgi_pending, n),
-                write=lambda s, n, v: s._dist_write(GICRegisters.write_spendsgir, n, v),
+                GICRegisters.read_sgi_pending,
+                GICRegisters.write_spendsgir,
             ),
             RegisterArray(
                 "ID",
