@@ -105,6 +105,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar, final
@@ -112,7 +113,7 @@ from typing import ClassVar, final
 from qemu_api._compat import override
 from qemu_api.bql import bql_assert_locked
 from qemu_api.error import Error
-from qemu_api.option import parse_size
+from qemu_api.option import parse_bool, parse_size
 from qemu_api.qom import Object, callback_owner
 from qemu_api.timer import CLOCK_REALTIME, SCALE_MS, Timer, qemu_clock_get_ms
 
@@ -215,6 +216,11 @@ class Chardev:
     """The option names this backend accepts."""
     SUPPORTS_WRITE_WATCH: ClassVar[bool] = False
     """True if the backend calls :meth:`be_writable` when room frees up."""
+    COMMON_OPTIONS: ClassVar[frozenset[str]] = frozenset({"logfile", "logappend"})
+    """The options every backend takes (QEMU's ``ChardevCommon``): ``logfile``
+    names a file that receives a copy of everything the frontend wrote (what
+    the backend accepted); ``logappend=on`` appends to it instead of
+    truncating it."""
 
     def __init__(self, label: str, options: ChardevOptions | None = None) -> None:
         self.label = label
@@ -225,12 +231,23 @@ class Chardev:
         self._fe: CharBackend | None = None
         self._write_watches: list[Callable[[], None]] = []
         for name in options or {}:
-            if name not in self.OPTIONS:
-                accepted = ", ".join(sorted(self.OPTIONS)) or "none"
+            if name not in self.OPTIONS and name not in self.COMMON_OPTIONS:
+                accepted = ", ".join(sorted(self.OPTIONS | self.COMMON_OPTIONS))
                 raise Error(
                     f"Invalid parameter '{name}'",
                     hint=f"Options of the '{self.BACKEND}' backend: {accepted}\n",
                 )
+        logfile = (options or {}).get("logfile")
+        self.logfile = None if logfile is None else str(logfile)
+        """The file that receives a copy of the output (``logfile=``), or None."""
+        logappend = (options or {}).get("logappend", False)
+        self.logappend = (
+            logappend
+            if isinstance(logappend, bool)
+            else parse_bool("logappend", str(logappend))
+        )
+        """True if the log is appended to rather than truncated."""
+        self._logfd = -1
 
     # -- hooks ---------------------------------------------------------------
 
@@ -303,10 +320,58 @@ class Chardev:
             else:
                 n = self.write(bytes(view[done : done + CHR_WRITE_CHUNK]))
             if n > 0:
+                if self._logfd >= 0:
+                    self.log_output(view[done : done + n])
                 done += n
             else:
                 self.wait_writable()
         return done
+
+    def open_log(self) -> None:
+        """Open :attr:`logfile`, if one was given (QEMU's ``qemu_char_open``).
+
+        The file is created with mode 0666 less the umask and truncated
+        unless :attr:`logappend`.  Called by :func:`qemu_chr_new` before
+        :meth:`open`.
+
+        Raises:
+            Error: the file cannot be created (``Could not create 'PATH': ...``).
+        """
+        if self.logfile is None or self._logfd >= 0:
+            return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        flags |= os.O_APPEND if self.logappend else os.O_TRUNC
+        try:
+            self._logfd = os.open(self.logfile, flags, 0o666)
+        except OSError as e:
+            raise Error(f"Could not create '{self.logfile}': {e.strerror}") from None
+
+    def close_log(self) -> None:
+        """Close the log file, if open; called when the chardev is deleted."""
+        if self._logfd >= 0:
+            os.close(self._logfd)
+            self._logfd = -1
+
+    def log_output(self, data: bytes | memoryview) -> None:
+        """Append output the backend accepted to the log (``qemu_chr_write_log``).
+
+        A failing log write drops the rest of ``data``, as QEMU does: the log
+        never stalls or stops the device.
+        """
+        if self._logfd < 0:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._logfd, view)
+            except BlockingIOError:
+                time.sleep(100e-6)
+                continue
+            except OSError:
+                return
+            if n <= 0:
+                return
+            view = view[n:]
 
     def add_write_watch(self, callback: Callable[[], None]) -> bool:
         """Call ``callback`` once, with the BQL held, when writing can resume.
@@ -588,7 +653,12 @@ driver name
                 + "\n",
             )
         chr_ = cls(label, options)
-        opened = chr_.open()
+        chr_.open_log()
+        try:
+            opened = chr_.open()
+        except BaseException:
+            chr_.close_log()
+            raise
     except Error as err:
         raise err.prepend(f"Failed to add chardev '{label}': ") from None
     _chardevs[label] = chr_
@@ -624,6 +694,7 @@ def qemu_chr_delete(label: str) -> None:
         )
     del _chardevs[label]
     chr_.close()
+    chr_.close_log()
 
 
 def qemu_chr_reset() -> None:
@@ -641,6 +712,7 @@ def qemu_chr_reset() -> None:
         if chr_._fe is not None:
             chr_._fe._detach()
         chr_.close()
+        chr_.close_log()
 
 
 def _ringbuf(device: str) -> RingBufChardev:
@@ -960,7 +1032,10 @@ class CharBackend:
         chr_ = self._chr
         if chr_ is None:
             return 0
-        return chr_.write(data)
+        n = chr_.write(data)
+        if n > 0 and chr_.logfile is not None:
+            chr_.log_output(data[:n])
+        return n
 
     def write_all(self, data: bytes) -> int:
         """Write everything, blocking while the backend is full.

@@ -16,6 +16,7 @@ from typing import Final
 import pytest
 
 import pyqemu_config
+from tests.oracle import qemu72
 from tests.qtest.libqtest import QTestState, qemu_binary
 
 TARGETS: Final = ("aarch64", "x86_64")
@@ -373,3 +374,31 @@ def test_option_s_serves_qtest_while_paused() -> None:
         qts.writel(0x40000000, 3)
         assert qts.readl(0x40000000) == 3
         assert qts.clock_step(5) == 5
+
+
+@needs_pl011
+def test_chardev_logfile_matches_qemu(tmp_path: Path) -> None:
+    """``-chardev ...,logfile=`` copies the UART's output as QEMU 7.2 does."""
+    uart = 0x0900_0000
+    text = b"logged\r\n"
+    logs = {}
+    for name, binary in (("qemu", qemu72()), ("pyqemu", None)):
+        log = tmp_path / f"{name}.log"
+        log.write_bytes(b"truncated")
+        args = ["-M", "virt", "-nodefaults", "-S", "-serial", "chardev:c"]
+        args += ["-chardev", f"null,id=c,logfile={log}"]
+        with QTestState(args, binary=binary, accel=None) as qts:
+            qts.writel(uart + 0x30, 0x301)  # UARTCR: UARTEN, TXE, RXE
+            for byte in text:
+                qts.writel(uart, byte)
+            qts.readl(uart + 0x18)  # a round trip: the writes are done
+            logs[name] = log.read_bytes()
+    assert logs["qemu"] == text
+    assert logs["pyqemu"] == logs["qemu"]
+    bad = "null,id=c,logfile=/nonexistent/dir/log"
+    res = run("-M", "virt", "-S", "-display", "none", "-chardev", bad)
+    assert res.returncode == 1
+    assert res.stderr == (
+        f"pyqemu-system-aarch64: -chardev {bad}: Could not create "
+        "'/nonexistent/dir/log': No such file or directory\n"
+    )

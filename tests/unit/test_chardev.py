@@ -201,10 +201,12 @@ def test_unknown_option():
     with pytest.raises(Error) as ei:
         qemu_chr_new("x", "ringbuf", {"sise": 16})
     assert str(ei.value) == "Failed to add chardev 'x': Invalid parameter 'sise'"
-    assert ei.value.hint == "Options of the 'ringbuf' backend: size\n"
+    assert (
+        ei.value.hint == "Options of the 'ringbuf' backend: logappend, logfile, size\n"
+    )
     with pytest.raises(Error) as ei:
         qemu_chr_new("y", "null", {"path": "/tmp/x"})
-    assert ei.value.hint == "Options of the 'null' backend: none\n"
+    assert ei.value.hint == "Options of the 'null' backend: logappend, logfile\n"
 
 
 def test_ringbuf_size_power_of_two():
@@ -411,6 +413,77 @@ def test_ringbuf_as_device_output():
     assert woken == [True]
     assert not pending(watch)
     assert fe.send_break(True) is False
+
+
+def test_logfile_copies_what_the_backend_took(tmp_path):
+    log = tmp_path / "out.log"
+    log.write_bytes(b"old contents")
+    bounded = qemu_chr_new("b", "test-bounded", {"capacity": 4, "logfile": str(log)})
+    assert isinstance(bounded, BoundedChardev)
+    assert bounded.logfile == str(log)
+    assert not bounded.logappend
+    assert log.read_bytes() == b""  # truncated at creation, as QEMU does
+    fe = CharBackend()
+    fe.connect(bounded)
+    assert fe.write(b"abcdef") == 4  # a full backend: only what it took is logged
+    assert log.read_bytes() == b"abcd"
+    assert fe.write(b"gh") == 0
+    assert log.read_bytes() == b"abcd"
+    assert bounded.drain(4) == b"abcd"
+    assert fe.write(b"gh") == 2
+    assert log.read_bytes() == b"abcdgh"
+    fe.disconnect()
+    qemu_chr_delete("b")
+    assert bounded._logfd == -1
+
+
+def test_logfile_write_all_and_append(tmp_path):
+    log = tmp_path / "out.log"
+    log.write_bytes(b"kept:")
+    ring = qemu_chr_new("r", "ringbuf", {"logfile": str(log), "logappend": "on"})
+    fe = CharBackend()
+    fe.connect(ring)
+    data = bytes(range(256)) * 300  # larger than one write chunk
+    assert fe.write_all(data) == len(data)
+    assert log.read_bytes() == b"kept:" + data
+    # Input from the host is not logged, only output.
+    ring.be_write(b"input")
+    assert log.read_bytes() == b"kept:" + data
+    fe.disconnect()
+
+
+def test_logfile_on_null_and_reset(tmp_path):
+    log = tmp_path / "null.log"
+    null = qemu_chr_new("n", "null", {"logfile": str(log), "logappend": False})
+    fe = CharBackend()
+    fe.connect(null)
+    assert fe.write(b"discarded but logged") == 20
+    assert log.read_bytes() == b"discarded but logged"
+    qemu_chr_reset()
+    assert null._logfd == -1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"logfile": "/nonexistent/dir/log"},
+            (
+                "Failed to add chardev 'x': Could not create "
+                "'/nonexistent/dir/log': No such file or directory"
+            ),
+        ),
+        (
+            {"logfile": "/tmp/unused.log", "logappend": "maybe"},
+            "Failed to add chardev 'x': Parameter 'logappend' expects 'on' or 'off'",
+        ),
+    ],
+)
+def test_logfile_errors(options, message):
+    with pytest.raises(Error) as ei:
+        qemu_chr_new("x", "null", options)
+    assert str(ei.value) == message
+    assert qemu_chr_find("x") is None
 
 
 def test_ringbuf_qmp_utf8():
