@@ -35,7 +35,7 @@ endings.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, final
 
@@ -64,9 +64,15 @@ HMPArgs = dict[str, "str | bool"]
 class _Output:
     """What a command prints (QEMU's ``monitor_printf`` into ``outbuf``)."""
 
-    def __init__(self, qmp: QMPCommandHandlers, cpu_index: int = 0) -> None:
+    def __init__(
+        self,
+        qmp: QMPCommandHandlers,
+        cpu_index: int = 0,
+        history: Sequence[str] | None = None,
+    ) -> None:
         self.qmp = qmp
         self.cpu_index = cpu_index
+        self.history = history
         self._parts: list[str] = []
 
     def print(self, text: str) -> None:
@@ -212,7 +218,10 @@ def _find(table: tuple[HMPCommand, ...], name: str) -> HMPCommand | None:
 
 
 def handle_hmp_command(
-    qmp: QMPCommandHandlers, command_line: str, cpu_index: int = 0
+    qmp: QMPCommandHandlers,
+    command_line: str,
+    cpu_index: int = 0,
+    history: Sequence[str] | None = None,
 ) -> str:
     r"""Run one HMP command line and return what it prints (``handle_hmp_command``).
 
@@ -220,11 +229,14 @@ def handle_hmp_command(
         qmp: the QMP command handlers the HMP commands call.
         command_line: the line, as typed at the ``(qemu)`` prompt.
         cpu_index: the monitor's current CPU (``info registers``, ``info cpus``).
+        history: the monitor's line history, oldest first, for ``info
+            history``; None for a monitor without line editing (QMP's
+            ``human-monitor-command``), where it prints nothing, as in QEMU.
 
     Returns:
         The output with ``\r\n`` line endings; empty for a blank line.
     """
-    out = _Output(qmp, cpu_index)
+    out = _Output(qmp, cpu_index, history)
     table = HMP_COMMANDS
     p = 0
     cmd: HMPCommand | None = None
@@ -425,6 +437,12 @@ def _hmp_info_chardev(out: _Output, args: HMPArgs) -> None:
         out.print(f"{info.label}: filename={info.filename}\n")
 
 
+def _hmp_info_history(out: _Output, args: HMPArgs) -> None:
+    """``hmp_info_history``: the readline history, this line last."""
+    for i, line in enumerate(out.history or ()):
+        out.print(f"{i}: '{line}'\n")
+
+
 def _hmp_info_mtree(out: _Output, args: HMPArgs) -> None:
     """``hmp_info_mtree``."""
     out.print(
@@ -553,6 +571,7 @@ def _hmp_info(out: _Output, args: HMPArgs) -> None:
 HMP_INFO_COMMANDS: Final[tuple[HMPCommand, ...]] = (
     HMPCommand("chardev", "", "", "show the character devices", _hmp_info_chardev),
     HMPCommand("cpus", "", "", "show infos for each CPU", _hmp_info_cpus),
+    HMPCommand("history", "", "", "show the command line history", _hmp_info_history),
     HMPCommand(
         "irq", "", "", "show the interrupts statistics (if available)", _hmp_info_irq
     ),

@@ -398,7 +398,7 @@ class HMPMonitor:
     # -- commands -------------------------------------------------------------------
 
     def _run_line(self, line: str) -> None:
-        text = handle_hmp_command(self._handlers, line)
+        text = handle_hmp_command(self._handlers, line, history=self._rs.history)
         self._outbuf += text.encode("utf-8", "replace")
         if not self._closed:
             self._rs.show_prompt()

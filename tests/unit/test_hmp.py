@@ -108,6 +108,12 @@ def test_monitor_on_a_chardev(qemu_runtime: None) -> None:
     mon.receive(b"info nosuch\r")
     assert "unknown command: 'info nosuch'\r\n(qemu) " in ringbuf_read("hmp", 65536)
     assert mon.history == ["info status", "info version", "info nosuch"]
+    mon.receive(b"info status\r")
+    mon.receive(b"info history\r")
+    assert ringbuf_read("hmp", 65536).endswith(
+        "\r\n0: 'info version'\r\n1: 'info nosuch'\r\n2: 'info status'\r\n"
+        "3: 'info history'\r\n(qemu) "
+    )
     mon.close()
 
 
@@ -123,6 +129,8 @@ def test_info_commands_as_qemu() -> None:
         "decompress-error-check: on\r\nclear-bitmap-shift: 18\r\n"
     )
     assert handle_hmp_command(cmds, "help quit") == "quit|q  -- quit the emulator\r\n"
+    # A monitor without line editing (QMP's human-monitor-command) has none.
+    assert handle_hmp_command(cmds, "info history") == ""
 
 
 def test_human_monitor_command_cpu_index(qemu_runtime: None) -> None:
@@ -226,7 +234,8 @@ def test_nographic_session_as_qemu() -> None:
     qemu = shutil.which("qemu-system-aarch64")
     if qemu is None:
         pytest.fail("qemu-system-aarch64 (QEMU 7.2, the oracle) is not installed")
-    script = [b"\x01h", b"\x01c", b"info status\r", b"\x01c", b"\x01c", b"\x01x"]
+    script = [b"\x01h", b"\x01c", b"info status\r", b"info history\r"]
+    script += [b"\x01c", b"\x01c", b"\x01x"]
     theirs = _session([qemu], script)
     ours = _session([str(qemu_binary("aarch64"))], script)
     assert BANNER.sub(b"BANNER\r\n", ours) == BANNER.sub(b"BANNER\r\n", theirs)
