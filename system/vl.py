@@ -684,7 +684,8 @@ class Emulator:
         try:
             log.qemu_set_log_filename_flags(self.cfg.last("D"), mask)
         except Error as e:
-            raise CommandLineError("-D", e.msg) from None
+            # QEMU opens the file after the options are read: no location.
+            raise CommandLineError(None, e.msg) from None
 
     def setup_trace(self) -> None:
         """``-trace`` options, then the backends and the trace file."""

@@ -234,7 +234,7 @@ def test_bad_log_item() -> None:
 
 def test_log_file_that_cannot_be_opened() -> None:
     assert error_of("-M", "none", "-D", "/nonexistent/dir/log", "-d", "unimp") == (
-        "pyqemu-system-aarch64: -D: Error opening logfile /nonexistent/dir/log: "
+        "pyqemu-system-aarch64: Error opening logfile /nonexistent/dir/log: "
         "No such file or directory\n"
     )
 
