@@ -6,6 +6,8 @@ SRC_PATH ?= $(CURDIR)
 BUILD_DIR ?= $(SRC_PATH)/build
 PYVENV := $(BUILD_DIR)/pyvenv/bin
 NINJA := $(PYVENV)/ninja
+# meson, when ninja reruns it, finds ninja through this (not PATH).
+export NINJA
 MESON := $(PYVENV)/meson
 MTEST := $(MESON) test -C $(BUILD_DIR) --print-errorlogs --num-processes 2
 SUMMARY := $(PYVENV)/python3 $(SRC_PATH)/scripts/test-summary.py $(BUILD_DIR)
