@@ -29,6 +29,7 @@ import ctypes
 import mmap
 import struct
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, final
@@ -75,10 +76,13 @@ from accel.tcg.engine_api import (
     SysregWrite,
 )
 
-__all__ = ["CPU_MODELS", "UnicornEngine"]
+__all__ = ["BLOCK_HOOK_LINGER_S", "CPU_MODELS", "UnicornEngine"]
 
 CPU_MODELS: Final = {"cortex-a57": UC_CPU_ARM64_A57, "max": UC_CPU_ARM64_MAX}
 """The engine's CPU models by ``-cpu`` name."""
+
+BLOCK_HOOK_LINGER_S: Final = 2.0
+"""How long the native block hook stays in translated code after its last use."""
 
 PAGE: Final = 0x1000
 """The granule the engine maps memory in (a multiple of its own 1 KiB pages)."""
@@ -158,6 +162,7 @@ class UnicornEngine:
         self._block_hook: int | None = None
         self._counting = False
         self._watcher: BlockWatcher | None = None
+        self._block_unwanted_since: float | None = None
         self._exception_state = _ExceptionState(self._uc)
         uc = self._uc
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
@@ -354,21 +359,55 @@ class UnicornEngine:
         self._update_block_hook()
 
     def _update_block_hook(self) -> None:
+        """Put the block hook into translated code when wanted.
+
+        Translated blocks call a block hook only if it existed when they were
+        translated, and each call costs about as much as a short block. So
+        the hook is added (and the translations flushed) when first wanted;
+        unwanted, it is only switched off (the native hook's flag, or
+        :meth:`_on_block` finding nothing to do) and stays in the
+        translations until it has been unwanted for
+        :data:`BLOCK_HOOK_LINGER_S` (see :meth:`run`). A guest that keeps
+        masking and unmasking a pending interrupt does not retranslate its
+        code each time, and a guest that computes runs its blocks without
+        the call.
+        """
         want = self._counting or self._watcher is not None
         native = self._native
         if native is not None:
-            # The native block hook is always there: a flag switches it.
             native.state.watching = int(want)
+        if not want:
+            if self.block_hook_installed() and self._block_unwanted_since is None:
+                self._block_unwanted_since = time.monotonic()
             return
-        # Translated blocks call the hook only if it existed when they were
-        # translated: adding or removing it retranslates.
-        if want and self._block_hook is None:
+        self._block_unwanted_since = None
+        if self.block_hook_installed():
+            return
+        if native is not None:
+            native.install_block()
+        else:
             self._block_hook = self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
-            self._uc.ctl_flush_tb()
-        elif not want and self._block_hook is not None:
+        self._uc.ctl_flush_tb()
+
+    def _drop_block_hook(self) -> None:
+        """Remove the block hook from the engine and from translated code."""
+        self._block_unwanted_since = None
+        native = self._native
+        if native is not None and native.block_installed:
+            native.remove_block()
+        elif self._block_hook is not None:
             self._uc.hook_del(self._block_hook)
             self._block_hook = None
-            self._uc.ctl_flush_tb()
+        else:
+            return
+        self._uc.ctl_flush_tb()
+
+    def block_hook_installed(self) -> bool:
+        """Return True while translated blocks call the block hook."""
+        native = self._native
+        if native is not None:
+            return native.block_installed
+        return self._block_hook is not None
 
     def _on_block(self, _uc: Uc, address: int, size: int, _data: object) -> None:
         if self._counting:
@@ -388,6 +427,9 @@ class UnicornEngine:
         ex.kind = ExitKind.STOPPED
         ex.intno = -1
         self._block_size = 0
+        since = self._block_unwanted_since
+        if since is not None and time.monotonic() - since > BLOCK_HOOK_LINGER_S:
+            self._drop_block_hook()
         try:
             self._uc.emu_start(pc, 0, 0, count)
             error = self._error
@@ -571,8 +613,12 @@ class _NativeHooks:
         for i, k in enumerate(sorted(keys)):
             state.keys[i] = k
         self.state = state
+        self._lib = lib
         uch = engine._uc._uch
+        self._uch = uch
         user = ctypes.cast(ctypes.pointer(state), ctypes.c_void_p)
+        self._user = user
+        self._block_handle: int | None = None
         for insn, fn in (
             (a64.UC_ARM64_INS_MRS, lib.pyqemu_mrs_hook),
             (a64.UC_ARM64_INS_MSR, lib.pyqemu_msr_hook),
@@ -584,12 +630,30 @@ class _NativeHooks:
                 user,
                 ctypes.c_int(insn),
             )
-        _hook_add(
-            uch,
-            UC_HOOK_BLOCK,
-            ctypes.cast(lib.pyqemu_block_hook, ctypes.c_void_p),
-            user,
-        )
+
+    @property
+    def block_installed(self) -> bool:
+        """Whether the engine has the native block hook."""
+        return self._block_handle is not None
+
+    def install_block(self) -> None:
+        """Add the native block hook (blocks translated from now on call it)."""
+        if self._block_handle is None:
+            self._block_handle = _hook_add(
+                self._uch,
+                UC_HOOK_BLOCK,
+                ctypes.cast(self._lib.pyqemu_block_hook, ctypes.c_void_p),
+                self._user,
+            )
+
+    def remove_block(self) -> None:
+        """Remove the native block hook (flush the translations after it)."""
+        handle = self._block_handle
+        if handle is not None:
+            self._block_handle = None
+            status = _uclib.uc_hook_del(self._uch, ctypes.c_size_t(handle))
+            if status != UC_ERR_OK:
+                raise UcError(status)
 
     @classmethod
     def install(
@@ -627,7 +691,7 @@ class _NativeHooks:
 
 def _hook_add(
     uch: object, htype: int, callback: object, user: object, *extra: object
-) -> None:
+) -> int:
     handle = ctypes.c_size_t()
     status = _uclib.uc_hook_add(
         uch,
@@ -641,6 +705,7 @@ def _hook_add(
     )
     if status != UC_ERR_OK:
         raise UcError(status)
+    return handle.value
 
 
 def _nothing() -> None:
