@@ -248,8 +248,8 @@ class UnicornEngine:
         size: int,
         read: MMIO_READ,
         write: MMIO_WRITE,
-        lock: Callable[[], None] | None = None,
-        unlock: Callable[[], None] | None = None,
+        lock: Callable[[], object] | None = None,
+        unlock: Callable[[], object] | None = None,
     ) -> None:
         """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
 
@@ -708,8 +708,8 @@ def _hook_add(
     return handle.value
 
 
-def _nothing() -> None:
-    pass
+def _nothing() -> object:
+    return None
 
 
 def _disable_exit_checks(uc: Uc) -> None:
