@@ -5,8 +5,8 @@ pause/resume half of ``system/cpus.c``, for one engine per vCPU thread.
 
 The thread holds the BQL except while guest code runs (:meth:`Engine.run` drops
 the GIL too; the BQL is lent with :func:`~qemu_api.bql.bql_lend`, and the
-engine's device callbacks take it back for each access) and while it waits. A slice of guest code ends when something needs
-the emulator:
+engine's device callbacks take it back for each access) and while it waits. A
+slice of guest code ends when something needs the emulator:
 
 - a **kick** (:meth:`VCPU.kick`): an interrupt line of the CPU changed, the
   machine is being stopped, reset or shut down, or the memory map changed. The

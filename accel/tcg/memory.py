@@ -5,9 +5,9 @@ are mapped from the very buffers of their memory regions (the one copy of guest
 RAM that DMA, qtest and migration use too), everything else that is mapped goes
 through the address space's dispatch, one call per guest access, with the BQL
 taken for it (the vCPU thread lends it while guest code runs, see
-:func:`~qemu_api.bql.bql_lend`). Addresses where nothing is mapped stay unmapped in the engine, so
-an access there stops the guest at the faulting instruction and the CPU takes a
-synchronous external abort, as on QEMU.
+:func:`~qemu_api.bql.bql_lend`). Addresses where nothing is mapped stay
+unmapped in the engine, so an access there stops the guest at the faulting
+instruction and the CPU takes a synchronous external abort, as on QEMU.
 
 The engine maps whole pages (:data:`PAGE`): the page-aligned inside of a RAM
 range is mapped directly; the pages around the edges of RAM, and every page with

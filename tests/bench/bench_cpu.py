@@ -220,7 +220,7 @@ def engine_path_load_ns(loads: int) -> float:
 
 
 def idle_cpu_seconds(cmd: list[str]) -> tuple[float, float]:
-    """Run the idle guest; return (host CPU s, wall s) from its first line to its last."""
+    """Run the idle guest; return host CPU and wall seconds from line 1 to line 2."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
@@ -277,7 +277,16 @@ def main() -> int:
     )
 
     idle = GUESTS / "idle.elf"
-    common = ["-M", "virt", "-display", "none", "-serial", "stdio", "-kernel", str(idle)]
+    common = [
+        "-M",
+        "virt",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(idle),
+    ]
     used, wall = idle_cpu_seconds([str(LAUNCHER), *common])
     qemu_used, qemu_wall = idle_cpu_seconds([QEMU, "-cpu", "cortex-a57", *common])
     print(
