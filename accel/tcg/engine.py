@@ -105,6 +105,9 @@ _REG_IDS: Final = (
     a64.UC_ARM64_REG_FPSR,
 )
 _XZR: Final = a64.UC_ARM64_REG_XZR
+_CP_REG: Final = a64.UC_ARM64_REG_CP_REG
+_uc_reg_read = _uclib.uc_reg_read
+_uc_reg_write = _uclib.uc_reg_write
 _TPIDR_EL0: Final = 3 << 14 | 3 << 11 | 13 << 7 | 0 << 3 | 2
 _V_IDS: Final = tuple(range(a64.UC_ARM64_REG_Q0, a64.UC_ARM64_REG_Q0 + 32))
 
@@ -140,6 +143,7 @@ class UnicornEngine:
         hooked: frozenset[int],
     ) -> None:
         self._uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self._uch = self._uc._uch
         self._uc.ctl_set_cpu_model(CPU_MODELS[model])
         _disable_exit_checks(self._uc)
         # No exit address: runs end only on events (emu_start's "until" is
@@ -177,11 +181,27 @@ class UnicornEngine:
 
     # -- registers ------------------------------------------------------------
 
+    # The binding's reg_read/reg_write cost several microseconds each (type
+    # lookups, a ctypes object per call); the engine calls the C API directly
+    # with a fresh ctypes buffer per call (calls from two threads never share
+    # one: the GIL is released during the C call).
+
+    def _get(self, reg_id: int) -> int:
+        buf = ctypes.c_uint64()
+        status = _uc_reg_read(self._uch, reg_id, ctypes.byref(buf))
+        if status != UC_ERR_OK:
+            raise UcError(status, reg_id)
+        return buf.value
+
+    def _put(self, reg_id: int, value: int) -> None:
+        buf = ctypes.c_uint64(value & 0xFFFFFFFFFFFFFFFF)
+        status = _uc_reg_write(self._uch, reg_id, ctypes.byref(buf))
+        if status != UC_ERR_OK:
+            raise UcError(status, reg_id)
+
     def reg_read(self, reg: int) -> int:
         """Return X0-X30 (0-30) or a :class:`Reg`."""
-        value = self._uc.reg_read(_REG_IDS[reg])
-        assert isinstance(value, int)
-        return value
+        return self._get(_REG_IDS[reg])
 
     def reg_write(self, reg: int, value: int) -> None:
         """Write X0-X30 (0-30) or a :class:`Reg`.
@@ -190,7 +210,7 @@ class UnicornEngine:
         (the exception level, the masks): the engine rebuilds them only after
         a system-register write, so one is made with TPIDR_EL0's own value.
         """
-        self._uc.reg_write(_REG_IDS[reg], value & 0xFFFFFFFFFFFFFFFF)
+        self._put(_REG_IDS[reg], value)
         if reg == Reg.PSTATE:
             self.sysreg_write(_TPIDR_EL0, self.sysreg_read(_TPIDR_EL0))
 
@@ -206,15 +226,18 @@ class UnicornEngine:
 
     def sysreg_read(self, key: int) -> int:
         """Return the engine's value of the system register *key*."""
-        value = self._uc.reg_read(a64.UC_ARM64_REG_CP_REG, _key_fields(key))
-        assert isinstance(value, int)
-        return value
+        cp = _CpReg(*_key_fields(key), 0)
+        status = _uc_reg_read(self._uch, _CP_REG, ctypes.byref(cp))
+        if status != UC_ERR_OK:
+            raise UcError(status, _CP_REG)
+        return int(cp.val)
 
     def sysreg_write(self, key: int, value: int) -> None:
         """Write the engine's system register *key*."""
-        self._uc.reg_write(
-            a64.UC_ARM64_REG_CP_REG, (*_key_fields(key), value & 0xFFFFFFFFFFFFFFFF)
-        )
+        cp = _CpReg(*_key_fields(key), value & 0xFFFFFFFFFFFFFFFF)
+        status = _uc_reg_write(self._uch, _CP_REG, ctypes.byref(cp))
+        if status != UC_ERR_OK:
+            raise UcError(status, _CP_REG)
 
     def read_insn(self, addr: int) -> int | None:
         """Return the instruction word at virtual address *addr*, or None.
@@ -475,9 +498,7 @@ class UnicornEngine:
     ) -> bool:
         ex = self._exit
         # The engine syncs PC to the faulting instruction before this hook.
-        pc = uc.reg_read(a64.UC_ARM64_REG_PC)
-        assert isinstance(pc, int)
-        ex.pc = pc
+        ex.pc = self._get(a64.UC_ARM64_REG_PC)
         ex.address = address
         ex.size = size
         ex.rom = access == UC_MEM_WRITE_PROT
@@ -502,7 +523,7 @@ class UnicornEngine:
         if result is None:
             return False
         if reg != _XZR:
-            self._uc.reg_write(reg, result)
+            self._put(reg, result)
         return True
 
     def _on_mrs(self, uc: Uc, reg: int, cp: tuple[int, ...], _data: object) -> bool:
