@@ -39,6 +39,7 @@ import sys
 import threading
 import typing
 from _thread import get_ident
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, final
 
@@ -59,8 +60,11 @@ __all__ = [
     "bql_assert_locked",
     "bql_block_unlock",
     "bql_guard",
+    "bql_lend",
+    "bql_lent_pair",
     "bql_lock",
     "bql_locked",
+    "bql_reclaim",
     "bql_set_debug_cell",
     "bql_unlock",
 ]
@@ -84,6 +88,7 @@ class _Held(threading.local):
     """
 
     held = False
+    lent = False
 
 
 _held = _Held()
@@ -199,6 +204,72 @@ def bql_unlock() -> None:
     _owner = None
     _held.held = False
     _bql.release()
+
+
+def bql_lend() -> None:
+    """Let other threads take the BQL while this thread runs guest code.
+
+    A vCPU thread runs guest code without the BQL and takes it back for each
+    device access the guest makes (QEMU's ``bql_unlock()`` around
+    ``cpu_exec()`` and the lock taken in ``prepare_mmio_access``). Between
+    :func:`bql_lend` and :func:`bql_reclaim` the lock is free for other
+    threads, and this thread's Python code must run only inside the pair of
+    :func:`bql_lent_pair` (the engine's device callbacks): there it holds the
+    lock, and :func:`bql_locked` stays True in this thread throughout, so the
+    pair costs one lock acquisition and release and nothing else per access.
+
+    Raises:
+        BqlNotHeldError: the current thread does not hold the BQL.
+        BqlUnlockBlockedError: a :class:`BqlRefCell` borrow is still alive.
+
+    >>> take, release = bql_lent_pair()
+    >>> bql_lend()
+    >>> take()
+    True
+    >>> bql_locked()
+    True
+    >>> release()
+    >>> bql_reclaim()
+    """
+    global _owner
+    if not _held.held:
+        raise _not_held("bql_lend()")
+    if _unlock_blocked:
+        raise BqlUnlockBlockedError(
+            f"bql_lend(): {_unlock_blocked} BqlRefCell borrow(s) still alive; "
+            "leave the 'with cell.borrow()/borrow_mut()' block before running "
+            "guest code"
+        )
+    _held.lent = True
+    _owner = None
+    _bql.release()
+
+
+def bql_reclaim() -> None:
+    """Take the BQL back after :func:`bql_lend`.
+
+    Raises:
+        BqlError: the current thread did not lend the BQL.
+    """
+    global _owner
+    if not _held.lent:
+        raise BqlError(
+            "bql_reclaim(): the current thread did not lend the BQL; call "
+            "bql_lend() first (or bql_lock() to take the BQL)"
+        )
+    _bql.acquire()
+    _owner = get_ident()
+    _held.lent = False
+
+
+def bql_lent_pair() -> tuple[Callable[[], bool], Callable[[], None]]:
+    """Return the functions that take and release the BQL in a lending thread.
+
+    Only for callbacks that run in a thread between :func:`bql_lend` and
+    :func:`bql_reclaim` (see there): they are the lock's own acquire and
+    release, with none of :func:`bql_lock`'s checks.
+    """
+    return _bql.acquire, _bql.release
 
 
 def bql_block_unlock(increase: bool) -> None:

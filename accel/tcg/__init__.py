@@ -25,6 +25,7 @@ from accel import AccelState
 from accel.tcg.cpus import VCPU, TcgCPU
 from accel.tcg.engine_api import Engine, SysregRead, SysregWrite
 from accel.tcg.memory import EngineMemory
+from qemu_api.bql import bql_lent_pair
 from qemu_api.error import Error
 from qemu_api.memory import AddressSpace, get_address_space_memory
 from qemu_api.qom import override
@@ -112,7 +113,25 @@ class TcgAccel(AccelState):
         if model not in cpu_models():
             raise Error(f"unable to find CPU model '{model}'")
         module = importlib.import_module("accel.tcg.engine")
-        engine: Engine = module.UnicornEngine(model, sysreg_read, sysreg_write, hooked)
+        # The engine calls the model's system registers while guest code runs:
+        # the vCPU thread has lent the BQL then (see accel.tcg.cpus).
+        take, release = bql_lent_pair()
+
+        def read(key: int) -> int | None:
+            take()
+            try:
+                return sysreg_read(key)
+            finally:
+                release()
+
+        def write(key: int, value: int) -> bool:
+            take()
+            try:
+                return sysreg_write(key, value)
+            finally:
+                release()
+
+        engine: Engine = module.UnicornEngine(model, read, write, hooked)
         space = get_address_space_memory()
         memory = EngineMemory(engine, space)
         vcpu = VCPU(

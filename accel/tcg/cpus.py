@@ -4,8 +4,9 @@ This is QEMU's ``accel/tcg/tcg-accel-ops.c``/``tcg-accel-ops-mttcg.c`` and the
 pause/resume half of ``system/cpus.c``, for one engine per vCPU thread.
 
 The thread holds the BQL except while guest code runs (:meth:`Engine.run` drops
-the GIL too) and while it waits. A slice of guest code ends when something needs
-the emulator:
+the GIL too; the BQL is lent with :func:`~qemu_api.bql.bql_lend`, and the
+engine's device callbacks take it back for each access) and while it waits. A
+slice of guest code ends when something needs the emulator:
 
 - a **kick** (:meth:`VCPU.kick`): an interrupt line of the CPU changed, the
   machine is being stopped, reset or shut down, or the memory map changed. The
@@ -34,7 +35,7 @@ from typing import Final, Protocol, final
 
 from accel.tcg.engine_api import Engine, EngineExit, ExitKind
 from accel.tcg.memory import EngineMemory
-from qemu_api.bql import bql_lock, bql_locked, bql_unlock
+from qemu_api.bql import bql_lend, bql_lock, bql_locked, bql_reclaim, bql_unlock
 from qemu_api.timer import (
     CLOCK_VIRTUAL,
     clock_set,
@@ -298,16 +299,17 @@ class VCPU:
             if self._kick or self._exit:
                 return True
             self._in_engine = True
-        bql_unlock()
+        # The engine's device callbacks take the BQL back for each access.
+        bql_lend()
         try:
             ex = self.engine.run(pc, budget)
         except Exception as exc:
-            bql_lock()
+            bql_reclaim()
             with self._cond:
                 self._in_engine = False
             self._fail("a device access from the CPU", exc)
             return True
-        bql_lock()
+        bql_reclaim()
         with self._cond:
             self._in_engine = False
             self._cond.notify_all()

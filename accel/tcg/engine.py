@@ -29,6 +29,7 @@ import ctypes
 import mmap
 import struct
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, final
@@ -75,10 +76,13 @@ from accel.tcg.engine_api import (
     SysregWrite,
 )
 
-__all__ = ["CPU_MODELS", "UnicornEngine"]
+__all__ = ["BLOCK_HOOK_LINGER_S", "CPU_MODELS", "UnicornEngine"]
 
 CPU_MODELS: Final = {"cortex-a57": UC_CPU_ARM64_A57, "max": UC_CPU_ARM64_MAX}
 """The engine's CPU models by ``-cpu`` name."""
+
+BLOCK_HOOK_LINGER_S: Final = 2.0
+"""How long the native block hook stays in translated code after its last use."""
 
 PAGE: Final = 0x1000
 """The granule the engine maps memory in (a multiple of its own 1 KiB pages)."""
@@ -101,6 +105,9 @@ _REG_IDS: Final = (
     a64.UC_ARM64_REG_FPSR,
 )
 _XZR: Final = a64.UC_ARM64_REG_XZR
+_CP_REG: Final = a64.UC_ARM64_REG_CP_REG
+_uc_reg_read = _uclib.uc_reg_read
+_uc_reg_write = _uclib.uc_reg_write
 _TPIDR_EL0: Final = 3 << 14 | 3 << 11 | 13 << 7 | 0 << 3 | 2
 _V_IDS: Final = tuple(range(a64.UC_ARM64_REG_Q0, a64.UC_ARM64_REG_Q0 + 32))
 
@@ -136,6 +143,7 @@ class UnicornEngine:
         hooked: frozenset[int],
     ) -> None:
         self._uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self._uch = self._uc._uch
         self._uc.ctl_set_cpu_model(CPU_MODELS[model])
         _disable_exit_checks(self._uc)
         # No exit address: runs end only on events (emu_start's "until" is
@@ -158,6 +166,7 @@ class UnicornEngine:
         self._block_hook: int | None = None
         self._counting = False
         self._watcher: BlockWatcher | None = None
+        self._block_unwanted_since: float | None = None
         self._exception_state = _ExceptionState(self._uc)
         uc = self._uc
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
@@ -172,11 +181,27 @@ class UnicornEngine:
 
     # -- registers ------------------------------------------------------------
 
+    # The binding's reg_read/reg_write cost several microseconds each (type
+    # lookups, a ctypes object per call); the engine calls the C API directly
+    # with a fresh ctypes buffer per call (calls from two threads never share
+    # one: the GIL is released during the C call).
+
+    def _get(self, reg_id: int) -> int:
+        buf = ctypes.c_uint64()
+        status = _uc_reg_read(self._uch, reg_id, ctypes.byref(buf))
+        if status != UC_ERR_OK:
+            raise UcError(status, reg_id)
+        return buf.value
+
+    def _put(self, reg_id: int, value: int) -> None:
+        buf = ctypes.c_uint64(value & 0xFFFFFFFFFFFFFFFF)
+        status = _uc_reg_write(self._uch, reg_id, ctypes.byref(buf))
+        if status != UC_ERR_OK:
+            raise UcError(status, reg_id)
+
     def reg_read(self, reg: int) -> int:
         """Return X0-X30 (0-30) or a :class:`Reg`."""
-        value = self._uc.reg_read(_REG_IDS[reg])
-        assert isinstance(value, int)
-        return value
+        return self._get(_REG_IDS[reg])
 
     def reg_write(self, reg: int, value: int) -> None:
         """Write X0-X30 (0-30) or a :class:`Reg`.
@@ -185,7 +210,7 @@ class UnicornEngine:
         (the exception level, the masks): the engine rebuilds them only after
         a system-register write, so one is made with TPIDR_EL0's own value.
         """
-        self._uc.reg_write(_REG_IDS[reg], value & 0xFFFFFFFFFFFFFFFF)
+        self._put(_REG_IDS[reg], value)
         if reg == Reg.PSTATE:
             self.sysreg_write(_TPIDR_EL0, self.sysreg_read(_TPIDR_EL0))
 
@@ -201,15 +226,18 @@ class UnicornEngine:
 
     def sysreg_read(self, key: int) -> int:
         """Return the engine's value of the system register *key*."""
-        value = self._uc.reg_read(a64.UC_ARM64_REG_CP_REG, _key_fields(key))
-        assert isinstance(value, int)
-        return value
+        cp = _CpReg(*_key_fields(key), 0)
+        status = _uc_reg_read(self._uch, _CP_REG, ctypes.byref(cp))
+        if status != UC_ERR_OK:
+            raise UcError(status, _CP_REG)
+        return int(cp.val)
 
     def sysreg_write(self, key: int, value: int) -> None:
         """Write the engine's system register *key*."""
-        self._uc.reg_write(
-            a64.UC_ARM64_REG_CP_REG, (*_key_fields(key), value & 0xFFFFFFFFFFFFFFFF)
-        )
+        cp = _CpReg(*_key_fields(key), value & 0xFFFFFFFFFFFFFFFF)
+        status = _uc_reg_write(self._uch, _CP_REG, ctypes.byref(cp))
+        if status != UC_ERR_OK:
+            raise UcError(status, _CP_REG)
 
     def read_insn(self, addr: int) -> int | None:
         """Return the instruction word at virtual address *addr*, or None.
@@ -243,8 +271,8 @@ class UnicornEngine:
         size: int,
         read: MMIO_READ,
         write: MMIO_WRITE,
-        lock: Callable[[], None] | None = None,
-        unlock: Callable[[], None] | None = None,
+        lock: Callable[[], object] | None = None,
+        unlock: Callable[[], object] | None = None,
     ) -> None:
         """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
 
@@ -354,21 +382,55 @@ class UnicornEngine:
         self._update_block_hook()
 
     def _update_block_hook(self) -> None:
+        """Put the block hook into translated code when wanted.
+
+        Translated blocks call a block hook only if it existed when they were
+        translated, and each call costs about as much as a short block. So
+        the hook is added (and the translations flushed) when first wanted;
+        unwanted, it is only switched off (the native hook's flag, or
+        :meth:`_on_block` finding nothing to do) and stays in the
+        translations until it has been unwanted for
+        :data:`BLOCK_HOOK_LINGER_S` (see :meth:`run`). A guest that keeps
+        masking and unmasking a pending interrupt does not retranslate its
+        code each time, and a guest that computes runs its blocks without
+        the call.
+        """
         want = self._counting or self._watcher is not None
         native = self._native
         if native is not None:
-            # The native block hook is always there: a flag switches it.
             native.state.watching = int(want)
+        if not want:
+            if self.block_hook_installed() and self._block_unwanted_since is None:
+                self._block_unwanted_since = time.monotonic()
             return
-        # Translated blocks call the hook only if it existed when they were
-        # translated: adding or removing it retranslates.
-        if want and self._block_hook is None:
+        self._block_unwanted_since = None
+        if self.block_hook_installed():
+            return
+        if native is not None:
+            native.install_block()
+        else:
             self._block_hook = self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
-            self._uc.ctl_flush_tb()
-        elif not want and self._block_hook is not None:
+        self._uc.ctl_flush_tb()
+
+    def _drop_block_hook(self) -> None:
+        """Remove the block hook from the engine and from translated code."""
+        self._block_unwanted_since = None
+        native = self._native
+        if native is not None and native.block_installed:
+            native.remove_block()
+        elif self._block_hook is not None:
             self._uc.hook_del(self._block_hook)
             self._block_hook = None
-            self._uc.ctl_flush_tb()
+        else:
+            return
+        self._uc.ctl_flush_tb()
+
+    def block_hook_installed(self) -> bool:
+        """Return True while translated blocks call the block hook."""
+        native = self._native
+        if native is not None:
+            return native.block_installed
+        return self._block_hook is not None
 
     def _on_block(self, _uc: Uc, address: int, size: int, _data: object) -> None:
         if self._counting:
@@ -388,6 +450,9 @@ class UnicornEngine:
         ex.kind = ExitKind.STOPPED
         ex.intno = -1
         self._block_size = 0
+        since = self._block_unwanted_since
+        if since is not None and time.monotonic() - since > BLOCK_HOOK_LINGER_S:
+            self._drop_block_hook()
         try:
             self._uc.emu_start(pc, 0, 0, count)
             error = self._error
@@ -433,9 +498,7 @@ class UnicornEngine:
     ) -> bool:
         ex = self._exit
         # The engine syncs PC to the faulting instruction before this hook.
-        pc = uc.reg_read(a64.UC_ARM64_REG_PC)
-        assert isinstance(pc, int)
-        ex.pc = pc
+        ex.pc = self._get(a64.UC_ARM64_REG_PC)
         ex.address = address
         ex.size = size
         ex.rom = access == UC_MEM_WRITE_PROT
@@ -460,7 +523,7 @@ class UnicornEngine:
         if result is None:
             return False
         if reg != _XZR:
-            self._uc.reg_write(reg, result)
+            self._put(reg, result)
         return True
 
     def _on_mrs(self, uc: Uc, reg: int, cp: tuple[int, ...], _data: object) -> bool:
@@ -571,8 +634,12 @@ class _NativeHooks:
         for i, k in enumerate(sorted(keys)):
             state.keys[i] = k
         self.state = state
+        self._lib = lib
         uch = engine._uc._uch
+        self._uch = uch
         user = ctypes.cast(ctypes.pointer(state), ctypes.c_void_p)
+        self._user = user
+        self._block_handle: int | None = None
         for insn, fn in (
             (a64.UC_ARM64_INS_MRS, lib.pyqemu_mrs_hook),
             (a64.UC_ARM64_INS_MSR, lib.pyqemu_msr_hook),
@@ -584,12 +651,30 @@ class _NativeHooks:
                 user,
                 ctypes.c_int(insn),
             )
-        _hook_add(
-            uch,
-            UC_HOOK_BLOCK,
-            ctypes.cast(lib.pyqemu_block_hook, ctypes.c_void_p),
-            user,
-        )
+
+    @property
+    def block_installed(self) -> bool:
+        """Whether the engine has the native block hook."""
+        return self._block_handle is not None
+
+    def install_block(self) -> None:
+        """Add the native block hook (blocks translated from now on call it)."""
+        if self._block_handle is None:
+            self._block_handle = _hook_add(
+                self._uch,
+                UC_HOOK_BLOCK,
+                ctypes.cast(self._lib.pyqemu_block_hook, ctypes.c_void_p),
+                self._user,
+            )
+
+    def remove_block(self) -> None:
+        """Remove the native block hook (flush the translations after it)."""
+        handle = self._block_handle
+        if handle is not None:
+            self._block_handle = None
+            status = _uclib.uc_hook_del(self._uch, ctypes.c_size_t(handle))
+            if status != UC_ERR_OK:
+                raise UcError(status)
 
     @classmethod
     def install(
@@ -627,7 +712,7 @@ class _NativeHooks:
 
 def _hook_add(
     uch: object, htype: int, callback: object, user: object, *extra: object
-) -> None:
+) -> int:
     handle = ctypes.c_size_t()
     status = _uclib.uc_hook_add(
         uch,
@@ -641,10 +726,11 @@ def _hook_add(
     )
     if status != UC_ERR_OK:
         raise UcError(status)
+    return handle.value
 
 
-def _nothing() -> None:
-    pass
+def _nothing() -> object:
+    return None
 
 
 def _disable_exit_checks(uc: Uc) -> None:

@@ -163,8 +163,8 @@ class Engine(Protocol):
         size: int,
         read: MMIO_READ,
         write: MMIO_WRITE,
-        lock: Callable[[], None] | None = None,
-        unlock: Callable[[], None] | None = None,
+        lock: Callable[[], object] | None = None,
+        unlock: Callable[[], object] | None = None,
     ) -> None:
         """Send accesses to a range to *read*/*write*, inside *lock*/*unlock*."""
         ...

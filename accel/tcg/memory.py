@@ -4,9 +4,10 @@ The engine mirrors an :class:`~qemu_api.memory.AddressSpace`: RAM and ROM ranges
 are mapped from the very buffers of their memory regions (the one copy of guest
 RAM that DMA, qtest and migration use too), everything else that is mapped goes
 through the address space's dispatch, one call per guest access, with the BQL
-taken for it. Addresses where nothing is mapped stay unmapped in the engine, so
-an access there stops the guest at the faulting instruction and the CPU takes a
-synchronous external abort, as on QEMU.
+taken for it (the vCPU thread lends it while guest code runs, see
+:func:`~qemu_api.bql.bql_lend`). Addresses where nothing is mapped stay
+unmapped in the engine, so an access there stops the guest at the faulting
+instruction and the CPU takes a synchronous external abort, as on QEMU.
 
 The engine maps whole pages (:data:`PAGE`): the page-aligned inside of a RAM
 range is mapped directly; the pages around the edges of RAM, and every page with
@@ -21,7 +22,7 @@ import ctypes
 from typing import Final, NamedTuple, final
 
 from accel.tcg.engine_api import Engine
-from qemu_api.bql import bql_lock, bql_unlock
+from qemu_api.bql import bql_lent_pair
 from qemu_api.memory import AddressSpace
 
 __all__ = ["PAGE", "EngineMemory"]
@@ -96,13 +97,10 @@ class EngineMemory:
                 self.engine.map_ram(m.start, m.size, m.ptr, m.readonly)
             else:
                 # The address space's own read/write, the BQL taken around
-                # them by the engine's callback (one Python frame fewer).
+                # them by the engine's callback (one Python frame fewer); the
+                # vCPU thread has lent the BQL (bql_lend) while guest code runs.
+                take, release = bql_lent_pair()
                 self.engine.map_mmio(
-                    m.start,
-                    m.size,
-                    self.space.read,
-                    self.space.write,
-                    bql_lock,
-                    bql_unlock,
+                    m.start, m.size, self.space.read, self.space.write, take, release
                 )
             self._mapped[m] = buf

@@ -8,14 +8,16 @@
  * microsecond per call: Linux reads SP_EL0 (its "current" pointer) with MRS
  * hundreds of thousands of times per second.
  *
- * These two callbacks stay installed for the engine's life and decide in C:
+ * These callbacks decide in C:
  *
  * - pyqemu_mrs_hook, pyqemu_msr_hook: call Python only for the system registers pyqemu
  *   models (the generic timer's), so every other MRS/MSR runs in the engine
  *   at the cost of one C call;
  * - pyqemu_block_hook: calls Python only while the engine wants to watch
  *   blocks (an interrupt pending behind PSTATE's masks, -icount counting),
- *   switched by a flag instead of a retranslation.
+ *   switched by a flag instead of a retranslation. The engine adds it when
+ *   first wanted and removes it after a while unwanted (each translated block
+ *   pays a call to it, as much as a short block costs).
  *
  * Plain C with no Python API: engine.py loads it with ctypes and registers
  * the functions with uc_hook_add. The layouts below are unicorn 2.1.4's

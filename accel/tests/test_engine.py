@@ -247,3 +247,40 @@ def test_an_alignment_fault_reports_its_syndrome_and_address() -> None:
     assert ex.syndrome >> 25 & 1 == 1
     assert ex.syndrome & 0x3F == 0x21
     assert ex.vaddress == BASE + 0x1003
+
+
+def test_the_block_hook_is_in_translated_code_only_while_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A block that loops: each iteration enters the loop's block again.
+    g = Guest(ADD_X0_1, B_BACK1, WFI)
+    engine = g.engine
+    assert not engine.block_hook_installed()
+    seen: list[int] = []
+
+    def watcher(address: int) -> bool:
+        seen.append(address)
+        return len(seen) == 5
+
+    engine.watch_blocks(watcher)
+    assert engine.block_hook_installed()
+    engine.run(BASE)
+    # The hook was put into the loop's translation: the watcher saw it and
+    # ended the run before the fifth iteration.
+    assert seen == [BASE] * 5
+    assert engine.reg_read(0) == 4
+    engine.watch_blocks(None)
+    # Unwanted, it stays in the translations for a while (no retranslation
+    # when the watcher comes back soon) ...
+    assert engine.block_hook_installed()
+    # ... and leaves them at the first run after that.
+    monkeypatch.setattr("accel.tcg.engine.BLOCK_HOOK_LINGER_S", 0.0)
+    threading.Timer(0.05, engine.stop).start()
+    engine.run(BASE)
+    assert not engine.block_hook_installed()
+    assert len(seen) == 5
+    # Wanted again: back in the translations.
+    engine.watch_blocks(watcher)
+    seen.clear()
+    engine.run(BASE)
+    assert seen == [BASE] * 5

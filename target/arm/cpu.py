@@ -307,8 +307,12 @@ class ArmCPU(CPUState, type_name=TYPE_ARM_CPU, abstract=True):
     # -- interrupt inputs ---------------------------------------------------
 
     def _set_irq(self, line: int, level: int) -> None:
-        # arm_cpu_set_irq: remember the level and kick the vCPU.
-        self.irq_level[line] = 1 if level else 0
+        # arm_cpu_set_irq: remember the level and kick the vCPU when it
+        # changed (QEMU's cpu_interrupt/cpu_reset_interrupt run only then).
+        new = 1 if level else 0
+        if self.irq_level[line] == new:
+            return
+        self.irq_level[line] = new
         vcpu = self.vcpu
         if vcpu is not None:
             vcpu.kick()

@@ -155,6 +155,19 @@ def test_gic() -> None:
     assert (status, out) == run_qemu(guest("gic"), stdin="hello.")
 
 
+def test_idle() -> None:
+    # The guest arms the virtual timer 1 s ahead and waits in WFI for its
+    # interrupt (the benchmark's copy waits 10 s and measures the host CPU
+    # time the wait costs).
+    status, out = run_pyqemu(guest("idle_test"))
+    assert status == 0
+    assert out == (
+        "idle: waiting in WFI for the virtual timer, ticks=0000000003b9aca0\n"
+        "woke at or after the deadline=0000000000000001\n"
+    )
+    assert (status, out) == run_qemu(guest("idle_test"))
+
+
 def counters(out: str) -> list[int]:
     return [
         int(line.split("=")[1], 16)

@@ -75,8 +75,8 @@ def install() -> None:
         size: int,
         read: Callable[[int, int], int],
         write: Callable[[int, int, int], object],
-        lock: Callable[[], None] | None = None,
-        unlock: Callable[[], None] | None = None,
+        lock: Callable[[], object] | None = None,
+        unlock: Callable[[], object] | None = None,
     ) -> None:
         # The time of each access includes waiting for the BQL.
         take = lock or (lambda: None)

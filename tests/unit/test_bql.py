@@ -18,8 +18,11 @@ from qemu_api.bql import (
     bql_assert_locked,
     bql_block_unlock,
     bql_guard,
+    bql_lend,
+    bql_lent_pair,
     bql_lock,
     bql_locked,
+    bql_reclaim,
     bql_set_debug_cell,
     bql_unlock,
 )
@@ -76,6 +79,47 @@ def test_unlock_without_lock_raises():
 
 def test_other_thread_does_not_hold_the_lock():
     assert run_in_thread(bql_locked) is False
+
+
+def test_a_lent_bql_is_free_for_other_threads_and_taken_back():
+    cell = BqlCell(1)
+    take, release = bql_lent_pair()
+
+    def other() -> int:
+        bql_lock()
+        try:
+            cell.set(cell.get() + 1)
+            return cell.get()
+        finally:
+            bql_unlock()
+
+    bql_lend()
+    try:
+        # Another thread takes the BQL while this one has lent it ...
+        assert run_in_thread(other) == 2
+        # ... and a callback here takes it back around a device access.
+        assert take()
+        try:
+            assert bql_locked()
+            cell.set(cell.get() + 1)
+        finally:
+            release()
+    finally:
+        bql_reclaim()
+    assert bql_locked()
+    assert cell.get() == 3
+
+
+def test_lend_and_reclaim_refuse_misuse():
+    with pytest.raises(BqlError, match=r"bql_reclaim\(\): the current thread did not"):
+        bql_reclaim()
+    cell = BqlRefCell([0])
+    with cell.borrow(), pytest.raises(BqlUnlockBlockedError, match="borrow"):
+        bql_lend()
+    assert bql_locked()
+    bql_unlock()
+    with pytest.raises(BqlNotHeldError, match=r"bql_lend\(\)"):
+        bql_lend()
 
 
 def test_other_thread_cannot_unlock():
