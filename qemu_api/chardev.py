@@ -115,6 +115,7 @@ from qemu_api.error import Error
 from qemu_api.option import parse_size
 from qemu_api.qom import Object, callback_owner
 from qemu_api.timer import CLOCK_REALTIME, SCALE_MS, Timer, qemu_clock_get_ms
+from qemu_trace.qemu_api import trace_qemu_chr_write_all_wait
 
 __all__ = [
     "CHR_READ_BUF_LEN",
@@ -224,6 +225,10 @@ class Chardev:
         """True while the backend is open (between OPENED and CLOSED events)."""
         self._fe: CharBackend | None = None
         self._write_watches: list[Callable[[], None]] = []
+        self.write_all_wait_ns = 0
+        """Host ns spent in :meth:`write_all` waiting for room: the time the
+        writer (with a CPU, the whole machine) was blocked on this chardev.
+        Each wait is also traced (``qemu_chr_write_all_wait``)."""
         for name in options or {}:
             if name not in self.OPTIONS:
                 accepted = ", ".join(sorted(self.OPTIONS)) or "none"
@@ -297,6 +302,7 @@ class Chardev:
         view = memoryview(data)
         total = len(view)
         done = 0
+        waited = 0
         while done < total:
             if done == 0 and total <= CHR_WRITE_CHUNK:
                 n = self.write(data)
@@ -305,7 +311,12 @@ class Chardev:
             if n > 0:
                 done += n
             else:
+                start = time.monotonic_ns()
                 self.wait_writable()
+                waited += time.monotonic_ns() - start
+        if waited:
+            self.write_all_wait_ns += waited
+            trace_qemu_chr_write_all_wait(self.label, waited, self.write_all_wait_ns)
         return done
 
     def add_write_watch(self, callback: Callable[[], None]) -> bool:
