@@ -787,12 +787,23 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     def tx_put(self, ch: int) -> None:
         """A DR write with the transmit FIFO: queue, start the transmitter."""
-        frame = self.frame_ns()
+        frame = self._frame_ns or self.frame_ns()
         when = -1
         with self.regs.borrow_mut() as regs:
             level = regs.int_level
-            full = not regs.tx_push(ch)
-            if not full:
+            if regs.tx_state == TX_IDLE and regs.tx_count == 0:
+                # Straight into the shift register: what queueing and
+                # loading it would do (the holding register empties at once).
+                trace_pl011_fifo_tx_put(ch, 1, regs.fifo_depth())
+                if regs.tx_trigger() == 0:
+                    regs.int_level |= INT_TX
+                regs.tx_shift = ch
+                self._tx_begin(regs, qemu_clock_get_ns(CLOCK_VIRTUAL), frame)
+                full = False
+            elif not regs.tx_push(ch):
+                full = True
+            else:
+                full = False
                 state = regs.tx_state
                 if state == TX_IDLE:
                     regs.tx_pop(1)
@@ -870,14 +881,18 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         regs = self.regs
         if regs.tx_state != TX_SENDING or regs.tx_frame_end > now:
             return
-        frame = self.frame_ns()
+        frame = self._frame_ns or self.frame_ns()
         with regs.borrow() as raw:
             if raw.control.lbe:
                 return
             end = raw.tx_frame_end
             count = raw.tx_count
-            due = 1 + min(count, (now - end) // frame)
-            out = _BYTE[raw.tx_shift] + bytes(raw.tx_fifo[: due - 1])
+            if count == 0:
+                due = 1
+                out = _BYTE[raw.tx_shift]
+            else:
+                due = 1 + min(count, (now - end) // frame)
+                out = _BYTE[raw.tx_shift] + bytes(raw.tx_fifo[: due - 1])
         fe = self.chardev
         taken = fe.write(out) if fe.backend_connected() else due
         trace_pl011_fifo_tx_xmit(due, taken, count)
@@ -904,10 +919,9 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 raw.tx_frame_end = end + count * frame
                 raw.tx_state = TX_IDLE
             raw.update_tx_flags()
-            sending = raw.tx_state == TX_SENDING
             changed = raw.int_level != level
-        if not sending:
-            self.tx_timer.delete()
+        # A timer left pending finds nothing to do; the next character's
+        # start keeps it (mod_anticipate) instead of moving it each time.
         if blocked:
             self.modem_changed()
         if changed:
