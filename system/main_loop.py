@@ -33,6 +33,7 @@ from qemu_api.timer import (
     CLOCK_VIRTUAL_RT,
     QEMUClockType,
     clock_set,
+    qemu_clock_advance_virtual_time,
     qemu_clock_deadline_ns,
     qemu_clock_get_ns,
     qemu_clock_run_timers,
@@ -47,6 +48,7 @@ ErrorHandler = Callable[[str, BaseException], None]
 """Receives ``(what was running, the exception)`` for a failed callback."""
 
 _MAX_SLEEP_NS = 1_000_000_000
+_monotonic_ns = time.monotonic_ns
 
 
 @final
@@ -147,11 +149,8 @@ class MainLoop:
         base = self._host_base
         if base is None:
             return
-        target = time.monotonic_ns() - base
-        if target <= qemu_clock_get_ns(CLOCK_VIRTUAL):
-            return
         try:
-            clock_set(target)
+            qemu_clock_advance_virtual_time(_monotonic_ns() - base)
         except Exception as exc:
             handler = self._error_handler
             if handler is None:
