@@ -116,6 +116,7 @@ from qemu_api.error import Error
 from qemu_api.option import parse_bool, parse_size
 from qemu_api.qom import Object, callback_owner
 from qemu_api.timer import CLOCK_REALTIME, SCALE_MS, Timer, qemu_clock_get_ms
+from qemu_trace.qemu_api import trace_qemu_chr_write_all_wait
 
 __all__ = [
     "CHR_READ_BUF_LEN",
@@ -230,6 +231,10 @@ class Chardev:
         """True while the backend is open (between OPENED and CLOSED events)."""
         self._fe: CharBackend | None = None
         self._write_watches: list[Callable[[], None]] = []
+        self.write_all_wait_ns = 0
+        """Host ns spent in :meth:`write_all` waiting for room: the time the
+        writer (with a CPU, the whole machine) was blocked on this chardev.
+        Each wait is also traced (``qemu_chr_write_all_wait``)."""
         for name in options or {}:
             if name not in self.OPTIONS and name not in self.COMMON_OPTIONS:
                 accepted = ", ".join(sorted(self.OPTIONS | self.COMMON_OPTIONS))
@@ -314,6 +319,7 @@ class Chardev:
         view = memoryview(data)
         total = len(view)
         done = 0
+        waited = 0
         while done < total:
             if done == 0 and total <= CHR_WRITE_CHUNK:
                 n = self.write(data)
@@ -324,7 +330,12 @@ class Chardev:
                     self.log_output(view[done : done + n])
                 done += n
             else:
+                start = time.monotonic_ns()
                 self.wait_writable()
+                waited += time.monotonic_ns() - start
+        if waited:
+            self.write_all_wait_ns += waited
+            trace_qemu_chr_write_all_wait(self.label, waited, self.write_all_wait_ns)
         return done
 
     def open_log(self) -> None:

@@ -30,7 +30,10 @@ from qemu_api.timer import (
     CLOCK_HOST,
     CLOCK_REALTIME,
     CLOCK_VIRTUAL,
+    CLOCK_VIRTUAL_RT,
+    QEMUClockType,
     clock_set,
+    qemu_clock_advance_virtual_time,
     qemu_clock_deadline_ns,
     qemu_clock_get_ns,
     qemu_clock_run_timers,
@@ -45,6 +48,7 @@ ErrorHandler = Callable[[str, BaseException], None]
 """Receives ``(what was running, the exception)`` for a failed callback."""
 
 _MAX_SLEEP_NS = 1_000_000_000
+_monotonic_ns = time.monotonic_ns
 
 
 @final
@@ -70,6 +74,9 @@ class MainLoop:
         self.machine_running: Callable[[], bool] = lambda: False
         """Tells whether the machine runs (so that virtual time may move)."""
         self._host_base: int | None = None
+        # While the loop sleeps: when it wakes up anyway (host monotonic ns),
+        # or None (not sleeping, or no timeout).
+        self._wake_at: int | None = None
         self._thread = threading.get_ident()
         # QEMU's qemu_notify_event: other threads (the vCPU) wake the loop by
         # writing a byte to this pair.
@@ -88,6 +95,26 @@ class MainLoop:
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"\0")
 
+    def timers_changed(self, clock: QEMUClockType) -> None:
+        """A timer became the first of ``clock``: wake the loop if it must.
+
+        The notifier of :func:`~qemu_api.timer.qemu_clock_set_notify` (BQL
+        held).  A virtual-clock timer that follows host time does not wake
+        the loop when it expires after the loop's planned wakeup: the loop
+        then finds it when it wakes.  So a device that moves its timer from
+        the vCPU thread, which runs due timers itself before each device
+        access (:meth:`vcpu_clock_sync`), does not cost a wakeup each time.
+        """
+        wake = self._wake_at
+        if wake is None:
+            return  # awake: it looks at the timers before it sleeps again
+        base = self._host_base
+        if base is not None and (clock is CLOCK_VIRTUAL or clock is CLOCK_VIRTUAL_RT):
+            deadline = qemu_clock_deadline_ns(CLOCK_VIRTUAL)
+            if deadline >= 0 and base + qemu_clock_get_ns(clock) + deadline >= wake:
+                return
+        self.notify()
+
     def _drain_wakeups(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             while self._wake_r.recv(512):
@@ -105,6 +132,30 @@ class MainLoop:
         if base is not None and self.virtual_follows_host:
             return max(time.monotonic_ns() - base, qemu_clock_get_ns(CLOCK_VIRTUAL))
         return qemu_clock_get_ns(CLOCK_VIRTUAL)
+
+    def vcpu_clock_sync(self) -> None:
+        """Bring the virtual clock to host time and run the timers due (BQL held).
+
+        The vCPU thread calls this before each device access while the clock
+        follows host time, so the device reads the current virtual time and
+        finds its due timers run, as on QEMU, where the virtual clock reads
+        the host's and a vCPU that holds the BQL needs nobody else to run
+        them.  Without it a due timer waits for the main loop's next wakeup
+        and the BQL handoff to it.  Does nothing while the clock does not
+        follow host time (qtest, icount) or the machine is stopped.  Never
+        raises: a failing timer callback goes to the error handler, as in
+        the loop.
+        """
+        base = self._host_base
+        if base is None:
+            return
+        try:
+            qemu_clock_advance_virtual_time(_monotonic_ns() - base)
+        except Exception as exc:
+            handler = self._error_handler
+            if handler is None:
+                raise
+            handler("virtual clock timers", exc)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Install the receiver of exceptions escaping callbacks."""
@@ -189,10 +240,14 @@ class MainLoop:
         try:
             self._sync_virtual_clock()
             timeout = self._timeout_ns(limit_ns)
+            self._wake_at = time.monotonic_ns() + timeout
             bql_unlock()
             try:
                 ready = self._sel.select(timeout / 1e9)
             finally:
+                # Awake: the next timeout is computed with the BQL held, so
+                # a timer armed from now on needs no wakeup.
+                self._wake_at = None
                 bql_lock()
             for key, mask in ready:
                 if key.fd == self._wake_r.fileno():

@@ -1258,8 +1258,8 @@ class Emulator:
         # computed for the previous deadline.
         kick = getattr(accel, "kick_all", None) if icount else None
 
-        def timers_changed(_clock: QEMUClockType) -> None:
-            self.loop.notify()
+        def timers_changed(clock: QEMUClockType) -> None:
+            self.loop.timers_changed(clock)
             if kick is not None:
                 kick()
 
@@ -1268,6 +1268,9 @@ class Emulator:
             ("can_run", runstate.runstate_is_running),
             ("on_error", runstate.report_internal_error),
             ("host_clock_ns", self.loop.virtual_clock_now),
+            # Due virtual-clock timers run on the vCPU thread at its device
+            # accesses, without a handoff to the main loop.
+            ("before_access", self.loop.vcpu_clock_sync if not icount else None),
         ):
             if hasattr(accel, name):
                 setattr(accel, name, value)

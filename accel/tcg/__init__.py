@@ -95,6 +95,9 @@ class TcgAccel(AccelState):
         """Receives failures of the CPU model (set by the runtime)."""
         self.host_clock_ns: Callable[[], int] | None = None
         """Where the virtual clock is now when it follows host time (runtime)."""
+        self.before_access: Callable[[], None] | None = None
+        """Runs with the BQL held before each device access of a vCPU created
+        afterwards: the runtime brings the virtual clock up to date there."""
         self._space: AddressSpace | None = None
 
     def create_vcpu(
@@ -133,7 +136,7 @@ class TcgAccel(AccelState):
 
         engine: Engine = module.UnicornEngine(model, read, write, hooked)
         space = get_address_space_memory()
-        memory = EngineMemory(engine, space)
+        memory = EngineMemory(engine, space, self.before_access)
         vcpu = VCPU(
             cpu,
             engine,

@@ -19,9 +19,10 @@ access).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Final, NamedTuple, final
 
-from accel.tcg.engine_api import Engine
+from accel.tcg.engine_api import MMIO_READ, MMIO_WRITE, Engine
 from qemu_api.bql import bql_lent_pair
 from qemu_api.memory import AddressSpace
 
@@ -46,12 +47,35 @@ class EngineMemory:
     Args:
         engine: the engine to map into.
         space: the address space the CPU sees (``address_space_memory``).
+        before_access: called with the BQL held before each device access
+            (the runtime brings the virtual clock up to date there), or None.
     """
 
-    def __init__(self, engine: Engine, space: AddressSpace) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        space: AddressSpace,
+        before_access: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.space = space
         self._mapped: dict[_Mapping, object] = {}
+        self._read: MMIO_READ = space.read
+        self._write: MMIO_WRITE = space.write
+        if before_access is not None:
+            read = space.read
+            write = space.write
+
+            def read_after(addr: int, size: int) -> int:
+                before_access()
+                return read(addr, size)
+
+            def write_after(addr: int, value: int, size: int) -> object:
+                before_access()
+                return write(addr, value, size)
+
+            self._read = read_after
+            self._write = write_after
 
     def desired(self) -> dict[_Mapping, object]:
         """Return the mappings the current flat view asks for (and their buffers)."""
@@ -101,6 +125,6 @@ class EngineMemory:
                 # vCPU thread has lent the BQL (bql_lend) while guest code runs.
                 take, release = bql_lent_pair()
                 self.engine.map_mmio(
-                    m.start, m.size, self.space.read, self.space.write, take, release
+                    m.start, m.size, self._read, self._write, take, release
                 )
             self._mapped[m] = buf

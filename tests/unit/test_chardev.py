@@ -809,6 +809,43 @@ def test_write_all_waits_for_the_host():
     assert bytes(received) == b"the quick brown fox"
 
 
+class RefusingChardev(Chardev):
+    """Refuses the first ``refusals`` writes; each wait for room takes 2 ms."""
+
+    BACKEND = "test-refusing"
+
+    def __init__(self, label, refusals):
+        super().__init__(label)
+        self.refusals = refusals
+        self.waits = 0
+
+    def write(self, data):
+        if self.refusals:
+            self.refusals -= 1
+            return 0
+        return len(data)
+
+    def wait_writable(self):
+        self.waits += 1
+        time.sleep(0.002)
+
+
+def test_write_all_counts_the_time_it_waited():
+    # The time a blocking write stood still, for the machine's figures: what
+    # the backend's waits took, and nothing when it never had to wait.
+    quick = RefusingChardev("quick", 0)
+    assert quick.write_all(b"abc") == 3
+    assert quick.write_all_wait_ns == 0
+    slow = RefusingChardev("slow", 3)
+    assert slow.write_all(b"abc") == 3
+    assert slow.waits == 3
+    first = slow.write_all_wait_ns
+    assert first >= 3 * 2_000_000
+    slow.refusals = 1
+    assert slow.write_all(b"d") == 1
+    assert slow.write_all_wait_ns >= first + 2_000_000
+
+
 def test_send_break():
     chr_ = qemu_chr_new("s", "test-bounded")
     assert isinstance(chr_, BoundedChardev)

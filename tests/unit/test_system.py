@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 
 import pytest
 
+from qemu_api.bql import bql_lock, bql_unlock
 from qemu_api.error import Error
 from qemu_api.option import parse_bool, parse_size, qemu_opts_parse, split_opts
 from qemu_api.qmp_event import qapi_event_add_listener, qapi_event_remove_all_listeners
@@ -14,8 +17,10 @@ from qemu_api.timer import (
     CLOCK_REALTIME,
     CLOCK_VIRTUAL,
     SCALE_MS,
+    SCALE_NS,
     Timer,
     qemu_clock_get_ns,
+    qemu_clock_set_notify,
 )
 from system import runstate
 from system.main_loop import MainLoop
@@ -209,6 +214,79 @@ def test_virtual_clock_follows_host_only_while_running() -> None:
     loop.run(until=lambda: bool(fired))
     assert fired == [5_000_000]  # the timer ran at its own deadline
     loop.close()
+
+
+def test_the_vcpu_runs_due_virtual_timers_itself() -> None:
+    # Before each device access the vCPU brings the virtual clock to host
+    # time and runs the timers due, at their own deadlines, without the loop.
+    loop = MainLoop()
+    running = False
+    loop.virtual_follows_host = True
+    loop.machine_running = lambda: running
+    fired: list[int] = []
+    t = Timer(
+        CLOCK_VIRTUAL, SCALE_NS, lambda: fired.append(qemu_clock_get_ns(CLOCK_VIRTUAL))
+    )
+    loop.wait(0)
+    t.mod_ns(1)
+    time.sleep(0.002)
+    loop.vcpu_clock_sync()  # stopped: time stands still
+    assert fired == []
+    assert qemu_clock_get_ns(CLOCK_VIRTUAL) == 0
+    running = True
+    loop.wait(0)  # the loop starts following host time
+    start = qemu_clock_get_ns(CLOCK_VIRTUAL)
+    assert fired == [1]
+    t.mod_ns(start + 2_000_000)
+    time.sleep(0.003)
+    loop.vcpu_clock_sync()
+    assert fired == [1, start + 2_000_000]
+    assert qemu_clock_get_ns(CLOCK_VIRTUAL) >= start + 3_000_000
+    loop.close()
+
+
+def _sleep_in_loop(loop: MainLoop, limit_ns: int, arm: Timer, delta_ns: int) -> float:
+    """Run one loop iteration in a thread; arm ``arm`` while it sleeps."""
+    woke: list[float] = []
+
+    def iterate() -> None:
+        start = time.monotonic()
+        loop.wait(limit_ns)
+        woke.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=iterate)
+    bql_unlock()
+    try:
+        thread.start()
+        time.sleep(0.05)
+        bql_lock()
+        try:
+            arm.mod_ns(qemu_clock_get_ns(CLOCK_VIRTUAL) + delta_ns)
+        finally:
+            bql_unlock()
+        thread.join(10)
+    finally:
+        bql_lock()
+    return woke[0]
+
+
+def test_a_virtual_timer_wakes_the_loop_only_if_it_expires_sooner() -> None:
+    loop = MainLoop()
+    loop.virtual_follows_host = True
+    loop.machine_running = lambda: True
+    qemu_clock_set_notify(loop.timers_changed)
+    try:
+        loop.wait(0)
+        t = Timer(CLOCK_VIRTUAL, SCALE_NS, lambda: None)
+        # Sleeping for at most 3 s: a timer due in 1 ms wakes it.
+        assert _sleep_in_loop(loop, 3_000_000_000, t, 1_000_000) < 1.5
+        t.delete()
+        # Sleeping for at most 0.4 s: a timer due in 10 s need not wake it.
+        assert _sleep_in_loop(loop, 400_000_000, t, 10_000_000_000) >= 0.35
+        t.delete()
+    finally:
+        qemu_clock_set_notify(None)
+        loop.close()
 
 
 def test_main_loop_pipe_read_handler_sees_eof() -> None:

@@ -37,7 +37,11 @@ blocking the machine on its chardev:
   parity and stop bits at ``UARTCLK / (16 * (IBRD + FBRD / 64))`` baud);
   FR.TXFF, TXFE and BUSY follow it, a DR write to a full FIFO is dropped
   with a guest-error line, and the transmit interrupt is raised when the FIFO
-  drains through the IFLS level;
+  drains through the IFLS level.  No timer runs per character: every
+  register access first brings the line up to the current virtual time
+  (:meth:`PL011State.tx_catch_up`), which writes the characters that ended
+  to the chardev at once; the timer runs when the interrupt line rises and
+  otherwise at most a FIFO's time after a character ended;
 - the receive interrupt at the IFLS level and the receive timeout interrupt
   after 32 bit periods without input;
 - flow control: CTS is the chardev taking output (a refused byte waits in the
@@ -611,6 +615,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         self.tx_timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.tx_frame_done)
         self.rt_timer = Timer(CLOCK_VIRTUAL, SCALE_NS, self.receive_timeout)
         self._tx_watch: ChrWatch | None = None
+        # x-tx-fifo, as a plain attribute for the MMIO path (set at realize).
+        self._tx_lazy = False
         # The character time on the line, 0 until computed (frame_ns).
         self._frame_ns = 0
         self.iomem = MemoryRegion.io(self, "pl011", PL011_MMIO_SIZE, PL011_OPS, self)
@@ -624,7 +630,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     @override
     def realize(self) -> None:
         super().realize()
-        self.regs.fifo_levels = self.tx_fifo
+        self.regs.fifo_levels = self._tx_lazy = self.tx_fifo
         self.chardev.set_handlers(self.can_receive, self.receive, self.event)
 
     @override
@@ -731,6 +737,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         if self.tx_fifo:
             self._frame_ns = 0
             self.modem_changed()
+            self.tx_rearm()
 
     def control_written(self) -> None:
         """After a CR write: in loopback, the modem outputs become the inputs."""
@@ -740,12 +747,14 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             self.update()
         if self.tx_fifo:
             self.modem_changed()
+            self.tx_rearm()
 
     def ifls_written(self) -> None:
         """After an IFLS write: the new receive level (and RTS, with RTSEn)."""
         self.regs.set_read_trigger()
         if self.tx_fifo:
             self.modem_changed()
+            self.tx_rearm()
 
     # -- the transmit FIFO and flow control (x-tx-fifo) ---------------------------
 
@@ -778,14 +787,33 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
     def tx_put(self, ch: int) -> None:
         """A DR write with the transmit FIFO: queue, start the transmitter."""
-        frame = self.frame_ns()
+        frame = self._frame_ns or self.frame_ns()
+        when = -1
         with self.regs.borrow_mut() as regs:
             level = regs.int_level
-            full = not regs.tx_push(ch)
-            if not full and regs.tx_state == TX_IDLE:
-                regs.tx_pop(1)
+            if regs.tx_state == TX_IDLE and regs.tx_count == 0:
+                # Straight into the shift register: what queueing and
+                # loading it would do (the holding register empties at once).
+                trace_pl011_fifo_tx_put(ch, 1, regs.fifo_depth())
+                if regs.tx_trigger() == 0:
+                    regs.int_level |= INT_TX
+                regs.tx_shift = ch
                 self._tx_begin(regs, qemu_clock_get_ns(CLOCK_VIRTUAL), frame)
+                full = False
+            elif not regs.tx_push(ch):
+                full = True
+            else:
+                full = False
+                state = regs.tx_state
+                if state == TX_IDLE:
+                    regs.tx_pop(1)
+                    self._tx_begin(regs, qemu_clock_get_ns(CLOCK_VIRTUAL), frame)
+                elif state == TX_SENDING:
+                    # The byte may bring the interrupt's level crossing back.
+                    when = self._tx_next_event(regs, frame)
             changed = regs.int_level != level
+        if when >= 0:
+            self.tx_timer.mod_anticipate_ns(when)
         if full:
             qemu_log_mask(
                 LOG_GUEST_ERROR, "PL011 data written to full TX FIFO (TXFF set)\n"
@@ -800,8 +828,104 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         else:
             regs.tx_state = TX_SENDING
             regs.tx_frame_end = now + frame
-            self.tx_timer.mod_ns(now + frame)
+            self.tx_timer.mod_anticipate_ns(self._tx_next_event(regs, frame))
         regs.update_tx_flags()
+
+    @staticmethod
+    def _tx_next_event(regs: PL011Registers, frame: int) -> int:
+        """When the sending transmitter next needs its timer (virtual ns).
+
+        Between two such times the line runs on its own: what the guest can
+        see of it (FR, RIS) is brought up to date when it looks
+        (:meth:`tx_catch_up`).  The timer is needed exactly when the TX
+        interrupt line rises (the FIFO drains through the IFLS level with
+        INT_TX enabled), and in loopback at every frame's end (the receiver
+        takes each character).  Otherwise it only hands the characters that
+        ended to the chardev when nobody looks: when the last one ends, but
+        not sooner than a FIFO's depth of character times after the current
+        one ends, so that a character waits at most that long and a guest
+        that writes one character at a time costs no timer per character.
+        """
+        end = regs.tx_frame_end
+        if regs.control.lbe:
+            return end
+        count = regs.tx_count
+        trigger = regs.tx_trigger()
+        if count > trigger and regs.int_enabled & INT_TX:
+            # Pop number count - trigger crosses the level; pop j happens
+            # when frame j - 1 after the current one ends.
+            return end + (count - trigger - 1) * frame
+        return end + max(count, PL011_FIFO_DEPTH) * frame
+
+    def tx_rearm(self) -> None:
+        """A register that the timer's next event depends on changed."""
+        if not self._tx_lazy:
+            return
+        frame = self.frame_ns()
+        with self.regs.borrow() as regs:
+            if regs.tx_state != TX_SENDING:
+                return
+            when = self._tx_next_event(regs, frame)
+        self.tx_timer.mod_anticipate_ns(when)
+
+    def tx_catch_up(self, now: int) -> None:
+        """Bring the transmitter to ``now``: the characters whose frames ended.
+
+        They go to the chardev in one write, and the FIFO, FR and the TX
+        interrupt status become what sending them one frame after the other
+        made them.  If the chardev takes only some, the first one refused
+        stays in the shift register with CTS deasserted, as if it had been
+        refused at the end of its own frame, and a write watch resumes the
+        line.  Loopback is left to the per-frame timer.
+        """
+        regs = self.regs
+        if regs.tx_state != TX_SENDING or regs.tx_frame_end > now:
+            return
+        frame = self._frame_ns or self.frame_ns()
+        with regs.borrow() as raw:
+            if raw.control.lbe:
+                return
+            end = raw.tx_frame_end
+            count = raw.tx_count
+            if count == 0:
+                due = 1
+                out = _BYTE[raw.tx_shift]
+            else:
+                due = 1 + min(count, (now - end) // frame)
+                out = _BYTE[raw.tx_shift] + bytes(raw.tx_fifo[: due - 1])
+        fe = self.chardev
+        taken = fe.write(out) if fe.backend_connected() else due
+        trace_pl011_fifo_tx_xmit(due, taken, count)
+        blocked = False
+        if taken < due:
+            self._tx_watch = fe.add_write_watch(self.tx_writable)
+            if self._tx_watch is None:
+                # Nothing to wait for: the chardev discards output now.
+                taken = due
+            else:
+                blocked = True
+        with regs.borrow_mut() as raw:
+            level = raw.int_level
+            if blocked:
+                raw.tx_pop(taken)
+                raw.tx_frame_end = end + taken * frame
+                raw.tx_state = TX_BLOCKED
+                raw.tx_backpressure = True
+            elif due <= count:
+                raw.tx_pop(due)
+                raw.tx_frame_end = end + due * frame
+            else:
+                raw.tx_pop(count)
+                raw.tx_frame_end = end + count * frame
+                raw.tx_state = TX_IDLE
+            raw.update_tx_flags()
+            changed = raw.int_level != level
+        # A timer left pending finds nothing to do; the next character's
+        # start keeps it (mod_anticipate) instead of moving it each time.
+        if blocked:
+            self.modem_changed()
+        if changed:
+            self.update()
 
     def _tx_next(self, regs: PL011Registers, now: int, frame: int) -> None:
         """The shift register is free: load the next byte or go idle."""
@@ -833,39 +957,23 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             self.update()
 
     def tx_frame_done(self) -> None:
-        """The frame on the line ended: hand the byte to the chardev.
+        """The transmitter's timer: characters ended on the line.
 
-        (In loopback, to the receiver.)  The virtual clock stops at every
-        frame's end, so this runs once per character.  A byte the chardev
-        refuses stays in the shift register with CTS deasserted, and a write
-        watch resumes the line when the chardev has room.
+        They go to the chardev (:meth:`tx_catch_up`; in loopback, one by one
+        to the receiver), and the timer is armed for the next event
+        (:meth:`_tx_next_event`), not for every character.
         """
         now = qemu_clock_get_ns(CLOCK_VIRTUAL)
-        with self.regs.borrow() as regs:
-            looping = regs.control.lbe
-            sending = regs.tx_state == TX_SENDING
-            byte = regs.tx_shift
-            count = regs.tx_count
-        if looping:
+        if self.regs.control.lbe:
             self.tx_loopback(now)
             return
-        if not sending:
-            return
-        fe = self.chardev
-        taken = fe.write(_BYTE[byte]) if fe.backend_connected() else 1
-        trace_pl011_fifo_tx_xmit(1, taken, count)
-        if taken:
-            self.tx_next(now)
-            return
-        self._tx_watch = fe.add_write_watch(self.tx_writable)
-        if self._tx_watch is None:
-            # Nothing to wait for: the chardev discards output now.
-            self.tx_next(now)
-            return
-        with self.regs.borrow_mut() as regs:
-            regs.tx_state = TX_BLOCKED
-            regs.tx_backpressure = True
-        self.modem_changed()
+        self.tx_catch_up(now)
+        frame = self.frame_ns()
+        with self.regs.borrow() as regs:
+            if regs.tx_state != TX_SENDING:
+                return
+            when = self._tx_next_event(regs, frame)
+        self.tx_timer.mod_ns(when)
 
     def tx_writable(self) -> None:
         """The chardev has room again: send the byte the shift register holds."""
@@ -918,6 +1026,23 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             self.regs.int_level |= INT_RT
             self.update()
 
+    def mmio_read(self, offset: int, size: int) -> int:
+        """A guest read (``pl011_read``); with x-tx-fifo the line catches up first."""
+        if self._tx_lazy:
+            self.tx_catch_up(qemu_clock_get_ns(CLOCK_VIRTUAL))
+        return self.registers.read(self, offset, size)
+
+    def mmio_write(self, offset: int, value: int, size: int) -> None:
+        """A guest write (``pl011_write``); the line catches up first, as for reads."""
+        if self._tx_lazy:
+            self.tx_catch_up(qemu_clock_get_ns(CLOCK_VIRTUAL))
+        self.registers.write(self, offset, value, size)
+
+    def imsc_written(self) -> None:
+        """After an IMSC write: the IRQ lines, and when the TX line may rise."""
+        self.update()
+        self.tx_rearm()
+
     def masked_interrupts(self) -> int:
         """UARTMIS: the raw interrupts that are enabled."""
         regs = self.regs
@@ -939,6 +1064,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         trace_pl011_baudrate_change(
             pl011_baudrate(clk_hz, ibrd, fbrd), clk_hz, ibrd, fbrd
         )
+        self.tx_rearm()
 
     def clock_update(self, event: ClockEvent) -> None:
         """The ``clk`` input changed: trace the new baud rate."""
@@ -1004,6 +1130,11 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     def tx_fifo_needed(self) -> bool:
         """Whether the ``pl011/tx-fifo`` subsection is sent (``x-tx-fifo``)."""
         return self.tx_fifo
+
+    def pre_save(self) -> None:
+        """With ``x-tx-fifo``, save the line as it is now (:meth:`tx_catch_up`)."""
+        if self._tx_lazy:
+            self.tx_catch_up(qemu_clock_get_ns(CLOCK_VIRTUAL))
 
     def tx_fifo_post_load(self, version_id: int) -> None:
         """Check the transmitter state and set the line going again.
@@ -1165,7 +1296,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
                 0x038,
                 RW,
                 field=lambda s: s.regs.int_enabled,
-                post_write=update,
+                post_write=imsc_written,
                 doc="UARTIMSC: interrupt mask set/clear",
             ),
             Register(
@@ -1223,6 +1354,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
         "pl011",
         version_id=2,
         minimum_version_id=2,
+        pre_save=pre_save,
         post_load=post_load,
         fields=[
             vmstate_unused(4),  # readbuff, dropped in QEMU 9.2
@@ -1274,8 +1406,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 
 
 PL011_OPS: Final = MemoryRegionOps[PL011State](
-    read=PL011State.registers.read,
-    write=PL011State.registers.write,
+    read=PL011State.mmio_read,
+    write=PL011State.mmio_write,
     impl=OpsImpl(min_access_size=4, max_access_size=4),
 )
 """QEMU's ``pl011_ops``: native endian, 32-bit callbacks, every size valid."""

@@ -1,8 +1,9 @@
 /*
  * The PL011 transmit benchmark: BYTES bytes written to UART0's DR, each after
  * polling FR.TXFF, as a polling driver (and Linux's earlycon) does. The UART
- * runs 8N1 with its FIFOs on at IBRD 1 (1.5 Mbaud from virt's 24 MHz clock;
- * QEMU without a transmit FIFO ignores the rate). Timed with the virtual
+ * runs 8N1 with its FIFOs on at IBRD/FBRD: by default IBRD 1 (1.5 Mbaud from
+ * virt's 24 MHz clock); -DIBRD=13 -DFBRD=1 gives 115200 baud (115246).
+ * QEMU without a transmit FIFO ignores the rate. Timed with the virtual
  * counter, which follows host time.
  */
 #include "common.h"
@@ -10,7 +11,14 @@
 #ifndef BYTES
 #define BYTES 65536
 #endif
+#ifndef IBRD
+#define IBRD 1
+#endif
+#ifndef FBRD
+#define FBRD 0
+#endif
 #define UART_IBRD      0x024
+#define UART_FBRD      0x028
 #define UART_LCR_H     0x02c
 #define UART_CR        0x030
 
@@ -18,8 +26,10 @@
 main:
     stp x29, x30, [sp, #-16]!
     ldr x1, =UART_BASE
-    mov w0, #1
+    mov w0, #IBRD
     str w0, [x1, #UART_IBRD]
+    mov w0, #FBRD
+    str w0, [x1, #UART_FBRD]
     mov w0, #0x70               /* 8 bits, FIFOs on */
     str w0, [x1, #UART_LCR_H]
     ldr w0, =0x301              /* UARTEN, TXE, RXE */
@@ -45,5 +55,8 @@ main:
     bl putc
     sub x0, x21, x20
     SHOW "ticks", x0
+    ldr x1, =UART_BASE          /* the line idle before the power goes off */
+4:  ldr w0, [x1, #UART_FR]
+    tbnz w0, #3, 4b
     ldp x29, x30, [sp], #16
     ret

@@ -101,15 +101,17 @@ def test_bytes_leave_at_the_line_rate() -> None:
     assert fr(u) & (FR_BUSY | FR_TXFE | FR_TXFF) == FR_BUSY
     assert peer.output == b""
     clock_step(FRAME_NS - 1)
+    fr(u)  # the guest looks: nothing has ended yet
     assert peer.output == b""
     clock_step(1)
+    fr(u)
     assert peer.output == b"a"
     clock_step(FRAME_NS)
-    assert peer.output == b"ab"
     assert fr(u) & (FR_BUSY | FR_TXFE) == FR_BUSY | FR_TXFE  # 'c' on the line
+    assert peer.output == b"ab"
     clock_step(FRAME_NS)
-    assert peer.output == b"abc"
     assert fr(u) & (FR_BUSY | FR_TXFE) == FR_TXFE
+    assert peer.output == b"abc"
 
 
 @pytest.mark.parametrize(
@@ -121,8 +123,10 @@ def test_frame_format_sets_the_character_time(lcr: int, bits: int) -> None:
     u, peer = make(lcr=lcr)
     send(u, b"xy")
     clock_step(2 * bits * BIT_NS - 1)
+    assert fr(u) & FR_BUSY  # the guest looks: 'x' ended, 'y' has not
     assert peer.output == b"x"
     clock_step(1)
+    assert not fr(u) & FR_BUSY
     assert peer.output == b"xy"
 
 
@@ -132,19 +136,59 @@ def test_divisor_and_clock_set_the_bit_period() -> None:
     u.write(R.FBRD, 32)  # (64 * 6 + 32) / (4 * 24 MHz) s = 4333.33 ns per bit
     send(u, b"q")
     clock_step(43333 - 1)
+    assert fr(u) & FR_BUSY
     assert peer.output == b""
     clock_step(1)
+    assert not fr(u) & FR_BUSY
     assert peer.output == b"q"
 
 
-def test_each_frame_is_offered_when_it_ends() -> None:
+def test_ended_frames_are_offered_together() -> None:
+    # The line needs no timer per character: the characters whose frames
+    # ended go to the chardev together when the guest looks at the UART, or
+    # at the latest 16 character times (the FIFO's depth) after they ended,
+    # never before their own frame ends.
     u, peer = make()
     send(u, b"0123456789")
-    clock_step(5 * FRAME_NS)
+    clock_step(5 * FRAME_NS - 1)
+    assert b"0123".startswith(peer.output)
+    clock_step(1)
+    fr(u)
     assert peer.output == b"01234"
-    assert peer.offers == [1] * 5
-    clock_step(100 * FRAME_NS)
+    clock_step(5 * FRAME_NS)
+    assert b"0123456789".startswith(peer.output)
+    clock_step(16 * FRAME_NS)  # nobody looks
     assert peer.output == b"0123456789"
+    assert peer.offers == [5, 5]
+
+
+def test_one_character_reaches_the_chardev_within_a_fifo_time() -> None:
+    u, peer = make()
+    u.write(R.DR, ord("x"))
+    clock_step(FRAME_NS - 1)
+    fr(u)
+    assert peer.output == b""
+    clock_step((1 + 16) * FRAME_NS)
+    assert peer.output == b"x"
+
+
+def test_a_partial_write_holds_the_first_refused_character() -> None:
+    u, peer = make()
+    send(u, b"ABCDEFGH")
+    peer.room = 3
+    clock_step(6 * FRAME_NS)
+    # Six frames ended; the peer took three: 'D' waits in the shift register
+    # with CTS deasserted, E-H in the FIFO, and the line stops.
+    assert fr(u) & (FR_CTS | FR_BUSY | FR_TXFE) == FR_BUSY
+    assert peer.output == b"ABC"
+    assert u.read(R.RIS) & INT_CTS
+    clock_step(100 * FRAME_NS)
+    assert peer.output == b"ABC"
+    peer.give(1 << 20)
+    assert fr(u) & FR_CTS
+    clock_step(4 * FRAME_NS)
+    assert fr(u) & (FR_BUSY | FR_TXFE) == FR_TXFE
+    assert peer.output == b"ABCDEFGH"
 
 
 def test_txff_and_a_write_to_a_full_fifo(capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,9 +215,10 @@ def test_fifo_off_is_a_one_byte_holding_register() -> None:
     assert fr(u) & (FR_TXFF | FR_TXFE) == FR_TXFF
     assert not u.read(R.RIS) & INT_TX  # cleared by the write
     clock_step(FRAME_NS)
-    assert peer.output == b"A"
     assert u.read(R.RIS) & INT_TX
+    assert peer.output == b"A"
     clock_step(FRAME_NS)
+    assert fr(u) & (FR_TXFE | FR_BUSY) == FR_TXFE
     assert peer.output == b"AB"
 
 
@@ -280,7 +325,8 @@ def test_fen_change_keeps_queued_bytes() -> None:
     send(u, b"hello")
     u.write(R.LCR_H, LCR_8N1)  # FIFOs off: 4 queued > depth 1
     assert fr(u) & FR_TXFF
-    clock_step(10 * FRAME_NS)
+    clock_step(5 * FRAME_NS)
+    assert not fr(u) & FR_BUSY
     assert peer.output == b"hello"
 
 
@@ -424,7 +470,9 @@ def test_migration_mid_transmission_continues_the_line() -> None:
     src, peer = make()
     peer.room = 3
     send(src, b"migrate me")
-    clock_step(FRAME_NS)  # 'm' sent
+    clock_step(FRAME_NS)
+    fr(src)  # the guest looks: 'm' is sent
+    assert peer.output == b"m"
     peer.room = 0
     data = save(src.dev)
     src.dev.unparent()
@@ -440,8 +488,8 @@ def test_migration_of_a_blocked_transmitter() -> None:
     peer.room = 2
     send(src, b"stuck")
     clock_step(10 * FRAME_NS)
-    assert peer.output == b"st"
     assert not fr(src) & FR_CTS
+    assert peer.output == b"st"
     data = save(src.dev)
     src.dev.unparent()
     dst, dst_peer = make()
@@ -449,7 +497,8 @@ def test_migration_of_a_blocked_transmitter() -> None:
     assert not fr(dst) & FR_CTS  # loading changes no interrupt or line
     dst_peer.be_writable()  # the main loop: this side's chardev has room
     assert fr(dst) & FR_CTS
-    clock_step(10 * FRAME_NS)
+    clock_step(2 * FRAME_NS)
+    assert not fr(dst) & FR_BUSY
     assert dst_peer.output == b"uck"
 
 
