@@ -2419,11 +2419,15 @@ def vmstate_load_state(
             migrated fields are as they were.
     """
     loaded = _parse(f, vmsd, opaque, version_id)
-    backup = vmstate_capture_state(vmsd, opaque)
+    # The previous values as bytes; parsed only if they are to be put back
+    # (loading changes lists in place, so their lengths stay).
+    backup = QEMUFileWriter()
+    _save_all(backup, vmsd, opaque)
     try:
         _apply(vmsd, opaque, loaded, hooks=True)
     except Error:
-        _apply(vmsd, opaque, backup, hooks=False)
+        previous = _parse_all(QEMUFileReader(backup.getvalue()), vmsd, opaque)
+        _apply(vmsd, opaque, previous, hooks=False)
         raise
 
 

@@ -123,6 +123,14 @@ class FuzzTarget:
     def keep(self, data: bytes) -> None:
         """``data`` reached a new outcome: keep it as a seed if useful."""
 
+    def cost(self, data: bytes) -> int:
+        """Return how many operations ``data`` holds.
+
+        A protocol input (a line, a command line, a stream) is one; a device
+        input is a sequence of operations.
+        """
+        return 1
+
     def teardown(self) -> None:
         """Release what :meth:`setup` acquired."""
 
@@ -145,7 +153,6 @@ def targets() -> dict[str, type[FuzzTarget]]:
     """Every registered target, by name (importing the built-in ones)."""
     import tests.fuzz.target_cmdline
     import tests.fuzz.target_device
-    import tests.fuzz.target_devices
     import tests.fuzz.target_migration
     import tests.fuzz.target_qmp
     import tests.fuzz.target_qtest  # noqa: F401
@@ -169,6 +176,7 @@ class Report:
 
     target: str
     ops: int = 0
+    inputs: int = 0
     seconds: float = 0.0
     outcomes: int = 0
     arcs: int | None = None
@@ -186,8 +194,9 @@ class Report:
         )
         rate = self.ops / self.seconds if self.seconds else 0.0
         return (
-            f"{self.target:<10} {self.ops:>9} ops in {self.seconds:7.1f} s "
-            f"({rate:7.0f}/s)  paths: {paths}  outcomes: {self.outcomes}  "
+            f"{self.target:<10} {self.ops:>9} ops ({self.inputs} inputs) in "
+            f"{self.seconds:7.1f} s ({rate:7.0f} ops/s)  paths: {paths}  "
+            f"outcomes: {self.outcomes}  "
             f"failures: {self.failures} ({len(self.findings)} distinct)  "
             f"peak RSS {self.peak_rss_mib:.0f} MiB"
         )
@@ -292,7 +301,8 @@ def run_campaign(
                     failure = f"memory: the resident size passed {memory_limit} bytes"
                 if len(outcomes) > _MAX_OUTCOMES:
                     outcomes.clear()  # keep measuring novelty, in bounded memory
-                report.ops += 1
+                report.ops += target.cost(data)
+                report.inputs += 1
                 if failure is not None:
                     report.failures += 1
                     _record(found, failure, data, target, findings_dir, seed)
