@@ -153,6 +153,7 @@ def targets() -> dict[str, type[FuzzTarget]]:
     """Every registered target, by name (importing the built-in ones)."""
     import tests.fuzz.target_cmdline
     import tests.fuzz.target_device
+    import tests.fuzz.target_guest
     import tests.fuzz.target_migration
     import tests.fuzz.target_qmp
     import tests.fuzz.target_qtest  # noqa: F401
