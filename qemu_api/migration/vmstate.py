@@ -101,6 +101,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import operator
 import struct
 import typing
@@ -1353,8 +1354,7 @@ class _Flat:
 
     def pack(self, elems: Sequence[object], n: int) -> bytes | None:
         """The first ``n`` elements packed, or None if a value does not fit."""
-        get = self.get
-        flat = [v for e in elems[:n] for v in get(e)]
+        flat = itertools.chain.from_iterable(map(self.get, elems[:n]))
         try:
             return _packer(self.fmt * n).pack(*flat)
         except struct.error:
@@ -1406,7 +1406,7 @@ def _flat(vmsd: VMStateDescription[Any], elems: Sequence[object]) -> _Flat | Non
         plan = vmsd._flat[cls]
     else:
         plan = vmsd._flat[cls] = _flat_plan(vmsd, elems[0])
-    if plan is None or any(type(e) is not cls for e in elems):
+    if plan is None or set(map(type, elems)) != {cls}:
         return None
     return plan
 
