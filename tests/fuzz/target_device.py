@@ -63,7 +63,7 @@ from qemu_api.sysbus import SYSBUS_DEVICE_GPIO_IRQ, SysBusDevice
 from qemu_api.testing import clock_step, reset_runtime
 from tests.fuzz.engine import FuzzFailure, FuzzTarget, register
 
-__all__ = ["DeviceCampaign", "DeviceTarget", "declare"]
+__all__ = ["DeviceCampaign", "DeviceTarget", "campaign_target", "declare"]
 
 OP: Final = struct.Struct("<BBHI")
 """One operation: kind, region and size selector, offset, value."""
@@ -333,6 +333,18 @@ def _first_difference(a: bytes, b: bytes) -> int:
     return min(len(a), len(b))
 
 
+def campaign_target(campaign: DeviceCampaign) -> type[DeviceTarget]:
+    """The target class of ``campaign``, not registered (see :func:`declare`)."""
+    attrs: dict[str, object] = {
+        "name": campaign.name,
+        "summary": campaign.summary,
+        "campaign": campaign,
+        "__doc__": f"The {campaign.name} campaign: {campaign.summary}.",
+    }
+    name = f"{campaign.name.title().replace('_', '')}Target"
+    return type(name, (DeviceTarget,), attrs)
+
+
 def declare(campaign: DeviceCampaign) -> type[DeviceTarget]:
     """Register a device campaign: the whole of what a new device needs.
 
@@ -343,16 +355,7 @@ def declare(campaign: DeviceCampaign) -> type[DeviceTarget]:
     Returns:
         The target class, registered as ``--target campaign.name``.
     """
-    attrs: dict[str, object] = {
-        "name": campaign.name,
-        "summary": campaign.summary,
-        "campaign": campaign,
-        "__doc__": f"The {campaign.name} campaign: {campaign.summary}.",
-    }
-    cls = type(
-        f"{campaign.name.title().replace('_', '')}Target", (DeviceTarget,), attrs
-    )
-    return register(cls)
+    return register(campaign_target(campaign))
 
 
 # -- the declarations ---------------------------------------------------------------
