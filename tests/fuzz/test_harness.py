@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.fuzz.target_device import (
     OP,
     READ,
     ROUNDTRIP,
+    DeviceCampaign,
     DeviceTarget,
     campaign_target,
 )
@@ -83,11 +85,13 @@ def test_the_engine_counts_operations_not_inputs(tmp_path: Path) -> None:
     assert report.inputs < report.ops
 
 
-def broken(name: str, tmp_path: Path, **changes: object) -> DeviceTarget:
-    """The ``name`` campaign with parts of its declaration replaced."""
+def broken(
+    name: str, tmp_path: Path, change: Callable[[DeviceCampaign], DeviceCampaign]
+) -> DeviceTarget:
+    """The ``name`` campaign with its declaration changed by ``change``."""
     cls = targets()[name]
     assert issubclass(cls, DeviceTarget)
-    target = campaign_target(dataclasses.replace(cls.campaign, **changes))()
+    target = campaign_target(change(cls.campaign))()
     target.setup(tmp_path)
     return target
 
@@ -95,7 +99,11 @@ def broken(name: str, tmp_path: Path, **changes: object) -> DeviceTarget:
 def test_an_output_line_that_disagrees_with_the_registers_is_found(
     tmp_path: Path,
 ) -> None:
-    target = broken("pl061", tmp_path, expected_level=lambda dev: 1)
+    target = broken(
+        "pl061",
+        tmp_path,
+        lambda c: dataclasses.replace(c, expected_level=lambda dev: 1),
+    )
     try:
         with pytest.raises(FuzzFailure, match=r"the IRQ is 0 after a reset"):
             target.execute(OP.pack(READ, 0, 0x410, 0))
@@ -105,7 +113,11 @@ def test_an_output_line_that_disagrees_with_the_registers_is_found(
 
 def test_a_state_that_a_round_trip_changes_is_found(tmp_path: Path) -> None:
     target = broken(
-        "pl011", tmp_path, reloaded=lambda dev, mem, saved: saved[:-1] + b"?"
+        "pl011",
+        tmp_path,
+        lambda c: dataclasses.replace(
+            c, reloaded=lambda dev, mem, saved: saved[:-1] + b"?"
+        ),
     )
     try:
         target.execute(OP.pack(READ, 0, 0x18, 0))
