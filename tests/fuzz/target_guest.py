@@ -43,7 +43,7 @@ from tests.fuzz.engine import FuzzFailure, FuzzTarget, register
 
 __all__ = ["GuestTarget", "guest_elf", "launcher"]
 
-MAX_REPLY_SECONDS: Final = 5.0
+MAX_REPLY_SECONDS: Final = 10.0
 """The longest a monitor reply may take while the guest runs."""
 _DTB_WARNING: Final = "warning: the DTB"
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
