@@ -1363,10 +1363,20 @@ class _Flat:
     def unpack(
         self, f: QEMUFileReader, vmsd: VMStateDescription[Any], n: int
     ) -> list[object] | None:
-        """``n`` elements' values read, or None if the stream is short."""
+        """``n`` elements' values read, or None for the value-by-value path.
+
+        That path runs when the stream is short (it says where), and when a
+        byte after an element could start a subsection record: QEMU looks
+        for the struct's subsections there, and refuses one it does not know.
+        """
         packer = _packer(self.fmt * n)
         if f.remaining() < packer.size:
             return None
+        if n:
+            width = packer.size // n
+            after = f.peek_buffer(packer.size + 1)[width::width]
+            if QEMU_VM_SUBSECTION in bytes(after):
+                return None
         values = packer.unpack_from(f.get_buffer(packer.size))
         k = len(self.names)
         rows = list(map(list, zip(*[iter(values)] * k, strict=True)))

@@ -1158,3 +1158,25 @@ def test_bulk_values_that_do_not_fit_and_short_streams_name_the_element() -> Non
     with pytest.raises(Error, match=r"field 'elems': element 3: VMState 'flat-elem'"):
         load(Bulky.vmsd, dst, data[: 5 + 6 + 16 + 6 * 3 + 2], 1)
     assert save(Bulky.vmsd, dst) == before
+
+
+def test_a_subsection_record_after_a_flat_struct_is_looked_up_as_qemu_does() -> None:
+    # QEMU's vmstate_subsection_load runs after each struct element: a
+    # subsection record naming the struct there is refused (the struct has
+    # none); one with another prefix ends the struct's part as usual.
+    data = bytearray(save(Bulky.vmsd, bulky()))
+    at = 5 + 6 + 16 + 6 * 2  # after the second element
+    name = b"flat-elem/x"
+    record = bytes([0x05, len(name)]) + name + (1).to_bytes(4, "big")
+    dst = Bulky()
+    with pytest.raises(
+        Error,
+        match=r"element 1: VMState 'flat-elem': the stream has "
+        r"subsection 'flat-elem/x'",
+    ):
+        load(Bulky.vmsd, dst, bytes(data[:at] + record + data[at:]), 1)
+    # A 0x05 byte that is element data is just data.
+    data[at] = 0x05
+    src_bytes = bytes(data)
+    assert load(Bulky.vmsd, dst, src_bytes, 1) == len(src_bytes)
+    assert dst.elems[2].a == 0x05
