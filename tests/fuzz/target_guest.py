@@ -47,7 +47,8 @@ MAX_REPLY_SECONDS: Final = 10.0
 """The longest a monitor reply may take while the guest runs."""
 _DTB_WARNING: Final = "warning: the DTB"
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
-_HEX: Final = re.compile(r"^(seed|round|faults)=([0-9a-f]{16})$", re.M)
+_HEX: Final = re.compile(r"(seed|round|faults)=([0-9a-f]{16})$", re.M)
+"""A progress line; the hammer's random stores to UARTDR may put bytes before it."""
 
 
 def _build_root() -> Path:
