@@ -45,6 +45,8 @@ __all__ = ["GuestTarget", "guest_elf", "launcher"]
 
 MAX_REPLY_SECONDS: Final = 10.0
 """The longest a monitor reply may take while the guest runs."""
+MAX_RUN_SECONDS: Final = 60.0
+"""How much longer a run may last when the guest has finished no round yet."""
 _DTB_WARNING: Final = "warning: the DTB"
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _HEX: Final = re.compile(r"(seed|round|faults)=([0-9a-f]{16})$", re.M)
@@ -63,6 +65,14 @@ def launcher() -> Path:
 def guest_elf(name: str) -> Path:
     """A fuzz guest built by ``tests/fuzz/meson.build``."""
     return _build_root() / "tests" / "fuzz" / f"{name}.elf"
+
+
+def _progressed(serial: Path) -> bool:
+    """Whether the guest has printed a round."""
+    try:
+        return b"round=" in serial.read_bytes()
+    except FileNotFoundError:
+        return False
 
 
 class _Monitor:
@@ -186,7 +196,7 @@ class GuestTarget(FuzzTarget):
                 text=True,
             )
             try:
-                replies = self._watch(proc, qmp)
+                replies = self._watch(proc, qmp, serial)
                 out = serial.read_text(errors="replace")
                 proc.wait(timeout=30)
             finally:
@@ -220,14 +230,21 @@ class GuestTarget(FuzzTarget):
         self.last_ops = self.operations(rounds, faults)
         return f"{replies // 10} x10 monitor replies, faults {faults > 0}"
 
-    def _watch(self, proc: subprocess.Popen[str], qmp: Path) -> int:
-        """Query the monitor while the guest runs; quit; return the replies."""
+    def _watch(self, proc: subprocess.Popen[str], qmp: Path, serial: Path) -> int:
+        """Query the monitor while the guest runs; quit; return the replies.
+
+        The run lasts :attr:`seconds`, and on a slow host up to
+        :data:`MAX_RUN_SECONDS` more until the guest has finished a round.
+        """
         start = time.monotonic()
         mon = _Monitor(qmp, start + 30)
         replies = 0
         try:
             end = time.monotonic() + self.seconds
-            while time.monotonic() < end:
+            last = end + MAX_RUN_SECONDS
+            while time.monotonic() < end or (
+                time.monotonic() < last and not _progressed(serial)
+            ):
                 status = mon.command("query-status")
                 if not isinstance(status, dict) or status.get("status") != "running":
                     raise FuzzFailure(f"query-status says {status} mid-run")
