@@ -108,6 +108,9 @@ class FuzzTarget:
     op_timeout: ClassVar[float] = 10.0
     limit_address_space: ClassVar[bool] = True
     """Cap the address space (else only the resident size is watched)."""
+    in_process: ClassVar[bool] = True
+    """Whether the code under test runs in this process (else coverage,
+    which sees only this process, is not measured)."""
 
     def setup(self, workdir: Path) -> None:
         """Prepare: build the machine, load seeds.  ``workdir`` is scratch space."""
@@ -299,7 +302,7 @@ def run_campaign(
     rng = random.Random(seed)
     outcomes: set[str] = set()
     found: dict[str, Finding] = {}
-    cov = _coverage(coverage)
+    cov = _coverage(coverage and target.in_process)
     target.setup(workdir)
     start = time.monotonic()
     next_progress = start + 30

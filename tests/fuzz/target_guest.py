@@ -134,6 +134,7 @@ class GuestTarget(FuzzTarget):
 
     protocol = "guest"
     limit_address_space = False
+    in_process = False
     guest: ClassVar[str] = ""
     run_seconds: ClassVar[float] = 2.0
     """How long each input lets the guest run (``FUZZ_GUEST_SECONDS``)."""
