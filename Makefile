@@ -35,7 +35,9 @@ bench: all
 # Long fuzz campaigns: every target (or FUZZ_TARGETS) for FUZZ_OPS operations or
 # FUZZ_SECONDS each, FUZZ_JOBS at a time; prints operations, paths covered and
 # failures per target; failing inputs go to $(BUILD_DIR)/fuzz/findings.
+# FUZZ_GUEST_SECONDS: how long each run of a CPU-driven campaign's guest lasts.
 FUZZ_OPS ?= 1000000
+FUZZ_GUEST_SECONDS ?= 20
 FUZZ_SECONDS ?= inf
 FUZZ_JOBS ?= 2
 FUZZ_SEED ?= 1
@@ -43,7 +45,8 @@ FUZZ_TARGETS ?=
 fuzz: all
 	cd $(SRC_PATH) && env PYTHONPATH=$(SRC_PATH):$(BUILD_DIR) \
 	  PYTHONPYCACHEPREFIX=$(BUILD_DIR)/pycache PYQEMU_SOURCE_ROOT=$(SRC_PATH) \
-	  PYQEMU_BUILD_ROOT=$(BUILD_DIR) $(PYVENV)/python3 -m tests.fuzz \
+	  PYQEMU_BUILD_ROOT=$(BUILD_DIR) FUZZ_GUEST_SECONDS=$(FUZZ_GUEST_SECONDS) \
+	  $(PYVENV)/python3 -m tests.fuzz \
 	  --ops $(FUZZ_OPS) --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) \
 	  --seed $(FUZZ_SEED) $(foreach t,$(FUZZ_TARGETS),--target $(t))
 
@@ -87,7 +90,8 @@ help:
 	@echo "make check-SUITE      run one suite: unit, lint, doc, ..."
 	@echo "make bench            run the benchmarks and print their figures"
 	@echo "make fuzz             long fuzz campaigns (FUZZ_OPS, FUZZ_SECONDS, FUZZ_TARGETS,"
-	@echo "                      FUZZ_JOBS, FUZZ_SEED); figures and failures per target"
+	@echo "                      FUZZ_JOBS, FUZZ_SEED, FUZZ_GUEST_SECONDS); figures and"
+	@echo "                      failures per target"
 	@echo "make clippy|pyfmt|pyfmt-fix|mypy|doc   the gates and the docs"
 	@echo "make install          install under the configured prefix"
 	@echo "make guest            fetch the Linux guest (kernel, initramfs) into $(GUEST_DIR)"

@@ -101,6 +101,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
+import operator
+import struct
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
@@ -894,6 +897,7 @@ class VMStateDescription(Generic[T_contra]):
 
     __slots__ = (
         "_bindings",
+        "_flat",
         "_namespaces",
         "fields",
         "minimum_version_id",
@@ -933,6 +937,7 @@ class VMStateDescription(Generic[T_contra]):
         self.pre_load: Callable[[Any], None] | None = pre_load
         self.post_load: Callable[[Any, int], None] | None = post_load
         self._bindings: dict[type, tuple[_Binding, ...]] = {}
+        self._flat: dict[type, _Flat | None] = {}
         self._namespaces = caller_namespaces(1)
         self._check()
         if state is not None:
@@ -1232,11 +1237,226 @@ def _scalar_codec(
     )
 
 
+# -- bulk codecs: whole arrays and flat structs through the struct module --------------
+#
+# Saving and loading value by value costs a few Python calls per byte of
+# stream.  Fields whose values are plain integers (``int`` or the exact
+# fixed-width type of the field) and ``bool`` are packed and unpacked in bulk
+# instead: an array with one ``struct`` format, a list of flat structs (only
+# such scalars, no hooks, no subsections) with the element's format repeated.
+# The bytes are the same (big-endian, as ``qemu_put_be*``); when a value does
+# not fit (``struct.error``) or the stream is short, the value-by-value path
+# runs to raise its precise error.
+
+_BULK_CODES: Final = {
+    "bool": "?",
+    "int8": "b",
+    "int16": "h",
+    "int32": "i",
+    "int64": "q",
+    "uint8": "B",
+    "uint16": "H",
+    "uint32": "I",
+    "uint64": "Q",
+}
+
+
+@final
+class _Bulk:
+    """How the values of one scalar field pack in bulk.
+
+    Attributes:
+        code: the ``struct`` format character.
+        make: the fixed-width class a loaded value becomes (None: the
+            unpacked ``int`` or ``bool`` as it is).
+    """
+
+    __slots__ = ("code", "make")
+
+    def __init__(self, code: str, make: type[FixedUInt] | None) -> None:
+        self.code = code
+        self.make = make
+
+
+def _bulk(info: VMStateInfo, ann: object) -> _Bulk | None:
+    """The bulk codec of ``info`` values held as ``ann``, or None if there is none."""
+    if info is vmstate_info_timer:
+        return None
+    code = _BULK_CODES[info.name]
+    if info is vmstate_info_bool:
+        return _Bulk(code, None) if ann is bool else None
+    if ann is int:
+        return _Bulk(code, None)
+    if not info.signed and ann is _UINT_TYPES[info.bits]:
+        return _Bulk(code, _UINT_TYPES[info.bits])
+    return None
+
+
+_PACKERS: dict[str, struct.Struct] = {}
+
+
+def _packer(fmt: str) -> struct.Struct:
+    packer = _PACKERS.get(fmt)
+    if packer is None:
+        if len(_PACKERS) > 1024:
+            _PACKERS.clear()
+        packer = _PACKERS[fmt] = struct.Struct(">" + fmt)
+    return packer
+
+
+def _make_all(make: type[FixedUInt] | None, values: tuple[int, ...]) -> list[object]:
+    if make is None:
+        return list(values)
+    new = int.__new__
+    return [new(make, v) for v in values]
+
+
+def _pack_array(bulk: _Bulk, values: Sequence[object], n: int) -> bytes | None:
+    """``n`` values packed, or None if one does not fit (the slow path says which)."""
+    try:
+        return _packer(f"{n}{bulk.code}").pack(*values[:n])
+    except struct.error:
+        return None
+
+
+def _unpack_array(f: QEMUFileReader, bulk: _Bulk, n: int) -> list[object] | None:
+    """``n`` values read, or None if the stream is short (the slow path says where)."""
+    packer = _packer(f"{n}{bulk.code}")
+    if n < 0 or f.remaining() < packer.size:
+        return None
+    return _make_all(bulk.make, packer.unpack_from(f.get_buffer(packer.size)))
+
+
+@final
+class _Flat:
+    """A struct description whose fields are bulk scalars on plain attributes.
+
+    Its elements save and load as one ``struct`` format per list.
+    """
+
+    __slots__ = ("fmt", "get", "makes", "names", "plain")
+
+    def __init__(
+        self, names: tuple[str, ...], bulks: Sequence[_Bulk], plain: bool
+    ) -> None:
+        self.names = names
+        self.plain = plain
+        """Whether the attributes live in the instance ``__dict__`` as they are."""
+        self.fmt = "".join(b.code for b in bulks)
+        self.makes = [(i, b.make) for i, b in enumerate(bulks) if b.make is not None]
+        if len(names) == 1:
+            only = names[0]
+            self.get: Callable[[object], tuple[object, ...]] = lambda e: (
+                getattr(e, only),
+            )
+        else:
+            self.get = operator.attrgetter(*names)
+
+    def pack(self, elems: Sequence[object], n: int) -> bytes | None:
+        """The first ``n`` elements packed, or None if a value does not fit."""
+        flat = itertools.chain.from_iterable(map(self.get, elems[:n]))
+        try:
+            return _packer(self.fmt * n).pack(*flat)
+        except struct.error:
+            return None
+
+    def unpack(
+        self, f: QEMUFileReader, vmsd: VMStateDescription[Any], n: int
+    ) -> list[object] | None:
+        """``n`` elements' values read, or None for the value-by-value path.
+
+        That path runs when the stream is short (it says where), and when a
+        byte after an element could start a subsection record: QEMU looks
+        for the struct's subsections there, and refuses one it does not know.
+        """
+        packer = _packer(self.fmt * n)
+        if f.remaining() < packer.size:
+            return None
+        if n:
+            width = packer.size // n
+            after = f.peek_buffer(packer.size + 1)[width::width]
+            if QEMU_VM_SUBSECTION in bytes(after):
+                return None
+        values = packer.unpack_from(f.get_buffer(packer.size))
+        k = len(self.names)
+        rows = list(map(list, zip(*[iter(values)] * k, strict=True)))
+        new = int.__new__
+        for col, make in self.makes:
+            for row in rows:
+                row[col] = new(make, row[col])
+        version = vmsd.version_id
+        return [LoadedState(vmsd, version, row, []) for row in rows]
+
+    def store(self, elems: Sequence[object], items: Sequence[object]) -> bool:
+        """Set the elements' attributes from loaded values; False if not flat ones."""
+        names = self.names
+        k = len(names)
+        rows: list[list[object]] = []
+        for loaded in items:
+            if not isinstance(loaded, LoadedState) or len(loaded.values) != k:
+                return False
+            rows.append(loaded.values)
+        pairs = zip(elems, rows, strict=False)
+        if self.plain:
+            for obj, row in pairs:
+                obj.__dict__.update(zip(names, row, strict=True))
+        else:
+            for obj, row in pairs:
+                for name, value in zip(names, row, strict=True):
+                    setattr(obj, name, value)
+        return True
+
+
+def _flat(vmsd: VMStateDescription[Any], elems: Sequence[object]) -> _Flat | None:
+    """The bulk plan for a list of ``vmsd`` structs, or None (the slow path)."""
+    if not elems:
+        return None
+    cls = type(elems[0])
+    if cls in vmsd._flat:
+        plan = vmsd._flat[cls]
+    else:
+        plan = vmsd._flat[cls] = _flat_plan(vmsd, elems[0])
+    if plan is None or set(map(type, elems)) != {cls}:
+        return None
+    return plan
+
+
+def _flat_plan(vmsd: VMStateDescription[Any], elem: object) -> _Flat | None:
+    if (
+        vmsd.subsections
+        or vmsd.pre_save is not None
+        or vmsd.post_save is not None
+        or vmsd.pre_load is not None
+        or vmsd.post_load is not None
+        or not vmsd.fields
+        or isinstance(elem, BqlStruct)
+    ):
+        return None
+    bulks: list[_Bulk] = []
+    for field, binding in zip(vmsd.fields, vmsd._binding(elem), strict=True):
+        if (
+            field.kind is not _Kind.SCALAR
+            or binding.bulk is None
+            or len(binding.path) != 1
+            or binding.holder
+        ):
+            return None
+        bulks.append(binding.bulk)
+    names = tuple(f.path[0] for f in vmsd.fields)
+    cls = type(elem)
+    plain = (
+        cls.__setattr__ is object.__setattr__
+        and isinstance(getattr(elem, "__dict__", None), dict)
+        and not any(hasattr(getattr(cls, name, None), "__set__") for name in names)
+    )
+    return _Flat(names, bulks, plain)
+
+
 @final
 class _Binding:
     """What a field needs at run time for one state class."""
 
-    __slots__ = ("decode", "encode", "holder", "length", "path")
+    __slots__ = ("bulk", "decode", "encode", "holder", "length", "path")
 
     def __init__(
         self,
@@ -1245,12 +1465,14 @@ class _Binding:
         encode: Encode | None = None,
         length: int | None = None,
         holder: str = "",
+        bulk: _Bulk | None = None,
     ) -> None:
         self.path = path
         self.decode = decode
         self.encode = encode
         self.length = length
         self.holder = holder
+        self.bulk = bulk
 
 
 def _bind_field(
@@ -1280,7 +1502,9 @@ def _bind_field(
     if kind is _Kind.SCALAR:
         assert field.info is not None
         decode, encode = _scalar_codec(vmsd, field, field.info, ann, what)
-        return _Binding(field.path, decode, encode, holder=holder)
+        return _Binding(
+            field.path, decode, encode, holder=holder, bulk=_bulk(field.info, ann)
+        )
     if kind in _ARRAYS or kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
         if typing.get_origin(ann) is not list:
             raise vmsd._error(
@@ -1305,7 +1529,8 @@ def _bind_field(
             decode, encode = _scalar_codec(
                 vmsd, field, field.info, elem, f"an element of {what}"
             )
-            return _Binding(field.path, decode, encode, length, holder)
+            bulk = _bulk(field.info, elem)
+            return _Binding(field.path, decode, encode, length, holder, bulk)
         _check_struct_type(vmsd, field, elem, f"an element of {what}")
         return _Binding(field.path, length=length, holder=holder)
     if kind is _Kind.BUFFER:
@@ -1673,8 +1898,12 @@ def _save_field(
         assert info is not None
         assert binding.encode is not None
         encode = binding.encode
-        for i in range(n):
-            _put_scalar(f, info, encode(value[i]))
+        packed = None if binding.bulk is None else _pack_array(binding.bulk, value, n)
+        if packed is not None:
+            f.put_buffer(packed)
+        else:
+            for i in range(n):
+                _put_scalar(f, info, encode(value[i]))
         if desc is not None and n:
             entry = _element_desc(vmsd, field, 0, n, info.name)
             entry["size"] = info.size
@@ -1687,6 +1916,12 @@ def _save_field(
         return
     inner = field.vmsd
     assert inner is not None
+    if desc is None:
+        flat = _flat(inner, value)
+        packed = None if flat is None else flat.pack(value, n)
+        if packed is not None:
+            f.put_buffer(packed)
+            return
     compress = _can_compress(field)
     for i in range(n):
         start = f.transferred()
@@ -1904,6 +2139,10 @@ def _parse_field(
         assert info is not None
         assert binding.decode is not None
         decode = binding.decode
+        if binding.bulk is not None:
+            fast = _unpack_array(f, binding.bulk, n)
+            if fast is not None:
+                return fast
         out: list[object] = []
         for i in range(n):
             try:
@@ -1913,6 +2152,11 @@ def _parse_field(
         return out
     inner = field.vmsd
     assert inner is not None
+    flat = _flat(inner, current[:n])
+    if flat is not None:
+        loaded = flat.unpack(f, inner, n)
+        if loaded is not None:
+            return loaded
     structs: list[object] = []
     for i in range(n):
         try:
@@ -2051,6 +2295,9 @@ def _apply_field(
     assert inner is not None
 
     def each(lst: list[object]) -> None:
+        flat = _flat(inner, lst[: len(items)])
+        if flat is not None and flat.store(lst, items):
+            return
         for obj, loaded in zip(lst, items, strict=False):
             assert isinstance(loaded, LoadedState)
             _apply(inner, obj, loaded, hooks=hooks)
@@ -2088,14 +2335,29 @@ def _save_all(f: QEMUFileWriter, vmsd: VMStateDescription[Any], opaque: object) 
                 # changed elements past the current count.
                 inner = field.vmsd
                 assert inner is not None
-                for elem in _read(opaque, binding.path):
-                    _save_all(f, inner, elem)
+                elems = _read(opaque, binding.path)
+                flat = _flat(inner, elems)
+                packed = None if flat is None else flat.pack(elems, len(elems))
+                if packed is not None:
+                    f.put_buffer(packed)
+                else:
+                    for elem in elems:
+                        _save_all(f, inner, elem)
             elif field.kind is _Kind.VARRAY:
                 info = field.info
                 assert info is not None
                 assert binding.encode is not None
-                for elem in _read(opaque, binding.path):
-                    _put_scalar(f, info, binding.encode(elem))
+                elems = _read(opaque, binding.path)
+                packed = (
+                    None
+                    if binding.bulk is None
+                    else _pack_array(binding.bulk, elems, len(elems))
+                )
+                if packed is not None:
+                    f.put_buffer(packed)
+                else:
+                    for elem in elems:
+                        _put_scalar(f, info, binding.encode(elem))
             else:
                 _save_field(f, vmsd, field, binding, opaque, values, None)
         except Error as exc:
@@ -2120,14 +2382,24 @@ def _parse_all(
         elif field.kind in (_Kind.STRUCT_ARRAY, _Kind.STRUCT_VARRAY):
             inner = field.vmsd
             assert inner is not None
-            value = [_parse_all(f, inner, e) for e in _read(opaque, binding.path)]
+            elems = _read(opaque, binding.path)
+            flat = _flat(inner, elems)
+            bulk = None if flat is None else flat.unpack(f, inner, len(elems))
+            value = (
+                bulk if bulk is not None else [_parse_all(f, inner, e) for e in elems]
+            )
         elif field.kind is _Kind.VARRAY:
             info = field.info
             assert info is not None
             assert binding.decode is not None
             decode = binding.decode
             n = len(_read(opaque, binding.path))
-            value = [decode(_get_scalar(f, info)) for _ in range(n)]
+            fast = None if binding.bulk is None else _unpack_array(f, binding.bulk, n)
+            value = (
+                fast
+                if fast is not None
+                else [decode(_get_scalar(f, info)) for _ in range(n)]
+            )
         else:
             value = _parse_field(f, field, binding, opaque, by_name)
         values.append(value)
@@ -2157,11 +2429,15 @@ def vmstate_load_state(
             migrated fields are as they were.
     """
     loaded = _parse(f, vmsd, opaque, version_id)
-    backup = vmstate_capture_state(vmsd, opaque)
+    # The previous values as bytes; parsed only if they are to be put back
+    # (loading changes lists in place, so their lengths stay).
+    backup = QEMUFileWriter()
+    _save_all(backup, vmsd, opaque)
     try:
         _apply(vmsd, opaque, loaded, hooks=True)
     except Error:
-        _apply(vmsd, opaque, backup, hooks=False)
+        previous = _parse_all(QEMUFileReader(backup.getvalue()), vmsd, opaque)
+        _apply(vmsd, opaque, previous, hooks=False)
         raise
 
 

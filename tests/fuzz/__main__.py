@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-coverage", action="store_true")
+    parser.add_argument(
+        "--coverage-every",
+        type=int,
+        default=8,
+        metavar="N",
+        help="trace one input in N for the paths figure (1: every input)",
+    )
     parser.add_argument("--findings", type=Path, help="where failing inputs go")
     parser.add_argument("--replay", type=Path, help="run one saved input")
     parser.add_argument("--list", action="store_true", help="list the targets")
@@ -76,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir=workdir,
             findings_dir=findings,
             coverage=not args.no_coverage,
+            coverage_every=args.coverage_every,
             progress=lambda r: print(f"  ... {r.line()}", flush=True),
         )
         reports.append(report)

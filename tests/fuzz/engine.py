@@ -108,6 +108,9 @@ class FuzzTarget:
     op_timeout: ClassVar[float] = 10.0
     limit_address_space: ClassVar[bool] = True
     """Cap the address space (else only the resident size is watched)."""
+    in_process: ClassVar[bool] = True
+    """Whether the code under test runs in this process (else coverage,
+    which sees only this process, is not measured)."""
 
     def setup(self, workdir: Path) -> None:
         """Prepare: build the machine, load seeds.  ``workdir`` is scratch space."""
@@ -122,6 +125,14 @@ class FuzzTarget:
 
     def keep(self, data: bytes) -> None:
         """``data`` reached a new outcome: keep it as a seed if useful."""
+
+    def cost(self, data: bytes) -> int:
+        """Return how many operations ``data`` holds.
+
+        A protocol input (a line, a command line, a stream) is one; a device
+        input is a sequence of operations.
+        """
+        return 1
 
     def teardown(self) -> None:
         """Release what :meth:`setup` acquired."""
@@ -145,7 +156,7 @@ def targets() -> dict[str, type[FuzzTarget]]:
     """Every registered target, by name (importing the built-in ones)."""
     import tests.fuzz.target_cmdline
     import tests.fuzz.target_device
-    import tests.fuzz.target_devices
+    import tests.fuzz.target_guest
     import tests.fuzz.target_migration
     import tests.fuzz.target_qmp
     import tests.fuzz.target_qtest  # noqa: F401
@@ -169,6 +180,7 @@ class Report:
 
     target: str
     ops: int = 0
+    inputs: int = 0
     seconds: float = 0.0
     outcomes: int = 0
     arcs: int | None = None
@@ -176,18 +188,25 @@ class Report:
     failures: int = 0
     findings: list[Finding] = dataclasses.field(default_factory=list)
     peak_rss_mib: float = 0.0
+    coverage_every: int = 1
 
     def line(self) -> str:
         """One line of figures, as ``make fuzz`` prints them."""
+        sample = (
+            f" (1 input in {self.coverage_every} traced)"
+            if self.coverage_every > 1
+            else ""
+        )
         paths = (
-            f"{self.arcs} branch arcs / {self.lines} lines"
+            f"{self.arcs} branch arcs / {self.lines} lines{sample}"
             if self.arcs is not None
             else "not measured"
         )
         rate = self.ops / self.seconds if self.seconds else 0.0
         return (
-            f"{self.target:<10} {self.ops:>9} ops in {self.seconds:7.1f} s "
-            f"({rate:7.0f}/s)  paths: {paths}  outcomes: {self.outcomes}  "
+            f"{self.target:<10} {self.ops:>9} ops ({self.inputs} inputs) in "
+            f"{self.seconds:7.1f} s ({rate:7.0f} ops/s)  paths: {paths}  "
+            f"outcomes: {self.outcomes}  "
             f"failures: {self.failures} ({len(self.findings)} distinct)  "
             f"peak RSS {self.peak_rss_mib:.0f} MiB"
         )
@@ -268,31 +287,44 @@ def run_campaign(
     workdir: Path,
     findings_dir: Path | None = None,
     coverage: bool = True,
+    coverage_every: int = 1,
     memory_limit: int = 3 << 30,
     progress: Callable[[Report], None] | None = None,
 ) -> Report:
-    """Run ``target`` for ``ops`` operations or ``seconds``, whichever ends first."""
-    report = Report(target.name)
+    """Run ``target`` for ``ops`` operations or ``seconds``, whichever ends first.
+
+    With ``coverage``, one input in ``coverage_every`` runs traced (the
+    tracer slows an input about sixfold); the paths figure is what those
+    inputs reached.
+    """
+    report = Report(target.name, coverage_every=max(coverage_every, 1))
+    coverage_every = report.coverage_every
     rng = random.Random(seed)
     outcomes: set[str] = set()
     found: dict[str, Finding] = {}
-    cov = _coverage(coverage)
+    cov = _coverage(coverage and target.in_process)
     target.setup(workdir)
     start = time.monotonic()
     next_progress = start + 30
     try:
-        if cov is not None:
-            cov.start()
         limit = memory_limit if target.limit_address_space else 1 << 46
         with _memory_limit(limit):
             while report.ops < ops and time.monotonic() - start < seconds:
                 data = target.generate(rng)
-                failure = _run_one(target, data, outcomes)
+                tracer = cov if report.inputs % coverage_every == 0 else None
+                if tracer is not None:
+                    tracer.start()
+                try:
+                    failure = _run_one(target, data, outcomes)
+                finally:
+                    if tracer is not None:
+                        tracer.stop()
                 if failure is None and _peak_rss_mib() > memory_limit / MIB:
                     failure = f"memory: the resident size passed {memory_limit} bytes"
                 if len(outcomes) > _MAX_OUTCOMES:
                     outcomes.clear()  # keep measuring novelty, in bounded memory
-                report.ops += 1
+                report.ops += target.cost(data)
+                report.inputs += 1
                 if failure is not None:
                     report.failures += 1
                     _record(found, failure, data, target, findings_dir, seed)
@@ -302,8 +334,6 @@ def run_campaign(
                     report.outcomes = len(outcomes)
                     progress(report)
     finally:
-        if cov is not None:
-            cov.stop()
         target.teardown()
     report.seconds = time.monotonic() - start
     report.outcomes = len(outcomes)

@@ -1057,3 +1057,126 @@ def test_wrong_field_references_fail_mypy(
             'BqlRefCell[Other] | BqlCell[Other]")  [return-value]'
         ),
     ], err
+
+
+# -- bulk codecs (whole arrays, lists of flat structs) -------------------------------
+
+
+@dataclass
+class FlatElem:
+    a: u8 = field(default_factory=u8)
+    on: bool = False
+    n: int = 0
+
+    vmsd = VMStateDescription["FlatElem"](
+        "flat-elem",
+        version_id=1,
+        minimum_version_id=1,
+        fields=[
+            vmstate_uint8(lambda s: s.a),
+            vmstate_bool(lambda s: s.on),
+            vmstate_int32(lambda s: s.n),
+        ],
+    )
+
+
+@dataclass
+class Bulky:
+    b: list[u8] = array_field(u8, 5)
+    w: list[u16] = array_field(u16, 3)
+    d: list[int] = array_field(int, 4)
+    elems: list[FlatElem] = array_field(FlatElem, 6)
+
+    vmsd = VMStateDescription["Bulky"](
+        "bulky",
+        version_id=1,
+        minimum_version_id=1,
+        fields=[
+            vmstate_array(lambda s: s.b, vmstate_info_uint8, 5),
+            vmstate_array(lambda s: s.w, vmstate_info_uint16, 3),
+            vmstate_array(lambda s: s.d, vmstate_info_uint32, 4),
+            vmstate_struct_array(lambda s: s.elems, FlatElem.vmsd, 6),
+        ],
+    )
+
+
+def bulky() -> Bulky:
+    s = Bulky()
+    s.b = [u8(i * 0x31) for i in range(5)]
+    s.w = [u16(0x1234 + i) for i in range(3)]
+    s.d = [0, 1, 0xFFFF_FFFF, 0x8000_0000]
+    for i, e in enumerate(s.elems):
+        e.a, e.on, e.n = u8(0xF0 + i), i % 2 == 1, -i
+    return s
+
+
+def test_arrays_and_flat_struct_lists_have_qemus_layout() -> None:
+    s = bulky()
+    expected = b"".join(
+        [
+            b"".join(int(v).to_bytes(1, "big") for v in s.b),
+            b"".join(int(v).to_bytes(2, "big") for v in s.w),
+            b"".join(v.to_bytes(4, "big") for v in s.d),
+            b"".join(
+                int(e.a).to_bytes(1, "big")
+                + bytes([e.on])
+                + e.n.to_bytes(4, "big", signed=True)
+                for e in s.elems
+            ),
+        ]
+    )
+    data = save(Bulky.vmsd, s)
+    assert data == expected
+    other = Bulky()
+    first = other.elems[0]
+    assert load(Bulky.vmsd, other, data, 1) == len(data)
+    assert other == s
+    assert other.elems[0] is first  # loaded in place
+    assert all(type(v) is u8 for v in other.b)
+    assert all(type(e.a) is u8 and type(e.on) is bool for e in other.elems)
+    # Any non-zero byte loads as True, as QEMU's get_bool does.
+    odd = bytearray(data)
+    odd[5 + 6 + 16 + 1] = 7
+    load(Bulky.vmsd, other, bytes(odd), 1)
+    assert other.elems[0].on is True
+
+
+def test_bulk_values_that_do_not_fit_and_short_streams_name_the_element() -> None:
+    s = bulky()
+    s.d[2] = 1 << 32
+    with pytest.raises(Error, match=r"field 'd': the value 0x100000000 does not fit"):
+        save(Bulky.vmsd, s)
+    s = bulky()
+    s.elems[4].n = 1 << 31
+    with pytest.raises(Error, match=r"field 'n': the value 2147483648 does not fit"):
+        save(Bulky.vmsd, s)
+    data = save(Bulky.vmsd, bulky())
+    dst = Bulky()
+    before = save(Bulky.vmsd, dst)
+    with pytest.raises(QEMUFileError, match=r"field 'w': element 2: the stream ends"):
+        load(Bulky.vmsd, dst, data[:10], 1)
+    with pytest.raises(Error, match=r"field 'elems': element 3: VMState 'flat-elem'"):
+        load(Bulky.vmsd, dst, data[: 5 + 6 + 16 + 6 * 3 + 2], 1)
+    assert save(Bulky.vmsd, dst) == before
+
+
+def test_a_subsection_record_after_a_flat_struct_is_looked_up_as_qemu_does() -> None:
+    # QEMU's vmstate_subsection_load runs after each struct element: a
+    # subsection record naming the struct there is refused (the struct has
+    # none); one with another prefix ends the struct's part as usual.
+    data = bytearray(save(Bulky.vmsd, bulky()))
+    at = 5 + 6 + 16 + 6 * 2  # after the second element
+    name = b"flat-elem/x"
+    record = bytes([0x05, len(name)]) + name + (1).to_bytes(4, "big")
+    dst = Bulky()
+    with pytest.raises(
+        Error,
+        match=r"element 1: VMState 'flat-elem': the stream has "
+        r"subsection 'flat-elem/x'",
+    ):
+        load(Bulky.vmsd, dst, bytes(data[:at] + record + data[at:]), 1)
+    # A 0x05 byte that is element data is just data.
+    data[at] = 0x05
+    src_bytes = bytes(data)
+    assert load(Bulky.vmsd, dst, src_bytes, 1) == len(src_bytes)
+    assert dst.elems[2].a == 0x05

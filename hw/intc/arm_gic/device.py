@@ -1127,14 +1127,22 @@ class GICMigrationState:
         """Copy the registers into QEMU's layout."""
         self.ctlr = regs.ctlr
         self.cpu_ctlr[:] = regs.cpu_ctlr
+        n = len(self.irq_state)
+        enabled = _masks_of(regs.enabled, n)
+        pending = _masks_of(regs.pending, n)
+        active = _masks_of(regs.active, n)
+        level = _masks_of(regs.level, n)
+        group = _masks_of(regs.group, n)
+        model = regs.model
+        edge = regs.edge
         for irq, entry in enumerate(self.irq_state):
-            entry.enabled = _mask_of(regs.enabled, irq)
-            entry.pending = _mask_of(regs.pending, irq)
-            entry.active = _mask_of(regs.active, irq)
-            entry.level = _mask_of(regs.level, irq)
-            entry.model = bool(regs.model >> irq & 1)
-            entry.edge_trigger = bool(regs.edge >> irq & 1)
-            entry.group = _mask_of(regs.group, irq)
+            entry.enabled = enabled[irq]
+            entry.pending = pending[irq]
+            entry.active = active[irq]
+            entry.level = level[irq]
+            entry.model = bool(model >> irq & 1)
+            entry.edge_trigger = bool(edge >> irq & 1)
+            entry.group = group[irq]
         self.irq_target[:] = regs.irq_target
         self.priority1[:] = regs.priority1
         self.priority2[:] = regs.priority2
@@ -1206,11 +1214,17 @@ class GICMigrationState:
         regs.refresh_spi_active()
 
 
-def _mask_of(bitmaps: list[int], irq: int) -> int:
-    mask = 0
-    for c in range(GIC_NCPU):
-        mask |= (bitmaps[c] >> irq & 1) << c
-    return mask
+def _masks_of(bitmaps: list[int], n: int) -> list[int]:
+    """Per interrupt below ``n``, the mask of the CPUs whose bitmap has its bit."""
+    masks = [0] * n
+    for cpu, bitmap in enumerate(bitmaps[:GIC_NCPU]):
+        cpu_bit = 1 << cpu
+        rest = bitmap & ((1 << n) - 1)
+        while rest:
+            low = rest & -rest
+            masks[low.bit_length() - 1] |= cpu_bit
+            rest ^= low
+    return masks
 
 
 # -- the device ----------------------------------------------------------------------
