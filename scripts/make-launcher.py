@@ -37,6 +37,47 @@ from system.main import launch
 sys.exit(launch("{target}", sys.argv))
 '''
 
+# The build tree's packages keep their bytecode under the build's pycache (the
+# source tree stays clean, scripts/pycompile.py fills it); the standard library
+# and the venv keep reading their own __pycache__.  A global sys.pycache_prefix
+# (or PYTHONPYCACHEPREFIX inherited from the test environment) would make every
+# standard module miss its bytecode and, with PYTHONDONTWRITEBYTECODE, be
+# compiled again at each start.
+BUILD_TREE_BYTECODE = '''from importlib.machinery import (
+    EXTENSION_SUFFIXES, SOURCE_SUFFIXES, ExtensionFileLoader, FileFinder,
+    SourceFileLoader,
+)
+
+PYCACHE = {pycache!r}
+ROOTS = {roots!r}
+OTHERS = (sys.prefix + os.sep, sys.base_prefix + os.sep)
+
+
+class BuildTreeLoader(SourceFileLoader):
+    def get_code(self, fullname):
+        saved = sys.pycache_prefix
+        sys.pycache_prefix = PYCACHE
+        try:
+            return super().get_code(fullname)
+        finally:
+            sys.pycache_prefix = saved
+
+
+def build_tree_finder(path):
+    inside = any(path == r or path.startswith(r + os.sep) for r in ROOTS)
+    if not inside or path.startswith(OTHERS):
+        raise ImportError(path)
+    return FileFinder(
+        path,
+        (ExtensionFileLoader, EXTENSION_SUFFIXES),
+        (BuildTreeLoader, SOURCE_SUFFIXES),
+    )
+
+
+sys.pycache_prefix = None
+sys.path_hooks.insert(0, build_tree_finder)
+sys.path_importer_cache.clear()'''
+
 DISABLED = '''#!{python}
 """pyqemu-system-{target}: built without Python device support."""
 
@@ -74,7 +115,9 @@ def main() -> int:
     else:
         lines = []
         if args.pycache:
-            lines.append(f"sys.pycache_prefix = {args.pycache!r}")
+            lines.append(
+                BUILD_TREE_BYTECODE.format(pycache=args.pycache, roots=args.path)
+            )
         if args.relpath:
             lines.append(
                 "sys.path.insert(0, os.path.normpath(os.path.join("
