@@ -8,6 +8,7 @@ traceback), builds the machine and runs the main loop until a shutdown request.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import signal
@@ -1369,6 +1370,11 @@ class Emulator:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         }
         self.loop.set_fd_handler(rfd.fileno(), drain, name="signals")
+        if not gc.isenabled():
+            # The launcher starts with the cycle collector off; the objects
+            # built so far live as long as the machine: freeze them.
+            gc.freeze()
+            gc.enable()
         try:
             self.loop.run(until=runstate.main_loop_should_exit)
         finally:
