@@ -32,7 +32,6 @@ naming a field; write a chain of attribute reads like 'lambda s: s.regs.flags'
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import sys
 import typing
@@ -246,6 +245,8 @@ def resolve_annotation(
             ) from None
         return hints[attr], klass
     known = sorted({a for k in owner.__mro__ for a in inspect.get_annotations(k)})
+    import difflib  # only for an error's suggestion
+
     close = difflib.get_close_matches(attr, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise error(

@@ -50,11 +50,9 @@ Example:
 
 from __future__ import annotations
 
-import configparser
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
@@ -262,6 +260,8 @@ def _load(info: ModuleInfo) -> None:
     try:
         importlib.import_module(info.import_name)
     except Exception as exc:  # any failure of the module's own code
+        import traceback  # only on a failure
+
         where = ""
         tb = traceback.extract_tb(exc.__traceback__)
         if tb and not isinstance(exc, ModuleNotFoundError):
@@ -448,12 +448,20 @@ class DeviceEntryPoint:
     origin: str = "an unknown distribution"
 
 
-class _EntryPointsParser(configparser.ConfigParser):
-    """entry_points.txt: names are case-sensitive (QOM type names)."""
+def _entry_points_items(text: str, source: str, group: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of *group* in an ``entry_points.txt``."""
+    import configparser  # only when a distribution declares devices
 
-    @override
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr
+    class EntryPointsParser(configparser.ConfigParser):
+        """entry_points.txt: names are case-sensitive (QOM type names)."""
+
+        @override
+        def optionxform(self, optionstr: str) -> str:
+            return optionstr
+
+    parser = EntryPointsParser(delimiters=("=",), interpolation=None)
+    parser.read_string(text, source=source)
+    return parser.items(group)
 
 
 def _dist_origin(dirname: str) -> str:
@@ -493,12 +501,10 @@ def device_entry_points(path: Sequence[str] | None = None) -> list[DeviceEntryPo
                 continue
             if f"[{ENTRY_POINT_GROUP}]" not in text:
                 continue
-            parser = _EntryPointsParser(delimiters=("=",), interpolation=None)
-            parser.read_string(text, source=eps)
             origin = _dist_origin(dirname)
             out.extend(
                 DeviceEntryPoint(name, value.strip(), origin)
-                for name, value in parser.items(ENTRY_POINT_GROUP)
+                for name, value in _entry_points_items(text, eps, ENTRY_POINT_GROUP)
             )
     return out
 

@@ -105,7 +105,6 @@ tmr:  read to unimplemented register at address: 0x40
 
 from __future__ import annotations
 
-import difflib
 import enum
 import operator
 import typing
@@ -1559,6 +1558,8 @@ class RegisterMap(Generic[D_contra]):
         """
         reg = self._by_name.get(name)
         if reg is None:
+            import difflib  # only for an error's suggestion
+
             close = difflib.get_close_matches(name, list(self._by_name), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise KeyError(f"RegisterMap '{self.name}' has no register '{name}'{hint}")

@@ -51,7 +51,7 @@ sys.exit(launch("{target}", sys.argv))
 # (or PYTHONPYCACHEPREFIX inherited from the test environment) would make every
 # standard module miss its bytecode and, with PYTHONDONTWRITEBYTECODE, be
 # compiled again at each start.
-BUILD_TREE_BYTECODE = '''from importlib.machinery import (
+BUILD_TREE_BYTECODE = """from importlib.machinery import (
     EXTENSION_SUFFIXES, SOURCE_SUFFIXES, ExtensionFileLoader, FileFinder,
     SourceFileLoader,
 )
@@ -83,7 +83,7 @@ def build_tree_finder(path):
 
 
 sys.path_hooks.insert(0, build_tree_finder)
-sys.path_importer_cache.clear()'''
+sys.path_importer_cache.clear()"""
 
 DISABLED = '''#!{python}
 """pyqemu-system-{target}: built without Python device support."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import json
 import signal
 import socket
 import sys
@@ -40,7 +39,6 @@ from qemu_api.error import (
     warn_report,
 )
 from qemu_api.memory import reset_system_memory
-from qemu_api.migration.savevm import dump_vmstate_json_to_file
 from qemu_api.module import (
     DeviceTypeInfo,
     module_device_infos,
@@ -336,6 +334,8 @@ def device_props_help(typename: str) -> str:
         if p.description:
             row += p.description
         if p.default_value is not None:
+            import json  # only for help output, not at start
+
             row += f" (default: {json.dumps(p.default_value)})"
         rows.append(row)
     return f"{typename} options:\n" + "".join(f"{r}\n" for r in sorted(rows))
@@ -1228,6 +1228,8 @@ class Emulator:
         dump = self.cfg.located("dump-vmstate")
         if dump:
             where, path = dump[-1]
+            from qemu_api.migration.savevm import dump_vmstate_json_to_file
+
             try:
                 module_load_qom_all()  # every device type, as QEMU
                 dump_vmstate_json_to_file(path, machine)
