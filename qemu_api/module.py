@@ -92,6 +92,7 @@ __all__ = [
     "module_load_qom",
     "module_load_qom_all",
     "module_load_unlisted",
+    "module_of_type",
     "module_register",
     "module_unregister",
 ]
@@ -247,6 +248,12 @@ def module_unregister(name: str) -> None:
 def module_find(name: str) -> ModuleInfo | None:
     """The registered module called *name*, or None."""
     return _registry.modules.get(name)
+
+
+def module_of_type(typename: str) -> ModuleInfo | None:
+    """The registered module that provides *typename*, or None (no import)."""
+    name = _registry.by_type.get(typename)
+    return None if name is None else _registry.modules.get(name)
 
 
 def module_list() -> list[ModuleInfo]:

@@ -64,7 +64,7 @@ from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
-from system.modules import modules_init
+from system.modules import device_boards, modules_init
 from system.monitor import QMPMonitor
 from system.monitor.hmp_monitor import HMPMonitor
 from system.qtest import QTestServer
@@ -462,17 +462,29 @@ def _chardev_add(arg: str) -> None:
         ) from None
 
 
-def _device_add(arg: str, machine: MachineState) -> None:
+def _device_add(arg: str, machine: MachineState, target: str | None = None) -> None:
     """``-device TYPE[,prop=val...]`` (QEMU's ``qdev_device_add``).
 
     Sysbus types are not user-creatable, except those the machine allows on
     its platform bus (QEMU's dynamic sysbus devices), which it wires once
-    they are realized.
+    they are realized.  A device of another target's boards is not a device
+    of this launcher (*target*), as in QEMU, whose binaries are built with
+    their own boards' devices only.
     """
     opts = qemu_opts_parse(arg, implied="driver")
     driver = opts.take("driver")
     if not driver:
         raise Error("Parameter 'driver' is missing")
+    boards = device_boards(driver)
+    target_boards = (
+        set() if target is None else {m.machine_name for m in machine_types(target)}
+    )
+    if target is not None and boards and not target_boards & set(boards):
+        raise Error(
+            f"'{driver}' is not a valid device model name",
+            hint=f"'{driver}' is built for the boards {', '.join(boards)}, which "
+            f"pyqemu-system-{target} does not have\n",
+        )
     cls = object_class_by_name(driver)
     info = type_info(driver)
     if cls is None or not issubclass(cls, DeviceState) or info is None or info.abstract:
@@ -1206,7 +1218,7 @@ class Emulator:
         self.machine = machine
         for where, arg in self.cfg.located("device"):
             try:
-                _device_add(arg, machine)
+                _device_add(arg, machine, self.cfg.target)
             except Error as e:
                 glob = _global_error(e)
                 if glob is not None:
