@@ -9,9 +9,8 @@ argument is ``--target=x86_64``. The options are QEMU's (``-M virt -qtest
 
 from __future__ import annotations
 
+import gc
 import sys
-
-from system.main import launch
 
 __all__ = ["TARGETS", "main", "main_aarch64", "main_x86_64"]
 
@@ -39,17 +38,26 @@ def main(target: str, argv: list[str] | None = None) -> int:
         return 1
     args = list(sys.argv if argv is None else argv)
     args[0] = f"pyqemu-system-{target}"
+    from system.main import launch  # the emulator: imported when it runs
+
     return launch(target, args)
+
+
+def _console(target: str, argv: list[str] | None = None) -> int:
+    # As the build tree's launchers (scripts/make-launcher.py): no cycle
+    # collection during start-up; the main loop turns it on (system.vl).
+    gc.disable()
+    return main(target, argv)
 
 
 def main_aarch64() -> int:
     """The ``pyqemu-system-aarch64`` console script."""
-    return main("aarch64")
+    return _console("aarch64")
 
 
 def main_x86_64() -> int:
     """The ``pyqemu-system-x86_64`` console script."""
-    return main("x86_64")
+    return _console("x86_64")
 
 
 def _module_main() -> int:
@@ -57,7 +65,7 @@ def _module_main() -> int:
     target = "aarch64"
     if args and args[0].startswith("--target="):
         target = args.pop(0).removeprefix("--target=")
-    return main(target, ["pyqemu.system", *args])
+    return _console(target, ["pyqemu.system", *args])
 
 
 if __name__ == "__main__":

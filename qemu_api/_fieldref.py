@@ -32,11 +32,11 @@ naming a field; write a chain of attribute reads like 'lambda s: s.regs.flags'
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import sys
 import typing
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType, SimpleNamespace
 from typing import Final, final
 
@@ -202,6 +202,38 @@ def type_name(ann: object) -> str:
     return repr(ann).replace("typing.", "")
 
 
+@final
+class _Scopes(Mapping[str, object]):
+    """Namespaces searched in order, without merging them."""
+
+    __slots__ = ("_spaces",)
+
+    def __init__(self, spaces: list[Mapping[str, object]]) -> None:
+        self._spaces = spaces
+
+    @override
+    def __getitem__(self, key: str) -> object:
+        for space in self._spaces:
+            if key in space:
+                return space[key]
+        raise KeyError(key)
+
+    @override
+    def __iter__(self) -> Iterator[str]:
+        return iter({k: None for space in self._spaces for k in space})
+
+    @override
+    def __len__(self) -> int:
+        return len({k for space in self._spaces for k in space})
+
+
+# owner -> attribute -> (evaluated annotation, declaring class); entries go
+# with their class.
+_resolved: weakref.WeakKeyDictionary[type, dict[str, tuple[object, type]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def resolve_annotation(
     owner: type,
     attr: str,
@@ -220,6 +252,11 @@ def resolve_annotation(
         Exception: what ``error`` makes: no annotated attribute (with a
             suggestion), or an annotation that cannot be evaluated.
     """
+    known_attrs = _resolved.get(owner)
+    if known_attrs is not None:
+        hit = known_attrs.get(attr)
+        if hit is not None:
+            return hit
     for klass in owner.__mro__:
         anns = inspect.get_annotations(klass)
         if attr not in anns:
@@ -229,10 +266,9 @@ def resolve_annotation(
             return ann, klass
         module = sys.modules.get(klass.__module__)
         globalns: dict[str, object] = dict(vars(module)) if module else {}
-        localns: dict[str, object] = {}
-        for space in reversed(namespaces):
-            localns.update(space)
-        localns[owner.__name__] = owner
+        # The nearest namespace wins; looked up in place, not merged (a
+        # declaration keeps up to 16 of them, module globals among them).
+        localns = _Scopes([{owner.__name__: owner}, *namespaces])
         holder = SimpleNamespace(__annotations__={attr: ann})
         try:
             hints = typing.get_type_hints(
@@ -244,8 +280,13 @@ def resolve_annotation(
                 f"{klass.__name__}.{attr} ({exc}); import the types it uses "
                 "at module level, not under 'if TYPE_CHECKING:'"
             ) from None
+        # A register map resolves the same attribute for each of its
+        # (thousands of) array elements: evaluate each annotation once.
+        _resolved.setdefault(owner, {})[attr] = (hints[attr], klass)
         return hints[attr], klass
     known = sorted({a for k in owner.__mro__ for a in inspect.get_annotations(k)})
+    import difflib  # only for an error's suggestion
+
     close = difflib.get_close_matches(attr, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise error(

@@ -50,11 +50,9 @@ Example:
 
 from __future__ import annotations
 
-import configparser
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
@@ -94,6 +92,7 @@ __all__ = [
     "module_load_qom",
     "module_load_qom_all",
     "module_load_unlisted",
+    "module_of_type",
     "module_register",
     "module_unregister",
 ]
@@ -251,6 +250,12 @@ def module_find(name: str) -> ModuleInfo | None:
     return _registry.modules.get(name)
 
 
+def module_of_type(typename: str) -> ModuleInfo | None:
+    """The registered module that provides *typename*, or None (no import)."""
+    name = _registry.by_type.get(typename)
+    return None if name is None else _registry.modules.get(name)
+
+
 def module_list() -> list[ModuleInfo]:
     """Every registered module, sorted by name."""
     return [_registry.modules[n] for n in sorted(_registry.modules)]
@@ -262,6 +267,8 @@ def _load(info: ModuleInfo) -> None:
     try:
         importlib.import_module(info.import_name)
     except Exception as exc:  # any failure of the module's own code
+        import traceback  # only on a failure
+
         where = ""
         tb = traceback.extract_tb(exc.__traceback__)
         if tb and not isinstance(exc, ModuleNotFoundError):
@@ -448,12 +455,20 @@ class DeviceEntryPoint:
     origin: str = "an unknown distribution"
 
 
-class _EntryPointsParser(configparser.ConfigParser):
-    """entry_points.txt: names are case-sensitive (QOM type names)."""
+def _entry_points_items(text: str, source: str, group: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of *group* in an ``entry_points.txt``."""
+    import configparser  # only when a distribution declares devices
 
-    @override
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr
+    class EntryPointsParser(configparser.ConfigParser):
+        """entry_points.txt: names are case-sensitive (QOM type names)."""
+
+        @override
+        def optionxform(self, optionstr: str) -> str:
+            return optionstr
+
+    parser = EntryPointsParser(delimiters=("=",), interpolation=None)
+    parser.read_string(text, source=source)
+    return parser.items(group)
 
 
 def _dist_origin(dirname: str) -> str:
@@ -493,12 +508,10 @@ def device_entry_points(path: Sequence[str] | None = None) -> list[DeviceEntryPo
                 continue
             if f"[{ENTRY_POINT_GROUP}]" not in text:
                 continue
-            parser = _EntryPointsParser(delimiters=("=",), interpolation=None)
-            parser.read_string(text, source=eps)
             origin = _dist_origin(dirname)
             out.extend(
                 DeviceEntryPoint(name, value.strip(), origin)
-                for name, value in parser.items(ENTRY_POINT_GROUP)
+                for name, value in _entry_points_items(text, eps, ENTRY_POINT_GROUP)
             )
     return out
 

@@ -105,7 +105,6 @@ tmr:  read to unimplemented register at address: 0x40
 
 from __future__ import annotations
 
-import difflib
 import enum
 import operator
 import typing
@@ -206,6 +205,14 @@ RW: Final = Access.R | Access.W
 """Read-write."""
 
 _WRITES: Final = (Access.W, Access.W1C, Access.W1S, Access.WI)
+_R_BIT: Final = Access.R.value
+_W_BIT: Final = Access.W.value
+_W1C_BIT: Final = Access.W1C.value
+_W1S_BIT: Final = Access.W1S.value
+_RC_BIT: Final = Access.RC.value
+_RAZ_BIT: Final = Access.RAZ.value
+_WI_BIT: Final = Access.WI.value
+_WRITES_BITS: Final = (Access.W | Access.W1C | Access.W1S | Access.WI).value
 
 _SPAN_CACHE_MAX: Final = 4096
 """The most (offset, size) decompositions a map remembers."""
@@ -535,7 +542,7 @@ class Register(Generic[D_contra]):
         except FieldRefError as exc:
             raise self._error(f"field: {exc}") from None
 
-    def _check(self, reset: int | None) -> None:
+    def _check(self, reset: int | None, *, access: bool = True) -> None:
         if not self.name:
             raise Error(f"register at offset 0x{self.offset:x}: the name is empty")
         if self.width not in (8, 16, 32, 64):
@@ -565,33 +572,37 @@ class Register(Generic[D_contra]):
                 "a reset value needs a field to store it in; add field=... or "
                 "drop reset="
             )
-        self._check_access()
+        if access:
+            self._check_access()
 
     def _check_access(self) -> None:
         access = self.access
         if not isinstance(access, Access):
             raise self._error(f"access={access!r}; expected Access flags like RW")
+        # Plain ints: a Flag operation costs microseconds, and a GIC's map
+        # checks thousands of registers at import.
+        a = access.value
         has_field = self._steps is not None
-        if access & R and access & RAZ:
+        if a & _R_BIT and a & _RAZ_BIT:
             raise self._error("R and RAZ both say how the register reads; keep one")
-        writes = [flag for flag in _WRITES if access & flag]
-        if len(writes) > 1:
-            names = " and ".join(str(flag.name) for flag in writes)
+        writes = a & _WRITES_BITS
+        if writes & (writes - 1):
+            names = " and ".join(str(flag.name) for flag in _WRITES if access & flag)
             raise self._error(f"{names} both say how the register writes; keep one")
-        if not access & (R | RAZ) and not writes:
+        if not a & (_R_BIT | _RAZ_BIT) and not writes:
             raise self._error(
                 "the register can be neither read nor written; give it R, W, ..."
             )
-        if access & RC and not access & R:
+        if a & _RC_BIT and not a & _R_BIT:
             raise self._error("RC (clear on read) needs R")
-        if access & R and not has_field and self._read is None:
+        if a & _R_BIT and not has_field and self._read is None:
             raise self._error(
                 "a readable register needs field= or read= (or RAZ to read as zero)"
             )
-        if access & RAZ and (self._read is not None or self._post_read is not None):
+        if a & _RAZ_BIT and (self._read is not None or self._post_read is not None):
             raise self._error("a RAZ register reads as zero: drop read= and post_read=")
         if (
-            access & W
+            a & _W_BIT
             and not has_field
             and self._write is None
             and self._write_masked is None
@@ -606,16 +617,16 @@ class Register(Generic[D_contra]):
             raise self._error(
                 "write_masked= replaces write= and pre_write=; keep only write_masked="
             )
-        if self._write_masked is not None and access & (W1C | W1S):
+        if self._write_masked is not None and a & (_W1C_BIT | _W1S_BIT):
             raise self._error(
                 "write_masked= receives the written bits as they are: use W, not "
                 "W1C or W1S"
             )
-        if access & (W1C | W1S | RC) and not has_field:
+        if a & (_W1C_BIT | _W1S_BIT | _RC_BIT) and not has_field:
             raise self._error(
                 "W1C, W1S and RC change the stored value: the register needs field="
             )
-        if not access & (W | W1C | W1S) and (
+        if not a & (_W_BIT | _W1C_BIT | _W1S_BIT) and (
             self._write is not None
             or self._write_masked is not None
             or self._pre_write is not None
@@ -625,7 +636,7 @@ class Register(Generic[D_contra]):
                 "write=, write_masked=, pre_write= and post_write= need a writable "
                 "register (W, W1C or W1S)"
             )
-        if not access & R and (self._read is not None or self._post_read is not None):
+        if not a & _R_BIT and (self._read is not None or self._post_read is not None):
             raise self._error("read= and post_read= need a readable register (R)")
 
     @property
@@ -773,7 +784,9 @@ class RegisterArray(Generic[D_contra]):
                 None if steps is None else tuple(i if s is INDEX else s for s in steps)
             )
             reg: Register[D_contra] = Register._element(self, i, elem_steps, hooks)
-            reg._check(self._resets[i])
+            # The access flags and which hooks exist are the same for every
+            # element: the first one checks them for all.
+            reg._check(self._resets[i], access=not i)
             elements.append(reg)
         self.elements: tuple[Register[D_contra], ...] = tuple(elements)
 
@@ -956,7 +969,8 @@ class _Compiled:
         self.map = regmap
         self.reg = reg
         self.fa = fa
-        self.access = reg.access
+        # The flags as a plain int: Flag operations cost microseconds.
+        self.access: int = reg.access.value
         self.full = _mask(reg.width)
 
     def _value(self, dev: Any) -> int:
@@ -977,14 +991,14 @@ class _Compiled:
         """Read the bits ``re`` (register.c's ``register_read``)."""
         reg = self.reg
         access = self.access
-        if access & RAZ:
+        if access & _RAZ_BIT:
             return 0
-        if not access & R:
+        if not access & _R_BIT:
             self.map._log(LOG_GUEST_ERROR, self.map.log.wo_read, reg, offset)
             return 0
         hook = reg._read
         value = self._value(dev) if hook is None else hook(dev)
-        if access & RC:
+        if access & _RC_BIT:
             self._store(dev, value & ~re)
         post = reg._post_read
         if post is not None:
@@ -996,9 +1010,9 @@ class _Compiled:
         reg = self.reg
         access = self.access
         regmap = self.map
-        if access & WI:
+        if access & _WI_BIT:
             return
-        if not access & (W | W1C | W1S):
+        if not access & (_W_BIT | _W1C_BIT | _W1S_BIT):
             regmap._log(LOG_GUEST_ERROR, regmap.log.ro_write, reg, offset, value)
             return
         old = self._value(dev)
@@ -1018,9 +1032,9 @@ class _Compiled:
             if post is not None:
                 post(dev)
             return
-        if access & W:
+        if access & _W_BIT:
             new = (value & m) | (old & ~m)
-        elif access & W1C:
+        elif access & _W1C_BIT:
             new = old & ~(value & m)
         else:
             new = old | (value & m)
@@ -1041,11 +1055,11 @@ class _Compiled:
         reg = self.reg
         fa = self.fa
         access = self.access
-        if access & RAZ:
+        if access & _RAZ_BIT:
             return _read_zero
-        if not access & R:
+        if not access & _R_BIT:
             return self.map._logger_read(self.map.log.wo_read, reg)
-        plain = not access & RC and reg._post_read is None
+        plain = not access & _RC_BIT and reg._post_read is None
         hook = reg._read
         if plain and hook is None and fa is not None and fa.parent is not None:
             return _struct_read(fa.parent, _attr_of(fa), fa.to_int)
@@ -1097,9 +1111,9 @@ class _Compiled:
         access = self.access
         full = self.full
         post = reg._post_write
-        if access & WI:
+        if access & _WI_BIT:
             return _write_ignored
-        if not access & (W | W1C | W1S):
+        if not access & (_W_BIT | _W1C_BIT | _W1S_BIT):
             return self.map._logger_write(self.map.log.ro_write, reg)
         plain = (
             not reg.rsvd
@@ -1110,16 +1124,16 @@ class _Compiled:
         hook = reg._write
         if plain and hook is None and fa is not None and fa.parent is not None:
             wmask = reg.write_mask & fa.mask
-            if access & W and wmask == full:
+            if access & _W_BIT and wmask == full:
                 return _struct_write(fa.parent, _attr_of(fa), fa.from_int, full, post)
-            if access & W:
+            if access & _W_BIT:
                 kind = _Merge.KEEP
-            elif access & W1S:
+            elif access & _W1S_BIT:
                 kind = _Merge.SET
             else:
                 kind = _Merge.CLEAR
             return _struct_merge(fa, kind, wmask, post)
-        if plain and hook is not None and access & W:
+        if plain and hook is not None and access & _W_BIT:
             # Without a field the other bits are 0, so the mask applies as is;
             # with one they keep the field's value, which the general path does.
             mask = reg.write_mask
@@ -1544,6 +1558,8 @@ class RegisterMap(Generic[D_contra]):
         """
         reg = self._by_name.get(name)
         if reg is None:
+            import difflib  # only for an error's suggestion
+
             close = difflib.get_close_matches(name, list(self._by_name), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise KeyError(f"RegisterMap '{self.name}' has no register '{name}'{hint}")
@@ -1638,8 +1654,8 @@ class RegisterMap(Generic[D_contra]):
                     reg._present, read, write, hole.read, hole.write
                 )
             slot = _Slot(reg, reg.trace_name, reg.offset, reg.size, read, write)
-            for i in range(reg.offset >> shift, (reg.offset + reg.size) >> shift):
-                table[i] = slot
+            lo, hi = reg.offset >> shift, (reg.offset + reg.size) >> shift
+            table[lo:hi] = (slot,) * (hi - lo)
         self._slots = tuple(table)
         self._hole = hole
         self._shift = shift

@@ -6,7 +6,8 @@ Usage: modinfo.py --output pyqemu_modinfo.py MODULE...
 Each MODULE is a device package (``hw.char.pl011``). It is imported here, at
 build time, and every QOM type it defines is recorded with what listings need
 without importing it at run time: parent, interfaces, and for devices the
-``-device help`` line and the ``-device TYPE,help`` properties. The module is
+``-device help`` line and the ``-device TYPE,help`` properties; and the boards
+that select the package (``pyqemu_config.BOARD_DEVICES``). The module is
 named as QEMU names its modules (``hw-char-pl011``). The output is a Python
 module holding :func:`qemu_api.module.modinfo_to_json`'s data as ``MODINFO``,
 which the launcher reads at start (``--enable-modules``).
@@ -23,6 +24,7 @@ from pathlib import Path
 from qemu_api import qom
 from qemu_api.module import ModuleInfo, PropertyRecord, TypeRecord, modinfo_to_json
 from qemu_api.qdev import DeviceState
+from system.modules import module_boards
 
 
 def main() -> int:
@@ -89,6 +91,7 @@ def main() -> int:
                 name=import_name.replace(".", "-"),
                 import_name=import_name,
                 objs=tuple(objs),
+                boards=module_boards(import_name),
             )
         )
     text = (

@@ -3,6 +3,8 @@
 
 Usage: pycompile.py PYCACHE_PREFIX STAMP FILES...
 
+FILES that are not ``.py`` files (a generator's other outputs) are skipped.
+
 Uses ``sys.pycache_prefix`` (PEP 3147/``-X pycache_prefix``) so that the source tree
 stays clean; the launchers and tests run with the same prefix and find the files.
 """
@@ -18,6 +20,8 @@ def main(argv: list[str]) -> int:
     prefix, stamp, *files = argv
     sys.pycache_prefix = str(Path(prefix).resolve())
     for f in files:
+        if not f.endswith(".py"):
+            continue
         try:
             py_compile.compile(f, doraise=True)
         except py_compile.PyCompileError as e:

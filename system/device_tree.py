@@ -42,7 +42,6 @@ import os
 import struct
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Final, final
 
 import libfdt
@@ -518,7 +517,8 @@ def load_device_tree(filename: str) -> Fdt:
         Error: the file cannot be read, or is not a valid DTB.
     """
     try:
-        data = Path(filename).read_bytes()
+        with open(filename, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise Error(
             f"Couldn't open dtb file {filename}: {e.strerror or e}",
@@ -549,7 +549,8 @@ def qemu_fdt_dumpdtb(fdt: Fdt, filename: str | None) -> None:
     if filename is None:
         return
     try:
-        Path(filename).write_bytes(fdt.as_bytes())
+        with open(filename, "wb") as f:
+            f.write(fdt.as_bytes())
     except OSError as e:
         raise Error(
             f"qemu_fdt_dumpdtb: Failed dumping dtb to {filename}: {e.strerror or e}"

@@ -12,6 +12,13 @@ packages provide:
   are registered in both cases; without modules they are imported here too,
   and one that fails to import is reported with a warning (using its types
   then fails with the full error) rather than stopping every start.
+
+A device package of the tree belongs to the boards that select it
+(``board_selects`` in ``hw/<arch>/meson.build``, QEMU's Kconfig ``select``):
+:func:`module_boards` gives them, the registry records them
+(``scripts/modinfo.py``), and :func:`device_boards` answers for a type without
+importing it, so that a launcher refuses the devices of another target's
+boards as QEMU's binaries do (they are not built into them).
 """
 
 from __future__ import annotations
@@ -26,9 +33,57 @@ from qemu_api.module import (
     module_init_entry_points,
     module_init_modinfo,
     module_load,
+    module_of_type,
 )
+from qemu_api.qom import type_info
 
-__all__ = ["modules_init"]
+__all__ = ["device_boards", "module_boards", "modules_init"]
+
+
+def _package_name(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def module_boards(import_name: str) -> tuple[str, ...]:
+    """The boards that select the tree's device package *import_name*, sorted.
+
+    A package is named as its directory (``hw.gpio.gpio_key`` is the
+    ``gpio-key`` that ``virt`` selects).  Empty when no board selects it
+    (built by ``--enable-python-devices`` alone): any board may use it.
+
+    >>> module_boards("hw.char.pl011") if "virt" in pyqemu_config.BOARDS else ("virt",)
+    ('virt',)
+    """
+    pkg = _package_name(import_name.rpartition(".")[2])
+    return tuple(
+        sorted(
+            board
+            for board, devices in pyqemu_config.BOARD_DEVICES.items()
+            if any(_package_name(d) == pkg for d in devices)
+        )
+    )
+
+
+def device_boards(typename: str) -> tuple[str, ...]:
+    """The boards whose device package provides *typename*, without importing it.
+
+    From the module registry when the type's module is registered
+    (``--enable-modules``, installed packages: those declare no boards), else
+    from the imported class's package.  Empty: any board (the core's types,
+    installed packages, devices no board selects, unknown types).
+    """
+    info = module_of_type(typename)
+    if info is not None:
+        return info.boards
+    ti = type_info(typename)
+    if ti is None:
+        return ()
+    module = ti.cls.__module__
+    for import_name in pyqemu_config.DEVICE_MODULES:
+        if module == import_name or module.startswith(import_name + "."):
+            return module_boards(import_name)
+    return ()
+
 
 _done = False
 

@@ -78,7 +78,6 @@ import functools
 import re
 import sys
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Final, Literal, TextIO, final
@@ -417,6 +416,8 @@ class QTestServer:
                     # on; the machine's run state is not the client's to change.
                     what = f"{type(exc).__name__}: {exc}"
                     error_report(f"internal error in the qtest server: {what}")
+                    import traceback  # only on an internal error
+
                     sys.stderr.write("".join(traceback.format_exception(exc)))
                     sys.stderr.flush()
                     self._send(f"FAIL internal error in the qtest server: {what}\n")

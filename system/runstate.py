@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from collections.abc import Callable
 
 from qapi.qapi_events import (
@@ -39,9 +38,9 @@ from qapi.qapi_events import (
     qapi_event_send_stop,
 )
 from qapi.qmp_schema import RunState, ShutdownCause
+from qemu_api._reset import runtime_reset_register
 from qemu_api.error import error_report
 from qemu_api.qom import JSONValue
-from qemu_api.testing import runtime_reset_register
 
 __all__ = [
     "RunState",
@@ -293,6 +292,8 @@ def report_internal_error(what: str, exc: BaseException) -> None:
     The log line names what was running (the device and the access), then the
     traceback; the monitor keeps serving, as QEMU's does in that state.
     """
+    import traceback  # only on an internal error
+
     tb = "".join(traceback.format_exception(exc))
     error_report(f"internal error in {what}: {type(exc).__name__}: {exc}")
     sys.stderr.write(tb)

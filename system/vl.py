@@ -8,8 +8,8 @@ traceback), builds the machine and runs the main loop until a shutdown request.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
-import json
 import signal
 import socket
 import sys
@@ -39,7 +39,6 @@ from qemu_api.error import (
     warn_report,
 )
 from qemu_api.memory import reset_system_memory
-from qemu_api.migration.savevm import dump_vmstate_json_to_file
 from qemu_api.module import (
     DeviceTypeInfo,
     module_device_infos,
@@ -65,7 +64,7 @@ from system.device_tree import DtbDumped
 from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
-from system.modules import modules_init
+from system.modules import device_boards, modules_init
 from system.monitor import QMPMonitor
 from system.monitor.hmp_monitor import HMPMonitor
 from system.qtest import QTestServer
@@ -335,6 +334,8 @@ def device_props_help(typename: str) -> str:
         if p.description:
             row += p.description
         if p.default_value is not None:
+            import json  # only for help output, not at start
+
             row += f" (default: {json.dumps(p.default_value)})"
         rows.append(row)
     return f"{typename} options:\n" + "".join(f"{r}\n" for r in sorted(rows))
@@ -461,17 +462,29 @@ def _chardev_add(arg: str) -> None:
         ) from None
 
 
-def _device_add(arg: str, machine: MachineState) -> None:
+def _device_add(arg: str, machine: MachineState, target: str | None = None) -> None:
     """``-device TYPE[,prop=val...]`` (QEMU's ``qdev_device_add``).
 
     Sysbus types are not user-creatable, except those the machine allows on
     its platform bus (QEMU's dynamic sysbus devices), which it wires once
-    they are realized.
+    they are realized.  A device of another target's boards is not a device
+    of this launcher (*target*), as in QEMU, whose binaries are built with
+    their own boards' devices only.
     """
     opts = qemu_opts_parse(arg, implied="driver")
     driver = opts.take("driver")
     if not driver:
         raise Error("Parameter 'driver' is missing")
+    boards = device_boards(driver)
+    target_boards = (
+        set() if target is None else {m.machine_name for m in machine_types(target)}
+    )
+    if target is not None and boards and not target_boards & set(boards):
+        raise Error(
+            f"'{driver}' is not a valid device model name",
+            hint=f"'{driver}' is built for the boards {', '.join(boards)}, which "
+            f"pyqemu-system-{target} does not have\n",
+        )
     cls = object_class_by_name(driver)
     info = type_info(driver)
     if cls is None or not issubclass(cls, DeviceState) or info is None or info.abstract:
@@ -1206,7 +1219,7 @@ class Emulator:
         self.machine = machine
         for where, arg in self.cfg.located("device"):
             try:
-                _device_add(arg, machine)
+                _device_add(arg, machine, self.cfg.target)
             except Error as e:
                 glob = _global_error(e)
                 if glob is not None:
@@ -1228,6 +1241,8 @@ class Emulator:
         dump = self.cfg.located("dump-vmstate")
         if dump:
             where, path = dump[-1]
+            from qemu_api.migration.savevm import dump_vmstate_json_to_file
+
             try:
                 module_load_qom_all()  # every device type, as QEMU
                 dump_vmstate_json_to_file(path, machine)
@@ -1373,6 +1388,11 @@ class Emulator:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         }
         self.loop.set_fd_handler(rfd.fileno(), drain, name="signals")
+        if not gc.isenabled():
+            # The launcher starts with the cycle collector off; the objects
+            # built so far live as long as the machine: freeze them.
+            gc.freeze()
+            gc.enable()
         try:
             self.loop.run(until=runstate.main_loop_should_exit)
         finally:

@@ -40,7 +40,6 @@ import importlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final, final
 
 from qemu_api.error import Error
@@ -123,7 +122,8 @@ def read_image(filename: str, what: str) -> bytes:
             file or directory``).
     """
     try:
-        return Path(filename).read_bytes()
+        with open(filename, "rb") as f:
+            return f.read()
     except OSError as e:
         raise Error(f"could not load {what} '{filename}': {e.strerror or e}") from None
 

@@ -37,7 +37,6 @@ device's ``post_load`` rejects its state, every device is put back as it was.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Sequence
 from typing import Any, Final, Never, Protocol, final, runtime_checkable
@@ -493,6 +492,8 @@ def qemu_savevm_state(
     _save_full(f, next_id, "globalstate", 0, _VMSTATE_GLOBALSTATE, gs, devices)
 
     f.put_byte(QEMU_VM_EOF)
+    import json  # a migration only, not at start
+
     text = json.dumps(vmdesc).encode()
     f.put_byte(QEMU_VM_VMDESCRIPTION)
     f.put_be32(len(text))

@@ -41,10 +41,9 @@ import contextlib
 import enum
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Callable
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 from qemu_api.error import Error
 from qemu_api.migration.qemu_file import QEMUFileWriter
@@ -59,6 +58,10 @@ from qemu_api.migration.savevm import (
     qemu_savevm_state,
 )
 from qemu_api.qom import JSONValue, override
+
+if TYPE_CHECKING:
+    # Imported where an exec: URI starts its command: most runs have none.
+    import subprocess
 
 __all__ = [
     "FdWatch",
@@ -297,6 +300,8 @@ def _open_sink(
 
         return write_file, lambda: os.close(fd)
     if scheme == "exec":
+        import subprocess
+
         proc = subprocess.Popen(  # the command is the user's, as in QEMU
             ["/bin/sh", "-c", target.address], stdin=subprocess.PIPE
         )
@@ -538,6 +543,8 @@ class IncomingMigration:
                 raise Error.from_os_error(f"Unable to open {address}", exc) from None
             self._fd = self._file
         elif scheme == "exec":
+            import subprocess
+
             try:
                 self._proc = subprocess.Popen(
                     ["/bin/sh", "-c", address], stdout=subprocess.PIPE

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import array
 import itertools
-import json
 import re
 from collections.abc import Mapping
 from typing import Final, final
@@ -101,6 +100,8 @@ def vmdesc_parse(text: bytes | bytearray | memoryview) -> JSONObject:
       ...
     qemu_api.error.Error: the VM description nests deeper than 64 levels
     """
+    import json  # a migration's VM description only
+
     if len(text) > VMDESC_MAX_SIZE:
         raise Error(
             f"the VM description is {len(text)} bytes long; at most "
@@ -213,6 +214,8 @@ class _Decoder:
             if "array_len" in field:
                 n = _count(field.get("array_len"))
                 if n is None or n < 0:
+                    import json  # only for this error
+
                     raise Error(
                         f"field '{name}' has array_len "
                         f"{json.dumps(field.get('array_len'))[:40]} in the VM "
@@ -269,6 +272,8 @@ class _Decoder:
         else:
             size = _count(field.get("size", 0))
             if size is None or size < 0:
+                import json  # only for this error
+
                 raise Error(
                     f"field '{name}' has size "
                     f"{json.dumps(field.get('size'))[:40]} in the VM description; "

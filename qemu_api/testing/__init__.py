@@ -43,9 +43,10 @@ virtual clock and run the timers due on the way (libqtest's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from qemu_api import bql, chardev, log, memory, qdev, qmp_event, qom, rtc, timer, trace
+from qemu_api._reset import runtime_reset_hooks, runtime_reset_register
 from qemu_api.migration import uri, vmstate
 
 __all__ = [
@@ -57,23 +58,6 @@ __all__ = [
     "reset_runtime",
     "runtime_reset_register",
 ]
-
-_hooks: list[Callable[[], None]] = []
-
-
-def runtime_reset_register(hook: Callable[[], None]) -> None:
-    """Have :func:`reset_runtime` call ``hook`` after the API's own resets.
-
-    For modules outside ``qemu_api`` that keep per-machine state in globals
-    (run state, handlers): they register when imported, so a module that was
-    never imported has nothing to reset.  Hooks run in registration order;
-    registering the same hook twice has no effect.
-
-    Args:
-        hook: a function that returns the module to its state at import.
-    """
-    if hook not in _hooks:
-        _hooks.append(hook)
 
 
 def reset_runtime() -> None:
@@ -96,7 +80,7 @@ def reset_runtime() -> None:
     uri.migration_incoming_get_current().reset()
     qmp_event.qapi_event_remove_all_listeners()
     rtc.configure_rtc()
-    for hook in list(_hooks):
+    for hook in runtime_reset_hooks():
         hook()
 
 

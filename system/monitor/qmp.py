@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import re
 import sys
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, final
@@ -915,6 +914,8 @@ class QMPMonitor:
             # session deaf.  Log it, drop the partial input, answer, go on.
             what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             error_report(f"internal error in the QMP input parser: {what}")
+            import traceback  # only on an internal error
+
             sys.stderr.write("".join(traceback.format_exception(exc)))
             sys.stderr.flush()
             self._parser.reset()
@@ -1040,6 +1041,8 @@ class QMPMonitor:
             # A bug in a command: log it with its traceback, answer, go on.
             what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             error_report(f"internal error in QMP command '{name}': {what}")
+            import traceback  # only on an internal error
+
             sys.stderr.write("".join(traceback.format_exception(exc)))
             sys.stderr.flush()
             raise Error(

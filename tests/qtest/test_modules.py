@@ -93,6 +93,45 @@ def test_module_load(launcher: Path) -> None:
         assert qts.raw("module_load hw- char-pl011") == "FAIL"
 
 
+def test_registry_records_boards(launcher: Path) -> None:
+    # scripts/modinfo.py writes, per package, the boards that select it
+    # (hw/<arch>/meson.build's board_selects)
+    ns: dict[str, object] = {}
+    exec((launcher.parent / "pyqemu_modinfo.py").read_text(), ns)
+    modinfo = ns["MODINFO"]
+    assert isinstance(modinfo, list)
+    boards = {m["import_name"]: m["boards"] for m in modinfo}
+    for board, packages in pyqemu_config.BOARD_DEVICES.items():
+        for package in packages:
+            names = [n for n in boards if n.endswith("." + package.replace("-", "_"))]
+            assert all(board in boards[n] for n in names), (board, package, boards)
+    assert boards["hw.char.pl011"] == ["virt"]
+
+
+@pytest.mark.skipif(
+    "hpet" not in pyqemu_config.DEVICES or "virt" not in pyqemu_config.BOARDS,
+    reason="needs the hpet and the virt board",
+)
+@pytest.mark.parametrize("modules", [False, True], ids=["built-in", "modules"])
+def test_devices_of_another_targets_boards(modules: bool, launcher: Path) -> None:
+    # QEMU's aarch64 binary has no HPET (only PC boards select it): 'hpet'
+    # is no device model there; the registry says so without an import
+    binary = launcher if modules else BUILDROOT / "pyqemu-system-aarch64"
+    res, _ = imported_by(binary, "-M", "virt", "-nodefaults", "-device", "hpet")
+    assert res.stderr.startswith(
+        "pyqemu-system-aarch64: -device hpet: 'hpet' is not a valid device model "
+        "name\n'hpet' is built for the boards pc, which pyqemu-system-aarch64 "
+        "does not have\n"
+    ), res.stderr
+    x86 = BUILDROOT / "pyqemu-system-x86_64"
+    res = subprocess.run(
+        [str(x86), "-M", "none", "-nodefaults", "-device", "pl011"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert "'pl011' is not a valid device model name" in res.stderr
+
+
 def test_modules_need_python(tmp_path: Path) -> None:
     meson = Path(sys.executable).parent / "meson"
     res = subprocess.run(

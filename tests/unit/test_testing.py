@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from qemu_api import bql, log, qdev, rtc, testing, trace
+from qemu_api import _reset, bql, log, qdev, rtc, trace
 from qemu_api.bits import u32
 from qemu_api.chardev import qemu_chr_find, qemu_chr_new
 from qemu_api.memory import MemoryRegion, get_system_memory
@@ -118,13 +118,13 @@ def test_registered_hooks_run_after_the_api_in_order() -> None:
     try:
         reset_runtime()
     finally:
-        testing._hooks.remove(first)
-        testing._hooks.remove(second)
+        _reset._hooks.remove(first)
+        _reset._hooks.remove(second)
     assert calls == ["first, clock 0", "second"]
 
 
 def test_the_run_state_registers_itself() -> None:
-    assert runstate._runtime_reset in testing._hooks
+    assert runstate._runtime_reset in _reset.runtime_reset_hooks()
 
 
 def test_fresh_runtime_takes_and_gives_back_the_bql() -> None:
