@@ -126,6 +126,14 @@ class FuzzTarget:
     def keep(self, data: bytes) -> None:
         """``data`` reached a new outcome: keep it as a seed if useful."""
 
+    def time_limit(self, data: bytes) -> float:
+        """Seconds ``data`` may take before it counts as a hang.
+
+        ``op_timeout`` by default; a target whose inputs can ask for work in
+        proportion to a number they carry (a transfer size) adds to it.
+        """
+        return self.op_timeout
+
     def cost(self, data: bytes) -> int:
         """Return how many operations ``data`` holds.
 
@@ -352,13 +360,13 @@ def _run_one(target: FuzzTarget, data: bytes, outcomes: set[str]) -> str | None:
         with (
             contextlib.redirect_stderr(err),
             contextlib.redirect_stdout(io.StringIO()),
-            _time_limit(target.op_timeout),
+            _time_limit(limit := target.time_limit(data)),
         ):
             outcome = target.execute(data)
     except FuzzFailure as exc:
         failure = f"property: {exc}"
     except _Timeout:
-        failure = f"hang: the operation ran past {target.op_timeout} s"
+        failure = f"hang: the operation ran past {limit:.1f} s"
     except MemoryError:
         failure = "memory: MemoryError under the campaign's address-space limit"
     except Exception as exc:

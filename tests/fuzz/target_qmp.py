@@ -276,6 +276,10 @@ def _serialize(rng: random.Random, value: object) -> bytes:
     return text
 
 
+_REPLY: Final = re.compile(rb'^\{\s*"(?:return|error)"', re.M)
+"""A reply at the start of a line (compact or pretty), not an event."""
+
+
 @register
 class QMPTarget(FuzzTarget):
     """QMP: grammar-based requests and byte-level garbage, in process."""
@@ -289,6 +293,7 @@ class QMPTarget(FuzzTarget):
         if not bql.bql_locked():
             bql.bql_lock()
         self._ops = 0
+        self.last_ops = 0
         self._build()
 
     def _build(self) -> None:
@@ -388,7 +393,12 @@ class QMPTarget(FuzzTarget):
             raise FuzzFailure(f"the monitor stopped taking input: {left[:80]!r}")
         return bytes(chr_.output)
 
+    def cost(self, data: bytes) -> int:
+        """The requests the last input had answered (a request is an operation)."""
+        return max(self.last_ops, 1)
+
     def execute(self, data: bytes) -> str:
+        self.last_ops = 0
         self._ops += 1
         if self._ops % _REBUILD == 0:
             self.teardown()
@@ -432,6 +442,7 @@ class QMPTarget(FuzzTarget):
                 f"{state.value} to {runstate.runstate_get().value}"
             )
         outcome = self._outcome(bytes(chr_.output))
+        self.last_ops = len(_REPLY.findall(chr_.output))
         # Put the machine back for the next input.
         if changed:
             runstate.runstate_init(runstate.RunState.RUNNING)

@@ -47,6 +47,8 @@ _REBUILD: Final = 1000
 _RAM: Final = 0x4000_0000
 _UART: Final = 0x0900_0000
 _SIZES: Final = (0, 1, 2, 3, 4, 7, 8, 16, 255, 256, 4096, 4097, 65536, 1 << 20)
+_TRANSFERS: Final = (b"read", b"b64read", b"memset", b"write", b"b64write")
+"""The commands whose third word is a size in bytes."""
 _HUGE: Final = (MAX_TRANSFER + 1, (1 << 64) - 1, 1 << 64, 1 << 63)
 _COMMANDS: Final = (
     "readb",
@@ -182,10 +184,27 @@ class QTestTarget(FuzzTarget):
     summary = "every command at its edges, byte damage, split lines, lost clients"
     op_timeout = 10.0
 
+    def time_limit(self, data: bytes) -> float:
+        """``op_timeout``, plus a second per 4 MiB of memory the lines transfer.
+
+        A 1 GiB ``read`` (the protocol's limit) is slow, not hung: pyqemu
+        answers 64 MiB of MMIO space in about 2 s where QEMU 7.2 takes 11 s.
+        """
+        moved = 0
+        for line in data[2:].split(b"\n"):
+            words = line.split()
+            if len(words) >= 3 and words[0] in _TRANSFERS:
+                try:
+                    moved += min(max(int(words[2], 0), 0), MAX_TRANSFER)
+                except ValueError:
+                    continue
+        return self.op_timeout + moved / (4 << 20)
+
     def setup(self, workdir: Path) -> None:
         if not bql.bql_locked():
             bql.bql_lock()
         self._ops = 0
+        self.last_ops = 0
         self.pool: list[bytes] = []
         self._build()
 
@@ -231,7 +250,12 @@ class QTestTarget(FuzzTarget):
         else:
             self.pool[hash(data) % 300] = data[2:]
 
+    def cost(self, data: bytes) -> int:
+        """The command lines the last input had answered (a line is an operation)."""
+        return max(self.last_ops, 1)
+
     def execute(self, data: bytes) -> str:
+        self.last_ops = 0
         self._ops += 1
         if self._ops % _REBUILD == 0:
             self.teardown()
@@ -265,6 +289,7 @@ class QTestTarget(FuzzTarget):
             raise FuzzFailure("an exception reached the main loop: " + self._errors[0])
         if len(replies) != complete:
             raise FuzzFailure(f"{complete} complete lines got {len(replies)} replies")
+        self.last_ops = complete
         for reply in replies:
             if not reply.startswith((b"OK", b"FAIL", b"ERR")):
                 raise FuzzFailure(f"a reply that is not OK/FAIL/ERR: {reply[:80]!r}")
