@@ -1444,6 +1444,14 @@ class RegisterMap(Generic[D_contra]):
             is, as QEMU's devices that decode byte by byte do (the GIC
             distributor's ``gic_dist_readb``), instead of one line for each
             run of unassigned bytes (``hw/core/register.c``).
+        bind_on_first_use: the class that assigns the map binds it on its
+            first access or reset instead of when the class is created: a
+            large map (a GIC's thousands of byte registers) then costs
+            nothing to a start that never touches it.  The device must look
+            up :attr:`read` and :attr:`write` at access time
+            (``self.registers.read(self, offset, size)``): a callback taken
+            before the bind keeps an extra call.  A field reference that
+            does not fit the class is then reported on first use.
 
     Raises:
         Error: registers overlap, fall outside the block or share a name;
@@ -1455,8 +1463,10 @@ class RegisterMap(Generic[D_contra]):
         "_compiled",
         "_each_byte",
         "_hole",
+        "_lazy",
         "_namespaces",
         "_owner",
+        "_pending",
         "_resets",
         "_shift",
         "_slots",
@@ -1487,6 +1497,7 @@ class RegisterMap(Generic[D_contra]):
         trace_write: Callable[[int, int, str], None] | None = None,
         unknown_name: str = "UNKN",
         log_each_byte: bool = False,
+        bind_on_first_use: bool = False,
     ) -> None:
         self.name = name
         self.size = size
@@ -1500,6 +1511,9 @@ class RegisterMap(Generic[D_contra]):
         self.unknown_name = unknown_name
         self._namespaces = caller_namespaces(1)
         self._owner: type | None = None
+        # With bind_on_first_use: the class to bind to on first use.
+        self._pending: type | None = None
+        self._lazy = bind_on_first_use
         self._slots: tuple[_Slot, ...] = ()
         self._shift = 0
         self._resets: tuple[tuple[_FieldAccess, int], ...] = ()
@@ -1602,6 +1616,9 @@ class RegisterMap(Generic[D_contra]):
     def __set_name__(self, owner: type, attr: str) -> None:
         """Bind the map to the class whose body assigns it."""
         self._namespaces = caller_namespaces(1) + self._namespaces
+        if self._lazy and self._owner is None:
+            self._pending = owner
+            return
         self.bind(owner)
 
     def bind(self, owner: type) -> None:
@@ -1662,6 +1679,7 @@ class RegisterMap(Generic[D_contra]):
         self._compiled = {id(c.reg): c for c in compiled}
         self.read, self.write = self._dispatchers(hole)
         self._owner = owner
+        self._pending = None
 
     def _field_access(self, reg: Register[Any], owner: type) -> _FieldAccess | None:
         steps = reg._steps
@@ -1807,7 +1825,7 @@ class RegisterMap(Generic[D_contra]):
     # -- the MMIO callbacks ----------------------------------------------------
 
     def _bind_on_first_use(self, dev: object) -> None:
-        self.bind(type(dev))
+        self.bind(type(dev) if self._pending is None else self._pending)
 
     def _read_unbound(self, dev: D_contra, offset: int, size: int) -> int:
         self._bind_on_first_use(dev)

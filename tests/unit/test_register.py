@@ -1036,6 +1036,49 @@ def test_module_level_map_binds_on_first_use() -> None:
     assert m.read(D(), 0, 4) == 3
 
 
+def test_bind_on_first_use_defers_the_class_s_bind() -> None:
+    class S(BqlStruct):
+        x: int
+
+        def __init__(self) -> None:
+            self.x = 5
+
+    class D:
+        s: S
+        plain: int
+
+        def __init__(self) -> None:
+            self.s = S()
+            self.plain = 0
+
+        registers = RegisterMap["D"](
+            "m",
+            8,
+            [
+                Register("X", 0, RW, field=lambda d: d.s.x),
+                Register("Y", 4, RW, field=lambda d: d.plain),
+            ],
+            bind_on_first_use=True,
+        )
+
+    class E(D):
+        pass
+
+    unbound = D.registers.read
+    # The class is created: the bad reference to plain is found on first use.
+    with pytest.raises(Error, match=r"register Y .* not BQL-protected state"):
+        D.registers.read(E(), 0, 4)
+    # A good map binds to the declaring class, from a subclass's access too.
+    D.registers = RegisterMap["D"](
+        "m", 4, [Register("X", 0, RW, field=lambda d: d.s.x)], bind_on_first_use=True
+    )
+    D.registers.__set_name__(D, "registers")
+    assert D.registers.read(E(), 0, 4) == 5
+    assert D.registers.read is not unbound
+    with pytest.raises(Error, match="is bound to D, not to Plain"):
+        D.registers.bind(Plain)
+
+
 # -- static typing ---------------------------------------------------------------
 
 MISUSE = """
