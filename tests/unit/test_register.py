@@ -1079,6 +1079,36 @@ def test_bind_on_first_use_defers_the_class_s_bind() -> None:
         D.registers.bind(Plain)
 
 
+def test_bind_on_first_use_checks_the_layout_on_first_use() -> None:
+    # An array checks its own declaration at once, whatever the map.
+    with pytest.raises(
+        Error, match=r"register B1 \(offset 0x5\): .* multiple of 4 bytes"
+    ):
+        RegisterArray[Any]("B", 0, 4, RAZ, stride=5)
+    with pytest.raises(Error, match=r"register B2 .* reset=0x100 does not fit"):
+        RegisterArray[Any](
+            "B", 0, 4, RO, width=8, field=lambda d, n: d.s.b[n], reset=(0, 1, 256, 3)
+        )
+    # Overlaps between registers are found when the map is first used.
+    m = RegisterMap[Any](
+        "m",
+        8,
+        [RegisterArray("B", 0, 4, RAZ, width=8), Register("W", 0, RAZ)],
+        bind_on_first_use=True,
+    )
+    with pytest.raises(Error, match="W at 0x0 overlaps B0"):
+        m.read(object(), 0, 4)
+    ok = RegisterMap[Any](
+        "m",
+        8,
+        [RegisterArray("B", 0, 4, RO, width=8, read=lambda d, n: n + 1)],
+        bind_on_first_use=True,
+    )
+    assert ok.read(object(), 0, 4) == 0x04030201
+    assert [reg.name for reg in ok] == ["B0", "B1", "B2", "B3"]
+    assert ok["B2"].offset == 2
+
+
 # -- static typing ---------------------------------------------------------------
 
 MISUSE = """
