@@ -8,7 +8,8 @@ files given by name (:mod:`pathlib`, which brings :mod:`urllib.parse` and
 :mod:`ipaddress`), entry points of installed device packages
 (:mod:`configparser`), error paths (:mod:`traceback`, :mod:`difflib`), the
 QMP and human monitors and the whole QMP schema (:mod:`qapi.qmp_schema`: the
-run states come from :mod:`qapi.qapi_types`).
+run states come from :mod:`qapi.qapi_types`), and under ``-accel qtest`` the
+tcg vCPU threads and the engine's memory (:mod:`ctypes`).
 
 A driver runs the launcher's code and, on SIGUSR1, writes the names in
 ``sys.modules`` to standard error; the test sends the signal once the launcher
@@ -45,6 +46,9 @@ NOT_AT_START: tuple[str, ...] = (
     "qapi.qmp_schema",
     "system.monitor",
     "system.monitor.hmp_monitor",
+    "accel.tcg.cpus",
+    "accel.tcg.memory",
+    "ctypes",
 )
 MARK = "sys.modules:"
 
