@@ -110,7 +110,7 @@ import operator
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, final
+from typing import Any, Final, Generic, NamedTuple, TypeVar, final
 
 from qemu_api._compat import override
 from qemu_api._fieldref import (
@@ -649,6 +649,18 @@ class Register(Generic[D_contra]):
         return f"Register('{self.name}', 0x{self.offset:03x}, {self.access!r})"
 
 
+class _ArrayElementHooks(NamedTuple):
+    """A :class:`RegisterArray`'s hooks, which take the element's index."""
+
+    read: Callable[[Any, int], int] | None
+    write: Callable[[Any, int, int], None] | None
+    write_masked: Callable[[Any, int, int, int], None] | None
+    pre_write: Callable[[Any, int, int], int] | None
+    post_write: Callable[[Any, int], None] | None
+    post_read: Callable[[Any, int, int], int] | None
+    present: Callable[[Any, int], bool] | None
+
+
 @final
 class RegisterArray(Generic[D_contra]):
     """``count`` registers of one kind, ``stride`` bytes apart.
@@ -695,11 +707,13 @@ class RegisterArray(Generic[D_contra]):
     """
 
     __slots__ = (
+        "_elements",
+        "_hooks",
         "_resets",
+        "_steps",
         "access",
         "count",
         "doc",
-        "elements",
         "fields",
         "name",
         "offset",
@@ -775,20 +789,49 @@ class RegisterArray(Generic[D_contra]):
                 f"register array {name}: a reset value needs a field to store it "
                 "in; add field=... or drop reset="
             )
-        elements: list[Register[D_contra]] = []
-        for i in range(count):
-            hooks = _bind_index(
-                i, read, write, write_masked, pre_write, post_write, post_read, present
-            )
-            elem_steps = (
-                None if steps is None else tuple(i if s is INDEX else s for s in steps)
-            )
-            reg: Register[D_contra] = Register._element(self, i, elem_steps, hooks)
-            # The access flags and which hooks exist are the same for every
-            # element: the first one checks them for all.
-            reg._check(self._resets[i], access=not i)
-            elements.append(reg)
-        self.elements: tuple[Register[D_contra], ...] = tuple(elements)
+        self._steps = steps
+        self._hooks = _ArrayElementHooks(
+            read, write, write_masked, pre_write, post_write, post_read, present
+        )
+        self._elements: tuple[Register[D_contra], ...] | None = None
+        # The access flags and which hooks exist are the same for every
+        # element: the first one checks them for all.  The others differ only
+        # in their offset and reset value: they are made on first use (a
+        # GIC's thousands of byte registers), so check those two here.
+        self._element(0)._check(self._resets[0])
+        nbytes = width // 8
+        full = _mask(width)
+        for i, reset_value in enumerate(self._resets):
+            if (offset + i * self.stride) % nbytes or (
+                reset_value is not None and not 0 <= reset_value <= full
+            ):
+                self._element(i)._check(reset_value, access=False)
+
+    def _element(self, i: int) -> Register[D_contra]:
+        """Element ``i``: the declaration with the index filled in."""
+        steps = self._steps
+        h = self._hooks
+        hooks = _bind_index(
+            i,
+            h.read,
+            h.write,
+            h.write_masked,
+            h.pre_write,
+            h.post_write,
+            h.post_read,
+            h.present,
+        )
+        elem_steps = (
+            None if steps is None else tuple(i if s is INDEX else s for s in steps)
+        )
+        return Register._element(self, i, elem_steps, hooks)
+
+    @property
+    def elements(self) -> tuple[Register[D_contra], ...]:
+        """The registers, element 0 first (made on first use)."""
+        if self._elements is None:
+            self._elements = tuple(self._element(i) for i in range(self.count))
+        return self._elements
 
     def reset_of(self, index: int) -> int | None:
         """The reset value of element ``index``."""
@@ -1444,6 +1487,17 @@ class RegisterMap(Generic[D_contra]):
             is, as QEMU's devices that decode byte by byte do (the GIC
             distributor's ``gic_dist_readb``), instead of one line for each
             run of unassigned bytes (``hw/core/register.c``).
+        bind_on_first_use: the class that assigns the map binds it on its
+            first access or reset instead of when the class is created: a
+            large map (a GIC's thousands of byte registers) then costs
+            nothing to a start that never touches it.  The device must look
+            up :attr:`read` and :attr:`write` at access time
+            (``self.registers.read(self, offset, size)``): a callback taken
+            before the bind keeps an extra call.  The array elements are
+            then made on first use too, and what the declaration gets wrong
+            across registers (overlaps, shared names, a field reference that
+            does not fit the class) is reported then: on the first access,
+            reset or lookup.
 
     Raises:
         Error: registers overlap, fall outside the block or share a name;
@@ -1454,9 +1508,13 @@ class RegisterMap(Generic[D_contra]):
         "_by_name",
         "_compiled",
         "_each_byte",
+        "_entries",
         "_hole",
+        "_lazy",
         "_namespaces",
         "_owner",
+        "_pending",
+        "_registers",
         "_resets",
         "_shift",
         "_slots",
@@ -1466,7 +1524,6 @@ class RegisterMap(Generic[D_contra]):
         "name",
         "prefix",
         "read",
-        "registers",
         "size",
         "trace_read",
         "trace_write",
@@ -1487,6 +1544,7 @@ class RegisterMap(Generic[D_contra]):
         trace_write: Callable[[int, int, str], None] | None = None,
         unknown_name: str = "UNKN",
         log_each_byte: bool = False,
+        bind_on_first_use: bool = False,
     ) -> None:
         self.name = name
         self.size = size
@@ -1500,6 +1558,9 @@ class RegisterMap(Generic[D_contra]):
         self.unknown_name = unknown_name
         self._namespaces = caller_namespaces(1)
         self._owner: type | None = None
+        # With bind_on_first_use: the class to bind to on first use.
+        self._pending: type | None = None
+        self._lazy = bind_on_first_use
         self._slots: tuple[_Slot, ...] = ()
         self._shift = 0
         self._resets: tuple[tuple[_FieldAccess, int], ...] = ()
@@ -1507,8 +1568,24 @@ class RegisterMap(Generic[D_contra]):
         self._spans: dict[int, _Span | None] = {}
         if size <= 0:
             raise Error(f"RegisterMap '{name}': size={size}; expected 1 or more")
+        self._entries = registers
+        self._registers: tuple[Register[D_contra], ...] | None = None
+        self._by_name: dict[str, Register[D_contra]] = {}
+        if not bind_on_first_use:
+            self._expand()
+        self.read: Callable[[D_contra, int, int], int] = self._read_unbound
+        """The MMIO read callback: ``read(dev, offset, size) -> value``."""
+        self.write: Callable[[D_contra, int, int, int], None] = self._write_unbound
+        """The MMIO write callback: ``write(dev, offset, value, size)``."""
+
+    def _expand(self) -> tuple[Register[D_contra], ...]:
+        """The registers by offset, array elements one by one; checks overlaps."""
+        if self._registers is not None:
+            return self._registers
+        name = self.name
+        size = self.size
         elements: list[Register[D_contra]] = []
-        for entry in registers:
+        for entry in self._entries:
             if isinstance(entry, RegisterArray):
                 elements.extend(entry.elements)
             elif isinstance(entry, Register):
@@ -1541,12 +1618,14 @@ class RegisterMap(Generic[D_contra]):
                 )
             previous = reg
             end = reg.offset + reg.size
-        self.registers: tuple[Register[D_contra], ...] = tuple(elements)
         self._by_name = by_name
-        self.read: Callable[[D_contra, int, int], int] = self._read_unbound
-        """The MMIO read callback: ``read(dev, offset, size) -> value``."""
-        self.write: Callable[[D_contra, int, int, int], None] = self._write_unbound
-        """The MMIO write callback: ``write(dev, offset, value, size)``."""
+        self._registers = tuple(elements)
+        return self._registers
+
+    @property
+    def registers(self) -> tuple[Register[D_contra], ...]:
+        """The registers by offset, array elements one by one."""
+        return self._expand()
 
     # -- lookup ----------------------------------------------------------------
 
@@ -1556,6 +1635,7 @@ class RegisterMap(Generic[D_contra]):
         Raises:
             KeyError: no register has that name; the message suggests one.
         """
+        self._expand()
         reg = self._by_name.get(name)
         if reg is None:
             import difflib  # only for an error's suggestion
@@ -1602,6 +1682,9 @@ class RegisterMap(Generic[D_contra]):
     def __set_name__(self, owner: type, attr: str) -> None:
         """Bind the map to the class whose body assigns it."""
         self._namespaces = caller_namespaces(1) + self._namespaces
+        if self._lazy and self._owner is None:
+            self._pending = owner
+            return
         self.bind(owner)
 
     def bind(self, owner: type) -> None:
@@ -1662,6 +1745,7 @@ class RegisterMap(Generic[D_contra]):
         self._compiled = {id(c.reg): c for c in compiled}
         self.read, self.write = self._dispatchers(hole)
         self._owner = owner
+        self._pending = None
 
     def _field_access(self, reg: Register[Any], owner: type) -> _FieldAccess | None:
         steps = reg._steps
@@ -1807,7 +1891,7 @@ class RegisterMap(Generic[D_contra]):
     # -- the MMIO callbacks ----------------------------------------------------
 
     def _bind_on_first_use(self, dev: object) -> None:
-        self.bind(type(dev))
+        self.bind(type(dev) if self._pending is None else self._pending)
 
     def _read_unbound(self, dev: D_contra, offset: int, size: int) -> int:
         self._bind_on_first_use(dev)

@@ -37,7 +37,7 @@ from qapi.qapi_events import (
     qapi_event_send_shutdown,
     qapi_event_send_stop,
 )
-from qapi.qmp_schema import RunState, ShutdownCause
+from qapi.qapi_types import RunState, ShutdownCause
 from qemu_api._reset import runtime_reset_register
 from qemu_api.error import error_report
 from qemu_api.qom import JSONValue

@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Final, TextIO, final
+from typing import TYPE_CHECKING, Final, TextIO, final
 
 import chardev
 import pyqemu_config
@@ -65,10 +65,14 @@ from system.main_loop import MainLoop
 from system.migration import exit_status as migration_exit_status
 from system.migration import migration_init, migration_shutdown, start_incoming
 from system.modules import device_boards, modules_init
-from system.monitor import QMPMonitor
-from system.monitor.hmp_monitor import HMPMonitor
 from system.qtest import QTestServer
 from system.runstate import RunState, ShutdownCause
+
+if TYPE_CHECKING:
+    # Imported where a monitor is created: the QMP schema and the monitors
+    # are not needed by a start without one.
+    from system.monitor import QMPMonitor
+    from system.monitor.hmp_monitor import HMPMonitor
 
 __all__ = [
     "OPTIONS",
@@ -1057,12 +1061,16 @@ class Emulator:
 
     def add_hmp_monitor(self, chr_: Chardev) -> None:
         """A human monitor on *chr_* (a mux gets one more frontend for it)."""
+        from system.monitor.hmp_monitor import HMPMonitor
+
         if isinstance(chr_, MuxChardev):
             chr_ = chr_.new_port()
         self.servers.append(HMPMonitor(chr_, self.loop, target=self.cfg.target))
 
     def add_qmp_monitor(self, chr_: Chardev, pretty: bool) -> None:
         """A QMP monitor on *chr_*."""
+        from system.monitor import QMPMonitor
+
         if isinstance(chr_, MuxChardev):
             chr_ = chr_.new_port()
         self.servers.append(

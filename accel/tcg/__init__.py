@@ -19,17 +19,21 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 from accel import AccelState
-from accel.tcg.cpus import VCPU, TcgCPU
 from accel.tcg.engine_api import Engine, SysregRead, SysregWrite
-from accel.tcg.memory import EngineMemory
 from qemu_api.bql import bql_lent_pair
 from qemu_api.error import Error
 from qemu_api.memory import AddressSpace, get_address_space_memory
 from qemu_api.qom import override
 from qemu_api.timer import CLOCK_VIRTUAL, qemu_clock_get_ns
+
+if TYPE_CHECKING:
+    # Imported where a vCPU is made: a start under -accel qtest (the CPU
+    # model imports accel.tcg.engine_api) does not pay for the vCPU threads
+    # and ctypes.
+    from accel.tcg.cpus import VCPU, TcgCPU
 
 __all__ = ["ICOUNT_MAX_SHIFT", "TcgAccel", "accel_factory", "cpu_models"]
 
@@ -113,6 +117,9 @@ class TcgAccel(AccelState):
         Raises:
             Error: an unknown CPU model.
         """
+        from accel.tcg.cpus import VCPU
+        from accel.tcg.memory import EngineMemory
+
         if model not in cpu_models():
             raise Error(f"unable to find CPU model '{model}'")
         module = importlib.import_module("accel.tcg.engine")

@@ -1473,6 +1473,8 @@ def test_qapi_gen_module_passes_mypy_strict(tmp_path: Path) -> None:
         (srcroot / "qapi" / "schema.json").read_text(),
         "--init",
         str(pkg / "__init__.py"),
+        "--types",
+        str(pkg / "qapi_types.py"),
         "--module",
         str(pkg / "qmp_schema.py"),
         "--events",

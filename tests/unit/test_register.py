@@ -1036,6 +1036,79 @@ def test_module_level_map_binds_on_first_use() -> None:
     assert m.read(D(), 0, 4) == 3
 
 
+def test_bind_on_first_use_defers_the_class_s_bind() -> None:
+    class S(BqlStruct):
+        x: int
+
+        def __init__(self) -> None:
+            self.x = 5
+
+    class D:
+        s: S
+        plain: int
+
+        def __init__(self) -> None:
+            self.s = S()
+            self.plain = 0
+
+        registers = RegisterMap["D"](
+            "m",
+            8,
+            [
+                Register("X", 0, RW, field=lambda d: d.s.x),
+                Register("Y", 4, RW, field=lambda d: d.plain),
+            ],
+            bind_on_first_use=True,
+        )
+
+    class E(D):
+        pass
+
+    unbound = D.registers.read
+    # The class is created: the bad reference to plain is found on first use.
+    with pytest.raises(Error, match=r"register Y .* not BQL-protected state"):
+        D.registers.read(E(), 0, 4)
+    # A good map binds to the declaring class, from a subclass's access too.
+    D.registers = RegisterMap["D"](
+        "m", 4, [Register("X", 0, RW, field=lambda d: d.s.x)], bind_on_first_use=True
+    )
+    D.registers.__set_name__(D, "registers")
+    assert D.registers.read(E(), 0, 4) == 5
+    assert D.registers.read is not unbound
+    with pytest.raises(Error, match="is bound to D, not to Plain"):
+        D.registers.bind(Plain)
+
+
+def test_bind_on_first_use_checks_the_layout_on_first_use() -> None:
+    # An array checks its own declaration at once, whatever the map.
+    with pytest.raises(
+        Error, match=r"register B1 \(offset 0x5\): .* multiple of 4 bytes"
+    ):
+        RegisterArray[Any]("B", 0, 4, RAZ, stride=5)
+    with pytest.raises(Error, match=r"register B2 .* reset=0x100 does not fit"):
+        RegisterArray[Any](
+            "B", 0, 4, RO, width=8, field=lambda d, n: d.s.b[n], reset=(0, 1, 256, 3)
+        )
+    # Overlaps between registers are found when the map is first used.
+    m = RegisterMap[Any](
+        "m",
+        8,
+        [RegisterArray("B", 0, 4, RAZ, width=8), Register("W", 0, RAZ)],
+        bind_on_first_use=True,
+    )
+    with pytest.raises(Error, match="W at 0x0 overlaps B0"):
+        m.read(object(), 0, 4)
+    ok = RegisterMap[Any](
+        "m",
+        8,
+        [RegisterArray("B", 0, 4, RO, width=8, read=lambda d, n: n + 1)],
+        bind_on_first_use=True,
+    )
+    assert ok.read(object(), 0, 4) == 0x04030201
+    assert [reg.name for reg in ok] == ["B0", "B1", "B2", "B3"]
+    assert ok["B2"].offset == 2
+
+
 # -- static typing ---------------------------------------------------------------
 
 MISUSE = """

@@ -627,6 +627,8 @@ class PL061State(SysBusDevice, type_name=TYPE_PL061):
         log=RegisterLog.bad_offset(
             "pl061_read: Bad offset {addr:x}\n", "pl061_write: Bad offset {addr:x}\n"
         ),
+        # Bound on the first access: a start that never touches it pays nothing.
+        bind_on_first_use=True,
     )
     """QEMU's ``pl061_read``/``pl061_write`` as a table: the PL061's registers."""
 

@@ -1424,6 +1424,8 @@ class GicCpuView:
             "gic_cpu_read: Bad offset {addr:x}\n",
             "gic_cpu_write: Bad offset {addr:x}\n",
         ),
+        # Bound on the first access: a start that never touches it pays nothing.
+        bind_on_first_use=True,
     )
     """The CPU interface (``gic_cpu_read``/``gic_cpu_write``): QEMU decodes
     exact offsets, whatever the access size; any other offset is a bad one."""
@@ -1776,6 +1778,8 @@ class GICState(SysBusDevice, type_name=TYPE_ARM_GIC):
             "gic_dist_writeb: Bad offset {addr:x}\n",
         ),
         log_each_byte=True,
+        # Bound on the first access: a start that never touches it pays nothing.
+        bind_on_first_use=True,
     )
     """The distributor (``gic_dist_readb``/``gic_dist_writeb``): every
     register is a byte, so a wider access is that many byte accesses, each
