@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+from accel import current_accel, set_current_accel
 from qemu_api import bql
 from system import vl
 from system.main import launch
@@ -300,6 +301,13 @@ class CmdlineTarget(FuzzTarget):
         before = set(os.listdir("."))
         out, err = io.StringIO(), io.StringIO()
         status = launch("aarch64", [PROG, *words], out, err)
+        accel = current_accel()
+        if accel is not None:
+            # End the vCPU threads, as the process's exit would: run() (which
+            # shuts the accelerator down) is replaced here, and every start
+            # would otherwise leave a vCPU thread and its engine behind.
+            accel.shutdown()
+            set_current_accel(None)
         check_error_output(status, err.getvalue())
         after = set(os.listdir("."))
         sockets = [name for name in after - before if name.endswith(".sock")]
