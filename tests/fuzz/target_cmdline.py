@@ -27,6 +27,7 @@ import os
 import random
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Final
 
@@ -310,7 +311,8 @@ class CmdlineTarget(FuzzTarget):
             set_current_accel(None)
         check_error_output(status, err.getvalue())
         after = set(os.listdir("."))
-        sockets = [name for name in after - before if name.endswith(".sock")]
+        # Sockets, not names: "-D in.sock" names a log file.
+        sockets = [n for n in after - before if stat.S_ISSOCK(os.lstat(n).st_mode)]
         if sockets:
             raise FuzzFailure(f"socket files left behind: {sockets}")
         for name in after - before:
