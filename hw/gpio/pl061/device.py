@@ -185,27 +185,8 @@ class PL061Registers(BqlStruct):
     amsel: int
 
     def __init__(self) -> None:
-        self.locked = 1
-        self.data = 0
         self.old_out_data = 0
-        self.old_in_data = 0
-        self.dir = 0
-        self.isense = 0
-        self.ibe = 0
-        self.iev = 0
-        self.im = 0
-        self.istate = 0
-        self.afsel = 0
-        self.dr2r = 0xFF
-        self.dr4r = 0
-        self.dr8r = 0
-        self.odr = 0
-        self.pur = 0
-        self.pdr = 0
-        self.slr = 0
-        self.den = 0
-        self.cr = 0xFF
-        self.amsel = 0
+        self.reset()
 
     def reset(self) -> None:
         """The reset values of the PL061 TRM and the Stellaris data sheets.
