@@ -1243,6 +1243,27 @@ def _bit_per_irq(s: GICState, n: int) -> bool:
     return n * 8 < s._num_irqs
 
 
+def _cpu_reg(
+    name: str,
+    offset: int,
+    *,
+    read: _CpuRead | None = None,
+    write: _CpuWrite | None = None,
+) -> Register[GicCpuView]:
+    """A CPU-interface register whose read and write act on the CPU's state.
+
+    ``read(regs, cpu)`` and ``write(regs, cpu, value)``; the access is RW,
+    RO or WO after which of them is given.
+    """
+    return Register(
+        name,
+        offset,
+        RW if read and write else RO if read else WO,
+        read=None if read is None else lambda v: v._read(read),
+        write=None if write is None else lambda v, x: v._write(write, x),
+    )
+
+
 def _dist_bytes(
     name: str,
     offset: int,
@@ -1353,47 +1374,33 @@ class GicCpuView:
         "gic_cpu",
         GIC_CPU_IFACE_SIZE,
         [
-            Register(
+            _cpu_reg(
                 "CTLR",
                 CpuRegister.CTLR,
-                RW,
-                read=lambda v: v._read(GICRegisters.read_ctlr),
-                write=lambda v, x: v._write(GICRegisters.write_ctlr, x),
+                read=GICRegisters.read_ctlr,
+                write=GICRegisters.write_ctlr,
             ),
-            Register(
+            _cpu_reg(
                 "PMR",
                 CpuRegister.PMR,
-                RW,
-                read=lambda v: v._read(GICRegisters.read_pmr),
-                write=lambda v, x: v._write(GICRegisters.write_pmr, x),
+                read=GICRegisters.read_pmr,
+                write=GICRegisters.write_pmr,
             ),
-            Register(
+            _cpu_reg(
                 "BPR",
                 CpuRegister.BPR,
-                RW,
-                read=lambda v: v._read(GICRegisters.read_bpr),
-                write=lambda v, x: v._write(GICRegisters.write_bpr, x),
+                read=GICRegisters.read_bpr,
+                write=GICRegisters.write_bpr,
             ),
             Register("IAR", CpuRegister.IAR, RO, read=acknowledge),
             Register("EOIR", CpuRegister.EOIR, WO, write=end_of_interrupt),
-            Register(
-                "RPR",
-                CpuRegister.RPR,
-                RO,
-                read=lambda v: v._read(GICRegisters.read_rpr),
-            ),
-            Register(
-                "HPPIR",
-                CpuRegister.HPPIR,
-                RO,
-                read=lambda v: v._read(GICRegisters.read_hppir),
-            ),
-            Register(
+            _cpu_reg("RPR", CpuRegister.RPR, read=GICRegisters.read_rpr),
+            _cpu_reg("HPPIR", CpuRegister.HPPIR, read=GICRegisters.read_hppir),
+            _cpu_reg(
                 "ABPR",
                 CpuRegister.ABPR,
-                RW,
-                read=lambda v: v._read(GICRegisters.read_abpr),
-                write=lambda v, x: v._write(GICRegisters.write_abpr, x),
+                read=GICRegisters.read_abpr,
+                write=GICRegisters.write_abpr,
             ),
             RegisterArray(
                 "APR", CpuRegister.APR0, GIC_NR_APRS, RW, read=read_apr, write=write_apr
@@ -1406,18 +1413,8 @@ class GicCpuView:
                 read=read_nsapr,
                 write=write_nsapr,
             ),
-            Register(
-                "IIDR",
-                CpuRegister.IIDR,
-                RO,
-                read=lambda v: v._read(GICRegisters.read_iidr),
-            ),
-            Register(
-                "DIR",
-                CpuRegister.DIR,
-                WO,
-                write=lambda v, x: v._write(GICRegisters.write_dir, x),
-            ),
+            _cpu_reg("IIDR", CpuRegister.IIDR, read=GICRegisters.read_iidr),
+            _cpu_reg("DIR", CpuRegister.DIR, write=GICRegisters.write_dir),
         ],
         decode=Decode.EXACT,
         log=RegisterLog.bad_offset(
