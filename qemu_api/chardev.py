@@ -368,6 +368,18 @@ class Chardev:
 
         A failing log write drops the rest of ``data``, as QEMU does: the log
         never stalls or stops the device.
+
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "serial.log")
+        >>> ring = qemu_chr_new("logged", "ringbuf", {"size": 4, "logfile": path})
+        >>> fe = CharBackend()
+        >>> fe.connect(ring)
+        >>> fe.write(b"hello, log")
+        10
+        >>> open(path, "rb").read()  # everything the backend took
+        b'hello, log'
+        >>> fe.disconnect()
+        >>> qemu_chr_delete("logged")
         """
         if self._logfd < 0:
             return
