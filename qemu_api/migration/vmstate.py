@@ -2192,6 +2192,7 @@ def _apply(
     loaded: LoadedState,
     *,
     hooks: bool,
+    restoring: bool = False,
 ) -> None:
     if loaded.vmsd is not vmsd:
         raise vmsd._error(
@@ -2214,10 +2215,10 @@ def _apply(
             continue
         if field.version_id > loaded.version_id or field.kind is _Kind.UNUSED:
             continue
-        _apply_field(field, binding, opaque, value, hooks)
+        _apply_field(field, binding, opaque, value, hooks, restoring)
     for sub in loaded.subsections:
-        _apply(sub.vmsd, opaque, sub, hooks=hooks)
-    if hooks and vmsd.post_load is not None:
+        _apply(sub.vmsd, opaque, sub, hooks=hooks, restoring=restoring)
+    if (hooks or restoring) and vmsd.post_load is not None:
         try:
             vmsd.post_load(opaque, loaded.version_id)
         except Error as exc:
@@ -2237,6 +2238,7 @@ def _apply_field(
     opaque: object,
     value: object,
     hooks: bool,
+    restoring: bool,
 ) -> None:
     kind = field.kind
     path = binding.path
@@ -2261,7 +2263,13 @@ def _apply_field(
         assert isinstance(value, LoadedState)
         inner_vmsd = field.vmsd
         loaded = value
-        _modify(opaque, path, lambda obj: _apply(inner_vmsd, obj, loaded, hooks=hooks))
+        _modify(
+            opaque,
+            path,
+            lambda obj: _apply(
+                inner_vmsd, obj, loaded, hooks=hooks, restoring=restoring
+            ),
+        )
         return
     if kind is _Kind.CLOCK:
         assert isinstance(value, LoadedState)
@@ -2300,7 +2308,7 @@ def _apply_field(
             return
         for obj, loaded in zip(lst, items, strict=False):
             assert isinstance(loaded, LoadedState)
-            _apply(inner, obj, loaded, hooks=hooks)
+            _apply(inner, obj, loaded, hooks=hooks, restoring=restoring)
 
     _modify(opaque, path, each)
 
@@ -2308,8 +2316,11 @@ def _apply_field(
 def vmstate_capture_state(vmsd: VMStateDescription[T], opaque: T) -> LoadedState:
     """Take the current values of every field and subsection of ``opaque``.
 
-    No hook runs and nothing is written.  :func:`vmstate_restore_state` puts
-    them back, which undoes a load that a hook rejected halfway.
+    Nothing is written.  ``pre_save`` runs first, as for a save, so that a
+    device whose fields are a migration-only view of its state (filled by
+    ``pre_save``, read back by ``post_load``) is captured as it is now.
+    :func:`vmstate_restore_state` puts the values back, which undoes a load
+    that a hook rejected halfway.
 
     Raises:
         Error: a value does not fit its field.
@@ -2321,6 +2332,8 @@ def vmstate_capture_state(vmsd: VMStateDescription[T], opaque: T) -> LoadedState
 
 def _save_all(f: QEMUFileWriter, vmsd: VMStateDescription[Any], opaque: object) -> None:
     bindings = vmsd._binding(opaque)
+    if vmsd.pre_save is not None:
+        vmsd.pre_save(opaque)
     values: dict[str, object] = {}
     for field, binding in zip(vmsd.fields, bindings, strict=True):
         try:
@@ -2411,8 +2424,17 @@ def _parse_all(
 def vmstate_restore_state(
     vmsd: VMStateDescription[T], opaque: T, loaded: LoadedState
 ) -> None:
-    """Put back values taken by :func:`vmstate_capture_state`, running no hook."""
-    _apply(vmsd, opaque, loaded, hooks=False)
+    """Put back values taken by :func:`vmstate_capture_state`.
+
+    The values are stored, then ``post_load`` runs (neither ``pre_load`` nor
+    the validation entries), so that a device rebuilds what it derives from
+    its migrated fields from the values put back.  Should ``post_load``
+    refuse the very state it had, the values are stored again without it.
+    """
+    try:
+        _apply(vmsd, opaque, loaded, hooks=False, restoring=True)
+    except Error:
+        _apply(vmsd, opaque, loaded, hooks=False)
 
 
 def vmstate_load_state(
@@ -2437,7 +2459,7 @@ def vmstate_load_state(
         _apply(vmsd, opaque, loaded, hooks=True)
     except Error:
         previous = _parse_all(QEMUFileReader(backup.getvalue()), vmsd, opaque)
-        _apply(vmsd, opaque, previous, hooks=False)
+        vmstate_restore_state(vmsd, opaque, previous)
         raise
 
 

@@ -457,7 +457,75 @@ def test_hooks_run_in_qemu_order() -> None:
     data = save(vmsd, S())
     assert data.hex() == "00000005"
     load(vmsd, S(u32(9)), data, 1)
-    assert calls == ["pre_save x=0", "post_save", "pre_load x=9", "post_load x=5 v=1"]
+    # A load first captures the state it may have to put back: pre_save runs
+    # on the destination too (and here sets x to 5 before pre_load sees it).
+    assert calls == [
+        "pre_save x=0",
+        "post_save",
+        "pre_save x=9",
+        "pre_load x=5",
+        "post_load x=5 v=1",
+    ]
+
+
+def test_rejected_load_restores_a_state_kept_outside_its_fields() -> None:
+    # The GIC's shape: the fields are a view in the stream's layout, filled by
+    # pre_save and copied into the running state by post_load.  A load that a
+    # later hook rejects must leave the running state as it was.
+    @dataclass
+    class S:
+        live: int = 7
+        view: u32 = field(default_factory=u32)
+
+    def pre_save(s: S) -> None:
+        s.view = u32(s.live)
+
+    def post_load(s: S, version_id: int) -> None:
+        s.live = int(s.view)
+
+    def reject_odd(s: S, version_id: int) -> None:
+        if s.live % 2:
+            raise Error(f"live {s.live} is odd")
+
+    inner = VMStateDescription(
+        "shadowed-inner",
+        version_id=1,
+        fields=[vmstate_uint32(lambda s: s.view)],
+        pre_save=pre_save,
+        post_load=post_load,
+        state=S,
+    )
+
+    @dataclass
+    class Outer:
+        dev: S = field(default_factory=S)
+        check: S = field(default_factory=S)
+
+    def post_load_outer(o: Outer, version_id: int) -> None:
+        reject_odd(o.check, version_id)
+
+    outer = VMStateDescription(
+        "shadowed",
+        version_id=1,
+        fields=[
+            vmstate_struct(lambda o: o.dev, inner),
+            vmstate_struct(lambda o: o.check, inner),
+        ],
+        post_load=post_load_outer,
+        state=Outer,
+    )
+    src = Outer(S(live=40), S(live=3))
+    dst = Outer(S(live=12), S(live=8))
+    with pytest.raises(Error, match=r"post_load: live 3 is odd"):
+        load(outer, dst, save(outer, src), 1)
+    assert (dst.dev.live, dst.check.live) == (12, 8)
+    # capture/restore around a load that stored 40 and 3
+    backup = vmstate_capture_state(outer, dst)
+    src.check.live = 4
+    load(outer, dst, save(outer, src), 1)
+    assert (dst.dev.live, dst.check.live) == (40, 4)
+    vmstate_restore_state(outer, dst, backup)
+    assert (dst.dev.live, dst.check.live) == (12, 8)
 
 
 def test_post_load_rejection_restores_every_field() -> None:
