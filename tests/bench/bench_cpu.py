@@ -243,7 +243,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def engine_build() -> str:
+    """Which unicorn library runs: the one configure built, or the wheel's."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("unicorn")
+    if spec is None or spec.origin is None:
+        return "unicorn is not installed"
+    stamp = Path(spec.origin).parent / "lib" / "pyqemu-engine.txt"
+    if stamp.is_file():
+        return stamp.read_text().splitlines()[1]
+    return "unicorn's wheel as published (configure --disable-unicorn-build)"
+
+
 def main() -> int:
+    print(f"engine: {engine_build()}")
     loop = GUESTS / "bench_loop.elf"
     ours = theirs = bare_round = float("inf")
     for _ in range(ROUNDS):
