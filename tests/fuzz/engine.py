@@ -197,6 +197,7 @@ class Report:
     findings: list[Finding] = dataclasses.field(default_factory=list)
     peak_rss_mib: float = 0.0
     coverage_every: int = 1
+    tracing: bool = False
 
     def line(self) -> str:
         """One line of figures, as ``make fuzz`` prints them."""
@@ -205,11 +206,12 @@ class Report:
             if self.coverage_every > 1
             else ""
         )
-        paths = (
-            f"{self.arcs} branch arcs / {self.lines} lines{sample}"
-            if self.arcs is not None
-            else "not measured"
-        )
+        if self.arcs is not None:
+            paths = f"{self.arcs} branch arcs / {self.lines} lines{sample}"
+        elif self.tracing:
+            paths = "counted at the end"
+        else:
+            paths = "not measured"
         rate = self.ops / self.seconds if self.seconds else 0.0
         return (
             f"{self.target:<10} {self.ops:>9} ops ({self.inputs} inputs) in "
@@ -311,6 +313,7 @@ def run_campaign(
     outcomes: set[str] = set()
     found: dict[str, Finding] = {}
     cov = _coverage(coverage and target.in_process)
+    report.tracing = cov is not None
     target.setup(workdir)
     start = time.monotonic()
     next_progress = start + 30
@@ -340,6 +343,8 @@ def run_campaign(
                     next_progress += 30
                     report.seconds = time.monotonic() - start
                     report.outcomes = len(outcomes)
+                    report.findings = list(found.values())
+                    report.peak_rss_mib = _peak_rss_mib()
                     progress(report)
     finally:
         target.teardown()
