@@ -286,17 +286,55 @@ def machine_help(target: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def device_help() -> str:
-    """Return the ``-device help`` text (QEMU's ``qdev_print_devinfos``).
+_TARGET_PACKAGES: Final = {"aarch64": "target.arm"}
+"""The package of each target's CPU types (QEMU's ``target/<arch>``)."""
 
-    Every device type is listed, loaded or not (a module's types come from
-    the registry without importing it), grouped by the categories its class
-    declares (those in none under "Uncategorized"), sorted by name, as QEMU
-    lays it out. Unlike QEMU, the types ``-device`` cannot create are listed
+
+def _on_target(name: str, target: str) -> bool:
+    """Whether *target*'s binary has the device type *name*, as QEMU's would.
+
+    A type of a device package that only other targets' boards select, or a
+    CPU type of another target's ``target/`` package, is not.
+    """
+    boards = device_boards(name) or tuple(
+        board
+        for board, devices in pyqemu_config.BOARD_DEVICES.items()
+        if name in devices
+    )
+    if boards:
+        mine = {
+            alias
+            for cls in machine_types(target)
+            for alias in (cls.machine_name, *cls.aliases)
+        }
+        return not mine.isdisjoint(boards)
+    ti = type_info(name)
+    if ti is None:
+        return True
+    module = ti.cls.__module__
+    for other, package in _TARGET_PACKAGES.items():
+        if module == package or module.startswith(package + "."):
+            return other == target
+    return True
+
+
+def device_help(target: str) -> str:
+    """Return *target*'s ``-device help`` text (QEMU's ``qdev_print_devinfos``).
+
+    Every device type of the target is listed, loaded or not (a module's
+    types come from the registry without importing it), grouped by the
+    categories its class declares (those in none under "Uncategorized"),
+    sorted by name, as QEMU lays it out; devices only another target's boards
+    select, and other targets' CPUs, are left out, as each QEMU binary has
+    its own. Unlike QEMU, the types ``-device`` cannot create are listed
     too, marked ``no-user`` as QEMU's ``info qdm`` marks them: pyqemu's
     board devices are what a device author looks for.
     """
-    infos = [i for i in module_device_infos() if not i.abstract]
+    infos = [
+        i
+        for i in module_device_infos()
+        if not i.abstract and _on_target(i.name, target)
+    ]
     out: list[str] = []
     groups: list[tuple[str, list[DeviceTypeInfo]]] = [
         (cat.title, [i for i in infos if int(cat) in i.categories])
@@ -1469,7 +1507,7 @@ def _help_request(cfg: VMConfig, out: TextIO, err: TextIO) -> int | None:
         opts = qemu_opts_parse(arg, implied="driver")
         driver = opts.get("driver")
         if driver in _HELP_WORDS or (driver is None and opts.help):
-            out.write(device_help())
+            out.write(device_help(cfg.target))
             return 0
         if opts.help and driver is not None:
             # From the registry: a module's types are listed without importing it.

@@ -128,6 +128,15 @@ def test_device_help() -> None:
     assert 'name "or-irq", desc "IRQ OR gate", no-user' in devices
     assert 'name "pl011", bus System, no-user' in devices
     assert "CPU devices:" in lines
+    # Each binary lists its own target's devices, as QEMU's do: the PC's
+    # HPET and IOAPIC are not on aarch64, the virt board's devices and the
+    # Arm CPUs are not on x86_64.
+    assert not [d for d in devices if '"hpet"' in d or '"ioapic"' in d]
+    x86 = run("-M", "none", "-device", "help", target="x86_64").stdout
+    assert 'name "hpet", bus System, no-user' in x86.splitlines()
+    assert 'name "or-irq", desc "IRQ OR gate", no-user' in x86.splitlines()
+    for absent in ('"pl011"', '"arm_gic"', "-arm-cpu", "CPU devices:"):
+        assert absent not in x86
 
 
 def test_device_property_help() -> None:
