@@ -106,6 +106,7 @@ tmr:  read to unimplemented register at address: 0x40
 from __future__ import annotations
 
 import enum
+import keyword
 import operator
 import types
 import typing
@@ -1107,7 +1108,7 @@ class _Compiled:
         plain = not access & _RC_BIT and reg._post_read is None
         hook = reg._read
         if plain and hook is None and fa is not None and fa.parent is not None:
-            return _struct_read(fa.parent, _attr_of(fa), fa.to_int)
+            return _struct_read(fa.parent, fa.key[:-1], _attr_of(fa), fa.to_int)
         if plain and hook is None and fa is not None:
             get = fa.get
             to_int = fa.to_int
@@ -1307,8 +1308,13 @@ def _attr_of(fa: _FieldAccess) -> str:
     return attr
 
 
+_BITFIELD_VALUE: Final = operator.attrgetter("_value")
+"""A Bitfield's value as an int (the ``to_int`` of Bitfield fields)."""
+
+
 def _struct_read(
     struct_of: Callable[[Any], Any],
+    prefix: tuple[object, ...],
     attr: str,
     to_int: Callable[[Any], int] | None,
 ) -> Callable[[Any, int, int], int]:
@@ -1326,7 +1332,7 @@ def _struct_read(
             )
             return value
 
-        return read_int
+        return _inline_struct_read(prefix, attr, to_int, read_int)
     conv = to_int
 
     def read_conv(dev: Any, offset: int, size: int) -> int:
@@ -1335,7 +1341,50 @@ def _struct_read(
             return conv(raw_get(st._value))
         return conv(getattr(st, attr))
 
-    return read_conv
+    return _inline_struct_read(prefix, attr, to_int, read_conv)
+
+
+def _is_name(step: object) -> bool:
+    return isinstance(step, str) and step.isidentifier() and not keyword.iskeyword(step)
+
+
+def _inline_struct_read(
+    prefix: tuple[object, ...],
+    attr: str,
+    to_int: Callable[[Any], int] | None,
+    checked: Callable[[Any, int, int], int],
+) -> Callable[[Any, int, int], int]:
+    """``checked`` with the attribute accesses written out in its code.
+
+    CPython 3.11 calls an ``operator.attrgetter`` without its fast calling
+    convention: each one costs as much as a Python call, and a register read
+    took three (the struct, the field, a Bitfield's value).  Written out as
+    ``dev.regs`` and ``st._value.flags._value`` they are plain attribute loads.
+    The code is made from the field reference's names, which are checked to
+    be identifiers; anything else keeps ``checked``, which the generated read
+    also calls when a check fails (to raise the checked attribute's error).
+    """
+    if not all(_is_name(step) for step in (*prefix, attr)):
+        return checked
+    value = f"st._value.{attr}"
+    if to_int is int:
+        value = f"int({value})"
+    elif to_int is _BITFIELD_VALUE:
+        value += "._value"
+    elif to_int is not None:
+        return checked
+    path = "".join(f".{step}" for step in prefix)
+    source = (
+        "def read(dev, offset, size):\n"
+        f"    st = dev{path}\n"
+        "    if held.held and st._borrows >= 0:\n"
+        f"        return {value}\n"
+        "    return checked(dev, offset, size)\n"
+    )
+    namespace: dict[str, Any] = {"held": _held, "checked": checked}
+    exec(compile(source, f"<register read {attr}>", "exec"), namespace)
+    read: Callable[[Any, int, int], int] = namespace["read"]
+    return read
 
 
 def _struct_write(
@@ -1885,7 +1934,7 @@ class RegisterMap(Generic[D_contra]):
             to_int, from_int = int, ann
         elif isinstance(ann, type) and issubclass(ann, Bitfield):
             kind_mask = ann.MASK
-            to_int, from_int = operator.attrgetter("_value"), ann
+            to_int, from_int = _BITFIELD_VALUE, ann
             if reg.width < ann.WIDTH:
                 raise error(
                     f"the field is a {ann.WIDTH}-bit {ann.__name__}, wider than the "
