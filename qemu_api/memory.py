@@ -420,6 +420,18 @@ class MemoryRegionOps(Generic[T]):
         accepts: QEMU's ``valid.accepts``: ``accepts(opaque, offset, size,
             is_write, attrs) -> bool``; False rejects the access with
             :data:`MEMTX_DECODE_ERROR`.
+        resolve_read: with ``read``, an optional shortcut (not in QEMU):
+            ``resolve_read(opaque, offset, size)`` returns a callable
+            ``fn(offset, size) -> value`` that does exactly what ``read``
+            does for that offset and size, or None.  An address space asks
+            once per address and size it caches and then calls ``fn``
+            instead of ``read``: a register map returns the register's own
+            read bound to the device (:meth:`RegisterMap.resolve_read
+            <qemu_api.register.RegisterMap.resolve_read>`), a call fewer per
+            access.  The answers are asked again after the flat view is
+            rendered, after any change of trace event states and after
+            :meth:`MemoryRegion.invalidate_resolved`.
+        resolve_write: the same for ``write``: ``fn(offset, value, size)``.
         endianness: the byte order of the registers.
         valid: the accesses the region accepts.
         impl: the accesses the callbacks implement.
@@ -454,6 +466,12 @@ class MemoryRegionOps(Generic[T]):
         None
     )
     accepts: Callable[[T, int, int, bool, MemTxAttrs], bool] | None = None
+    resolve_read: Callable[[T, int, int], Callable[[int, int], int] | None] | None = (
+        None
+    )
+    resolve_write: (
+        Callable[[T, int, int], Callable[[int, int, int], None] | None] | None
+    ) = None
     endianness: Endianness = DEVICE_NATIVE_ENDIAN
     valid: OpsValid = OpsValid()
     impl: OpsImpl = OpsImpl()
@@ -482,6 +500,16 @@ class MemoryRegionOps(Generic[T]):
                     f"set; expected one of them (QEMU calls {kind} when both "
                     "exist, so the other would never run)"
                 )
+        for kind, plain, resolve in (
+            ("read", self.read, self.resolve_read),
+            ("write", self.write, self.resolve_write),
+        ):
+            if resolve is not None and plain is None:
+                raise Error(
+                    f"MemoryRegionOps: resolve_{kind}= is set without {kind}=; "
+                    f"a resolved access stands for a {kind} callback, so give "
+                    f"{kind}= too"
+                )
         if self.impl.unaligned and not self.valid.unaligned:
             raise Error(
                 "MemoryRegionOps: impl.unaligned is set but valid.unaligned is "
@@ -505,6 +533,8 @@ class _BoundOps:
         "raw",
         "read",
         "read_attrs",
+        "resolve_read",
+        "resolve_write",
         "valid",
         "write",
         "write_attrs",
@@ -521,6 +551,10 @@ class _BoundOps:
         read_attrs: Callable[[int, int, MemTxAttrs], tuple[MemTxResult, int]] | None,
         write_attrs: Callable[[int, int, int, MemTxAttrs], MemTxResult] | None,
         accepts: Callable[[int, int, bool, MemTxAttrs], bool] | None,
+        resolve_read: Callable[[int, int], Callable[[int, int], int] | None]
+        | None = None,
+        resolve_write: Callable[[int, int], Callable[[int, int, int], None] | None]
+        | None = None,
     ) -> None:
         self.ops = ops
         self.endianness = endianness
@@ -536,6 +570,8 @@ class _BoundOps:
         self.read_attrs = read_attrs
         self.write_attrs = write_attrs
         self.accepts = accepts
+        self.resolve_read = resolve_read
+        self.resolve_write = resolve_write
         self.raw = (read, write, read_attrs, write_attrs)
 
     def set_tracing(self, mr: MemoryRegion, on: bool) -> None:
@@ -642,12 +678,19 @@ _mmio_tracing = False
 
 
 def _mmio_trace_changed() -> None:
-    """Switch every I/O region to the traced callbacks or back, then re-render."""
+    """Switch every I/O region to the traced callbacks or back, then re-render.
+
+    Any change of event states also drops the cached accesses: a resolved
+    access (``MemoryRegionOps.resolve_read``) may leave out a device's trace
+    point while it is off.
+    """
     global _mmio_tracing
     read_ev = trace_event_name("memory_region_ops_read")
     write_ev = trace_event_name("memory_region_ops_write")
     on = bool((read_ev and read_ev.state) or (write_ev and write_ev.state))
     if on == _mmio_tracing:
+        for space in _live_address_spaces():
+            space._flush_caches()
         return
     _mmio_tracing = on
     for mr in list(_io_regions):
@@ -679,6 +722,8 @@ def _bind_ops(ops: MemoryRegionOps[T], opaque: T) -> _BoundOps:
         None if ops.read_with_attrs is None else _bind(ops.read_with_attrs, opaque),
         None if ops.write_with_attrs is None else _bind(ops.write_with_attrs, opaque),
         None if ops.accepts is None else _bind(ops.accepts, opaque),
+        None if ops.resolve_read is None else _bind(ops.resolve_read, opaque),
+        None if ops.resolve_write is None else _bind(ops.resolve_write, opaque),
     )
 
 
@@ -1483,6 +1528,45 @@ class MemoryRegion(Object, type_name=TYPE_MEMORY_REGION):
         finally:
             memory_region_transaction_commit()
 
+    def invalidate_resolved(self) -> None:
+        """Ask the region's ``resolve_read``/``resolve_write`` again.
+
+        Address spaces keep the callables that :class:`MemoryRegionOps`'s
+        resolvers returned until the flat view changes; a device whose
+        answers depend on its own state (a property applied at realize)
+        calls this when that state changes.
+
+        >>> class Dev:
+        ...     direct = True
+        ...
+        ...     def read(self, offset: int, size: int) -> int:
+        ...         return 1
+        ...
+        ...     def write(self, offset: int, value: int, size: int) -> None:
+        ...         pass
+        ...
+        ...     def resolve_read(
+        ...         self, offset: int, size: int
+        ...     ) -> Callable[[int, int], int] | None:
+        ...         return (lambda off, size: 2) if self.direct else None
+        >>> ops = MemoryRegionOps[Dev](
+        ...     read=Dev.read, write=Dev.write, resolve_read=Dev.resolve_read
+        ... )
+        >>> dev = Dev()
+        >>> mr = MemoryRegion.io(None, "dev", 0x10, ops, dev)
+        >>> root = MemoryRegion.container(None, "root", 0x100)
+        >>> root.add_subregion(0, mr)
+        >>> space = AddressSpace(root)
+        >>> space.read(0, 4)  # the resolved callable, not Dev.read
+        2
+        >>> dev.direct = False
+        >>> mr.invalidate_resolved()
+        >>> space.read(0, 4)
+        1
+        """
+        for space in _live_address_spaces():
+            space._flush_caches()
+
     # -- dispatch -----------------------------------------------------------------
 
     def dispatch_read(
@@ -1883,6 +1967,8 @@ class _Section:
         "ram_write",
         "read",
         "readonly",
+        "resolve_read",
+        "resolve_write",
         "start",
         "unaligned_ok",
         "valid_sizes",
@@ -1917,6 +2003,11 @@ class _Section:
         self.unaligned_ok = ops.valid.unaligned
         self.read = ops.read
         self.write = ops.write
+        # Resolved accesses stand for the device's own callbacks: not while
+        # the MMIO tracepoints wrap them (set_tracing).
+        raw_read, raw_write = ops.raw[0], ops.raw[1]
+        self.resolve_read = ops.resolve_read if ops.read is raw_read else None
+        self.resolve_write = ops.resolve_write if ops.write is raw_write else None
         self.dev_big = _dev_big(ops)
         self.impl_min = ops.impl_min
         self.impl_max = ops.impl_max
@@ -1967,7 +2058,9 @@ class _Section:
         if off is None or self.read is None:
             return _SLOW_READ
         if self._direct(size, big):
-            return (off, self.read, _LIMITS[size])
+            resolve = self.resolve_read
+            read = None if resolve is None else resolve(off, size)
+            return (off, self.read if read is None else read, _LIMITS[size])
         return (off, self._plan(size, big).read, _LIMITS[size])
 
     def write_entry(self, addr: int, size: int, big: bool) -> _WriteEntry:
@@ -1979,7 +2072,9 @@ class _Section:
         if off is None or self.write is None:
             return _SLOW_WRITE
         if self._direct(size, big):
-            return (off, self.write, _LIMITS[size])
+            resolve = self.resolve_write
+            write = None if resolve is None else resolve(off, size)
+            return (off, self.write if write is None else write, _LIMITS[size])
         return (off, self._plan(size, big).write, _LIMITS[size])
 
 

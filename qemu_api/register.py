@@ -106,7 +106,9 @@ tmr:  read to unimplemented register at address: 0x40
 from __future__ import annotations
 
 import enum
+import keyword
 import operator
+import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -127,6 +129,7 @@ from qemu_api.bits import Bitfield, FixedUInt
 from qemu_api.bql import BqlCell, BqlRefCell, BqlStruct, _held
 from qemu_api.error import Error
 from qemu_api.log import LOG_GUEST_ERROR, LOG_UNIMP, qemu_log_mask, qemu_loglevel_mask
+from qemu_api.trace import TraceEvent, trace_event_of
 
 __all__ = [
     "RAZ",
@@ -983,14 +986,14 @@ class _Slot:
         name: str,
         base: int,
         size: int,
-        read: Callable[[Any, int], int],
-        write: Callable[[Any, int, int], None],
+        read: Callable[[Any, int, int], int],
+        write: Callable[[Any, int, int, int], None],
     ) -> None:
         self.reg = reg
         self.name = name
         self.base = base
         self.size = size
-        # Whole-register accesses: read(dev, offset) and write(dev, offset,
+        # Whole-register accesses: read(dev, offset, size) and write(dev, offset,
         # value), offset being the access's (for log lines).
         self.read = read
         self.write = write
@@ -1093,8 +1096,8 @@ class _Compiled:
         if post is not None:
             post(dev)
 
-    def fast_read(self) -> Callable[[Any, int], int]:
-        """``read(dev, offset)`` of the whole register, specialised."""
+    def fast_read(self) -> Callable[[Any, int, int], int]:
+        """``read(dev, offset, size)`` of the whole register, specialised."""
         reg = self.reg
         fa = self.fa
         access = self.access
@@ -1105,19 +1108,19 @@ class _Compiled:
         plain = not access & _RC_BIT and reg._post_read is None
         hook = reg._read
         if plain and hook is None and fa is not None and fa.parent is not None:
-            return _struct_read(fa.parent, _attr_of(fa), fa.to_int)
+            return _struct_read(fa.parent, fa.key[:-1], _attr_of(fa), fa.to_int)
         if plain and hook is None and fa is not None:
             get = fa.get
             to_int = fa.to_int
             if to_int is None:
 
-                def read_int(dev: Any, offset: int) -> int:
+                def read_int(dev: Any, offset: int, size: int) -> int:
                     value: int = get(dev)
                     return value
 
                 return read_int
 
-            def read_conv(dev: Any, offset: int) -> int:
+            def read_conv(dev: Any, offset: int, size: int) -> int:
                 return to_int(get(dev))
 
             return read_conv
@@ -1128,27 +1131,27 @@ class _Compiled:
             index = reg.index
             assert index is not None
 
-            def read_element(dev: Any, offset: int) -> int:
+            def read_element(dev: Any, offset: int, size: int) -> int:
                 return array_read(dev, index)
 
             return read_element
         if plain and hook is not None:
             read_hook = hook
 
-            def read_with_hook(dev: Any, offset: int) -> int:
+            def read_with_hook(dev: Any, offset: int, size: int) -> int:
                 return read_hook(dev)
 
             return read_with_hook
         full = self.full
         read_bits = self.read_bits
 
-        def read_general(dev: Any, offset: int) -> int:
+        def read_general(dev: Any, offset: int, size: int) -> int:
             return read_bits(dev, offset, full)
 
         return read_general
 
-    def fast_write(self) -> Callable[[Any, int, int], None]:
-        """``write(dev, offset, value)`` of the whole register, specialised."""
+    def fast_write(self) -> Callable[[Any, int, int, int], None]:
+        """``write(dev, offset, value, size)`` of the whole register, specialised."""
         reg = self.reg
         fa = self.fa
         access = self.access
@@ -1193,7 +1196,7 @@ class _Compiled:
                 index = reg.index
                 assert index is not None
 
-                def write_element(dev: Any, offset: int, value: int) -> None:
+                def write_element(dev: Any, offset: int, value: int, size: int) -> None:
                     array_write(
                         dev, index, value if 0 <= value <= full else value & full
                     )
@@ -1203,7 +1206,9 @@ class _Compiled:
                 write_hook = hook
                 low_bits = mask & (mask + 1) == 0  # 0xFF, 0xFFFFFFFF, ...
 
-                def write_with_hook(dev: Any, offset: int, value: int) -> None:
+                def write_with_hook(
+                    dev: Any, offset: int, value: int, size: int
+                ) -> None:
                     write_hook(
                         dev, value if low_bits and 0 <= value <= mask else value & mask
                     )
@@ -1213,7 +1218,7 @@ class _Compiled:
                 return write_with_hook
         write_bits = self.write_bits
 
-        def write_general(dev: Any, offset: int, value: int) -> None:
+        def write_general(dev: Any, offset: int, value: int, size: int) -> None:
             write_bits(dev, offset, value if 0 <= value <= full else value & full, full)
 
         return write_general
@@ -1228,7 +1233,7 @@ _ArrayHooks = tuple[
 (taking the index), so that its accesses call them without a wrapper."""
 
 
-def _read_zero(dev: object, offset: int) -> int:
+def _read_zero(dev: object, offset: int, size: int) -> int:
     return 0
 
 
@@ -1239,23 +1244,23 @@ def _is_present(slot: _Slot, dev: object) -> bool:
 
 def _present_guard(
     present: Callable[[Any], bool],
-    read: Callable[[Any, int], int],
-    write: Callable[[Any, int, int], None],
-    absent_read: Callable[[Any, int], int],
-    absent_write: Callable[[Any, int, int], None],
-) -> tuple[Callable[[Any, int], int], Callable[[Any, int, int], None]]:
+    read: Callable[[Any, int, int], int],
+    write: Callable[[Any, int, int, int], None],
+    absent_read: Callable[[Any, int, int], int],
+    absent_write: Callable[[Any, int, int, int], None],
+) -> tuple[Callable[[Any, int, int], int], Callable[[Any, int, int, int], None]]:
     """The accesses of a register that a device instance may not have."""
 
-    def read_present(dev: Any, offset: int) -> int:
+    def read_present(dev: Any, offset: int, size: int) -> int:
         if present(dev):
-            return read(dev, offset)
-        return absent_read(dev, offset)
+            return read(dev, offset, size)
+        return absent_read(dev, offset, size)
 
-    def write_present(dev: Any, offset: int, value: int) -> None:
+    def write_present(dev: Any, offset: int, value: int, size: int) -> None:
         if present(dev):
-            write(dev, offset, value)
+            write(dev, offset, value, size)
         else:
-            absent_write(dev, offset, value)
+            absent_write(dev, offset, value, size)
 
     return read_present, write_present
 
@@ -1263,28 +1268,28 @@ def _present_guard(
 def _element_present_guard(
     present: Callable[[Any, int], bool],
     index: int,
-    read: Callable[[Any, int], int],
-    write: Callable[[Any, int, int], None],
-    absent_read: Callable[[Any, int], int],
-    absent_write: Callable[[Any, int, int], None],
-) -> tuple[Callable[[Any, int], int], Callable[[Any, int, int], None]]:
+    read: Callable[[Any, int, int], int],
+    write: Callable[[Any, int, int, int], None],
+    absent_read: Callable[[Any, int, int], int],
+    absent_write: Callable[[Any, int, int, int], None],
+) -> tuple[Callable[[Any, int, int], int], Callable[[Any, int, int, int], None]]:
     """:func:`_present_guard` for an array element, asking the array."""
 
-    def read_present(dev: Any, offset: int) -> int:
+    def read_present(dev: Any, offset: int, size: int) -> int:
         if present(dev, index):
-            return read(dev, offset)
-        return absent_read(dev, offset)
+            return read(dev, offset, size)
+        return absent_read(dev, offset, size)
 
-    def write_present(dev: Any, offset: int, value: int) -> None:
+    def write_present(dev: Any, offset: int, value: int, size: int) -> None:
         if present(dev, index):
-            write(dev, offset, value)
+            write(dev, offset, value, size)
         else:
-            absent_write(dev, offset, value)
+            absent_write(dev, offset, value, size)
 
     return read_present, write_present
 
 
-def _write_ignored(dev: object, offset: int, value: int) -> None:
+def _write_ignored(dev: object, offset: int, value: int, size: int) -> None:
     return None
 
 
@@ -1303,17 +1308,22 @@ def _attr_of(fa: _FieldAccess) -> str:
     return attr
 
 
+_BITFIELD_VALUE: Final = operator.attrgetter("_value")
+"""A Bitfield's value as an int (the ``to_int`` of Bitfield fields)."""
+
+
 def _struct_read(
     struct_of: Callable[[Any], Any],
+    prefix: tuple[object, ...],
     attr: str,
     to_int: Callable[[Any], int] | None,
-) -> Callable[[Any, int], int]:
+) -> Callable[[Any, int, int], int]:
     """Read a BqlStruct field (a short shared borrow)."""
     held = _held
     raw_get = operator.attrgetter(attr)
     if to_int is None:
 
-        def read_int(dev: Any, offset: int) -> int:
+        def read_int(dev: Any, offset: int, size: int) -> int:
             st = struct_of(dev)
             value: int = (
                 raw_get(st._value)
@@ -1322,16 +1332,59 @@ def _struct_read(
             )
             return value
 
-        return read_int
+        return _inline_struct_read(prefix, attr, to_int, read_int)
     conv = to_int
 
-    def read_conv(dev: Any, offset: int) -> int:
+    def read_conv(dev: Any, offset: int, size: int) -> int:
         st = struct_of(dev)
         if held.held and st._borrows >= 0:
             return conv(raw_get(st._value))
         return conv(getattr(st, attr))
 
-    return read_conv
+    return _inline_struct_read(prefix, attr, to_int, read_conv)
+
+
+def _is_name(step: object) -> bool:
+    return isinstance(step, str) and step.isidentifier() and not keyword.iskeyword(step)
+
+
+def _inline_struct_read(
+    prefix: tuple[object, ...],
+    attr: str,
+    to_int: Callable[[Any], int] | None,
+    checked: Callable[[Any, int, int], int],
+) -> Callable[[Any, int, int], int]:
+    """``checked`` with the attribute accesses written out in its code.
+
+    CPython 3.11 calls an ``operator.attrgetter`` without its fast calling
+    convention: each one costs as much as a Python call, and a register read
+    took three (the struct, the field, a Bitfield's value).  Written out as
+    ``dev.regs`` and ``st._value.flags._value`` they are plain attribute loads.
+    The code is made from the field reference's names, which are checked to
+    be identifiers; anything else keeps ``checked``, which the generated read
+    also calls when a check fails (to raise the checked attribute's error).
+    """
+    if not all(_is_name(step) for step in (*prefix, attr)):
+        return checked
+    value = f"st._value.{attr}"
+    if to_int is int:
+        value = f"int({value})"
+    elif to_int is _BITFIELD_VALUE:
+        value += "._value"
+    elif to_int is not None:
+        return checked
+    path = "".join(f".{step}" for step in prefix)
+    source = (
+        "def read(dev, offset, size):\n"
+        f"    st = dev{path}\n"
+        "    if held.held and st._borrows >= 0:\n"
+        f"        return {value}\n"
+        "    return checked(dev, offset, size)\n"
+    )
+    namespace: dict[str, Any] = {"held": _held, "checked": checked}
+    exec(compile(source, f"<register read {attr}>", "exec"), namespace)
+    read: Callable[[Any, int, int], int] = namespace["read"]
+    return read
 
 
 def _struct_write(
@@ -1340,12 +1393,12 @@ def _struct_write(
     from_int: Callable[[int], Any] | None,
     full: int,
     post: Callable[[Any], None] | None,
-) -> Callable[[Any, int, int], None]:
+) -> Callable[[Any, int, int, int], None]:
     """Store a whole value into a BqlStruct field (a short mutable borrow)."""
     held = _held
     if from_int is None and post is None:
 
-        def write_int(dev: Any, offset: int, value: int) -> None:
+        def write_int(dev: Any, offset: int, value: int, size: int) -> None:
             st = struct_of(dev)
             setattr(
                 st._value if held.held and not st._borrows else st,
@@ -1358,7 +1411,7 @@ def _struct_write(
         assert post is not None
         post_write = post
 
-        def write_int_post(dev: Any, offset: int, value: int) -> None:
+        def write_int_post(dev: Any, offset: int, value: int, size: int) -> None:
             st = struct_of(dev)
             setattr(
                 st._value if held.held and not st._borrows else st,
@@ -1370,7 +1423,7 @@ def _struct_write(
         return write_int_post
     conv = from_int
 
-    def write_conv(dev: Any, offset: int, value: int) -> None:
+    def write_conv(dev: Any, offset: int, value: int, size: int) -> None:
         st = struct_of(dev)
         setattr(
             st._value if held.held and not st._borrows else st,
@@ -1397,7 +1450,7 @@ def _struct_merge(
     kind: _Merge,
     wmask: int,
     post: Callable[[Any], None] | None,
-) -> Callable[[Any, int, int], None]:
+) -> Callable[[Any, int, int, int], None]:
     """A read-modify-write of a BqlStruct field (one mutable borrow)."""
     assert fa.parent is not None
     struct_of = fa.parent
@@ -1411,7 +1464,7 @@ def _struct_merge(
 
     if kind is _Merge.CLEAR:
 
-        def write_clear(dev: Any, offset: int, value: int) -> None:
+        def write_clear(dev: Any, offset: int, value: int, size: int) -> None:
             st = struct_of(dev)
             target = st._value if held.held and not st._borrows else st
             old = getattr(target, attr)
@@ -1425,7 +1478,7 @@ def _struct_merge(
         return write_clear
     if kind is _Merge.SET:
 
-        def write_set(dev: Any, offset: int, value: int) -> None:
+        def write_set(dev: Any, offset: int, value: int, size: int) -> None:
             st = struct_of(dev)
             target = st._value if held.held and not st._borrows else st
             old = getattr(target, attr)
@@ -1438,7 +1491,7 @@ def _struct_merge(
 
         return write_set
 
-    def write_keep(dev: Any, offset: int, value: int) -> None:
+    def write_keep(dev: Any, offset: int, value: int, size: int) -> None:
         st = struct_of(dev)
         target = st._value if held.held and not st._borrows else st
         old = getattr(target, attr)
@@ -1449,6 +1502,34 @@ def _struct_merge(
             post(dev)
 
     return write_keep
+
+
+@final
+class _TraceGate:
+    """Stands for a trace event where the tracer is not a generated tracepoint."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: bool) -> None:
+        self.state = state
+
+
+def _trace_gate(
+    tracer: Callable[[int, int, str], None] | None,
+) -> TraceEvent | _TraceGate:
+    """What the dispatch tests before calling ``tracer``: its event's state.
+
+    A generated tracepoint costs nothing while its event is off; any other
+    tracer is called every time, none never.
+    """
+    if tracer is None:
+        return _TraceGate(False)
+    ev = trace_event_of(tracer)
+    return _TraceGate(True) if ev is None else ev
+
+
+def _no_trace(offset: int, value: int, regname: str) -> None:
+    return None
 
 
 @final
@@ -1514,11 +1595,13 @@ class RegisterMap(Generic[D_contra]):
         "_namespaces",
         "_owner",
         "_pending",
+        "_read_gate",
         "_registers",
         "_resets",
         "_shift",
         "_slots",
         "_spans",
+        "_write_gate",
         "decode",
         "log",
         "name",
@@ -1555,6 +1638,8 @@ class RegisterMap(Generic[D_contra]):
         self.prefix = name if prefix is None else prefix
         self.trace_read = trace_read
         self.trace_write = trace_write
+        self._read_gate = _trace_gate(trace_read)
+        self._write_gate = _trace_gate(trace_write)
         self.unknown_name = unknown_name
         self._namespaces = caller_namespaces(1)
         self._owner: type | None = None
@@ -1849,7 +1934,7 @@ class RegisterMap(Generic[D_contra]):
             to_int, from_int = int, ann
         elif isinstance(ann, type) and issubclass(ann, Bitfield):
             kind_mask = ann.MASK
-            to_int, from_int = operator.attrgetter("_value"), ann
+            to_int, from_int = _BITFIELD_VALUE, ann
             if reg.width < ann.WIDTH:
                 raise error(
                     f"the field is a {ann.WIDTH}-bit {ann.__name__}, wider than the "
@@ -1901,14 +1986,88 @@ class RegisterMap(Generic[D_contra]):
         self._bind_on_first_use(dev)
         self.write(dev, offset, value, size)
 
+    def resolve_read(
+        self, dev: D_contra, offset: int, size: int
+    ) -> Callable[[int, int], int] | None:
+        """The read of one offset and size, bound to ``dev``, or None.
+
+        For :attr:`MemoryRegionOps.resolve_read
+        <qemu_api.memory.MemoryRegionOps.resolve_read>`: where an access is a
+        whole register (as :class:`Decode` says) and the read trace event is
+        off, this is the register's own read, ``fn(offset, size)``, which does
+        what :attr:`read` does there without the decode (one call fewer per
+        access).  None for accesses that :attr:`read` must decode, log or
+        trace.  Binds the map to ``type(dev)`` if needed.
+
+        >>> class Regs(BqlStruct):
+        ...     ctrl: int
+        ...
+        ...     def __init__(self) -> None:
+        ...         self.ctrl = 5
+        >>> class Dev:
+        ...     regs: Regs
+        ...
+        ...     def __init__(self) -> None:
+        ...         self.regs = Regs()
+        ...
+        ...     registers = RegisterMap["Dev"](
+        ...         "dev", 0x10, [Register("CTRL", 4, RW, field=lambda s: s.regs.ctrl)]
+        ...     )
+        >>> read = Dev.registers.resolve_read(Dev(), 4, 4)
+        >>> read(4, 4) if read is not None else None
+        5
+        >>> Dev.registers.resolve_read(Dev(), 8, 4) is None  # no register: logged
+        True
+        """
+        if self._owner is None:
+            self._bind_on_first_use(dev)
+        if self._read_gate.state:
+            return None
+        slot = self._direct_slot(offset, size)
+        return None if slot is None else types.MethodType(slot.read, dev)
+
+    def resolve_write(
+        self, dev: D_contra, offset: int, size: int
+    ) -> Callable[[int, int, int], None] | None:
+        """The write of one offset and size, bound to ``dev``, or None.
+
+        :meth:`resolve_read` for writes: ``fn(offset, value, size)``, while
+        the write trace event is off.
+        """
+        if self._owner is None:
+            self._bind_on_first_use(dev)
+        if self._write_gate.state:
+            return None
+        slot = self._direct_slot(offset, size)
+        return None if slot is None else types.MethodType(slot.write, dev)
+
+    def _direct_slot(self, offset: int, size: int) -> _Slot | None:
+        """The register an access reaches whole, as the dispatchers decode it."""
+        i = offset >> self._shift
+        if not 0 <= i < len(self._slots):
+            return None
+        slot = self._slots[i]
+        if slot.reg is None:
+            return None
+        if self.decode is Decode.WHOLE:
+            return slot
+        if offset != slot.base:
+            return None
+        if self.decode is Decode.EXACT or size == slot.size:
+            return slot
+        return None
+
     def _dispatchers(
         self, hole: _Slot
     ) -> tuple[Callable[[Any, int, int], int], Callable[[Any, int, int, int], None]]:
         slots = self._slots
         shift = self._shift
         n = len(slots)
-        trace_read = self.trace_read
-        trace_write = self.trace_write
+        # The trace events are tested here, so that a disabled one costs no call.
+        trace_read = self.trace_read or _no_trace
+        trace_write = self.trace_write or _no_trace
+        read_gate = self._read_gate
+        write_gate = self._write_gate
         read_span = self._read_span
         write_span = self._write_span
         span_of = self._span_of
@@ -1921,8 +2080,8 @@ class RegisterMap(Generic[D_contra]):
                 slot = slots[i] if 0 <= i < n else hole
                 if offset != slot.base:
                     slot = hole
-                value = slot.read(dev, offset)
-                if trace_read is not None:
+                value = slot.read(dev, offset, size)
+                if read_gate.state:
                     trace_read(offset, value, slot.name)
                 return value
 
@@ -1931,9 +2090,9 @@ class RegisterMap(Generic[D_contra]):
                 slot = slots[i] if 0 <= i < n else hole
                 if offset != slot.base:
                     slot = hole
-                if trace_write is not None:
+                if write_gate.state:
                     trace_write(offset, value, slot.name)
-                slot.write(dev, offset, value)
+                slot.write(dev, offset, value, size)
 
             return read_exact, write_exact
 
@@ -1942,17 +2101,17 @@ class RegisterMap(Generic[D_contra]):
             def read_whole(dev: Any, offset: int, size: int) -> int:
                 i = offset if bytewise else offset >> shift
                 slot = slots[i] if 0 <= i < n else hole
-                value = slot.read(dev, offset)
-                if trace_read is not None:
+                value = slot.read(dev, offset, size)
+                if read_gate.state:
                     trace_read(offset, value, slot.name)
                 return value
 
             def write_whole(dev: Any, offset: int, value: int, size: int) -> None:
                 i = offset if bytewise else offset >> shift
                 slot = slots[i] if 0 <= i < n else hole
-                if trace_write is not None:
+                if write_gate.state:
                     trace_write(offset, value, slot.name)
-                slot.write(dev, offset, value)
+                slot.write(dev, offset, value, size)
 
             return read_whole, write_whole
 
@@ -1960,7 +2119,7 @@ class RegisterMap(Generic[D_contra]):
             i = offset if bytewise else offset >> shift
             slot = slots[i] if 0 <= i < n else hole
             if offset == slot.base and size == slot.size:
-                value = slot.read(dev, offset)
+                value = slot.read(dev, offset, size)
             else:
                 span = span_of(offset, size)
                 if span is None:
@@ -1970,25 +2129,25 @@ class RegisterMap(Generic[D_contra]):
                     # read as a word): each one's own fast read.
                     value = 0
                     for piece, pos, bits, mask in span:
-                        value |= (piece.read(dev, pos) & mask) << bits
-            if trace_read is not None:
+                        value |= (piece.read(dev, pos, piece.size) & mask) << bits
+            if read_gate.state:
                 trace_read(offset, value, slot.name)
             return value
 
         def write_bytes(dev: Any, offset: int, value: int, size: int) -> None:
             i = offset if bytewise else offset >> shift
             slot = slots[i] if 0 <= i < n else hole
-            if trace_write is not None:
+            if write_gate.state:
                 trace_write(offset, value, slot.name)
             if offset == slot.base and size == slot.size:
-                slot.write(dev, offset, value)
+                slot.write(dev, offset, value, size)
             else:
                 span = span_of(offset, size)
                 if span is None:
                     write_span(dev, offset, value, size)
                 else:
                     for piece, pos, bits, mask in span:
-                        piece.write(dev, pos, (value >> bits) & mask)
+                        piece.write(dev, pos, (value >> bits) & mask, piece.size)
 
         return read_bytes, write_bytes
 
@@ -2091,11 +2250,11 @@ class RegisterMap(Generic[D_contra]):
 
     def _logger_read(
         self, template: str, reg: Register[Any] | None
-    ) -> Callable[[Any, int], int]:
+    ) -> Callable[[Any, int, int], int]:
         """A read that logs a guest error with ``template`` and returns 0."""
         log = self._log
 
-        def bad_read(dev: object, offset: int) -> int:
+        def bad_read(dev: object, offset: int, size: int) -> int:
             if qemu_loglevel_mask(LOG_GUEST_ERROR):
                 log(LOG_GUEST_ERROR, template, reg, offset)
             return 0
@@ -2104,11 +2263,11 @@ class RegisterMap(Generic[D_contra]):
 
     def _logger_write(
         self, template: str, reg: Register[Any] | None
-    ) -> Callable[[Any, int, int], None]:
+    ) -> Callable[[Any, int, int, int], None]:
         """A write that logs a guest error with ``template`` and does nothing."""
         log = self._log
 
-        def bad_write(dev: object, offset: int, value: int) -> None:
+        def bad_write(dev: object, offset: int, value: int, size: int) -> None:
             if qemu_loglevel_mask(LOG_GUEST_ERROR):
                 log(LOG_GUEST_ERROR, template, reg, offset, value)
 

@@ -55,7 +55,7 @@ from collections.abc import Callable
 from typing import final
 
 from qemu_api._compat import override
-from qemu_api.bql import bql_assert_locked
+from qemu_api.bql import _held, bql_assert_locked
 from qemu_api.error import Error
 from qemu_api.qom import Object, callback_owner
 from qemu_api.trace import trace_event_name
@@ -83,9 +83,11 @@ __all__ = [
     "qemu_clock_run_all_timers",
     "qemu_clock_run_timers",
     "qemu_clock_set_notify",
+    "qemu_clock_sync_host",
     "timer_new_ms",
     "timer_new_ns",
     "timer_new_us",
+    "virtual_clock_follow_host",
     "virtual_clock_reset",
 ]
 
@@ -142,6 +144,12 @@ class _TimerList:
 _virtual_ns = 0
 _seq = 0
 _stepping = False
+# While the virtual clock follows host time: host monotonic ns at virtual
+# time 0 (QEMU's cpu_clock_offset, negated), and who gets a failing timer
+# callback run by qemu_clock_sync_host.
+_host_base: int | None = None
+_host_error: Callable[[BaseException], None] | None = None
+_monotonic_ns = time.monotonic_ns
 _notify: Callable[[QEMUClockType], None] | None = None
 _realtime_list = _TimerList(CLOCK_REALTIME)
 _virtual_list = _TimerList(CLOCK_VIRTUAL)
@@ -594,10 +602,78 @@ def qemu_clock_advance_virtual_time(dest: int) -> int:
         return _virtual_ns
     active = _virtual_list.active
     if not _stepping and (not active or active[0][0] > dest):
-        bql_assert_locked("qemu_clock_advance_virtual_time()")
+        if not _held.held:  # a call fewer per device access of the vCPU
+            bql_assert_locked("qemu_clock_advance_virtual_time()")
         _virtual_ns = dest
         return dest
     return _advance_virtual_time(dest, "qemu_clock_advance_virtual_time()")
+
+
+def virtual_clock_follow_host(
+    base: int | None, on_error: Callable[[BaseException], None] | None = None
+) -> None:
+    """Set where :func:`qemu_clock_sync_host` moves the virtual clock.
+
+    The runtime calls this while the machine runs and its virtual clock
+    follows host time (QEMU's ``cpu_clock_offset``): the clock's time is
+    then host monotonic time minus ``base``.
+
+    Args:
+        base: host monotonic ns at virtual time 0; None while the clock does
+            not follow host time (qtest, icount, a stopped machine).
+        on_error: receives an exception raised by a timer callback that
+            :func:`qemu_clock_sync_host` runs; None lets it propagate.
+    """
+    global _host_base, _host_error
+    _host_base = base
+    _host_error = on_error
+
+
+def qemu_clock_sync_host() -> None:
+    """Bring the virtual clock up to host time, running the timers due on the way.
+
+    What the vCPU thread calls before each device access, so that the
+    device reads the current virtual time and finds its due timers run, as
+    on QEMU, where the virtual clock reads the host's: one call that moves
+    the clock when no timer is due, :func:`qemu_clock_advance_virtual_time`
+    otherwise.  Does nothing unless :func:`virtual_clock_follow_host` gave a
+    base, or when the clock is ahead of host time already.
+
+    Raises:
+        BqlNotHeldError: the current thread does not hold the BQL.
+        Error: the call comes from a timer callback.
+
+    >>> virtual_clock_reset()
+    >>> qemu_clock_sync_host()  # not following host time: nothing moves
+    >>> qemu_clock_get_ns(CLOCK_VIRTUAL)
+    0
+    >>> virtual_clock_follow_host(time.monotonic_ns() - 10**12)
+    >>> qemu_clock_sync_host()
+    >>> qemu_clock_get_ns(CLOCK_VIRTUAL) >= 10**12
+    True
+    >>> virtual_clock_follow_host(None)
+    >>> virtual_clock_reset()
+    """
+    global _virtual_ns
+    base = _host_base
+    if base is None:
+        return
+    dest = _monotonic_ns() - base
+    if dest <= _virtual_ns:
+        return
+    active = _virtual_list.active
+    if not _stepping and (not active or active[0][0] > dest):
+        if not _held.held:
+            bql_assert_locked("qemu_clock_sync_host()")
+        _virtual_ns = dest
+        return
+    try:
+        _advance_virtual_time(dest, "qemu_clock_sync_host()")
+    except Exception as exc:
+        handler = _host_error
+        if handler is None:
+            raise
+        handler(exc)
 
 
 def clock_step(ns: int | None = None) -> int:

@@ -77,6 +77,7 @@ __all__ = [
     "trace_event_alias",
     "trace_event_is_pattern",
     "trace_event_name",
+    "trace_event_of",
     "trace_events",
     "trace_init_backends",
     "trace_init_events",
@@ -182,6 +183,7 @@ class TraceEvent:
                 f'cannot set dynamic tracing state for static event "{self.name}"'
             )
         self.state = enable
+        _states_changed()
 
     def _values(self, values: tuple[object, ...]) -> tuple[object, ...]:
         if not self._ptr_index:
@@ -406,6 +408,32 @@ def trace_event_name(name: str) -> TraceEvent | None:
     if ev is None and name in _aliases:
         ev = _events.get(_aliases[name])
     return ev
+
+
+def trace_event_of(tracepoint: Callable[..., object]) -> TraceEvent | None:
+    """Return the event that a generated ``trace_<name>()`` function fires, or None.
+
+    Code that calls a tracepoint on a fast path can test the event's
+    :attr:`~TraceEvent.state` itself and skip the call while it is off
+    (:func:`add_state_listener` tells when states change).  Anything that is
+    not a generated tracepoint gives None: call it every time.
+
+    >>> from qemu_trace.qemu_api import trace_memory_region_ops_read
+    >>> trace_event_of(trace_memory_region_ops_read)
+    <TraceEvent memory_region_ops_read off>
+    >>> trace_event_of(print) is None
+    True
+    """
+    module = getattr(tracepoint, "__module__", None) or ""
+    name = getattr(tracepoint, "__name__", "")
+    if not module.startswith("qemu_trace.") or not name.startswith("trace_"):
+        return None
+    ev = _events.get(name.removeprefix("trace_"))
+    return (
+        ev
+        if ev is not None and ev.group == module.removeprefix("qemu_trace.")
+        else None
+    )
 
 
 def trace_events(pattern: str | None = None) -> Iterator[TraceEvent]:

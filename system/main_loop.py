@@ -33,10 +33,11 @@ from qemu_api.timer import (
     CLOCK_VIRTUAL_RT,
     QEMUClockType,
     clock_set,
-    qemu_clock_advance_virtual_time,
     qemu_clock_deadline_ns,
     qemu_clock_get_ns,
     qemu_clock_run_timers,
+    qemu_clock_sync_host,
+    virtual_clock_follow_host,
 )
 
 __all__ = ["ErrorHandler", "FdHandler", "MainLoop"]
@@ -48,7 +49,6 @@ ErrorHandler = Callable[[str, BaseException], None]
 """Receives ``(what was running, the exception)`` for a failed callback."""
 
 _MAX_SLEEP_NS = 1_000_000_000
-_monotonic_ns = time.monotonic_ns
 
 
 @final
@@ -133,7 +133,8 @@ class MainLoop:
             return max(time.monotonic_ns() - base, qemu_clock_get_ns(CLOCK_VIRTUAL))
         return qemu_clock_get_ns(CLOCK_VIRTUAL)
 
-    def vcpu_clock_sync(self) -> None:
+    @property
+    def vcpu_clock_sync(self) -> Callable[[], None]:
         """Bring the virtual clock to host time and run the timers due (BQL held).
 
         The vCPU thread calls this before each device access while the clock
@@ -145,17 +146,21 @@ class MainLoop:
         follow host time (qtest, icount) or the machine is stopped.  Never
         raises: a failing timer callback goes to the error handler, as in
         the loop.
+
+        It is :func:`~qemu_api.timer.qemu_clock_sync_host` itself, which the
+        loop points at host time while it follows it: one call per access.
         """
-        base = self._host_base
-        if base is None:
-            return
-        try:
-            qemu_clock_advance_virtual_time(_monotonic_ns() - base)
-        except Exception as exc:
-            handler = self._error_handler
-            if handler is None:
-                raise
-            handler("virtual clock timers", exc)
+        return qemu_clock_sync_host
+
+    def _set_host_base(self, base: int | None) -> None:
+        self._host_base = base
+        virtual_clock_follow_host(base, None if base is None else self._timer_failed)
+
+    def _timer_failed(self, exc: BaseException) -> None:
+        handler = self._error_handler
+        if handler is None:
+            raise exc
+        handler("virtual clock timers", exc)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Install the receiver of exceptions escaping callbacks."""
@@ -206,11 +211,12 @@ class MainLoop:
     def _sync_virtual_clock(self) -> None:
         """Move the virtual clock with host time while the machine runs."""
         if not (self.virtual_follows_host and self.machine_running()):
-            self._host_base = None
+            if self._host_base is not None:
+                self._set_host_base(None)
             return
         now = time.monotonic_ns()
         if self._host_base is None:
-            self._host_base = now - qemu_clock_get_ns(CLOCK_VIRTUAL)
+            self._set_host_base(now - qemu_clock_get_ns(CLOCK_VIRTUAL))
             return
         target = now - self._host_base
         if target > qemu_clock_get_ns(CLOCK_VIRTUAL):
@@ -278,7 +284,9 @@ class MainLoop:
             self.wait()
 
     def close(self) -> None:
-        """Stop watching every descriptor."""
+        """Stop watching every descriptor (and stop following host time)."""
+        if self._host_base is not None:
+            self._set_host_base(None)
         for fd in list(self._handlers):
             self.set_fd_handler(fd, None, None)
         self._sel.close()

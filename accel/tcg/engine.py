@@ -273,37 +273,69 @@ class UnicornEngine:
         write: MMIO_WRITE,
         lock: Callable[[], object] | None = None,
         unlock: Callable[[], object] | None = None,
+        before: Callable[[], object] | None = None,
     ) -> None:
         """Send accesses to [addr, addr + size) to *read*/*write* (absolute addrs).
 
         The callbacks are registered with the engine's C API directly: the
         binding's own wrappers would add two Python calls to every access.
         *lock* and *unlock* (the BQL), when given, surround each call in the
-        same Python frame. An exception in a callback stops the run and is
-        raised by :meth:`run`.
+        same Python frame, and *before* runs between *lock* and the access
+        (the runtime brings the virtual clock up to date there). An exception
+        in a callback stops the run and is raised by :meth:`run`.
         """
         fail = self._fail
         take = lock or _nothing
         release = unlock or _nothing
 
-        def rd(_handle: int, offset: int, width: int, _data: int) -> int:
-            take()
-            try:
-                return read(addr + offset, width)
-            except BaseException as exc:
-                fail(exc)
-                return 0
-            finally:
-                release()
+        if before is None:
 
-        def wr(_handle: int, offset: int, width: int, value: int, _data: int) -> None:
-            take()
-            try:
-                write(addr + offset, value, width)
-            except BaseException as exc:
-                fail(exc)
-            finally:
-                release()
+            def rd(_handle: int, offset: int, width: int, _data: int) -> int:
+                take()
+                try:
+                    return read(addr + offset, width)
+                except BaseException as exc:
+                    fail(exc)
+                    return 0
+                finally:
+                    release()
+
+            def wr(
+                _handle: int, offset: int, width: int, value: int, _data: int
+            ) -> None:
+                take()
+                try:
+                    write(addr + offset, value, width)
+                except BaseException as exc:
+                    fail(exc)
+                finally:
+                    release()
+
+        else:
+            first = before
+
+            def rd(_handle: int, offset: int, width: int, _data: int) -> int:
+                take()
+                try:
+                    first()
+                    return read(addr + offset, width)
+                except BaseException as exc:
+                    fail(exc)
+                    return 0
+                finally:
+                    release()
+
+            def wr(
+                _handle: int, offset: int, width: int, value: int, _data: int
+            ) -> None:
+                take()
+                try:
+                    first()
+                    write(addr + offset, value, width)
+                except BaseException as exc:
+                    fail(exc)
+                finally:
+                    release()
 
         cb_read = _MMIO_READ_CFUNC(rd)
         cb_write = _MMIO_WRITE_CFUNC(wr)

@@ -165,8 +165,12 @@ class Engine(Protocol):
         write: MMIO_WRITE,
         lock: Callable[[], object] | None = None,
         unlock: Callable[[], object] | None = None,
+        before: Callable[[], object] | None = None,
     ) -> None:
-        """Send accesses to a range to *read*/*write*, inside *lock*/*unlock*."""
+        """Send accesses to a range to *read*/*write*, inside *lock*/*unlock*.
+
+        *before*, when given, runs before each access with the lock held.
+        """
         ...
 
     def unmap(self, addr: int, size: int) -> None:

@@ -62,20 +62,7 @@ class EngineMemory:
         self._mapped: dict[_Mapping, object] = {}
         self._read: MMIO_READ = space.read
         self._write: MMIO_WRITE = space.write
-        if before_access is not None:
-            read = space.read
-            write = space.write
-
-            def read_after(addr: int, size: int) -> int:
-                before_access()
-                return read(addr, size)
-
-            def write_after(addr: int, value: int, size: int) -> object:
-                before_access()
-                return write(addr, value, size)
-
-            self._read = read_after
-            self._write = write_after
+        self._before = before_access
 
     def desired(self) -> dict[_Mapping, object]:
         """Return the mappings the current flat view asks for (and their buffers)."""
@@ -121,10 +108,17 @@ class EngineMemory:
                 self.engine.map_ram(m.start, m.size, m.ptr, m.readonly)
             else:
                 # The address space's own read/write, the BQL taken around
-                # them by the engine's callback (one Python frame fewer); the
-                # vCPU thread has lent the BQL (bql_lend) while guest code runs.
+                # them and before_access called by the engine's callback (no
+                # Python frame of their own); the vCPU thread has lent the BQL
+                # (bql_lend) while guest code runs.
                 take, release = bql_lent_pair()
                 self.engine.map_mmio(
-                    m.start, m.size, self._read, self._write, take, release
+                    m.start,
+                    m.size,
+                    self._read,
+                    self._write,
+                    take,
+                    release,
+                    self._before,
                 )
             self._mapped[m] = buf

@@ -120,6 +120,56 @@ def test_mmio_goes_to_the_callbacks_with_absolute_addresses() -> None:
     assert g.engine.reg_read(5) == 0x5A
 
 
+def test_mmio_callbacks_run_inside_lock_and_after_before() -> None:
+    seen: list[str] = []
+
+    def read(addr: int, size: int) -> int:
+        seen.append("read")
+        return 1
+
+    def write(addr: int, value: int, size: int) -> None:
+        seen.append("write")
+
+    g = Guest(STR_W1_X2, LDR_W5_X2, WFI)
+    g.engine.map_mmio(
+        0x0900_0000,
+        0x1000,
+        read,
+        write,
+        lambda: seen.append("lock"),
+        lambda: seen.append("unlock"),
+        lambda: seen.append("before"),
+    )
+    g.engine.reg_write(2, 0x0900_0018)
+    g.engine.run(BASE)
+    write_access = ["lock", "before", "write", "unlock"]
+    assert seen == [*write_access, "lock", "before", "read", "unlock"]
+
+
+def test_an_exception_before_an_access_ends_the_run_without_the_access() -> None:
+    seen: list[str] = []
+
+    def before() -> None:
+        raise ValueError("clock bug")
+
+    def read(addr: int, size: int) -> int:
+        seen.append("read")
+        return 0
+
+    g = Guest(LDR_W5_X2, WFI)
+    g.engine.map_mmio(
+        0x0900_0000,
+        0x1000,
+        read,
+        lambda a, v, s: None,
+        before=before,
+    )
+    g.engine.reg_write(2, 0x0900_0004)
+    with pytest.raises(ValueError, match="clock bug"):
+        g.engine.run(BASE)
+    assert seen == []
+
+
 def test_hooked_system_registers_go_to_the_model() -> None:
     g = Guest(MRS_X1_CNTVCT, MSR_CNTV_CTL_X4, WFI, hooked=frozenset({CNTVCT, CNTV_CTL}))
     g.engine.reg_write(4, 3)

@@ -77,15 +77,18 @@ def install() -> None:
         write: Callable[[int, int, int], object],
         lock: Callable[[], object] | None = None,
         unlock: Callable[[], object] | None = None,
+        before: Callable[[], object] | None = None,
     ) -> None:
         # The time of each access includes waiting for the BQL.
         take = lock or (lambda: None)
         release = unlock or (lambda: None)
+        first = before or (lambda: None)
 
         def rd(a: int, width: int) -> int:
             t = time.perf_counter()
             take()
             try:
+                first()
                 return read(a, width)
             finally:
                 release()
@@ -95,6 +98,7 @@ def install() -> None:
             t = time.perf_counter()
             take()
             try:
+                first()
                 write(a, value, width)
             finally:
                 release()

@@ -301,3 +301,27 @@ def test_main_loop_pipe_read_handler_sees_eof() -> None:
     assert chunks[:2] == [b"xy", b""]
     loop.close()
     os.close(r)
+
+
+def test_failing_timers_run_by_the_vcpu_go_to_the_handler() -> None:
+    loop = MainLoop()
+    loop.virtual_follows_host = True
+    loop.machine_running = lambda: True
+    seen: list[tuple[str, str]] = []
+    loop.set_error_handler(lambda what, exc: seen.append((what, str(exc))))
+
+    def boom() -> None:
+        raise RuntimeError("timer bug")
+
+    loop.wait(0)  # the loop starts following host time
+    t = Timer(CLOCK_VIRTUAL, SCALE_NS, boom)
+    t.mod_ns(qemu_clock_get_ns(CLOCK_VIRTUAL) + 1)
+    time.sleep(0.001)
+    loop.vcpu_clock_sync()
+    assert seen == [("virtual clock timers", "timer bug")]
+    loop.close()
+    # A closed loop no longer moves the clock from the vCPU.
+    now = qemu_clock_get_ns(CLOCK_VIRTUAL)
+    time.sleep(0.001)
+    loop.vcpu_clock_sync()
+    assert qemu_clock_get_ns(CLOCK_VIRTUAL) == now

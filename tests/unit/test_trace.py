@@ -241,6 +241,86 @@ def test_mmio_dispatch_trace_events(capsys: pytest.CaptureFixture[str]) -> None:
     assert dev.written == [(8, 0xAB)]
 
 
+def test_mmio_trace_events_of_resolved_accesses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A device that resolves its accesses: while the MMIO tracepoints are on,
+    # the address space calls the traced read and write instead.
+    from collections.abc import Callable
+
+    from qemu_api.memory import AddressSpace, MemoryRegion, MemoryRegionOps, OpsImpl
+
+    class Dev:
+        def read(self, addr: int, size: int) -> int:
+            return 0x40 + addr
+
+        def write(self, addr: int, value: int, size: int) -> None:
+            pass
+
+        def resolve_read(
+            self, addr: int, size: int
+        ) -> Callable[[int, int], int] | None:
+            return self.read
+
+        def resolve_write(
+            self, addr: int, size: int
+        ) -> Callable[[int, int, int], None] | None:
+            return self.write
+
+    ops = MemoryRegionOps[Dev](
+        read=Dev.read,
+        write=Dev.write,
+        resolve_read=Dev.resolve_read,
+        resolve_write=Dev.resolve_write,
+        impl=OpsImpl(min_access_size=4, max_access_size=4),
+    )
+    root = MemoryRegion.container(None, "root", 0x10000)
+    root.add_subregion(0x9000, MemoryRegion.io(None, "uart", 0x1000, ops, Dev()))
+    space = AddressSpace(root, "t")
+    assert space.read(0x9004, 4) == 0x44
+    space.write(0x9008, 1, 4)
+    trace.trace_enable_events("memory_region_ops_*")
+    assert space.read(0x9004, 4) == 0x44
+    space.write(0x9008, 1, 4)
+    trace.trace_enable_events("-memory_region_ops_*")
+    assert space.read(0x9004, 4) == 0x44
+    events = [
+        line.split(":", 1)[1].split()[0]
+        for line in capsys.readouterr().err.splitlines()
+    ]
+    assert events == ["memory_region_ops_read", "memory_region_ops_write"]
+
+
+def test_trace_event_of_generated_tracepoints() -> None:
+    from qemu_trace.pl011 import trace_pl011_read
+
+    ev = trace.trace_event_of(trace_pl011_read)
+    assert ev is trace.trace_event_name("pl011_read")
+
+    def trace_pl011_write(addr: int, value: int, regname: str) -> None:
+        pass
+
+    # The name alone does not make a tracepoint.
+    assert trace.trace_event_of(trace_pl011_write) is None
+
+
+def test_set_state_tells_the_listeners() -> None:
+    seen: list[bool] = []
+    ev = trace.trace_event_name("pl011_read")
+    assert ev is not None
+
+    def listener() -> None:
+        seen.append(ev.state)
+
+    trace.add_state_listener(listener)
+    try:
+        ev.set_state(True)
+        ev.set_state(False)
+    finally:
+        trace._state_listeners.remove(listener)
+    assert seen == [True, False]
+
+
 def test_irq_and_timer_trace_events(capsys: pytest.CaptureFixture[str]) -> None:
     from qemu_api.irq import InterruptSource, qemu_allocate_irq
     from qemu_api.timer import CLOCK_VIRTUAL, SCALE_NS, Timer, clock_step

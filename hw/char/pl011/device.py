@@ -72,6 +72,7 @@ The guest's view through an address space:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, ClassVar, Final, final
 
 from hw.char.pl011.registers import (
@@ -631,6 +632,7 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
     def realize(self) -> None:
         super().realize()
         self.regs.fifo_levels = self._tx_lazy = self.tx_fifo
+        self.iomem.invalidate_resolved()  # the accesses depend on _tx_lazy
         self.chardev.set_handlers(self.can_receive, self.receive, self.event)
 
     @override
@@ -1038,6 +1040,25 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
             self.tx_catch_up(qemu_clock_get_ns(CLOCK_VIRTUAL))
         self.registers.write(self, offset, value, size)
 
+    def mmio_resolve_read(
+        self, offset: int, size: int
+    ) -> Callable[[int, int], int] | None:
+        """The register's own read for the address space to call directly.
+
+        None with x-tx-fifo, whose reads catch the line up first.
+        """
+        if self._tx_lazy:
+            return None
+        return self.registers.resolve_read(self, offset, size)
+
+    def mmio_resolve_write(
+        self, offset: int, size: int
+    ) -> Callable[[int, int, int], None] | None:
+        """The register's own write, as :meth:`mmio_resolve_read`."""
+        if self._tx_lazy:
+            return None
+        return self.registers.resolve_write(self, offset, size)
+
     def imsc_written(self) -> None:
         """After an IMSC write: the IRQ lines, and when the TX line may rise."""
         self.update()
@@ -1408,6 +1429,8 @@ class PL011State(SysBusDevice, type_name=TYPE_PL011):
 PL011_OPS: Final = MemoryRegionOps[PL011State](
     read=PL011State.mmio_read,
     write=PL011State.mmio_write,
+    resolve_read=PL011State.mmio_resolve_read,
+    resolve_write=PL011State.mmio_resolve_write,
     impl=OpsImpl(min_access_size=4, max_access_size=4),
 )
 """QEMU's ``pl011_ops``: native endian, 32-bit callbacks, every size valid."""

@@ -886,6 +886,28 @@ def test_trace_events_of_an_access_sequence(
     ]
 
 
+def test_trace_events_fire_after_untraced_accesses(
+    uart: Uart, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Untraced accesses leave the address space calling the registers' own
+    # reads and writes; enabling the events must reach them all the same.
+    for _ in range(2):
+        uart.write(R.IMSC, INT_RX)
+        uart.read(R.FR)
+    assert traced(capsys) == []
+    trace_enable_events("pl011_read")
+    trace_enable_events("pl011_write")
+    uart.write(R.IMSC, INT_TX)
+    uart.read(R.FR)
+    trace_enable_events("-pl011_*")
+    uart.write(R.IMSC, INT_RX)
+    assert uart.read(R.IMSC) == INT_RX
+    assert traced(capsys) == [
+        "pl011_write addr 0x038 value 0x00000020 reg IMSC",
+        "pl011_read addr 0x018 value 0x00000090 reg FR",
+    ]
+
+
 def test_trace_event_names_match_qemu() -> None:
     import qemu_trace.pl011 as events
 
