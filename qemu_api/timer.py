@@ -84,6 +84,7 @@ __all__ = [
     "qemu_clock_run_timers",
     "qemu_clock_set_notify",
     "qemu_clock_sync_host",
+    "qemu_clock_sync_host_bql_held",
     "timer_new_ms",
     "timer_new_ns",
     "timer_new_us",
@@ -607,6 +608,46 @@ def qemu_clock_advance_virtual_time(dest: int) -> int:
         _virtual_ns = dest
         return dest
     return _advance_virtual_time(dest, "qemu_clock_advance_virtual_time()")
+
+
+def qemu_clock_sync_host_bql_held() -> None:
+    """:func:`qemu_clock_sync_host` for a caller that holds the BQL by construction.
+
+    The vCPU's device-access callback takes the BQL immediately before it
+    calls this, once per guest load or store: the thread-local check that
+    :func:`qemu_clock_sync_host` makes first is a tenth of such an access.
+    Calling it without the BQL is a race on the virtual clock; anything
+    else must call :func:`qemu_clock_sync_host`.
+
+    Raises:
+        Error: the call comes from a timer callback.
+
+    >>> virtual_clock_reset()
+    >>> virtual_clock_follow_host(time.monotonic_ns() - 10**12)
+    >>> qemu_clock_sync_host_bql_held()  # the doctests hold the BQL
+    >>> qemu_clock_get_ns(CLOCK_VIRTUAL) >= 10**12
+    True
+    >>> virtual_clock_follow_host(None)
+    >>> virtual_clock_reset()
+    """
+    global _virtual_ns
+    base = _host_base
+    if base is None:
+        return
+    dest = _monotonic_ns() - base
+    if dest <= _virtual_ns:
+        return
+    active = _virtual_list.active
+    if not _stepping and (not active or active[0][0] > dest):
+        _virtual_ns = dest
+        return
+    try:
+        _advance_virtual_time(dest, "qemu_clock_sync_host_bql_held()")
+    except Exception as exc:
+        handler = _host_error
+        if handler is None:
+            raise
+        handler(exc)
 
 
 def virtual_clock_follow_host(

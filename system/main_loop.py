@@ -36,7 +36,7 @@ from qemu_api.timer import (
     qemu_clock_deadline_ns,
     qemu_clock_get_ns,
     qemu_clock_run_timers,
-    qemu_clock_sync_host,
+    qemu_clock_sync_host_bql_held,
     virtual_clock_follow_host,
 )
 
@@ -147,10 +147,12 @@ class MainLoop:
         raises: a failing timer callback goes to the error handler, as in
         the loop.
 
-        It is :func:`~qemu_api.timer.qemu_clock_sync_host` itself, which the
-        loop points at host time while it follows it: one call per access.
+        It is :func:`~qemu_api.timer.qemu_clock_sync_host_bql_held` itself,
+        which the loop points at host time while it follows it: one call per
+        access, made by the engine's device-access callback right after it
+        takes the BQL.
         """
-        return qemu_clock_sync_host
+        return qemu_clock_sync_host_bql_held
 
     def _set_host_base(self, base: int | None) -> None:
         self._host_base = base

@@ -182,7 +182,7 @@ def engine_path_load_ns(loads: int) -> float:
     from qemu_api.timer import (
         CLOCK_VIRTUAL,
         qemu_clock_get_ns,
-        qemu_clock_sync_host,
+        qemu_clock_sync_host_bql_held,
         virtual_clock_follow_host,
     )
 
@@ -210,7 +210,9 @@ def engine_path_load_ns(loads: int) -> float:
     engine = UnicornEngine(
         "cortex-a57", lambda k: None, lambda k, v: False, frozenset()
     )
-    memory = EngineMemory(engine, get_address_space_memory(), qemu_clock_sync_host)
+    memory = EngineMemory(
+        engine, get_address_space_memory(), qemu_clock_sync_host_bql_held
+    )
     memory.sync()
     virtual_clock_follow_host(time.monotonic_ns() - qemu_clock_get_ns(CLOCK_VIRTUAL))
     best = float("inf")
