@@ -695,26 +695,9 @@ def qemu_clock_sync_host() -> None:
     >>> virtual_clock_follow_host(None)
     >>> virtual_clock_reset()
     """
-    global _virtual_ns
-    base = _host_base
-    if base is None:
-        return
-    dest = _monotonic_ns() - base
-    if dest <= _virtual_ns:
-        return
-    active = _virtual_list.active
-    if not _stepping and (not active or active[0][0] > dest):
-        if not _held.held:
-            bql_assert_locked("qemu_clock_sync_host()")
-        _virtual_ns = dest
-        return
-    try:
-        _advance_virtual_time(dest, "qemu_clock_sync_host()")
-    except Exception as exc:
-        handler = _host_error
-        if handler is None:
-            raise
-        handler(exc)
+    if not _held.held:
+        bql_assert_locked("qemu_clock_sync_host()")
+    qemu_clock_sync_host_bql_held()
 
 
 def clock_step(ns: int | None = None) -> int:

@@ -80,6 +80,15 @@ def _pin(subprojects: Path) -> tuple[str, str]:
     raise BuildError(f"{path}: no requirement line")
 
 
+def _venv_python(venv: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(venv / "bin" / "python3"), "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def _venv_unicorn(venv: Path) -> tuple[str, Path]:
     """The installed unicorn's version and the directory of its library."""
     code = (
@@ -88,12 +97,7 @@ def _venv_unicorn(venv: Path) -> tuple[str, Path]:
         "print(m.version('unicorn')); "
         "print(os.path.dirname(s.origin))"
     )
-    result = subprocess.run(
-        [str(venv / "bin" / "python3"), "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _venv_python(venv, code)
     if result.returncode != 0:
         raise BuildError(f"the venv has no unicorn package: {result.stderr.strip()}")
     version, package = result.stdout.split("\n")[:2]
@@ -191,12 +195,7 @@ def _check_loads(venv: Path) -> None:
         "from unicorn import Uc, UC_ARCH_ARM64, UC_MODE_ARM; "
         "Uc(UC_ARCH_ARM64, UC_MODE_ARM)"
     )
-    result = subprocess.run(
-        [str(venv / "bin" / "python3"), "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _venv_python(venv, code)
     if result.returncode != 0:
         raise BuildError(
             f"the built engine does not load: {result.stderr.strip()[-400:]}"
